@@ -1,0 +1,19 @@
+//! The domain of sessiongate: what a session is, how it lives and ends, and
+//! the figures reported about it.
+//!
+//! Nothing here does network or database I/O itself. Persistence goes through
+//! the [`store::SessionStore`] port, implemented by `sessiongate-store`; the
+//! MCP transport and the management API sit on top of [`lifecycle::SessionManager`].
+
+pub mod client;
+pub mod clock;
+pub mod health;
+pub mod ids;
+pub mod lifecycle;
+pub mod request_log;
+pub mod session;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
+pub use ids::SessionId;
+pub use session::{DisconnectReason, SessionRecord, SessionStatus};

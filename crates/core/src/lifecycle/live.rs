@@ -1,0 +1,107 @@
+//! A session held in memory while it is active. The request path reads and
+//! touches it without locks or I/O; the store catches up behind it.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::clock::Timestamp;
+use crate::ids::SessionId;
+use crate::session::{ClientIdentity, SessionRecord, SessionStatus};
+
+/// An active session.
+#[derive(Debug)]
+pub struct LiveSession {
+    id: SessionId,
+    identity: ClientIdentity,
+    connected_at: Timestamp,
+    metadata: Value,
+    last_activity: AtomicI64,
+    request_count: AtomicU64,
+    open_streams: AtomicU32,
+    /// Set when activity has not been flushed to the store yet.
+    dirty: AtomicBool,
+}
+
+impl LiveSession {
+    pub(crate) fn new(record: SessionRecord) -> Arc<Self> {
+        Arc::new(LiveSession {
+            id: record.session_id,
+            identity: record.client,
+            connected_at: record.connected_at,
+            metadata: record.metadata,
+            last_activity: AtomicI64::new(record.last_activity.as_millis()),
+            request_count: AtomicU64::new(record.request_count),
+            open_streams: AtomicU32::new(0),
+            dirty: AtomicBool::new(false),
+        })
+    }
+
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    pub fn identity(&self) -> &ClientIdentity {
+        &self.identity
+    }
+
+    /// The protocol revision negotiated at `initialize`.
+    pub fn protocol_version(&self) -> &str {
+        &self.identity.protocol_version
+    }
+
+    pub fn connected_at(&self) -> Timestamp {
+        self.connected_at
+    }
+
+    pub fn last_activity(&self) -> Timestamp {
+        Timestamp::from_millis(self.last_activity.load(Ordering::Relaxed))
+    }
+
+    pub fn request_count(&self) -> u64 {
+        self.request_count.load(Ordering::Relaxed)
+    }
+
+    pub fn open_streams(&self) -> u32 {
+        self.open_streams.load(Ordering::Relaxed)
+    }
+
+    /// Records a sign of life. Returns true when the session just became
+    /// dirty, so the caller queues it for the next activity flush.
+    pub(crate) fn touch(&self, now: Timestamp, requests: u64) -> bool {
+        self.last_activity.fetch_max(now.as_millis(), Ordering::Relaxed);
+        if requests > 0 {
+            self.request_count.fetch_add(requests, Ordering::Relaxed);
+        }
+        !self.dirty.swap(true, Ordering::AcqRel)
+    }
+
+    pub(crate) fn clear_dirty(&self) {
+        self.dirty.store(false, Ordering::Release);
+    }
+
+    pub(crate) fn stream_opened(&self) {
+        self.open_streams.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stream_closed(&self) {
+        self.open_streams.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The session as a record, with its live figures.
+    pub fn record(&self) -> SessionRecord {
+        SessionRecord {
+            session_id: self.id,
+            client: self.identity.clone(),
+            connected_at: self.connected_at,
+            last_activity: self.last_activity(),
+            status: SessionStatus::Active,
+            disconnected_at: None,
+            disconnect_reason: None,
+            total_duration: None,
+            request_count: self.request_count(),
+            metadata: self.metadata.clone(),
+        }
+    }
+}

@@ -1,0 +1,536 @@
+//! The session lifecycle: creation, activity, liveness, expiry and end.
+//!
+//! [`SessionManager`] owns every active session in memory (the registry) and
+//! is the only writer of session rows. The request path touches sessions
+//! with atomics only; creations and ends are group-committed, activity and
+//! the request log are written behind (see [`writer`]), expiry is
+//! deadline-ordered (see [`expiry`]).
+
+mod clients;
+mod expiry;
+mod live;
+mod writer;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use clients::ClientActivity;
+pub use live::LiveSession;
+
+use crate::clock::{SharedClock, Timestamp};
+use crate::health::{
+    minutes, AgeBounds, AgeDistribution, ConnectionWindow, HealthReport, RecentActivity,
+    StatusBreakdown,
+};
+use crate::ids::SessionId;
+use crate::request_log::RequestLogEntry;
+use crate::session::{
+    ActivityUpdate, ClientIdentity, DisconnectReason, SessionEnd, SessionRecord, SessionStatus,
+};
+use crate::store::{SessionPage, SessionQuery, SessionStore, StoreError, StoreResult};
+use expiry::Deadlines;
+use writer::SessionWrite;
+
+/// Timings and sizes of the lifecycle. Every one is configurable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LifecycleConfig {
+    /// A session with no sign of life for this long is disconnected(timeout).
+    pub idle_timeout: Duration,
+    /// How often touched sessions' activity is written to the store.
+    pub activity_flush_interval: Duration,
+    pub request_log: RequestLogConfig,
+    pub age_bounds: AgeBounds,
+    /// The window of `connection_health`.
+    pub health_window: Duration,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig {
+            idle_timeout: Duration::from_secs(300),
+            activity_flush_interval: Duration::from_secs(1),
+            request_log: RequestLogConfig::default(),
+            age_bounds: AgeBounds::default(),
+            health_window: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestLogConfig {
+    /// Rows that may wait for the writer before requests are slowed down.
+    pub queue_capacity: usize,
+    pub batch_rows: usize,
+    pub flush_interval: Duration,
+    pub retention: Duration,
+    pub prune_interval: Duration,
+}
+
+impl Default for RequestLogConfig {
+    fn default() -> Self {
+        RequestLogConfig {
+            queue_capacity: 65_536,
+            batch_rows: 1000,
+            flush_interval: Duration::from_millis(100),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            prune_interval: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Failure to create or end a session.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+pub struct SessionManager {
+    store: Arc<dyn SessionStore>,
+    clock: SharedClock,
+    config: LifecycleConfig,
+    sessions: DashMap<SessionId, Arc<LiveSession>>,
+    deadlines: Deadlines,
+    dirty: Mutex<Vec<Arc<LiveSession>>>,
+    writes: mpsc::Sender<SessionWrite>,
+    request_log: mpsc::Sender<RequestLogEntry>,
+    window: Mutex<ConnectionWindow>,
+    disconnected_total: AtomicU64,
+    clients: clients::Clients,
+    shutdown: CancellationToken,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl SessionManager {
+    /// Rebuilds the registry from the store, ends sessions whose deadline
+    /// passed while the server was down, and starts the background tasks.
+    pub async fn start(
+        store: Arc<dyn SessionStore>,
+        clock: SharedClock,
+        config: LifecycleConfig,
+    ) -> Result<Arc<Self>, LifecycleError> {
+        let now = clock.now();
+        let (writes_tx, writes_rx) = mpsc::channel(4096);
+        let (log_tx, log_rx) = mpsc::channel(config.request_log.queue_capacity.max(1));
+
+        let mut overdue = Vec::new();
+        let sessions = DashMap::new();
+        let deadlines = Deadlines::default();
+        for record in store.load_active().await? {
+            let deadline = record.last_activity.saturating_add(config.idle_timeout);
+            if deadline <= now {
+                overdue.push(SessionEnd {
+                    session_id: record.session_id,
+                    at: deadline,
+                    reason: DisconnectReason::Timeout,
+                    total_duration: deadline.since(record.connected_at),
+                    last_activity: record.last_activity,
+                    request_count: record.request_count,
+                });
+            } else {
+                deadlines.push(deadline, record.session_id);
+                sessions.insert(record.session_id, LiveSession::new(record));
+            }
+        }
+        if !overdue.is_empty() {
+            store.end_sessions(&overdue).await?;
+            tracing::info!(
+                count = overdue.len(),
+                "ended sessions that timed out while the server was down"
+            );
+        }
+        let counts = store.status_counts().await?;
+        let mut window = ConnectionWindow::new(config.health_window);
+        window.seed(
+            store
+                .connection_buckets(now.saturating_sub(config.health_window))
+                .await?,
+        );
+        tracing::info!(
+            restored = sessions.len(),
+            backend = store.backend(),
+            "session registry loaded"
+        );
+
+        let manager = Arc::new(SessionManager {
+            store: store.clone(),
+            clock: clock.clone(),
+            sessions,
+            deadlines,
+            dirty: Mutex::new(Vec::new()),
+            writes: writes_tx,
+            request_log: log_tx,
+            window: Mutex::new(window),
+            disconnected_total: AtomicU64::new(counts.disconnected),
+            clients: clients::Clients::default(),
+            shutdown: CancellationToken::new(),
+            tasks: Mutex::new(Vec::new()),
+            config,
+        });
+
+        let tasks = vec![
+            tokio::spawn(writer::run_session_writer(
+                store.clone(),
+                writes_rx,
+                manager.shutdown.clone(),
+            )),
+            tokio::spawn(writer::run_request_log_writer(
+                store,
+                clock,
+                manager.config.request_log.clone(),
+                log_rx,
+                manager.shutdown.clone(),
+            )),
+            tokio::spawn(manager.clone().run_reaper()),
+            tokio::spawn(manager.clone().run_activity_flusher()),
+        ];
+        *manager.tasks.lock().expect("tasks poisoned") = tasks;
+        Ok(manager)
+    }
+
+    pub fn config(&self) -> &LifecycleConfig {
+        &self.config
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Creates a session; it is durable when this returns. The `initialize`
+    /// that created it counts as its first request.
+    pub async fn create(
+        &self,
+        client: ClientIdentity,
+        metadata: Value,
+    ) -> Result<Arc<LiveSession>, LifecycleError> {
+        let now = self.clock.now();
+        let record = SessionRecord {
+            session_id: SessionId::generate(),
+            client,
+            connected_at: now,
+            last_activity: now,
+            status: SessionStatus::Active,
+            disconnected_at: None,
+            disconnect_reason: None,
+            total_duration: None,
+            request_count: 1,
+            metadata,
+        };
+        let (ack, done) = oneshot::channel();
+        self.writes
+            .send(SessionWrite::Create(record.clone(), ack))
+            .await
+            .map_err(|_| LifecycleError::ShuttingDown)?;
+        done.await.map_err(|_| LifecycleError::ShuttingDown)??;
+
+        let live = LiveSession::new(record);
+        self.sessions.insert(live.id(), live.clone());
+        self.deadlines
+            .push(now.saturating_add(self.config.idle_timeout), live.id());
+        self.window
+            .lock()
+            .expect("window poisoned")
+            .on_connect(now);
+        Ok(live)
+    }
+
+    /// The active session with this id, if any.
+    pub fn active(&self, id: SessionId) -> Option<Arc<LiveSession>> {
+        self.sessions.get(&id).map(|s| s.clone())
+    }
+
+    pub fn active_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Records one request on a session.
+    pub fn touch(&self, session: &Arc<LiveSession>) {
+        if session.touch(self.clock.now(), 1) {
+            self.dirty.lock().expect("dirty poisoned").push(session.clone());
+        }
+    }
+
+    /// Marks a server-to-client stream open for as long as the guard lives:
+    /// the session does not expire meanwhile, and its idle time counts from
+    /// the stream's close.
+    pub fn open_stream(self: &Arc<Self>, session: Arc<LiveSession>) -> StreamGuard {
+        session.stream_opened();
+        StreamGuard {
+            manager: self.clone(),
+            session,
+        }
+    }
+
+    /// Ends an active session durably. Returns its final record, or `None`
+    /// if it was not active.
+    pub async fn end(
+        &self,
+        id: SessionId,
+        reason: DisconnectReason,
+    ) -> Result<Option<SessionRecord>, LifecycleError> {
+        let Some((_, live)) = self.sessions.remove(&id) else {
+            return Ok(None);
+        };
+        let (end, record) = self.account_end(&live, reason);
+        let (ack, done) = oneshot::channel();
+        self.writes
+            .send(SessionWrite::End(end, Some(ack)))
+            .await
+            .map_err(|_| LifecycleError::ShuttingDown)?;
+        done.await.map_err(|_| LifecycleError::ShuttingDown)??;
+        Ok(Some(record))
+    }
+
+    fn account_end(
+        &self,
+        live: &LiveSession,
+        reason: DisconnectReason,
+    ) -> (SessionEnd, SessionRecord) {
+        let now = self.clock.now();
+        let end = SessionEnd {
+            session_id: live.id(),
+            at: now,
+            reason,
+            total_duration: now.since(live.connected_at()),
+            last_activity: live.last_activity(),
+            request_count: live.request_count(),
+        };
+        self.disconnected_total.fetch_add(1, Ordering::Relaxed);
+        self.window
+            .lock()
+            .expect("window poisoned")
+            .on_end(live.connected_at(), now);
+        let mut record = live.record();
+        record.status = SessionStatus::Disconnected;
+        record.disconnected_at = Some(now);
+        record.disconnect_reason = Some(reason);
+        record.total_duration = Some(end.total_duration);
+        (end, record)
+    }
+
+    /// Queues a request-log row. Waits only when the queue is full.
+    pub async fn log_request(&self, entry: RequestLogEntry) {
+        if self.request_log.send(entry).await.is_err() {
+            tracing::warn!("request log closed; row dropped during shutdown");
+        }
+    }
+
+    /// Records a request of a stateless (2026-07-28) client.
+    pub fn touch_client(&self, key: &str, identity: impl FnOnce() -> ClientIdentity) {
+        self.clients.touch(key, self.clock.now(), identity);
+    }
+
+    /// Stateless clients seen within the health window, most recent first.
+    pub fn clients(&self) -> Vec<ClientActivity> {
+        self.clients
+            .list(self.clock.now().saturating_sub(self.config.health_window))
+    }
+
+    /// A session by id, with live figures while it is active.
+    pub async fn session(&self, id: SessionId) -> StoreResult<Option<SessionRecord>> {
+        if let Some(live) = self.active(id) {
+            return Ok(Some(live.record()));
+        }
+        self.store.get_session(id).await
+    }
+
+    /// A page of sessions, with live figures for the active ones.
+    pub async fn list(&self, query: &SessionQuery) -> StoreResult<SessionPage> {
+        let mut page = self.store.list_sessions(query).await?;
+        for record in &mut page.sessions {
+            if let Some(live) = self.active(record.session_id) {
+                *record = live.record();
+            }
+        }
+        Ok(page)
+    }
+
+    /// The session health report.
+    pub async fn health(&self) -> StoreResult<HealthReport> {
+        let now = self.clock.now();
+        let bounds = &self.config.age_bounds;
+        let mut ages = AgeDistribution::default();
+        // The ten latest active sessions, by last activity.
+        let mut latest: Vec<SessionRecord> = Vec::with_capacity(11);
+        for entry in self.sessions.iter() {
+            let live = entry.value();
+            let last = live.last_activity();
+            ages.count(now.since(last), bounds);
+            if latest.len() < 10 || last > latest[latest.len() - 1].last_activity {
+                let pos = latest.partition_point(|r| r.last_activity >= last);
+                latest.insert(pos, live.record());
+                latest.truncate(10);
+            }
+        }
+        latest.extend(
+            self.store
+                .latest_by_activity(Some(SessionStatus::Disconnected), 10)
+                .await?,
+        );
+        latest.sort_by(|a, b| b.last_activity.cmp(&a.last_activity));
+        latest.truncate(10);
+        let recent_activity = latest
+            .into_iter()
+            .map(|r| RecentActivity {
+                session_id: r.session_id,
+                age_minutes: minutes(r.idle(now)),
+                uptime_minutes: minutes(r.disconnected_at.unwrap_or(now).since(r.connected_at)),
+                client_type: r.client.client_type,
+                status: r.status,
+            })
+            .collect();
+
+        let active = self.sessions.len() as u64;
+        let disconnected = self.disconnected_total.load(Ordering::Relaxed);
+        let connection_health = self.window.lock().expect("window poisoned").report(now);
+        Ok(HealthReport {
+            status_breakdown: StatusBreakdown {
+                active,
+                disconnected,
+                total: active + disconnected,
+            },
+            age_distribution: ages,
+            connection_health,
+            recent_activity,
+            timestamp: now,
+        })
+    }
+
+    async fn run_reaper(self: Arc<Self>) {
+        loop {
+            let next = self.deadlines.next();
+            let sleep = match next {
+                Some(deadline) => self.clock.sleep_until(deadline),
+                None => Box::pin(std::future::pending()),
+            };
+            tokio::select! {
+                _ = sleep => {}
+                _ = self.deadlines.changed.notified() => continue,
+                _ = self.shutdown.cancelled() => return,
+            }
+            self.expire_due();
+        }
+    }
+
+    /// Ends every session whose real deadline has passed; re-arms the others.
+    fn expire_due(&self) {
+        let now = self.clock.now();
+        let timeout = self.config.idle_timeout;
+        for id in self.deadlines.pop_due(now) {
+            let Some(live) = self.active(id) else {
+                continue;
+            };
+            if live.open_streams() > 0 {
+                self.deadlines.push(now.saturating_add(timeout), id);
+                continue;
+            }
+            let deadline = live.last_activity().saturating_add(timeout);
+            if deadline > now {
+                self.deadlines.push(deadline, id);
+                continue;
+            }
+            // Removal decides: a concurrent DELETE or touch-and-remove wins once.
+            let removed = self.sessions.remove_if(&id, |_, s| {
+                s.open_streams() == 0 && s.last_activity().saturating_add(timeout) <= now
+            });
+            if let Some((_, live)) = removed {
+                let (end, _) = self.account_end(&live, DisconnectReason::Timeout);
+                tracing::debug!(session = %id, "session timed out");
+                if self.writes.try_send(SessionWrite::End(end, None)).is_err() {
+                    let writes = self.writes.clone();
+                    tokio::spawn(async move {
+                        let _ = writes.send(SessionWrite::End(end, None)).await;
+                    });
+                }
+            }
+        }
+    }
+
+    async fn run_activity_flusher(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.activity_flush_interval) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+            self.flush_activity().await;
+        }
+    }
+
+    async fn flush_activity(&self) {
+        let touched = std::mem::take(&mut *self.dirty.lock().expect("dirty poisoned"));
+        if touched.is_empty() {
+            return;
+        }
+        let updates: Vec<ActivityUpdate> = touched
+            .iter()
+            .map(|s| {
+                s.clear_dirty();
+                ActivityUpdate {
+                    session_id: s.id(),
+                    last_activity: s.last_activity(),
+                    request_count: s.request_count(),
+                }
+            })
+            .collect();
+        if let Err(e) = self.store.record_activity(&updates).await {
+            tracing::warn!(error = %e, sessions = updates.len(), "flushing activity failed; will retry");
+            for s in touched {
+                if s.touch(s.last_activity(), 0) {
+                    self.dirty.lock().expect("dirty poisoned").push(s);
+                }
+            }
+        }
+    }
+
+    /// Stops the background tasks after writing everything queued: pending
+    /// creations and ends, the request log, and the latest activity. Active
+    /// sessions stay active in the store, so they survive the restart.
+    pub async fn shutdown(&self) {
+        self.shutdown.cancel();
+        let tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks poisoned"));
+        for task in tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "a lifecycle task failed");
+            }
+        }
+        self.flush_activity().await;
+    }
+}
+
+/// Keeps a session's stream counted as open until dropped.
+pub struct StreamGuard {
+    manager: Arc<SessionManager>,
+    session: Arc<LiveSession>,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.session.stream_closed();
+        self.manager.touch_without_request(&self.session);
+    }
+}
+
+impl SessionManager {
+    fn touch_without_request(&self, session: &Arc<LiveSession>) {
+        if session.touch(self.clock.now(), 0) {
+            self.dirty.lock().expect("dirty poisoned").push(session.clone());
+        }
+    }
+}

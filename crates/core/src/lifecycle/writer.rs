@@ -1,0 +1,167 @@
+//! Write-behind to the store. Two tasks own all writes:
+//!
+//! * the session writer applies creations and ends in group commits (every
+//!   caller waiting at the same time shares one transaction, so a session is
+//!   durable before `initialize` answers without a transaction per session),
+//!   and flushes activity of touched sessions on an interval;
+//! * the request-log writer drains a bounded queue in batches of at most
+//!   `batch_rows` or every `flush_interval`, and prunes old rows.
+//!
+//! Neither runs on the request path; a full request-log queue applies
+//! backpressure rather than dropping rows.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::SharedClock;
+use crate::request_log::RequestLogEntry;
+use crate::session::{SessionEnd, SessionRecord};
+use crate::store::{SessionStore, StoreResult};
+
+use super::RequestLogConfig;
+
+pub(crate) enum SessionWrite {
+    Create(SessionRecord, oneshot::Sender<StoreResult<()>>),
+    End(SessionEnd, Option<oneshot::Sender<StoreResult<()>>>),
+}
+
+const GROUP_MAX: usize = 1024;
+
+/// Applies queued creations and ends, one transaction per kind per round.
+pub(crate) async fn run_session_writer(
+    store: Arc<dyn SessionStore>,
+    mut rx: mpsc::Receiver<SessionWrite>,
+    shutdown: CancellationToken,
+) {
+    let mut buf = Vec::with_capacity(GROUP_MAX);
+    loop {
+        let closing = tokio::select! {
+            biased;
+            n = rx.recv_many(&mut buf, GROUP_MAX) => n == 0,
+            _ = shutdown.cancelled() => true,
+        };
+        if closing {
+            while let Ok(op) = rx.try_recv() {
+                buf.push(op);
+            }
+        }
+        let mut creates = Vec::new();
+        let mut create_acks = Vec::new();
+        let mut ends = Vec::new();
+        let mut end_acks = Vec::new();
+        for op in buf.drain(..) {
+            match op {
+                SessionWrite::Create(rec, ack) => {
+                    creates.push(rec);
+                    create_acks.push(ack);
+                }
+                SessionWrite::End(end, ack) => {
+                    ends.push(end);
+                    end_acks.extend(ack);
+                }
+            }
+        }
+        if !creates.is_empty() {
+            let result = store.insert_sessions(&creates).await;
+            if let Err(e) = &result {
+                tracing::error!(error = %e, count = creates.len(), "storing new sessions failed");
+            }
+            for ack in create_acks {
+                let _ = ack.send(clone_result(&result));
+            }
+        }
+        if !ends.is_empty() {
+            let result = store.end_sessions(&ends).await.map(|_| ());
+            if let Err(e) = &result {
+                tracing::error!(error = %e, count = ends.len(), "storing session ends failed");
+            }
+            for ack in end_acks {
+                let _ = ack.send(clone_result(&result));
+            }
+        }
+        if closing {
+            return;
+        }
+    }
+}
+
+fn clone_result(r: &StoreResult<()>) -> StoreResult<()> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) => Err(crate::store::StoreError::Database(e.to_string())),
+    }
+}
+
+/// Drains the request-log queue into the store until the queue closes.
+pub(crate) async fn run_request_log_writer(
+    store: Arc<dyn SessionStore>,
+    clock: SharedClock,
+    config: RequestLogConfig,
+    mut rx: mpsc::Receiver<RequestLogEntry>,
+    shutdown: CancellationToken,
+) {
+    let mut batch: Vec<RequestLogEntry> = Vec::with_capacity(config.batch_rows);
+    let mut last_prune = None;
+    loop {
+        // Wait for the first row, then gather until the batch is full or the
+        // flush interval since that first row has passed.
+        let closing = tokio::select! {
+            biased;
+            n = rx.recv_many(&mut batch, config.batch_rows) => n == 0,
+            _ = shutdown.cancelled() => true,
+        };
+        if closing {
+            while let Ok(row) = rx.try_recv() {
+                batch.push(row);
+                if batch.len() == config.batch_rows {
+                    write_with_retry(&*store, &batch).await;
+                    batch.clear();
+                }
+            }
+            if !batch.is_empty() {
+                write_with_retry(&*store, &batch).await;
+            }
+            return;
+        }
+        let flush_at = tokio::time::Instant::now() + config.flush_interval;
+        while batch.len() < config.batch_rows {
+            let room = config.batch_rows - batch.len();
+            match tokio::time::timeout_at(flush_at, rx.recv_many(&mut batch, room)).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        write_with_retry(&*store, &batch).await;
+        batch.clear();
+
+        let now = clock.now();
+        if last_prune.is_none_or(|at| now.since(at) >= config.prune_interval) {
+            last_prune = Some(now);
+            match store.prune_requests(now.saturating_sub(config.retention)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(rows = n, "pruned request log"),
+                Err(e) => tracing::warn!(error = %e, "pruning the request log failed"),
+            }
+        }
+    }
+}
+
+/// Retries a failed batch a few times: the queue behind it fills meanwhile and
+/// slows the request path down instead of losing rows.
+async fn write_with_retry(store: &dyn SessionStore, rows: &[RequestLogEntry]) {
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=8 {
+        match store.insert_requests(rows).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, rows = rows.len(), "writing request log failed");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+    tracing::error!(rows = rows.len(), "dropping request-log rows after repeated failures");
+}

@@ -1,0 +1,124 @@
+//! The store port: everything the domain needs from durable storage.
+//! `sessiongate-store` implements it on SQLite and PostgreSQL; one contract
+//! test suite holds both to the same behaviour.
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::clock::Timestamp;
+use crate::ids::SessionId;
+use crate::request_log::RequestLogEntry;
+use crate::session::{ActivityUpdate, SessionEnd, SessionRecord, SessionStatus};
+
+/// A failure of the storage backend.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which sessions to list, newest first by `connected_at`.
+#[derive(Debug, Clone, Default)]
+pub struct SessionQuery {
+    pub status: Option<SessionStatus>,
+    pub client_type: Option<String>,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// One page of sessions and the number matching the query.
+#[derive(Debug, Clone, Default)]
+pub struct SessionPage {
+    pub sessions: Vec<SessionRecord>,
+    pub total: u64,
+}
+
+/// Sessions by status, over the whole store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StatusCounts {
+    pub active: u64,
+    pub disconnected: u64,
+}
+
+/// Sessions that connected within one second, for seeding the sliding 24 h
+/// window at startup. Sums are in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionBucket {
+    pub second: i64,
+    pub connected: u64,
+    pub ended: u64,
+    pub ended_duration_ms: i64,
+    pub active_connected_at_ms: i64,
+}
+
+/// Aggregates over sessions that ended in a period, computed by the store.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DisconnectStats {
+    pub total_disconnected: u64,
+    pub disconnect_reasons: std::collections::BTreeMap<String, u64>,
+    pub avg_duration_seconds: f64,
+    pub max_duration_seconds: f64,
+    pub min_duration_seconds: f64,
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Which backend this is, for logs and the health endpoint.
+    fn backend(&self) -> &'static str;
+
+    /// Inserts new sessions in one transaction.
+    async fn insert_sessions(&self, sessions: &[SessionRecord]) -> StoreResult<()>;
+
+    /// Records activity of sessions that are still active; ended rows keep
+    /// their final figures.
+    async fn record_activity(&self, updates: &[ActivityUpdate]) -> StoreResult<()>;
+
+    /// Ends sessions that are still active; returns how many rows changed.
+    async fn end_sessions(&self, ends: &[SessionEnd]) -> StoreResult<u64>;
+
+    /// Every session whose status is active, to rebuild the registry at startup.
+    async fn load_active(&self) -> StoreResult<Vec<SessionRecord>>;
+
+    async fn get_session(&self, id: SessionId) -> StoreResult<Option<SessionRecord>>;
+
+    async fn list_sessions(&self, query: &SessionQuery) -> StoreResult<SessionPage>;
+
+    /// The `limit` sessions with the latest `last_activity`, optionally of one status.
+    async fn latest_by_activity(
+        &self,
+        status: Option<SessionStatus>,
+        limit: u32,
+    ) -> StoreResult<Vec<SessionRecord>>;
+
+    async fn status_counts(&self) -> StoreResult<StatusCounts>;
+
+    /// Per-second aggregates of sessions connected at or after `since`.
+    async fn connection_buckets(&self, since: Timestamp) -> StoreResult<Vec<ConnectionBucket>>;
+
+    /// Sessions that ended at or after `since`, newest first, and statistics
+    /// over all of them.
+    async fn disconnected_since(
+        &self,
+        since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<(Vec<SessionRecord>, DisconnectStats)>;
+
+    /// Appends request-log rows in one transaction.
+    async fn insert_requests(&self, rows: &[RequestLogEntry]) -> StoreResult<()>;
+
+    /// A session's latest requests, newest first.
+    async fn session_requests(
+        &self,
+        id: SessionId,
+        limit: u32,
+    ) -> StoreResult<Vec<RequestLogEntry>>;
+
+    /// Deletes request-log rows started before `before`; returns how many.
+    async fn prune_requests(&self, before: Timestamp) -> StoreResult<u64>;
+}
