@@ -1,0 +1,165 @@
+//! What a handler knows about the request it serves, and how it talks back:
+//! notifications and server-to-client requests related to the request go on
+//! the request's own SSE stream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rmcp::model::{ErrorCode, ErrorData};
+use serde_json::{json, Value};
+use sessiongate_core::lifecycle::{LiveSession, SessionManager};
+use sessiongate_core::session::ClientIdentity;
+use tokio::sync::mpsc;
+
+use crate::jsonrpc::{self, Id};
+use crate::peers::{PeerState, Peers};
+
+/// How long a server-to-client request waits for the client's answer.
+const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Who is calling, in which generation.
+#[derive(Clone)]
+pub enum Caller {
+    /// A sessionful client (2025-03-26 .. 2025-11-25).
+    Session(Arc<LiveSession>),
+    /// A stateless client (2026-07-28), attributed to a client key.
+    Client {
+        key: Arc<str>,
+        identity: Arc<ClientIdentity>,
+    },
+}
+
+pub struct RequestContext {
+    pub manager: Arc<SessionManager>,
+    pub caller: Caller,
+    pub request_id: Id,
+    pub protocol_version: Arc<str>,
+    pub progress_token: Option<Value>,
+    /// The client's stateless `logLevel`; `None` means send no log messages.
+    pub(crate) stateless_log_level: Option<String>,
+    pub(crate) peers: Peers,
+    pub(crate) outbound: Option<mpsc::Sender<Bytes>>,
+}
+
+impl RequestContext {
+    pub fn session(&self) -> Option<&Arc<LiveSession>> {
+        match &self.caller {
+            Caller::Session(s) => Some(s),
+            Caller::Client { .. } => None,
+        }
+    }
+
+    pub fn identity(&self) -> &ClientIdentity {
+        match &self.caller {
+            Caller::Session(s) => s.identity(),
+            Caller::Client { identity, .. } => identity,
+        }
+    }
+
+    pub fn client_capabilities(&self) -> &Value {
+        &self.identity().client_capabilities
+    }
+
+    pub fn is_stateless(&self) -> bool {
+        matches!(self.caller, Caller::Client { .. })
+    }
+
+    fn peer(&self) -> Option<Arc<PeerState>> {
+        self.session().map(|s| self.peers.get_or_create(s.id()))
+    }
+
+    /// Sends a notification related to this request.
+    pub async fn notify(&self, method: &str, params: Value) {
+        if let Some(out) = &self.outbound {
+            let _ = out
+                .send(Bytes::from(jsonrpc::notification_bytes(method, Some(&params))))
+                .await;
+        }
+    }
+
+    /// Reports progress, if the client asked for it with a progress token.
+    pub async fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) {
+        let Some(token) = &self.progress_token else {
+            return;
+        };
+        let mut params = json!({ "progressToken": token, "progress": progress });
+        if let Some(total) = total {
+            params["total"] = json!(total);
+        }
+        if let Some(message) = message {
+            params["message"] = json!(message);
+        }
+        self.notify("notifications/progress", params).await;
+    }
+
+    /// Sends a log message if the client's level lets it through.
+    pub async fn log(&self, level: &str, logger: Option<&str>, data: Value) {
+        let threshold = match (&self.caller, &self.stateless_log_level) {
+            (Caller::Client { .. }, None) => return,
+            (Caller::Client { .. }, Some(l)) => l.clone(),
+            (Caller::Session(_), _) => self
+                .peer()
+                .and_then(|p| p.log_level())
+                .unwrap_or_else(|| "debug".to_string()),
+        };
+        if severity(level) < severity(&threshold) {
+            return;
+        }
+        let mut params = json!({ "level": level, "data": data });
+        if let Some(logger) = logger {
+            params["logger"] = json!(logger);
+        }
+        self.notify("notifications/message", params).await;
+    }
+
+    /// Sends a request to the client (sampling, elicitation, roots) on this
+    /// request's stream and waits for its answer. Sessionful revisions only:
+    /// 2026-07-28 replaced these with input-required results.
+    pub async fn request_client(&self, method: &str, params: Value) -> Result<Value, ErrorData> {
+        let (Some(peer), Some(out)) = (self.peer(), &self.outbound) else {
+            return Err(ErrorData::new(
+                ErrorCode::INVALID_REQUEST,
+                format!("{method} needs a session and a stream to the client"),
+                None,
+            ));
+        };
+        let (id, answer) = peer.expect_response();
+        let frame = jsonrpc::request_bytes(&id, method, &params);
+        if out.send(Bytes::from(frame)).await.is_err() {
+            peer.forget(&id);
+            return Err(ErrorData::internal_error("the client's stream closed", None));
+        }
+        match tokio::time::timeout(CLIENT_REQUEST_TIMEOUT, answer).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(ErrorData::internal_error("the session ended", None)),
+            Err(_) => {
+                peer.forget(&id);
+                Err(ErrorData::internal_error(
+                    format!("the client did not answer {method} in time"),
+                    None,
+                ))
+            }
+        }
+    }
+}
+
+/// RFC 5424 severities as MCP names them, lowest first.
+const LEVELS: [&str; 8] = [
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+];
+
+pub(crate) fn severity(level: &str) -> usize {
+    LEVELS.iter().position(|l| *l == level).unwrap_or(0)
+}
+
+pub(crate) fn is_log_level(level: &str) -> bool {
+    LEVELS.contains(&level)
+}

@@ -1,0 +1,110 @@
+//! Per-session transport state that is not part of the session record:
+//! the standalone GET stream, server-to-client requests awaiting an answer,
+//! the client's log level and resource subscriptions.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use rmcp::model::ErrorData;
+use serde_json::Value;
+use sessiongate_core::SessionId;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::jsonrpc::Id;
+
+type Answer = Result<Value, ErrorData>;
+
+#[derive(Default)]
+pub struct PeerState {
+    next_id: AtomicU64,
+    pending: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
+    stream: Mutex<Option<mpsc::Sender<Bytes>>>,
+    log_level: Mutex<Option<String>>,
+    subscriptions: Mutex<HashSet<String>>,
+}
+
+fn key(id: &Id) -> String {
+    id.to_string()
+}
+
+impl PeerState {
+    /// Allocates an id for a server-to-client request and a receiver for its answer.
+    pub(crate) fn expect_response(&self) -> (Id, oneshot::Receiver<Answer>) {
+        let id = Value::from(format!("s-{}", self.next_id.fetch_add(1, Ordering::Relaxed)));
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().expect("pending poisoned").insert(key(&id), tx);
+        (id, rx)
+    }
+
+    pub(crate) fn forget(&self, id: &Id) {
+        self.pending.lock().expect("pending poisoned").remove(&key(id));
+    }
+
+    /// Delivers the client's answer; false if nothing waited for it.
+    pub(crate) fn answer(&self, id: &Id, outcome: Answer) -> bool {
+        let waiter = self.pending.lock().expect("pending poisoned").remove(&key(id));
+        waiter.is_some_and(|w| w.send(outcome).is_ok())
+    }
+
+    /// Installs the standalone stream, replacing (and so closing) an older one.
+    pub(crate) fn attach_stream(&self, tx: mpsc::Sender<Bytes>) {
+        *self.stream.lock().expect("stream poisoned") = Some(tx);
+    }
+
+    /// Sends on the standalone stream; false if none is open.
+    pub fn send_on_stream(&self, frame: Bytes) -> bool {
+        let stream = self.stream.lock().expect("stream poisoned").clone();
+        stream.is_some_and(|s| s.try_send(frame).is_ok())
+    }
+
+    pub(crate) fn log_level(&self) -> Option<String> {
+        self.log_level.lock().expect("log level poisoned").clone()
+    }
+
+    pub(crate) fn set_log_level(&self, level: String) {
+        *self.log_level.lock().expect("log level poisoned") = Some(level);
+    }
+
+    pub fn subscribe(&self, uri: String) {
+        self.subscriptions.lock().expect("subscriptions poisoned").insert(uri);
+    }
+
+    pub fn unsubscribe(&self, uri: &str) {
+        self.subscriptions.lock().expect("subscriptions poisoned").remove(uri);
+    }
+
+    pub fn is_subscribed(&self, uri: &str) -> bool {
+        self.subscriptions.lock().expect("subscriptions poisoned").contains(uri)
+    }
+}
+
+/// Transport state of every session that has any.
+#[derive(Clone, Default)]
+pub struct Peers(Arc<DashMap<SessionId, Arc<PeerState>>>);
+
+impl Peers {
+    pub fn get(&self, id: SessionId) -> Option<Arc<PeerState>> {
+        self.0.get(&id).map(|p| p.clone())
+    }
+
+    pub fn get_or_create(&self, id: SessionId) -> Arc<PeerState> {
+        self.0.entry(id).or_default().clone()
+    }
+
+    /// Drops a session's state: its stream closes and pending requests fail.
+    pub fn remove(&self, id: SessionId) {
+        self.0.remove(&id);
+    }
+
+    /// Drops every session's transport state, closing all streams.
+    pub fn clear(&self) {
+        self.0.clear();
+    }
+
+    pub fn retain(&self, mut keep: impl FnMut(SessionId) -> bool) {
+        self.0.retain(|id, _| keep(*id));
+    }
+}

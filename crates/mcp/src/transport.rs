@@ -1,0 +1,956 @@
+//! MCP Streamable HTTP at `/mcp`: POST, GET and DELETE, for both protocol
+//! generations side by side.
+//!
+//! A POST is classified once: `initialize` opens a session (sessionful
+//! revisions); a request whose `_meta` or `MCP-Protocol-Version` names a
+//! stateless revision is served without one (2026-07-28); anything else must
+//! carry a live `Mcp-Session-Id`. The answer is plain JSON unless the handler
+//! talks to the client while it runs, in which case it becomes an SSE stream.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use bytes::Bytes;
+use futures::StreamExt;
+use rmcp::model::{ErrorCode, ErrorData};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use sessiongate_core::client::detect_client_type;
+use sessiongate_core::lifecycle::{LiveSession, SessionManager};
+use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
+use sessiongate_core::session::ClientIdentity;
+use sessiongate_core::{DisconnectReason, SessionId};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::context::{Caller, RequestContext};
+use crate::guard::{self, OriginPolicy};
+use crate::jsonrpc::{self, Body, Id, Invalid, Message};
+use crate::peers::Peers;
+use crate::protocol::{self, *};
+use crate::server::McpServer;
+
+/// Transport settings.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    pub origins: OriginPolicy,
+    /// Largest accepted POST body.
+    pub max_body_bytes: usize,
+    /// Interval of SSE keep-alive comments on open streams.
+    pub keepalive: Duration,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            origins: OriginPolicy::default(),
+            max_body_bytes: 4 * 1024 * 1024,
+            keepalive: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Everything the MCP endpoint needs.
+#[derive(Clone)]
+pub struct McpState {
+    pub manager: Arc<SessionManager>,
+    pub server: Arc<McpServer>,
+    pub peers: Peers,
+    pub config: Arc<TransportConfig>,
+}
+
+impl McpState {
+    pub fn new(manager: Arc<SessionManager>, server: McpServer, config: TransportConfig) -> Self {
+        McpState {
+            manager,
+            server: Arc::new(server),
+            peers: Peers::default(),
+            config: Arc::new(config),
+        }
+    }
+
+    /// Ends every open stream, so a graceful shutdown is not held up by
+    /// clients' standalone GET streams. Their sessions stay active.
+    pub fn close_streams(&self) {
+        self.peers.clear();
+    }
+
+    /// Forgets transport state of sessions that are no longer active.
+    pub fn prune_peers(&self) {
+        self.peers.retain(|id| self.manager.active(id).is_some());
+    }
+}
+
+/// The `/mcp` route.
+pub fn router(state: McpState) -> Router {
+    let origins = state.config.origins.clone();
+    Router::new()
+        .route("/mcp", any(handle))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            guard::check(origins.clone(), req, next)
+        }))
+        .with_state(state)
+}
+
+async fn handle(State(st): State<McpState>, req: Request) -> Response {
+    match *req.method() {
+        Method::POST => post(st, req).await,
+        Method::GET => get(st, req).await,
+        Method::DELETE => delete(st, req).await,
+        _ => method_not_allowed("GET, POST, DELETE"),
+    }
+}
+
+// ---------------------------------------------------------------- responses
+
+fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response()
+}
+
+/// An HTTP error with a JSON-RPC error body.
+fn rpc_error(status: StatusCode, id: Option<&Id>, error: ErrorData) -> Response {
+    json_bytes(status, jsonrpc::error_bytes(id, &error))
+}
+
+fn bad_request(message: impl Into<String>) -> Response {
+    rpc_error(
+        StatusCode::BAD_REQUEST,
+        None,
+        ErrorData::new(ErrorCode::INVALID_REQUEST, message.into(), None),
+    )
+}
+
+fn session_not_found() -> Response {
+    rpc_error(
+        StatusCode::NOT_FOUND,
+        None,
+        ErrorData::new(
+            ErrorCode(-32001),
+            "Session not found: it ended or never existed; send initialize to start a new one",
+            None,
+        ),
+    )
+}
+
+fn method_not_allowed(allow: &'static str) -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, HeaderValue::from_static(allow))],
+        "",
+    )
+        .into_response()
+}
+
+fn accepted() -> Response {
+    StatusCode::ACCEPTED.into_response()
+}
+
+fn sse_response<S>(stream: S, keepalive: Duration) -> Response
+where
+    S: futures::Stream<Item = Bytes> + Send + 'static,
+{
+    let events = stream.map(|frame| {
+        Ok::<_, Infallible>(Event::default().data(String::from_utf8_lossy(&frame)))
+    });
+    let mut response = Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(keepalive))
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+// ------------------------------------------------------------------ headers
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// What the client's `Accept` allows.
+#[derive(Clone, Copy)]
+struct Accepts {
+    json: bool,
+    sse: bool,
+}
+
+fn accepts(headers: &HeaderMap) -> Accepts {
+    let Some(accept) = header_str(headers, header::ACCEPT.as_str()) else {
+        // No Accept header means anything is acceptable.
+        return Accepts { json: true, sse: true };
+    };
+    let mut a = Accepts {
+        json: false,
+        sse: false,
+    };
+    for item in accept.split(',') {
+        let media = item.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        match media.as_str() {
+            "application/json" | "application/*" => a.json = true,
+            "text/event-stream" | "text/*" => a.sse = true,
+            "*/*" => {
+                a.json = true;
+                a.sse = true;
+            }
+            _ => {}
+        }
+    }
+    a
+}
+
+fn is_json_content(headers: &HeaderMap) -> bool {
+    header_str(headers, header::CONTENT_TYPE.as_str())
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn remote_addr(req: &Request) -> Option<String> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+}
+
+fn session_header(headers: &HeaderMap) -> Option<Result<SessionId, ()>> {
+    headers.get(HEADER_SESSION_ID).map(|v| {
+        v.to_str()
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or(())
+    })
+}
+
+// --------------------------------------------------------------------- POST
+
+/// The parts of `params._meta` the transport reads.
+#[derive(Deserialize, Default)]
+struct RequestMeta {
+    #[serde(rename = "io.modelcontextprotocol/protocolVersion")]
+    protocol_version: Option<Value>,
+    #[serde(rename = "io.modelcontextprotocol/clientInfo")]
+    client_info: Option<Value>,
+    #[serde(rename = "io.modelcontextprotocol/clientCapabilities")]
+    client_capabilities: Option<Value>,
+    #[serde(rename = "io.modelcontextprotocol/logLevel")]
+    log_level: Option<String>,
+    #[serde(rename = "progressToken")]
+    progress_token: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+struct ParamsHead {
+    #[serde(rename = "_meta")]
+    meta: Option<RequestMeta>,
+    name: Option<Value>,
+    uri: Option<Value>,
+}
+
+fn params_head(params: Option<&RawValue>) -> ParamsHead {
+    params
+        .and_then(|p| serde_json::from_str(p.get()).ok())
+        .unwrap_or_default()
+}
+
+async fn post(st: McpState, req: Request) -> Response {
+    if !is_json_content(req.headers()) {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        )
+            .into_response();
+    }
+    let accept = accepts(req.headers());
+    if !accept.json && !accept.sse {
+        return (
+            StatusCode::NOT_ACCEPTABLE,
+            "Accept must allow application/json or text/event-stream",
+        )
+            .into_response();
+    }
+    let remote = remote_addr(&req);
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, st.config.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "request body exceeds the limit of {} bytes",
+                    st.config.max_body_bytes
+                ),
+            )
+                .into_response()
+        }
+    };
+    let headers = parts.headers;
+    let parsed = match jsonrpc::parse(&bytes) {
+        Ok(p) => p,
+        Err(Invalid { id, error }) => return rpc_error(StatusCode::BAD_REQUEST, id.as_ref(), error),
+    };
+    let bytes_in = bytes.len() as u64;
+
+    if let Body::Single(Message::Request { method, .. }) = &parsed {
+        if method == "initialize" {
+            let Body::Single(Message::Request { id, params, .. }) = parsed else {
+                unreachable!()
+            };
+            return initialize(&st, &headers, remote, id, params, accept, bytes_in).await;
+        }
+    }
+
+    let header_version = header_str(&headers, HEADER_PROTOCOL_VERSION);
+    if let Body::Single(msg) = &parsed {
+        let head = match msg {
+            Message::Request { params, .. } | Message::Notification { params, .. } => {
+                params_head(params.as_deref())
+            }
+            Message::Response { .. } => ParamsHead::default(),
+        };
+        let modern_meta = head
+            .meta
+            .as_ref()
+            .is_some_and(|m| m.protocol_version.is_some());
+        let modern_header = header_version.is_some_and(|v| !protocol::is_sessionful(v));
+        let discover = msg.method() == Some("server/discover");
+        let has_session = headers.contains_key(HEADER_SESSION_ID);
+        if modern_meta || (modern_header && !has_session) || (discover && !has_session) {
+            let Body::Single(msg) = parsed else {
+                unreachable!()
+            };
+            return stateless(&st, &headers, msg, head, accept, bytes_in).await;
+        }
+    }
+
+    sessionful(&st, &headers, parsed, accept, bytes_in).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InitializeParams {
+    protocol_version: Option<String>,
+    #[serde(default)]
+    capabilities: Option<Value>,
+    client_info: Option<ClientInfo>,
+}
+
+#[derive(Deserialize, serde::Serialize, Clone)]
+struct ClientInfo {
+    name: Option<String>,
+    version: Option<String>,
+    #[serde(flatten)]
+    rest: serde_json::Map<String, Value>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn initialize(
+    st: &McpState,
+    headers: &HeaderMap,
+    remote: Option<String>,
+    id: Id,
+    params: Option<Box<RawValue>>,
+    accept: Accepts,
+    bytes_in: u64,
+) -> Response {
+    let started = Instant::now();
+    let started_at = st.manager.now();
+    let p: InitializeParams = match crate::server::parse_params(params.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return rpc_error(StatusCode::BAD_REQUEST, Some(&id), e),
+    };
+    if p.capabilities.as_ref().is_some_and(|c| !c.is_object()) {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            Some(&id),
+            ErrorData::invalid_params("capabilities must be an object", None),
+        );
+    }
+    let version = protocol::negotiate(p.protocol_version.as_deref());
+    let info = p.client_info.clone();
+    let identity = ClientIdentity {
+        client_type: detect_client_type(info.as_ref().and_then(|i| i.name.as_deref())),
+        client_name: info.as_ref().and_then(|i| i.name.clone()),
+        client_version: info.as_ref().and_then(|i| i.version.clone()),
+        client_capabilities: p.capabilities.unwrap_or_else(|| json!({})),
+        protocol_version: version.to_string(),
+        principal: None,
+        remote_addr: remote,
+        user_agent: header_str(headers, header::USER_AGENT.as_str()).map(str::to_string),
+    };
+    let metadata = json!({
+        "clientInfo": info,
+        "requestedProtocolVersion": p.protocol_version,
+    });
+    let session = match st.manager.create(identity, metadata).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "creating a session failed");
+            return rpc_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(&id),
+                ErrorData::internal_error(format!("could not create the session: {e}"), None),
+            );
+        }
+    };
+    let body = jsonrpc::result_bytes(&id, &st.server.initialize_result(version));
+    let bytes_out = body.len() as u64;
+    let mut response = if accept.json {
+        json_bytes(StatusCode::OK, body)
+    } else {
+        sse_response(futures::stream::iter([Bytes::from(body)]), st.config.keepalive)
+    };
+    response.headers_mut().insert(
+        HEADER_SESSION_ID,
+        HeaderValue::from_str(&session.id().to_string()).expect("hex is a valid header"),
+    );
+    st.manager
+        .log_request(RequestLogEntry {
+            session_id: Some(session.id()),
+            client_key: None,
+            method: "initialize".into(),
+            tool_name: None,
+            started_at,
+            duration: started.elapsed(),
+            status: RequestStatus::Success,
+            error_code: None,
+            error_message: None,
+            bytes_in,
+            bytes_out,
+        })
+        .await;
+    response
+}
+
+/// Decodes an `Mcp-Name`-style header value (`=?base64?...?=` for values
+/// that are not plain ASCII).
+fn decode_header_value(value: &str) -> Option<String> {
+    use base64::Engine;
+    match value
+        .strip_prefix("=?base64?")
+        .and_then(|v| v.strip_suffix("?="))
+    {
+        Some(encoded) => base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok()),
+        None => Some(value.to_string()),
+    }
+}
+
+fn header_mismatch(id: Option<&Id>, message: String) -> Response {
+    rpc_error(
+        StatusCode::BAD_REQUEST,
+        id,
+        ErrorData::new(ErrorCode::HEADER_MISMATCH, message, None),
+    )
+}
+
+async fn stateless(
+    st: &McpState,
+    headers: &HeaderMap,
+    msg: Message,
+    head: ParamsHead,
+    accept: Accepts,
+    bytes_in: u64,
+) -> Response {
+    let (id, method, params) = match msg {
+        Message::Request { id, method, params } => (Some(id), method, params),
+        Message::Notification { method, params } => (None, method, params),
+        Message::Response { id, .. } => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                Some(&id),
+                jsonrpc::invalid_request("clients of 2026-07-28 do not send responses"),
+            )
+        }
+    };
+    let id_ref = id.as_ref();
+    let meta = head.meta.unwrap_or_default();
+
+    // Headers mirror the body; any disagreement is a HeaderMismatch.
+    let meta_version = meta.protocol_version.as_ref().and_then(Value::as_str);
+    match (header_str(headers, HEADER_PROTOCOL_VERSION), meta_version) {
+        (Some(h), Some(m)) if h != m => {
+            return header_mismatch(
+                id_ref,
+                format!("Header mismatch: MCP-Protocol-Version header value '{h}' does not match body value '{m}'"),
+            )
+        }
+        (None, _) => {
+            return header_mismatch(
+                id_ref,
+                "Header mismatch: the MCP-Protocol-Version header is required".into(),
+            )
+        }
+        _ => {}
+    }
+    match header_str(headers, HEADER_METHOD) {
+        Some(h) if h == method => {}
+        Some(h) => {
+            return header_mismatch(
+                id_ref,
+                format!("Header mismatch: Mcp-Method header value '{h}' does not match body value '{method}'"),
+            )
+        }
+        None if id.is_none() => {}
+        None => {
+            return header_mismatch(
+                id_ref,
+                "Header mismatch: the Mcp-Method header is required".into(),
+            )
+        }
+    }
+    let body_name = match method.as_str() {
+        "tools/call" | "prompts/get" => head.name.as_ref(),
+        "resources/read" => head.uri.as_ref(),
+        _ => None,
+    }
+    .and_then(Value::as_str);
+    if let Some(body_name) = body_name {
+        match header_str(headers, HEADER_NAME).map(decode_header_value) {
+            Some(Some(h)) if h == body_name => {}
+            Some(Some(h)) => {
+                return header_mismatch(
+                    id_ref,
+                    format!("Header mismatch: Mcp-Name header value '{h}' does not match body value '{body_name}'"),
+                )
+            }
+            Some(None) => {
+                return header_mismatch(id_ref, "Header mismatch: Mcp-Name is not valid".into())
+            }
+            None => {
+                return header_mismatch(
+                    id_ref,
+                    "Header mismatch: the Mcp-Name header is required".into(),
+                )
+            }
+        }
+    }
+    let Some(version) = meta_version else {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            id_ref,
+            ErrorData::invalid_params(
+                format!("params._meta[\"{META_PROTOCOL_VERSION}\"] is required"),
+                None,
+            ),
+        );
+    };
+    if !protocol::is_stateless(version) {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            id_ref,
+            ErrorData::new(
+                ErrorCode::UNSUPPORTED_PROTOCOL_VERSION,
+                "Unsupported protocol version",
+                Some(json!({
+                    "supported": protocol::supported_versions(),
+                    "requested": version,
+                })),
+            ),
+        );
+    }
+    let Some(capabilities) = meta.client_capabilities.filter(Value::is_object) else {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            id_ref,
+            ErrorData::invalid_params(
+                format!("params._meta[\"{META_CLIENT_CAPABILITIES}\"] must be an object"),
+                None,
+            ),
+        );
+    };
+    let Some(id) = id else {
+        // 2026-07-28 defines no client notifications over HTTP; accept and ignore.
+        return accepted();
+    };
+
+    let info: Option<ClientInfo> = meta
+        .client_info
+        .and_then(|v| serde_json::from_value(v).ok());
+    let name = info.as_ref().and_then(|i| i.name.clone());
+    let client_version = info.as_ref().and_then(|i| i.version.clone());
+    let key: Arc<str> = format!(
+        "anonymous/{}/{}",
+        name.as_deref().unwrap_or("unknown"),
+        client_version.as_deref().unwrap_or("-")
+    )
+    .into();
+    let identity = Arc::new(ClientIdentity {
+        client_type: detect_client_type(name.as_deref()),
+        client_name: name,
+        client_version,
+        client_capabilities: capabilities,
+        protocol_version: version.to_string(),
+        principal: None,
+        remote_addr: None,
+        user_agent: header_str(headers, header::USER_AGENT.as_str()).map(str::to_string),
+    });
+    st.manager
+        .touch_client(&key, || identity.as_ref().clone());
+
+    let ctx = RequestContext {
+        manager: st.manager.clone(),
+        caller: Caller::Client { key, identity },
+        request_id: id.clone(),
+        protocol_version: version.into(),
+        progress_token: meta.progress_token,
+        stateless_log_level: meta.log_level,
+        peers: st.peers.clone(),
+        outbound: None,
+    };
+    run(st, ctx, id, method, params, accept, bytes_in).await
+}
+
+async fn sessionful(
+    st: &McpState,
+    headers: &HeaderMap,
+    parsed: Body,
+    accept: Accepts,
+    bytes_in: u64,
+) -> Response {
+    let session = match lookup(st, headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let negotiated = session.protocol_version().to_string();
+    if let Some(v) = header_str(headers, HEADER_PROTOCOL_VERSION) {
+        if !protocol::is_sessionful(v) {
+            return bad_request(format!(
+                "Bad Request: unsupported MCP-Protocol-Version {v}; this session speaks {negotiated}"
+            ));
+        }
+    }
+    st.manager.touch(&session);
+    match parsed {
+        Body::Single(msg) => {
+            sessionful_message(st, &session, msg, accept, bytes_in)
+                .await
+                .unwrap_or_else(accepted)
+        }
+        Body::Batch(items) => {
+            if !protocol::allows_batches(&negotiated) {
+                return bad_request(format!(
+                    "Invalid Request: JSON-RPC batches are not supported in protocol version {negotiated}"
+                ));
+            }
+            let mut replies = Vec::new();
+            for item in items {
+                match item {
+                    Err(Invalid { id, error }) => {
+                        replies.push(jsonrpc::error_bytes(id.as_ref(), &error))
+                    }
+                    Ok(msg) => {
+                        let is_request = matches!(msg, Message::Request { .. });
+                        if let Some(r) = sessionful_message(
+                            st,
+                            &session,
+                            msg,
+                            Accepts {
+                                json: true,
+                                sse: false,
+                            },
+                            0,
+                        )
+                        .await
+                        {
+                            if is_request {
+                                let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+                                    .await
+                                    .unwrap_or_default();
+                                replies.push(body.to_vec());
+                            }
+                        }
+                    }
+                }
+            }
+            if replies.is_empty() {
+                return accepted();
+            }
+            let mut out = b"[".to_vec();
+            for (i, r) in replies.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(r);
+            }
+            out.push(b']');
+            json_bytes(StatusCode::OK, out)
+        }
+    }
+}
+
+/// The live session named by `Mcp-Session-Id`, or the response to send.
+fn lookup(st: &McpState, headers: &HeaderMap) -> Result<Arc<LiveSession>, Response> {
+    match session_header(headers) {
+        None => Err(bad_request(
+            "Bad Request: the Mcp-Session-Id header is required; send initialize first",
+        )),
+        Some(Err(())) => Err(session_not_found()),
+        Some(Ok(id)) => st.manager.active(id).ok_or_else(session_not_found),
+    }
+}
+
+/// Handles one message of a session; `None` means "accepted, no body".
+async fn sessionful_message(
+    st: &McpState,
+    session: &Arc<LiveSession>,
+    msg: Message,
+    accept: Accepts,
+    bytes_in: u64,
+) -> Option<Response> {
+    match msg {
+        Message::Request { id, method, params } => {
+            if method == "initialize" {
+                return Some(rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    Some(&id),
+                    jsonrpc::invalid_request("initialize must not be sent in a batch"),
+                ));
+            }
+            let head = params_head(params.as_deref());
+            let ctx = RequestContext {
+                manager: st.manager.clone(),
+                caller: Caller::Session(session.clone()),
+                request_id: id.clone(),
+                protocol_version: session.protocol_version().into(),
+                progress_token: head.meta.and_then(|m| m.progress_token),
+                stateless_log_level: None,
+                peers: st.peers.clone(),
+                outbound: None,
+            };
+            Some(run(st, ctx, id, method, params, accept, bytes_in).await)
+        }
+        Message::Notification { .. } => None,
+        Message::Response { id, outcome } => {
+            if let Some(peer) = st.peers.get(session.id()) {
+                peer.answer(&id, outcome);
+            }
+            None
+        }
+    }
+}
+
+/// Runs a request. Answers with JSON if the handler finishes without talking
+/// to the client; otherwise streams its messages and the result as SSE.
+async fn run(
+    st: &McpState,
+    mut ctx: RequestContext,
+    id: Id,
+    method: String,
+    params: Option<Box<RawValue>>,
+    accept: Accepts,
+    bytes_in: u64,
+) -> Response {
+    let started = Instant::now();
+    let started_at = st.manager.now();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(64);
+    if accept.sse {
+        ctx.outbound = Some(tx.clone());
+    }
+    let stateless = ctx.is_stateless();
+    let finish = Finisher {
+        manager: st.manager.clone(),
+        session: ctx.session().map(|s| s.id()),
+        client_key: match &ctx.caller {
+            Caller::Client { key, .. } => Some(key.to_string()),
+            Caller::Session(_) => None,
+        },
+        tool_name: (method == "tools/call")
+            .then(|| params_head(params.as_deref()).name)
+            .flatten()
+            .and_then(|n| n.as_str().map(str::to_string)),
+        method: method.clone(),
+        id,
+        started,
+        started_at,
+        bytes_in,
+        stateless,
+    };
+    let server = st.server.clone();
+    let mut work = Box::pin(async move {
+        let outcome = server.dispatch(&ctx, &method, params.as_deref()).await;
+        drop(ctx);
+        outcome
+    });
+
+    tokio::select! {
+        biased;
+        outcome = &mut work => {
+            let mut early = Vec::new();
+            while let Ok(frame) = rx.try_recv() {
+                early.push(frame);
+            }
+            let (status, body) = finish.complete(outcome).await;
+            if early.is_empty() && (accept.json || !accept.sse) {
+                return json_bytes(status, body);
+            }
+            early.push(Bytes::from(body));
+            sse_response(futures::stream::iter(early), st.config.keepalive)
+        }
+        Some(first) = rx.recv() => {
+            // The handler is talking to the client: stream from here on.
+            let task = tokio::spawn(async move {
+                let outcome = work.await;
+                let (_, body) = finish.complete(outcome).await;
+                let _ = tx.send(Bytes::from(body)).await;
+            });
+            let stream = futures::stream::once(async move { first })
+                .chain(ReceiverStream::new(rx));
+            // 2026-07-28: closing the response stream cancels the request.
+            // Earlier revisions: the request runs on; its result is lost.
+            let abort = stateless.then(|| AbortOnDrop(task));
+            let stream = stream.map(move |frame| {
+                let _keep = &abort;
+                frame
+            });
+            sse_response(stream, st.config.keepalive)
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Turns a handler's outcome into the response body and logs the request.
+struct Finisher {
+    manager: Arc<SessionManager>,
+    session: Option<SessionId>,
+    client_key: Option<String>,
+    method: String,
+    tool_name: Option<String>,
+    id: Id,
+    started: Instant,
+    started_at: sessiongate_core::Timestamp,
+    bytes_in: u64,
+    stateless: bool,
+}
+
+impl Finisher {
+    async fn complete(self, outcome: Result<Value, ErrorData>) -> (StatusCode, Vec<u8>) {
+        let (status, body, error) = match &outcome {
+            Ok(result) => {
+                let tool_failed = result.get("isError").and_then(Value::as_bool) == Some(true);
+                let error = tool_failed.then(|| (None, tool_error_text(result)));
+                (StatusCode::OK, jsonrpc::result_bytes(&self.id, result), error)
+            }
+            Err(e) => (
+                error_status(e, self.stateless),
+                jsonrpc::error_bytes(Some(&self.id), e),
+                Some((Some(e.code.0 as i64), Some(e.message.to_string()))),
+            ),
+        };
+        self.manager
+            .log_request(RequestLogEntry {
+                session_id: self.session,
+                client_key: self.client_key,
+                method: self.method,
+                tool_name: self.tool_name,
+                started_at: self.started_at,
+                duration: self.started.elapsed(),
+                status: if error.is_some() {
+                    RequestStatus::Error
+                } else {
+                    RequestStatus::Success
+                },
+                error_code: error.as_ref().and_then(|e| e.0),
+                error_message: error.and_then(|e| e.1),
+                bytes_in: self.bytes_in,
+                bytes_out: body.len() as u64,
+            })
+            .await;
+        (status, body)
+    }
+}
+
+fn tool_error_text(result: &Value) -> Option<String> {
+    result["content"]
+        .as_array()
+        .and_then(|c| c.iter().find_map(|b| b["text"].as_str()))
+        .map(|t| t.chars().take(500).collect())
+}
+
+/// 2026-07-28 puts protocol-level failures in the HTTP status; earlier
+/// revisions answer 200 with a JSON-RPC error.
+fn error_status(e: &ErrorData, stateless: bool) -> StatusCode {
+    if !stateless {
+        return StatusCode::OK;
+    }
+    match e.code {
+        ErrorCode::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+        ErrorCode::HEADER_MISMATCH
+        | ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY
+        | ErrorCode::UNSUPPORTED_PROTOCOL_VERSION => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    }
+}
+
+// ---------------------------------------------------------------------- GET
+
+async fn get(st: McpState, req: Request) -> Response {
+    let headers = req.headers();
+    if header_str(headers, HEADER_PROTOCOL_VERSION).is_some_and(protocol::is_stateless) {
+        return method_not_allowed("POST");
+    }
+    if !accepts(headers).sse {
+        return (
+            StatusCode::NOT_ACCEPTABLE,
+            "Accept must allow text/event-stream",
+        )
+            .into_response();
+    }
+    let session = match lookup(&st, headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    st.manager.touch(&session);
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    st.peers.get_or_create(session.id()).attach_stream(tx);
+    let guard = st.manager.open_stream(session);
+    let stream = ReceiverStream::new(rx).map(move |frame| {
+        let _alive = &guard;
+        frame
+    });
+    sse_response(stream, st.config.keepalive)
+}
+
+// ------------------------------------------------------------------- DELETE
+
+async fn delete(st: McpState, req: Request) -> Response {
+    let headers = req.headers();
+    if header_str(headers, HEADER_PROTOCOL_VERSION).is_some_and(protocol::is_stateless) {
+        return method_not_allowed("POST");
+    }
+    let session = match lookup(&st, headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let id = session.id();
+    drop(session);
+    st.peers.remove(id);
+    match st.manager.end(id, DisconnectReason::ClientDisconnect).await {
+        Ok(Some(_)) => StatusCode::OK.into_response(),
+        Ok(None) => session_not_found(),
+        Err(e) => {
+            tracing::error!(error = %e, session = %id, "ending a session failed");
+            (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
+        }
+    }
+}
