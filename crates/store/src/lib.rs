@@ -1,1 +1,197 @@
+//! Durable storage for sessiongate: the [`SessionStore`] port of
+//! `sessiongate-core`, implemented on SQLite ([`SqliteStore`]) and
+//! PostgreSQL ([`PostgresStore`]).
+//!
+//! This crate owns the database schema and its versioned migrations
+//! (`migrations/sqlite`, `migrations/postgres`, embedded at compile time and
+//! applied on [`connect`]), connection setup and pooling, and the mapping
+//! between rows and domain records. Timestamps are stored as BIGINT
+//! milliseconds since the Unix epoch, UTC, in both backends. Both backends
+//! are held to the same behaviour by the contract suite in
+//! `tests/contract.rs`.
 
+mod postgres;
+mod rows;
+mod sqlite;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sessiongate_core::store::{SessionStore, StoreError};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Where sessions are stored.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// An SQLite database file; it and its parent directory are created when
+    /// missing.
+    Sqlite { path: PathBuf },
+    /// A PostgreSQL database, by connection URL
+    /// (`postgres://user:password@host:port/db?options`).
+    Postgres { url: String },
+}
+
+impl Database {
+    /// Reads a database location: a `postgres://` or `postgresql://` URL, an
+    /// `sqlite://PATH` or `sqlite:PATH` URL (`sqlite:///abs/path` for an
+    /// absolute path; a `?query` is ignored), or a plain file path for SQLite.
+    /// In-memory SQLite is refused: every pooled connection would see its own
+    /// empty database.
+    pub fn from_url_or_path(s: &str) -> Result<Self, StoreError> {
+        let s = s.trim();
+        let invalid = |why: &str| StoreError::Database(format!("invalid database {s:?}: {why}"));
+        if s.is_empty() {
+            return Err(invalid("empty"));
+        }
+        let lower = s.to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            return Ok(Database::Postgres { url: s.to_string() });
+        }
+        let path = if lower.starts_with("sqlite:") {
+            let rest = &s["sqlite:".len()..];
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
+            rest.split_once('?').map_or(rest, |(path, _)| path)
+        } else if let Some((scheme, _)) = s.split_once("://") {
+            return Err(invalid(&format!(
+                "unsupported scheme {scheme:?}; use sqlite:// or postgres://"
+            )));
+        } else {
+            s
+        };
+        if path.is_empty() {
+            return Err(invalid("no file path"));
+        }
+        if path == ":memory:" || path.starts_with("file::memory:") || path.contains("mode=memory") {
+            return Err(invalid(
+                "in-memory SQLite is not supported; give a file path",
+            ));
+        }
+        Ok(Database::Sqlite {
+            path: PathBuf::from(path),
+        })
+    }
+
+    /// The backend's name, as [`SessionStore::backend`] reports it.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Database::Sqlite { .. } => sqlite::BACKEND,
+            Database::Postgres { .. } => postgres::BACKEND,
+        }
+    }
+}
+
+/// Shows the location without a PostgreSQL password, so it can be logged.
+impl fmt::Display for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Sqlite { path } => write!(f, "sqlite:{}", path.display()),
+            Database::Postgres { url } => f.write_str(&redact_password(url)),
+        }
+    }
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Sqlite { path } => f.debug_struct("Sqlite").field("path", path).finish(),
+            Database::Postgres { url } => f
+                .debug_struct("Postgres")
+                .field("url", &redact_password(url))
+                .finish(),
+        }
+    }
+}
+
+/// `scheme://user:secret@host/...` as `scheme://user:***@host/...`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// Opens the database, applies any pending migrations, and returns the store.
+pub async fn connect(database: &Database) -> Result<Arc<dyn SessionStore>, StoreError> {
+    let store: Arc<dyn SessionStore> = match database {
+        Database::Sqlite { path } => Arc::new(SqliteStore::open(path).await?),
+        Database::Postgres { url } => Arc::new(PostgresStore::connect(url).await?),
+    };
+    tracing::info!(database = %database, "session store ready");
+    Ok(store)
+}
+
+/// Applies any pending migrations and closes the connection. Applying them
+/// again is a no-op; a database migrated by a newer version is refused.
+pub async fn migrate(database: &Database) -> Result<(), StoreError> {
+    match database {
+        Database::Sqlite { path } => SqliteStore::open(path).await?.close().await,
+        Database::Postgres { url } => PostgresStore::connect(url).await?.close().await,
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_locations() {
+        let sqlite = |p: &str| Database::Sqlite { path: p.into() };
+        let cases = [
+            ("sessions.db", sqlite("sessions.db")),
+            ("/var/lib/sg/sessions.db", sqlite("/var/lib/sg/sessions.db")),
+            ("sqlite://data/s.db", sqlite("data/s.db")),
+            ("sqlite:///abs/s.db", sqlite("/abs/s.db")),
+            ("sqlite:s.db?mode=rwc", sqlite("s.db")),
+            (
+                "postgres://u:p@h:5432/db",
+                Database::Postgres {
+                    url: "postgres://u:p@h:5432/db".into(),
+                },
+            ),
+            (
+                "postgresql://h/db",
+                Database::Postgres {
+                    url: "postgresql://h/db".into(),
+                },
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(Database::from_url_or_path(input).unwrap(), want, "{input}");
+        }
+        for bad in [
+            "",
+            "  ",
+            "sqlite://",
+            "sqlite::memory:",
+            ":memory:",
+            "mysql://h/db",
+        ] {
+            assert!(Database::from_url_or_path(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn display_hides_the_password() {
+        let db =
+            Database::from_url_or_path("postgres://app:s3cret@db:5432/sg?sslmode=disable").unwrap();
+        assert_eq!(
+            db.to_string(),
+            "postgres://app:***@db:5432/sg?sslmode=disable"
+        );
+        assert!(!format!("{db:?}").contains("s3cret"));
+        let db = Database::from_url_or_path("postgres://app@db/sg").unwrap();
+        assert_eq!(db.to_string(), "postgres://app@db/sg");
+    }
+}

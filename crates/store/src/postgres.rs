@@ -1,0 +1,407 @@
+//! The PostgreSQL backend, for deployments that share one database between
+//! gateway instances or want a managed server.
+//!
+//! It owns the PostgreSQL pool and its SQL. Batches go in as one statement
+//! each: rows are passed as one array per column and expanded with `UNNEST`,
+//! so a statement has a fixed text (prepared once per connection) and no
+//! bind-parameter limit. Batch updates lock their rows in session-id order
+//! first, so concurrent writers (this instance's or another's) cannot
+//! deadlock each other.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Postgres, QueryBuilder};
+
+use sessiongate_core::clock::Timestamp;
+use sessiongate_core::ids::SessionId;
+use sessiongate_core::request_log::RequestLogEntry;
+use sessiongate_core::session::{ActivityUpdate, SessionEnd, SessionRecord, SessionStatus};
+use sessiongate_core::store::{
+    ConnectionBucket, DisconnectStats, SessionPage, SessionQuery, SessionStore, StatusCounts,
+    StoreError, StoreResult,
+};
+
+use crate::rows::{
+    self, db_err, migrate_err, BucketRow, ReasonRow, RequestRow, RequestValues, SessionRow,
+    SessionValues, StatusCountRow, REQUEST_COLUMNS, SESSION_COLUMNS,
+};
+
+pub(crate) const BACKEND: &str = "postgres";
+
+/// One column of a batch, as an array to `UNNEST`.
+macro_rules! column {
+    ($values:expr, |$v:ident| $field:expr) => {
+        $values.iter().map(|$v| $field).collect::<Vec<_>>()
+    };
+}
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+const MAX_CONNECTIONS: u32 = 10;
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Request-log rows deleted per statement, so pruning holds no long locks.
+const PRUNE_CHUNK: i64 = 10_000;
+
+/// A [`SessionStore`] on a PostgreSQL database.
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects by URL and applies pending migrations.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await
+            .map_err(|e| StoreError::Database(format!("connecting to PostgreSQL: {e}")))?;
+        MIGRATOR.run(&pool).await.map_err(migrate_err)?;
+        Ok(PostgresStore { pool })
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl SessionStore for PostgresStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn insert_sessions(&self, sessions: &[SessionRecord]) -> StoreResult<()> {
+        if sessions.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<SessionValues> = sessions.iter().map(SessionValues::new).collect();
+        // One statement: atomic without an explicit transaction.
+        sqlx::query(&format!(
+            "INSERT INTO sessions ({SESSION_COLUMNS}) \
+             SELECT session_id, client_type, client_name, client_version, \
+               client_capabilities::jsonb, protocol_version, principal, remote_addr, \
+               user_agent, connected_at, last_activity, status, disconnected_at, \
+               disconnect_reason, total_duration_ms, request_count, metadata::jsonb \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+               $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[], \
+               $12::text[], $13::int8[], $14::text[], $15::int8[], $16::int8[], $17::text[]) \
+             AS t({SESSION_COLUMNS})"
+        ))
+        .bind(column!(values, |v| v.session_id.as_str()))
+        .bind(column!(values, |v| &*v.client_type))
+        .bind(column!(values, |v| v.client_name.as_deref()))
+        .bind(column!(values, |v| v.client_version.as_deref()))
+        .bind(column!(values, |v| v.client_capabilities.as_str()))
+        .bind(column!(values, |v| &*v.protocol_version))
+        .bind(column!(values, |v| v.principal.as_deref()))
+        .bind(column!(values, |v| v.remote_addr.as_deref()))
+        .bind(column!(values, |v| v.user_agent.as_deref()))
+        .bind(column!(values, |v| v.connected_at))
+        .bind(column!(values, |v| v.last_activity))
+        .bind(column!(values, |v| v.status))
+        .bind(column!(values, |v| v.disconnected_at))
+        .bind(column!(values, |v| v.disconnect_reason))
+        .bind(column!(values, |v| v.total_duration_ms))
+        .bind(column!(values, |v| v.request_count))
+        .bind(column!(values, |v| v.metadata.as_str()))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn record_activity(&self, updates: &[ActivityUpdate]) -> StoreResult<()> {
+        let updates = rows::merge_activity(updates);
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = updates.iter().map(|u| u.session_id.to_string()).collect();
+        let last: Vec<i64> = updates.iter().map(|u| u.last_activity).collect();
+        let counts: Vec<i64> = updates.iter().map(|u| u.request_count).collect();
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        lock_active(&mut tx, &ids).await?;
+        sqlx::query(
+            "UPDATE sessions AS s SET \
+               last_activity = GREATEST(s.last_activity, u.last_activity), \
+               request_count = GREATEST(s.request_count, u.request_count) \
+             FROM UNNEST($1::text[], $2::int8[], $3::int8[]) \
+               AS u(session_id, last_activity, request_count) \
+             WHERE s.session_id = u.session_id AND s.status = 'active'",
+        )
+        .bind(&ids)
+        .bind(&last)
+        .bind(&counts)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn end_sessions(&self, ends: &[SessionEnd]) -> StoreResult<u64> {
+        let ends = rows::merge_ends(ends);
+        if ends.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<String> = ends.iter().map(|e| e.session_id.to_string()).collect();
+        let at: Vec<i64> = ends.iter().map(|e| e.at).collect();
+        let reasons: Vec<&str> = ends.iter().map(|e| e.reason).collect();
+        let durations: Vec<i64> = ends.iter().map(|e| e.total_duration_ms).collect();
+        let last: Vec<i64> = ends.iter().map(|e| e.last_activity).collect();
+        let counts: Vec<i64> = ends.iter().map(|e| e.request_count).collect();
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        lock_active(&mut tx, &ids).await?;
+        let changed = sqlx::query(
+            "UPDATE sessions AS s SET \
+               status = 'disconnected', \
+               disconnected_at = u.at, \
+               disconnect_reason = u.reason, \
+               total_duration_ms = u.total_duration_ms, \
+               last_activity = GREATEST(s.last_activity, u.last_activity), \
+               request_count = GREATEST(s.request_count, u.request_count) \
+             FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::int8[], $5::int8[], \
+               $6::int8[]) \
+               AS u(session_id, at, reason, total_duration_ms, last_activity, request_count) \
+             WHERE s.session_id = u.session_id AND s.status = 'active'",
+        )
+        .bind(&ids)
+        .bind(&at)
+        .bind(&reasons)
+        .bind(&durations)
+        .bind(&last)
+        .bind(&counts)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        tx.commit().await.map_err(db_err)?;
+        Ok(changed)
+    }
+
+    async fn load_active(&self) -> StoreResult<Vec<SessionRecord>> {
+        let rows: Vec<SessionRow> = sqlx::query_as(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE status = 'active' \
+             ORDER BY last_activity"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows::into_records(rows)
+    }
+
+    async fn get_session(&self, id: SessionId) -> StoreResult<Option<SessionRecord>> {
+        let row: Option<SessionRow> = sqlx::query_as(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.map(SessionRow::into_record).transpose()
+    }
+
+    async fn list_sessions(&self, query: &SessionQuery) -> StoreResult<SessionPage> {
+        let mut count = QueryBuilder::<Postgres>::new("SELECT COUNT(*) FROM sessions");
+        rows::push_session_filters(&mut count, query);
+        let total: i64 = count
+            .build_query_scalar()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+
+        let mut select =
+            QueryBuilder::<Postgres>::new(format!("SELECT {SESSION_COLUMNS} FROM sessions"));
+        rows::push_session_filters(&mut select, query);
+        select
+            .push(" ORDER BY connected_at DESC, session_id DESC LIMIT ")
+            .push_bind(i64::from(query.limit))
+            .push(" OFFSET ")
+            .push_bind(rows::to_i64(query.offset));
+        let page: Vec<SessionRow> = select
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(SessionPage {
+            sessions: rows::into_records(page)?,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    async fn latest_by_activity(
+        &self,
+        status: Option<SessionStatus>,
+        limit: u32,
+    ) -> StoreResult<Vec<SessionRecord>> {
+        let limit = i64::from(limit);
+        let rows: Vec<SessionRow> = match status {
+            Some(status) => {
+                sqlx::query_as(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE status = $1 \
+                     ORDER BY last_activity DESC, session_id DESC LIMIT $2"
+                ))
+                .bind(status.as_str())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+            }
+            // One index range per status, merged, instead of a full scan.
+            None => {
+                sqlx::query_as(&format!(
+                    "(SELECT {SESSION_COLUMNS} FROM sessions WHERE status = 'active' \
+                       ORDER BY last_activity DESC, session_id DESC LIMIT $1) \
+                     UNION ALL \
+                     (SELECT {SESSION_COLUMNS} FROM sessions WHERE status = 'disconnected' \
+                       ORDER BY last_activity DESC, session_id DESC LIMIT $1) \
+                     ORDER BY last_activity DESC, session_id DESC LIMIT $1"
+                ))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+            }
+        }
+        .map_err(db_err)?;
+        rows::into_records(rows)
+    }
+
+    async fn status_counts(&self) -> StoreResult<StatusCounts> {
+        let rows: Vec<StatusCountRow> =
+            sqlx::query_as("SELECT status, COUNT(*) AS sessions FROM sessions GROUP BY status")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err)?;
+        rows::status_counts(rows)
+    }
+
+    async fn connection_buckets(&self, since: Timestamp) -> StoreResult<Vec<ConnectionBucket>> {
+        let rows: Vec<BucketRow> = sqlx::query_as(
+            "SELECT connected_at / 1000 AS second, \
+               COUNT(*) AS connected, \
+               COUNT(*) FILTER (WHERE status = 'disconnected') AS ended, \
+               COALESCE(SUM(GREATEST(COALESCE(disconnected_at, connected_at) - connected_at, 0)) \
+                 FILTER (WHERE status = 'disconnected'), 0)::BIGINT AS ended_duration_ms, \
+               COALESCE(SUM(connected_at) FILTER (WHERE status = 'active'), 0)::BIGINT \
+                 AS active_connected_at_ms \
+             FROM sessions WHERE connected_at >= $1 \
+             GROUP BY connected_at / 1000 ORDER BY second",
+        )
+        .bind(since.as_millis())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows::into_buckets(rows)
+    }
+
+    async fn disconnected_since(
+        &self,
+        since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<(Vec<SessionRecord>, DisconnectStats)> {
+        let rows: Vec<SessionRow> = sqlx::query_as(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions \
+             WHERE status = 'disconnected' AND disconnected_at >= $1 \
+             ORDER BY disconnected_at DESC, session_id DESC LIMIT $2"
+        ))
+        .bind(since.as_millis())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let reasons: Vec<ReasonRow> = sqlx::query_as(
+            "SELECT disconnect_reason AS reason, COUNT(*) AS sessions, \
+               COUNT(total_duration_ms) AS timed, SUM(total_duration_ms)::BIGINT AS sum_ms, \
+               MAX(total_duration_ms) AS max_ms, MIN(total_duration_ms) AS min_ms \
+             FROM sessions WHERE status = 'disconnected' AND disconnected_at >= $1 \
+             GROUP BY disconnect_reason",
+        )
+        .bind(since.as_millis())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok((rows::into_records(rows)?, rows::disconnect_stats(reasons)?))
+    }
+
+    async fn insert_requests(&self, entries: &[RequestLogEntry]) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<RequestValues> = entries.iter().map(RequestValues::new).collect();
+        // One statement: atomic without an explicit transaction.
+        sqlx::query(&format!(
+            "INSERT INTO requests ({REQUEST_COLUMNS}) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+               $5::int8[], $6::int8[], $7::text[], $8::int8[], $9::text[], $10::int8[], \
+               $11::int8[])"
+        ))
+        .bind(column!(values, |v| v.session_id.as_deref()))
+        .bind(column!(values, |v| v.client_key.as_deref()))
+        .bind(column!(values, |v| &*v.method))
+        .bind(column!(values, |v| v.tool_name.as_deref()))
+        .bind(column!(values, |v| v.started_at))
+        .bind(column!(values, |v| v.duration_us))
+        .bind(column!(values, |v| v.status))
+        .bind(column!(values, |v| v.error_code))
+        .bind(column!(values, |v| v.error_message.as_deref()))
+        .bind(column!(values, |v| v.bytes_in))
+        .bind(column!(values, |v| v.bytes_out))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn session_requests(
+        &self,
+        id: SessionId,
+        limit: u32,
+    ) -> StoreResult<Vec<RequestLogEntry>> {
+        let rows: Vec<RequestRow> = sqlx::query_as(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE session_id = $1 \
+             ORDER BY started_at DESC, id DESC LIMIT $2"
+        ))
+        .bind(id.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows::into_entries(rows)
+    }
+
+    async fn prune_requests(&self, before: Timestamp) -> StoreResult<u64> {
+        let mut pruned = 0;
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM requests WHERE id IN \
+                 (SELECT id FROM requests WHERE started_at < $1 LIMIT $2)",
+            )
+            .bind(before.as_millis())
+            .bind(PRUNE_CHUNK)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+            pruned += n;
+            if n < PRUNE_CHUNK as u64 {
+                return Ok(pruned);
+            }
+        }
+    }
+}
+
+/// Locks the still-active rows of `ids` in id order, so that two batch
+/// updates over overlapping sessions queue instead of deadlocking.
+async fn lock_active(tx: &mut sqlx::PgConnection, ids: &[String]) -> StoreResult<()> {
+    sqlx::query(
+        "SELECT 1 FROM sessions WHERE session_id = ANY($1) AND status = 'active' \
+         ORDER BY session_id FOR UPDATE",
+    )
+    .bind(ids)
+    .execute(tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}

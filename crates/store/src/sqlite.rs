@@ -1,0 +1,430 @@
+//! The SQLite backend: one database file in WAL mode, for single-node
+//! deployments.
+//!
+//! It owns the SQLite connection settings and its SQL. Writes go through a
+//! pool of one connection, so they queue in-process instead of contending for
+//! SQLite's write lock; reads use a separate pool and never block the writer
+//! (WAL). `synchronous=NORMAL` keeps every committed transaction across a
+//! crash of the process (`kill -9`); only a power loss or OS crash may lose
+//! the last few.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Sqlite};
+
+use sessiongate_core::clock::Timestamp;
+use sessiongate_core::ids::SessionId;
+use sessiongate_core::request_log::RequestLogEntry;
+use sessiongate_core::session::{ActivityUpdate, SessionEnd, SessionRecord, SessionStatus};
+use sessiongate_core::store::{
+    ConnectionBucket, DisconnectStats, SessionPage, SessionQuery, SessionStore, StatusCounts,
+    StoreError, StoreResult,
+};
+
+use crate::rows::{
+    self, db_err, migrate_err, BucketRow, ReasonRow, RequestRow, RequestValues, SessionRow,
+    SessionValues, StatusCountRow, REQUEST_COLUMNS, REQUEST_COLUMN_COUNT, SESSION_COLUMNS,
+    SESSION_COLUMN_COUNT,
+};
+
+pub(crate) const BACKEND: &str = "sqlite";
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// SQLite's default limit on bind parameters per statement (since 3.32).
+const MAX_BINDS: usize = 32_766;
+/// Connections reading concurrently, besides the one writer.
+const READERS: u32 = 3;
+/// How long a statement waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Request-log rows deleted per statement, so pruning never holds the write
+/// lock for long.
+const PRUNE_CHUNK: i64 = 10_000;
+
+/// A [`SessionStore`] on an SQLite file.
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file and its parent
+    /// directory, and applies pending migrations.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| StoreError::Database(format!("creating {}: {e}", parent.display())))?;
+        }
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(false)
+            .synchronous(SqliteSynchronous::Normal);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(
+                base.clone()
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal),
+            )
+            .await
+            .map_err(|e| open_err(path, e))?;
+        MIGRATOR.run(&writer).await.map_err(migrate_err)?;
+        // Refresh the planner's statistics where they are missing or stale.
+        sqlx::query("PRAGMA optimize = 0x10002")
+            .execute(&writer)
+            .await
+            .map_err(db_err)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(base)
+            .await
+            .map_err(|e| open_err(path, e))?;
+        Ok(SqliteStore { writer, reader })
+    }
+
+    /// Closes every connection, checkpointing the write-ahead log.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+fn open_err(path: &Path, e: sqlx::Error) -> StoreError {
+    StoreError::Database(format!("opening SQLite database {}: {e}", path.display()))
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn insert_sessions(&self, sessions: &[SessionRecord]) -> StoreResult<()> {
+        if sessions.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<SessionValues> = sessions.iter().map(SessionValues::new).collect();
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        for chunk in values.chunks(rows::rows_per_statement(MAX_BINDS, SESSION_COLUMN_COUNT)) {
+            let mut qb =
+                QueryBuilder::<Sqlite>::new(format!("INSERT INTO sessions ({SESSION_COLUMNS}) "));
+            qb.push_values(chunk, |mut b, v| {
+                b.push_bind(v.session_id.as_str())
+                    .push_bind(&*v.client_type)
+                    .push_bind(v.client_name.as_deref())
+                    .push_bind(v.client_version.as_deref())
+                    .push_bind(v.client_capabilities.as_str())
+                    .push_bind(&*v.protocol_version)
+                    .push_bind(v.principal.as_deref())
+                    .push_bind(v.remote_addr.as_deref())
+                    .push_bind(v.user_agent.as_deref())
+                    .push_bind(v.connected_at)
+                    .push_bind(v.last_activity)
+                    .push_bind(v.status)
+                    .push_bind(v.disconnected_at)
+                    .push_bind(v.disconnect_reason)
+                    .push_bind(v.total_duration_ms)
+                    .push_bind(v.request_count)
+                    .push_bind(v.metadata.as_str());
+            });
+            qb.build()
+                .persistent(false)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn record_activity(&self, updates: &[ActivityUpdate]) -> StoreResult<()> {
+        let updates = rows::merge_activity(updates);
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        for chunk in updates.chunks(rows::rows_per_statement(MAX_BINDS, 3)) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "UPDATE sessions SET \
+                 last_activity = max(sessions.last_activity, u.column2), \
+                 request_count = max(sessions.request_count, u.column3) \
+                 FROM (",
+            );
+            qb.push_values(chunk, |mut b, u| {
+                b.push_bind(u.session_id.to_string())
+                    .push_bind(u.last_activity)
+                    .push_bind(u.request_count);
+            });
+            qb.push(") AS u WHERE sessions.session_id = u.column1 AND sessions.status = 'active'");
+            qb.build()
+                .persistent(false)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn end_sessions(&self, ends: &[SessionEnd]) -> StoreResult<u64> {
+        let ends = rows::merge_ends(ends);
+        if ends.is_empty() {
+            return Ok(0);
+        }
+        let mut changed = 0;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        for chunk in ends.chunks(rows::rows_per_statement(MAX_BINDS, 6)) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "UPDATE sessions SET \
+                 status = 'disconnected', \
+                 disconnected_at = u.column2, \
+                 disconnect_reason = u.column3, \
+                 total_duration_ms = u.column4, \
+                 last_activity = max(sessions.last_activity, u.column5), \
+                 request_count = max(sessions.request_count, u.column6) \
+                 FROM (",
+            );
+            qb.push_values(chunk, |mut b, e| {
+                b.push_bind(e.session_id.to_string())
+                    .push_bind(e.at)
+                    .push_bind(e.reason)
+                    .push_bind(e.total_duration_ms)
+                    .push_bind(e.last_activity)
+                    .push_bind(e.request_count);
+            });
+            qb.push(") AS u WHERE sessions.session_id = u.column1 AND sessions.status = 'active'");
+            changed += qb
+                .build()
+                .persistent(false)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(changed)
+    }
+
+    async fn load_active(&self) -> StoreResult<Vec<SessionRecord>> {
+        let rows: Vec<SessionRow> = sqlx::query_as(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE status = 'active' \
+             ORDER BY last_activity"
+        ))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows::into_records(rows)
+    }
+
+    async fn get_session(&self, id: SessionId) -> StoreResult<Option<SessionRecord>> {
+        let row: Option<SessionRow> = sqlx::query_as(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id = ?"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        row.map(SessionRow::into_record).transpose()
+    }
+
+    async fn list_sessions(&self, query: &SessionQuery) -> StoreResult<SessionPage> {
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM sessions");
+        rows::push_session_filters(&mut count, query);
+        let total: i64 = count
+            .build_query_scalar()
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_err)?;
+
+        let mut select =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {SESSION_COLUMNS} FROM sessions"));
+        rows::push_session_filters(&mut select, query);
+        select
+            .push(" ORDER BY connected_at DESC, session_id DESC LIMIT ")
+            .push_bind(i64::from(query.limit))
+            .push(" OFFSET ")
+            .push_bind(rows::to_i64(query.offset));
+        let page: Vec<SessionRow> = select
+            .build_query_as()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        Ok(SessionPage {
+            sessions: rows::into_records(page)?,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    async fn latest_by_activity(
+        &self,
+        status: Option<SessionStatus>,
+        limit: u32,
+    ) -> StoreResult<Vec<SessionRecord>> {
+        let limit = i64::from(limit);
+        let rows: Vec<SessionRow> = match status {
+            Some(status) => {
+                sqlx::query_as(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE status = ? \
+                     ORDER BY last_activity DESC, session_id DESC LIMIT ?"
+                ))
+                .bind(status.as_str())
+                .bind(limit)
+                .fetch_all(&self.reader)
+                .await
+            }
+            // One index range per status, merged, instead of a full scan.
+            None => {
+                sqlx::query_as(&format!(
+                    "SELECT * FROM (SELECT {SESSION_COLUMNS} FROM sessions \
+                       WHERE status = 'active' \
+                       ORDER BY last_activity DESC, session_id DESC LIMIT ?1) \
+                     UNION ALL \
+                     SELECT * FROM (SELECT {SESSION_COLUMNS} FROM sessions \
+                       WHERE status = 'disconnected' \
+                       ORDER BY last_activity DESC, session_id DESC LIMIT ?1) \
+                     ORDER BY last_activity DESC, session_id DESC LIMIT ?1"
+                ))
+                .bind(limit)
+                .fetch_all(&self.reader)
+                .await
+            }
+        }
+        .map_err(db_err)?;
+        rows::into_records(rows)
+    }
+
+    async fn status_counts(&self) -> StoreResult<StatusCounts> {
+        let rows: Vec<StatusCountRow> =
+            sqlx::query_as("SELECT status, COUNT(*) AS sessions FROM sessions GROUP BY status")
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db_err)?;
+        rows::status_counts(rows)
+    }
+
+    async fn connection_buckets(&self, since: Timestamp) -> StoreResult<Vec<ConnectionBucket>> {
+        let rows: Vec<BucketRow> = sqlx::query_as(
+            "SELECT connected_at / 1000 AS second, \
+               COUNT(*) AS connected, \
+               SUM(CASE WHEN status = 'disconnected' THEN 1 ELSE 0 END) AS ended, \
+               SUM(CASE WHEN status = 'disconnected' \
+                   THEN max(COALESCE(disconnected_at, connected_at) - connected_at, 0) \
+                   ELSE 0 END) AS ended_duration_ms, \
+               SUM(CASE WHEN status = 'active' THEN connected_at ELSE 0 END) \
+                 AS active_connected_at_ms \
+             FROM sessions WHERE connected_at >= ? \
+             GROUP BY connected_at / 1000 ORDER BY second",
+        )
+        .bind(since.as_millis())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows::into_buckets(rows)
+    }
+
+    async fn disconnected_since(
+        &self,
+        since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<(Vec<SessionRecord>, DisconnectStats)> {
+        let rows: Vec<SessionRow> = sqlx::query_as(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions \
+             WHERE status = 'disconnected' AND disconnected_at >= ? \
+             ORDER BY disconnected_at DESC, session_id DESC LIMIT ?"
+        ))
+        .bind(since.as_millis())
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        let reasons: Vec<ReasonRow> = sqlx::query_as(
+            "SELECT disconnect_reason AS reason, COUNT(*) AS sessions, \
+               COUNT(total_duration_ms) AS timed, SUM(total_duration_ms) AS sum_ms, \
+               MAX(total_duration_ms) AS max_ms, MIN(total_duration_ms) AS min_ms \
+             FROM sessions WHERE status = 'disconnected' AND disconnected_at >= ? \
+             GROUP BY disconnect_reason",
+        )
+        .bind(since.as_millis())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        Ok((rows::into_records(rows)?, rows::disconnect_stats(reasons)?))
+    }
+
+    async fn insert_requests(&self, entries: &[RequestLogEntry]) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<RequestValues> = entries.iter().map(RequestValues::new).collect();
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        for chunk in values.chunks(rows::rows_per_statement(MAX_BINDS, REQUEST_COLUMN_COUNT)) {
+            let mut qb =
+                QueryBuilder::<Sqlite>::new(format!("INSERT INTO requests ({REQUEST_COLUMNS}) "));
+            qb.push_values(chunk, |mut b, v| {
+                b.push_bind(v.session_id.as_deref())
+                    .push_bind(v.client_key.as_deref())
+                    .push_bind(&*v.method)
+                    .push_bind(v.tool_name.as_deref())
+                    .push_bind(v.started_at)
+                    .push_bind(v.duration_us)
+                    .push_bind(v.status)
+                    .push_bind(v.error_code)
+                    .push_bind(v.error_message.as_deref())
+                    .push_bind(v.bytes_in)
+                    .push_bind(v.bytes_out);
+            });
+            qb.build()
+                .persistent(false)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn session_requests(
+        &self,
+        id: SessionId,
+        limit: u32,
+    ) -> StoreResult<Vec<RequestLogEntry>> {
+        let rows: Vec<RequestRow> = sqlx::query_as(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE session_id = ? \
+             ORDER BY started_at DESC, id DESC LIMIT ?"
+        ))
+        .bind(id.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows::into_entries(rows)
+    }
+
+    async fn prune_requests(&self, before: Timestamp) -> StoreResult<u64> {
+        let mut pruned = 0;
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM requests WHERE id IN \
+                 (SELECT id FROM requests WHERE started_at < ? LIMIT ?)",
+            )
+            .bind(before.as_millis())
+            .bind(PRUNE_CHUNK)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+            pruned += n;
+            if n < PRUNE_CHUNK as u64 {
+                return Ok(pruned);
+            }
+        }
+    }
+}

@@ -1,0 +1,1132 @@
+//! The store contract: every test here runs against both backends for real,
+//! SQLite in a temporary directory and PostgreSQL in a fresh schema of its
+//! own (so the tests run in parallel and leave nothing behind).
+//!
+//! PostgreSQL is `$DATABASE_URL`, else `postgres://postgres@127.0.0.1:5432/test`.
+//! When it cannot be reached the PostgreSQL tests fail; set
+//! `SESSIONGATE_SKIP_POSTGRES=1` to skip them instead.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use serde_json::{json, Value};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Connection, PgConnection, SqliteConnection};
+
+use sessiongate_core::health::ConnectionWindow;
+use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
+use sessiongate_core::session::{
+    ActivityUpdate, ClientIdentity, DisconnectReason, SessionEnd, SessionRecord, SessionStatus,
+};
+use sessiongate_core::store::{
+    ConnectionBucket, SessionQuery, SessionStore, StatusCounts, StoreError,
+};
+use sessiongate_core::{SessionId, Timestamp};
+use sessiongate_store::{connect, migrate, Database};
+
+// ---------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One test's database.
+#[derive(Clone)]
+struct Ctx {
+    backend: Backend,
+    db: Database,
+    _dir: Option<Arc<tempfile::TempDir>>,
+}
+
+impl Ctx {
+    async fn store(&self) -> Arc<dyn SessionStore> {
+        connect(&self.db)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.db))
+    }
+
+    /// Runs raw SQL (one or more statements) on a connection of its own,
+    /// behind the store's back.
+    async fn raw(&self, sql: &str) {
+        match &self.db {
+            Database::Sqlite { path } => {
+                let mut conn =
+                    SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(path))
+                        .await
+                        .expect("raw sqlite connection");
+                sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
+                conn.close().await.expect("closing raw connection");
+            }
+            Database::Postgres { url } => {
+                let mut conn = PgConnection::connect(url)
+                    .await
+                    .expect("raw postgres connection");
+                sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
+                conn.close().await.expect("closing raw connection");
+            }
+        }
+    }
+
+    /// Runs `sql` with CHECK constraints out of the way, to store values the
+    /// schema would refuse.
+    async fn raw_unchecked(&self, sql: &str) {
+        match self.backend {
+            Backend::Sqlite => {
+                self.raw(&format!("PRAGMA ignore_check_constraints = ON; {sql}"))
+                    .await
+            }
+            Backend::Postgres => {
+                self.raw(&format!(
+                    "ALTER TABLE sessions DROP CONSTRAINT IF EXISTS sessions_status_check; \
+                     ALTER TABLE requests DROP CONSTRAINT IF EXISTS requests_status_check; \
+                     {sql}"
+                ))
+                .await
+            }
+        }
+    }
+}
+
+fn postgres_url() -> String {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// Runs one contract test on one backend.
+async fn run<F, Fut>(backend: Backend, test: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let ctx = Ctx {
+                backend,
+                // A directory that does not exist yet: the store creates it.
+                db: Database::Sqlite {
+                    path: dir.path().join("data").join("sessions.db"),
+                },
+                _dir: Some(Arc::new(dir)),
+            };
+            test(ctx).await;
+        }
+        Backend::Postgres => {
+            if std::env::var("SESSIONGATE_SKIP_POSTGRES").as_deref() == Ok("1") {
+                eprintln!("SESSIONGATE_SKIP_POSTGRES=1: skipping the PostgreSQL contract test");
+                return;
+            }
+            let base = postgres_url();
+            let mut admin = PgConnection::connect(&base).await.unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL is unreachable at {base} ({e}). The contract tests need it: \
+                     start PostgreSQL or point DATABASE_URL at one, or set \
+                     SESSIONGATE_SKIP_POSTGRES=1 to skip the PostgreSQL half."
+                )
+            });
+            let schema = format!("sg_contract_{}", SessionId::generate());
+            sqlx::raw_sql(&format!("CREATE SCHEMA {schema}"))
+                .execute(&mut admin)
+                .await
+                .expect("creating the test schema");
+            let sep = if base.contains('?') { '&' } else { '?' };
+            let ctx = Ctx {
+                backend,
+                db: Database::Postgres {
+                    url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+                },
+                _dir: None,
+            };
+            // Catch the test's panic so the schema is dropped either way.
+            let outcome = AssertUnwindSafe(test(ctx)).catch_unwind().await;
+            let dropped = sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&mut admin)
+                .await;
+            if let Err(panic) = outcome {
+                std::panic::resume_unwind(panic);
+            }
+            dropped.expect("dropping the test schema");
+        }
+    }
+}
+
+/// Instantiates each named test once per backend: `sqlite::NAME` and
+/// `postgres::NAME`.
+macro_rules! contract_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    crate::run(crate::Backend::Sqlite, crate::$name).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    crate::run(crate::Backend::Postgres, crate::$name).await;
+                }
+            )*
+        }
+    };
+}
+
+contract_tests!(
+    reports_its_backend,
+    round_trips_every_field,
+    insert_is_atomic_and_rejects_duplicates,
+    replaces_nul_characters_instead_of_failing,
+    empty_batches_are_no_ops,
+    batches_larger_than_one_statement,
+    end_only_changes_active_sessions_and_is_idempotent,
+    activity_only_moves_forward_and_skips_ended_sessions,
+    load_active_returns_only_active_sessions,
+    list_filters_paginates_and_counts,
+    status_counts_by_status,
+    connection_buckets_group_by_second,
+    disconnected_since_lists_newest_and_aggregates,
+    latest_by_activity_orders_by_last_activity,
+    request_log_round_trips_orders_and_prunes,
+    prune_deletes_in_chunks,
+    corrupt_rows_are_errors_not_panics,
+    migrations_are_idempotent,
+    concurrent_batches_do_not_deadlock,
+);
+
+// ---------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------
+
+/// A whole second, so per-second buckets are easy to reason about.
+const T0: i64 = 1_700_000_000_000;
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+fn session(connected_at: i64) -> SessionRecord {
+    SessionRecord {
+        session_id: SessionId::generate(),
+        client: ClientIdentity {
+            client_type: "Claude Code".into(),
+            client_name: Some("claude-code".into()),
+            client_version: Some("1.0.0".into()),
+            client_capabilities: json!({"roots": {"listChanged": true}}),
+            protocol_version: "2025-06-18".into(),
+            principal: None,
+            remote_addr: Some("127.0.0.1:50000".into()),
+            user_agent: None,
+        },
+        connected_at: ts(connected_at),
+        last_activity: ts(connected_at),
+        status: SessionStatus::Active,
+        disconnected_at: None,
+        disconnect_reason: None,
+        total_duration: None,
+        request_count: 1,
+        metadata: json!({"clientInfo": {"name": "claude-code", "version": "1.0.0"}}),
+    }
+}
+
+fn ended(mut r: SessionRecord, at: i64, reason: DisconnectReason) -> SessionRecord {
+    r.status = SessionStatus::Disconnected;
+    r.disconnected_at = Some(ts(at));
+    r.disconnect_reason = Some(reason);
+    r.total_duration = Some(ts(at).since(r.connected_at));
+    r
+}
+
+fn end_of(r: &SessionRecord, at: i64, reason: DisconnectReason) -> SessionEnd {
+    SessionEnd {
+        session_id: r.session_id,
+        at: ts(at),
+        reason,
+        total_duration: ts(at).since(r.connected_at),
+        last_activity: r.last_activity,
+        request_count: r.request_count,
+    }
+}
+
+fn ids(records: &[SessionRecord]) -> Vec<SessionId> {
+    records.iter().map(|r| r.session_id).collect()
+}
+
+async fn get(store: &dyn SessionStore, id: SessionId) -> SessionRecord {
+    store
+        .get_session(id)
+        .await
+        .expect("get_session")
+        .unwrap_or_else(|| panic!("session {id} not found"))
+}
+
+fn request(session: Option<SessionId>, i: u64, started_at: i64) -> RequestLogEntry {
+    let failed = i % 7 == 3;
+    RequestLogEntry {
+        session_id: session,
+        client_key: session.is_none().then(|| format!("client-{i}")),
+        method: if i % 2 == 0 { "tools/call" } else { "ping" }.into(),
+        tool_name: (i % 2 == 0).then(|| format!("tool_{i}")),
+        started_at: ts(started_at),
+        duration: Duration::from_micros(1_234 + i),
+        status: if failed {
+            RequestStatus::Error
+        } else {
+            RequestStatus::Success
+        },
+        error_code: failed.then_some(-32_601),
+        error_message: failed.then(|| format!("no such method {i}")),
+        bytes_in: 100 + i,
+        bytes_out: 2_000 + i,
+    }
+}
+
+fn assert_corrupt<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
+    match result {
+        Err(StoreError::Corrupt(msg)) => eprintln!("{what}: Corrupt({msg})"),
+        other => panic!("{what}: expected StoreError::Corrupt, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+async fn reports_its_backend(ctx: Ctx) {
+    let store = ctx.store().await;
+    let want = match ctx.backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    assert_eq!(store.backend(), want);
+    assert_eq!(ctx.db.backend(), want);
+}
+
+async fn round_trips_every_field(ctx: Ctx) {
+    let store = ctx.store().await;
+    let mut full = session(T0);
+    full.client = ClientIdentity {
+        client_type: "Cursor".into(),
+        client_name: Some("cursor-vscode".into()),
+        client_version: Some("0.42.3".into()),
+        client_capabilities: json!({
+            "roots": {"listChanged": true},
+            "sampling": {},
+            "elicitation": {"form": {}, "url": {}},
+            "experimental": {"x": [1, -2, 2.5, "ünïcødé ✓", null, true, {"deep": [[]]}]},
+        }),
+        protocol_version: "2025-11-25".into(),
+        principal: Some("alice@example.com".into()),
+        remote_addr: Some("[2001:db8::1]:443".into()),
+        user_agent: Some("Cursor/0.42.3 (it's \"quoted\")".into()),
+    };
+    full.last_activity = ts(T0 + 42_123);
+    full.request_count = 17;
+    full.metadata = json!({"clientInfo": {"name": "cursor-vscode", "title": "Cursor"}, "n": 42});
+    let full = ended(full, T0 + 60_789, DisconnectReason::AdminTerminated);
+
+    let mut minimal = session(T0 + 1);
+    minimal.client = ClientIdentity {
+        client_type: "unknown".into(),
+        client_name: None,
+        client_version: None,
+        client_capabilities: json!({}),
+        protocol_version: "2024-11-05".into(),
+        principal: None,
+        remote_addr: None,
+        user_agent: None,
+    };
+    minimal.request_count = 0;
+    minimal.metadata = Value::Null;
+
+    let mut listy = session(T0 + 2);
+    listy.client.client_capabilities = json!([]);
+    listy.metadata = json!(["a", 1]);
+    let listy = ended(listy, T0 + 2, DisconnectReason::ServerShutdown);
+
+    let records = vec![full, minimal, listy];
+    store.insert_sessions(&records).await.unwrap();
+    for r in &records {
+        assert_eq!(&get(&*store, r.session_id).await, r);
+    }
+    assert_eq!(
+        store.get_session(SessionId::generate()).await.unwrap(),
+        None
+    );
+}
+
+async fn insert_is_atomic_and_rejects_duplicates(ctx: Ctx) {
+    let store = ctx.store().await;
+    let existing = session(T0);
+    store
+        .insert_sessions(std::slice::from_ref(&existing))
+        .await
+        .unwrap();
+    let fresh = session(T0 + 1);
+    let err = store
+        .insert_sessions(&[fresh.clone(), existing.clone()])
+        .await
+        .expect_err("a duplicate id must fail the batch");
+    assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+    assert_eq!(
+        store.get_session(fresh.session_id).await.unwrap(),
+        None,
+        "a failed batch must leave nothing behind"
+    );
+    assert_eq!(get(&*store, existing.session_id).await, existing);
+}
+
+async fn replaces_nul_characters_instead_of_failing(ctx: Ctx) {
+    let store = ctx.store().await;
+    let mut r = session(T0);
+    r.client.client_name = Some("evil\0name".into());
+    r.client.user_agent = Some("\0".into());
+    r.client.client_capabilities = json!({"k\0": ["v\0"]});
+    r.metadata = json!({"clientInfo": {"name": "evil\0name"}});
+    let healthy = session(T0);
+    store
+        .insert_sessions(&[r.clone(), healthy.clone()])
+        .await
+        .expect("NUL characters must not fail the batch");
+    let back = get(&*store, r.session_id).await;
+    assert_eq!(back.client.client_name.as_deref(), Some("evil\u{FFFD}name"));
+    assert_eq!(back.client.user_agent.as_deref(), Some("\u{FFFD}"));
+    assert_eq!(
+        back.client.client_capabilities,
+        json!({"k\u{FFFD}": ["v\u{FFFD}"]})
+    );
+    assert_eq!(
+        back.metadata,
+        json!({"clientInfo": {"name": "evil\u{FFFD}name"}})
+    );
+    assert_eq!(get(&*store, healthy.session_id).await, healthy);
+
+    let mut entry = request(Some(r.session_id), 0, T0);
+    entry.error_message = Some("bad\0bytes".into());
+    store.insert_requests(&[entry]).await.unwrap();
+    let logged = store.session_requests(r.session_id, 1).await.unwrap();
+    assert_eq!(logged[0].error_message.as_deref(), Some("bad\u{FFFD}bytes"));
+}
+
+async fn empty_batches_are_no_ops(ctx: Ctx) {
+    let store = ctx.store().await;
+    store.insert_sessions(&[]).await.unwrap();
+    store.record_activity(&[]).await.unwrap();
+    assert_eq!(store.end_sessions(&[]).await.unwrap(), 0);
+    store.insert_requests(&[]).await.unwrap();
+    assert_eq!(store.prune_requests(ts(T0)).await.unwrap(), 0);
+    assert_eq!(
+        store.status_counts().await.unwrap(),
+        StatusCounts::default()
+    );
+    assert!(store.load_active().await.unwrap().is_empty());
+    let page = store
+        .list_sessions(&SessionQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(page.sessions.is_empty());
+    assert_eq!(page.total, 0);
+    assert!(store.connection_buckets(ts(0)).await.unwrap().is_empty());
+    let (rows, stats) = store.disconnected_since(ts(0), 10).await.unwrap();
+    assert!(rows.is_empty());
+    assert_eq!(stats, Default::default());
+    assert!(store.latest_by_activity(None, 10).await.unwrap().is_empty());
+}
+
+/// More rows than SQLite takes bind parameters for in one statement.
+async fn batches_larger_than_one_statement(ctx: Ctx) {
+    let store = ctx.store().await;
+    let n = 4_500;
+    let records: Vec<SessionRecord> = (0..n).map(|i| session(T0 + i)).collect();
+    store.insert_sessions(&records).await.unwrap();
+    assert_eq!(
+        store.status_counts().await.unwrap(),
+        StatusCounts {
+            active: n as u64,
+            disconnected: 0
+        }
+    );
+    let updates: Vec<ActivityUpdate> = records
+        .iter()
+        .map(|r| ActivityUpdate {
+            session_id: r.session_id,
+            last_activity: ts(T0 + 1_000_000),
+            request_count: 5,
+        })
+        .collect();
+    store.record_activity(&updates).await.unwrap();
+    let ends: Vec<SessionEnd> = records
+        .iter()
+        .map(|r| end_of(r, T0 + 2_000_000, DisconnectReason::Timeout))
+        .collect();
+    assert_eq!(store.end_sessions(&ends).await.unwrap(), n as u64);
+    let last = get(&*store, records[n as usize - 1].session_id).await;
+    assert_eq!(last.last_activity, ts(T0 + 1_000_000));
+    assert_eq!(last.request_count, 5);
+    assert_eq!(last.status, SessionStatus::Disconnected);
+}
+
+async fn end_only_changes_active_sessions_and_is_idempotent(ctx: Ctx) {
+    let store = ctx.store().await;
+    let mut a = session(T0);
+    a.last_activity = ts(T0 + 5_000);
+    a.request_count = 9;
+    let b = session(T0 + 1_000);
+    let c = session(T0 + 2_000);
+    store
+        .insert_sessions(&[a.clone(), b.clone(), c.clone()])
+        .await
+        .unwrap();
+
+    let end_a = end_of(&a, T0 + 65_000, DisconnectReason::Timeout);
+    let end_b = end_of(&b, T0 + 3_000, DisconnectReason::ClientDisconnect);
+    assert_eq!(store.end_sessions(&[end_a, end_b]).await.unwrap(), 2);
+    let got_a = get(&*store, a.session_id).await;
+    assert_eq!(
+        got_a,
+        ended(a.clone(), T0 + 65_000, DisconnectReason::Timeout)
+    );
+    assert_eq!(got_a.total_duration, Some(Duration::from_secs(65)));
+
+    // Again, with other figures, plus a live session, an unknown id and a
+    // duplicate: only the live session changes, once.
+    let again_a = SessionEnd {
+        at: ts(T0 + 99_000),
+        reason: DisconnectReason::AdminTerminated,
+        total_duration: Duration::from_secs(99),
+        request_count: 1_000,
+        last_activity: ts(T0 + 99_000),
+        ..end_a
+    };
+    let end_c = end_of(&c, T0 + 4_000, DisconnectReason::Error);
+    let ghost = SessionEnd {
+        session_id: SessionId::generate(),
+        ..end_c
+    };
+    let end_c_later = SessionEnd {
+        at: ts(T0 + 5_000),
+        reason: DisconnectReason::Timeout,
+        ..end_c
+    };
+    assert_eq!(
+        store
+            .end_sessions(&[again_a, end_c, ghost, end_c_later])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(get(&*store, a.session_id).await, got_a);
+    assert_eq!(
+        get(&*store, c.session_id).await,
+        ended(c.clone(), T0 + 4_000, DisconnectReason::Error),
+        "the first end of a session in a batch wins"
+    );
+    assert_eq!(store.end_sessions(&[end_a, end_b, end_c]).await.unwrap(), 0);
+}
+
+async fn activity_only_moves_forward_and_skips_ended_sessions(ctx: Ctx) {
+    let store = ctx.store().await;
+    let a = session(T0);
+    let b = ended(session(T0), T0 + 10_000, DisconnectReason::ClientDisconnect);
+    store
+        .insert_sessions(&[a.clone(), b.clone()])
+        .await
+        .unwrap();
+    let update = |id, at, count| ActivityUpdate {
+        session_id: id,
+        last_activity: ts(at),
+        request_count: count,
+    };
+
+    store
+        .record_activity(&[update(a.session_id, T0 + 5_000, 7)])
+        .await
+        .unwrap();
+    let got = get(&*store, a.session_id).await;
+    assert_eq!((got.last_activity, got.request_count), (ts(T0 + 5_000), 7));
+
+    // A stale update (e.g. a retried flush) does not move anything back.
+    store
+        .record_activity(&[update(a.session_id, T0 + 1_000, 3)])
+        .await
+        .unwrap();
+    let got = get(&*store, a.session_id).await;
+    assert_eq!((got.last_activity, got.request_count), (ts(T0 + 5_000), 7));
+
+    // Duplicates in one batch: the latest figures win.
+    store
+        .record_activity(&[
+            update(a.session_id, T0 + 8_000, 9),
+            update(a.session_id, T0 + 6_000, 8),
+        ])
+        .await
+        .unwrap();
+    let got = get(&*store, a.session_id).await;
+    assert_eq!((got.last_activity, got.request_count), (ts(T0 + 8_000), 9));
+
+    // Ended and unknown sessions are left alone.
+    store
+        .record_activity(&[
+            update(b.session_id, T0 + 99_000, 100),
+            update(SessionId::generate(), T0, 1),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(get(&*store, b.session_id).await, b);
+
+    // Ending with older figures does not move last_activity back either.
+    let end = SessionEnd {
+        session_id: a.session_id,
+        at: ts(T0 + 20_000),
+        reason: DisconnectReason::Timeout,
+        total_duration: Duration::from_secs(20),
+        last_activity: ts(T0 + 1),
+        request_count: 2,
+    };
+    assert_eq!(store.end_sessions(&[end]).await.unwrap(), 1);
+    let got = get(&*store, a.session_id).await;
+    assert_eq!((got.last_activity, got.request_count), (ts(T0 + 8_000), 9));
+}
+
+async fn load_active_returns_only_active_sessions(ctx: Ctx) {
+    let store = ctx.store().await;
+    let active: Vec<SessionRecord> = (0..3).map(|i| session(T0 + i * 1_000)).collect();
+    let gone: Vec<SessionRecord> = (0..2)
+        .map(|i| ended(session(T0 + i), T0 + 50_000, DisconnectReason::Timeout))
+        .collect();
+    store
+        .insert_sessions(&[active.clone(), gone].concat())
+        .await
+        .unwrap();
+    let mut loaded = store.load_active().await.unwrap();
+    loaded.sort_by_key(|r| r.connected_at);
+    assert_eq!(loaded, active);
+}
+
+async fn list_filters_paginates_and_counts(ctx: Ctx) {
+    let store = ctx.store().await;
+    let records: Vec<SessionRecord> = (0..10)
+        .map(|i| {
+            let mut r = session(T0 + i * 1_000);
+            r.client.client_type = if i % 2 == 0 { "Cursor" } else { "Claude Code" }.into();
+            if i % 3 == 0 {
+                ended(r, T0 + 100_000, DisconnectReason::Timeout)
+            } else {
+                r
+            }
+        })
+        .collect();
+    store.insert_sessions(&records).await.unwrap();
+    let newest_first: Vec<SessionRecord> = records.iter().rev().cloned().collect();
+    let query = |status, client_type: Option<&str>, limit, offset| SessionQuery {
+        status,
+        client_type: client_type.map(str::to_string),
+        limit,
+        offset,
+    };
+
+    let page = store
+        .list_sessions(&query(None, None, 100, 0))
+        .await
+        .unwrap();
+    assert_eq!(page.total, 10);
+    assert_eq!(page.sessions, newest_first);
+
+    let page = store.list_sessions(&query(None, None, 3, 3)).await.unwrap();
+    assert_eq!(page.total, 10);
+    assert_eq!(page.sessions, newest_first[3..6]);
+
+    for (limit, offset) in [(5, 10), (5, 1_000), (0, 0)] {
+        let page = store
+            .list_sessions(&query(None, None, limit, offset))
+            .await
+            .unwrap();
+        assert_eq!(page.total, 10);
+        assert!(page.sessions.is_empty());
+    }
+
+    let page = store
+        .list_sessions(&query(Some(SessionStatus::Active), None, 100, 0))
+        .await
+        .unwrap();
+    let want: Vec<SessionRecord> = newest_first
+        .iter()
+        .filter(|r| r.status == SessionStatus::Active)
+        .cloned()
+        .collect();
+    assert_eq!(page.total, 6);
+    assert_eq!(page.sessions, want);
+
+    let page = store
+        .list_sessions(&query(
+            Some(SessionStatus::Disconnected),
+            Some("Cursor"),
+            1,
+            1,
+        ))
+        .await
+        .unwrap();
+    // Disconnected Cursor sessions: i = 6, 0 (even and divisible by 3).
+    assert_eq!(page.total, 2);
+    assert_eq!(ids(&page.sessions), vec![records[0].session_id]);
+
+    let page = store
+        .list_sessions(&query(None, Some("Claude Code"), 100, 0))
+        .await
+        .unwrap();
+    assert_eq!(page.total, 5);
+    assert!(page
+        .sessions
+        .iter()
+        .all(|r| r.client.client_type == "Claude Code"));
+
+    let page = store
+        .list_sessions(&query(None, Some("Nobody"), 100, 0))
+        .await
+        .unwrap();
+    assert_eq!((page.total, page.sessions.len()), (0, 0));
+}
+
+async fn status_counts_by_status(ctx: Ctx) {
+    let store = ctx.store().await;
+    assert_eq!(
+        store.status_counts().await.unwrap(),
+        StatusCounts::default()
+    );
+    let mut records: Vec<SessionRecord> = (0..3).map(|i| session(T0 + i)).collect();
+    records.extend((0..2).map(|i| ended(session(T0 + i), T0 + 9, DisconnectReason::Timeout)));
+    store.insert_sessions(&records).await.unwrap();
+    assert_eq!(
+        store.status_counts().await.unwrap(),
+        StatusCounts {
+            active: 3,
+            disconnected: 2
+        }
+    );
+    store
+        .end_sessions(&[end_of(&records[0], T0 + 10, DisconnectReason::Timeout)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.status_counts().await.unwrap(),
+        StatusCounts {
+            active: 2,
+            disconnected: 3
+        }
+    );
+}
+
+async fn connection_buckets_group_by_second(ctx: Ctx) {
+    let store = ctx.store().await;
+    let before = session(T0 - 1);
+    let s1 = session(T0 + 100);
+    let s2 = ended(session(T0 + 900), T0 + 60_900, DisconnectReason::Timeout);
+    let s3 = ended(
+        session(T0 + 500),
+        T0 + 1_734,
+        DisconnectReason::ClientDisconnect,
+    );
+    let s4 = session(T0 + 5_000);
+    let all = [before, s1, s2, s3, s4];
+    store.insert_sessions(&all).await.unwrap();
+
+    let buckets = store.connection_buckets(ts(T0)).await.unwrap();
+    assert_eq!(
+        buckets,
+        vec![
+            ConnectionBucket {
+                second: T0 / 1000,
+                connected: 3,
+                ended: 2,
+                ended_duration_ms: 60_000 + 1_234,
+                active_connected_at_ms: T0 + 100,
+            },
+            ConnectionBucket {
+                second: T0 / 1000 + 5,
+                connected: 1,
+                ended: 0,
+                ended_duration_ms: 0,
+                active_connected_at_ms: T0 + 5_000,
+            },
+        ]
+    );
+
+    // Seeding the health window from the store gives what counting live gave.
+    let span = Duration::from_secs(24 * 3600);
+    let now = ts(T0 + 120_000);
+    let mut live = ConnectionWindow::new(span);
+    for r in &all[1..] {
+        live.on_connect(r.connected_at);
+    }
+    for r in &all[1..] {
+        if let Some(at) = r.disconnected_at {
+            live.on_end(r.connected_at, at);
+        }
+    }
+    let mut seeded = ConnectionWindow::new(span);
+    seeded.seed(buckets);
+    assert_eq!(seeded.report(now), live.report(now));
+}
+
+async fn disconnected_since_lists_newest_and_aggregates(ctx: Ctx) {
+    let store = ctx.store().await;
+    let e1 = ended(session(T0), T0 + 10_000, DisconnectReason::Timeout);
+    let e2 = ended(
+        session(T0 - 10_000),
+        T0 + 20_000,
+        DisconnectReason::ClientDisconnect,
+    );
+    let e3 = ended(session(T0 + 10_000), T0 + 30_000, DisconnectReason::Timeout);
+    let e4 = ended(session(T0), T0 + 40_000, DisconnectReason::Error);
+    let old = ended(session(T0 - 2_000_000), T0 - 1, DisconnectReason::Error);
+    let live = session(T0 + 50_000);
+    store
+        .insert_sessions(&[e1.clone(), e2.clone(), e3.clone(), e4.clone(), old, live])
+        .await
+        .unwrap();
+    // A reason as the reference system wrote it.
+    ctx.raw(&format!(
+        "UPDATE sessions SET disconnect_reason = 'error: ConnectionReset' \
+         WHERE session_id = '{}'",
+        e4.session_id
+    ))
+    .await;
+
+    let (rows, stats) = store.disconnected_since(ts(T0), 2).await.unwrap();
+    assert_eq!(rows, vec![e4.clone(), e3.clone()]);
+    assert_eq!(stats.total_disconnected, 4);
+    assert_eq!(
+        stats.disconnect_reasons,
+        BTreeMap::from([
+            ("client_disconnect".to_string(), 1),
+            ("error".to_string(), 1),
+            ("timeout".to_string(), 2),
+        ])
+    );
+    // Durations 10 s, 30 s, 20 s, 40 s.
+    assert_eq!(stats.avg_duration_seconds, 25.0);
+    assert_eq!(stats.max_duration_seconds, 40.0);
+    assert_eq!(stats.min_duration_seconds, 10.0);
+
+    let (rows, _) = store.disconnected_since(ts(T0), 100).await.unwrap();
+    assert_eq!(rows, vec![e4, e3, e2, e1]);
+
+    // Sub-second durations keep their milliseconds.
+    let quick = ended(session(T0 + 60_000), T0 + 60_250, DisconnectReason::Timeout);
+    store.insert_sessions(&[quick]).await.unwrap();
+    let (_, stats) = store.disconnected_since(ts(T0 + 60_000), 10).await.unwrap();
+    assert_eq!(stats.total_disconnected, 1);
+    assert_eq!(stats.min_duration_seconds, 0.25);
+    assert_eq!(stats.avg_duration_seconds, 0.25);
+
+    let (rows, stats) = store.disconnected_since(ts(T0 + 99_999), 10).await.unwrap();
+    assert!(rows.is_empty());
+    assert_eq!(stats, Default::default());
+}
+
+async fn latest_by_activity_orders_by_last_activity(ctx: Ctx) {
+    let store = ctx.store().await;
+    let with_activity = |r: SessionRecord, at: i64| SessionRecord {
+        last_activity: ts(at),
+        ..r
+    };
+    let a1 = with_activity(session(T0), T0 + 10);
+    let a2 = with_activity(session(T0), T0 + 50);
+    let a3 = with_activity(session(T0), T0 + 30);
+    let d1 = with_activity(
+        ended(session(T0), T0 + 100, DisconnectReason::Timeout),
+        T0 + 40,
+    );
+    let d2 = with_activity(
+        ended(session(T0), T0 + 100, DisconnectReason::Timeout),
+        T0 + 20,
+    );
+    let d3 = with_activity(
+        ended(session(T0), T0 + 100, DisconnectReason::Timeout),
+        T0 + 60,
+    );
+    store
+        .insert_sessions(&[
+            a1.clone(),
+            a2.clone(),
+            a3.clone(),
+            d1.clone(),
+            d2.clone(),
+            d3.clone(),
+        ])
+        .await
+        .unwrap();
+
+    let got = store
+        .latest_by_activity(Some(SessionStatus::Disconnected), 2)
+        .await
+        .unwrap();
+    assert_eq!(got, vec![d3.clone(), d1.clone()]);
+    let got = store
+        .latest_by_activity(Some(SessionStatus::Active), 10)
+        .await
+        .unwrap();
+    assert_eq!(got, vec![a2.clone(), a3.clone(), a1.clone()]);
+    let got = store.latest_by_activity(None, 4).await.unwrap();
+    assert_eq!(got, vec![d3.clone(), a2, d1, a3]);
+    let got = store.latest_by_activity(None, 100).await.unwrap();
+    assert_eq!(got.len(), 6);
+    assert!(store
+        .latest_by_activity(Some(SessionStatus::Active), 0)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn request_log_round_trips_orders_and_prunes(ctx: Ctx) {
+    let store = ctx.store().await;
+    let s = session(T0);
+    let other = session(T0);
+    store
+        .insert_sessions(&[s.clone(), other.clone()])
+        .await
+        .unwrap();
+
+    // Pairs of rows share a start time: insertion order breaks the tie.
+    let mine: Vec<RequestLogEntry> = (0..1_000u64)
+        .map(|i| request(Some(s.session_id), i, T0 + (i / 2) as i64))
+        .collect();
+    let started = Instant::now();
+    store.insert_requests(&mine).await.unwrap();
+    let took = started.elapsed();
+    eprintln!(
+        "{:?}: inserting 1000 request rows took {took:?}",
+        ctx.backend
+    );
+    assert!(took < Duration::from_secs(5), "1000 rows took {took:?}");
+
+    let theirs: Vec<RequestLogEntry> = (0..10u64)
+        .map(|i| request(Some(other.session_id), i, T0 + 10_000))
+        .collect();
+    let stateless: Vec<RequestLogEntry> =
+        (0..5u64).map(|i| request(None, i, T0 + 10_000)).collect();
+    store
+        .insert_requests(&[theirs, stateless].concat())
+        .await
+        .unwrap();
+
+    let newest_first: Vec<RequestLogEntry> = mine.iter().rev().cloned().collect();
+    assert_eq!(
+        store.session_requests(s.session_id, 10).await.unwrap(),
+        newest_first[..10]
+    );
+    assert_eq!(
+        store.session_requests(s.session_id, 5_000).await.unwrap(),
+        newest_first
+    );
+    assert_eq!(
+        store
+            .session_requests(other.session_id, 100)
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+    assert!(store
+        .session_requests(SessionId::generate(), 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Rows started before T0 + 250 ms: the first 500 of this session.
+    assert_eq!(store.prune_requests(ts(T0 + 250)).await.unwrap(), 500);
+    assert_eq!(
+        store.session_requests(s.session_id, 5_000).await.unwrap(),
+        newest_first[..500]
+    );
+    assert_eq!(store.prune_requests(ts(T0 + 250)).await.unwrap(), 0);
+    assert_eq!(store.prune_requests(ts(T0 + 10_001)).await.unwrap(), 515);
+}
+
+async fn prune_deletes_in_chunks(ctx: Ctx) {
+    let store = ctx.store().await;
+    let id = SessionId::generate();
+    let rows: Vec<RequestLogEntry> = (0..25_000u64)
+        .map(|i| request(Some(id), i, T0 + i as i64))
+        .collect();
+    for batch in rows.chunks(5_000) {
+        store.insert_requests(batch).await.unwrap();
+    }
+    assert_eq!(store.prune_requests(ts(T0 + 24_990)).await.unwrap(), 24_990);
+    let left = store.session_requests(id, 100).await.unwrap();
+    assert_eq!(left.len(), 10);
+    assert_eq!(left[0], rows[24_999]);
+}
+
+async fn corrupt_rows_are_errors_not_panics(ctx: Ctx) {
+    let store = ctx.store().await;
+    let zombie = session(T0);
+    let negative = session(T0 + 1);
+    let odd_reason = ended(session(T0 + 2), T0 + 3, DisconnectReason::Timeout);
+    let healthy = ended(session(T0 + 3), T0 + 4, DisconnectReason::Timeout);
+    store
+        .insert_sessions(&[
+            zombie.clone(),
+            negative.clone(),
+            odd_reason.clone(),
+            healthy.clone(),
+        ])
+        .await
+        .unwrap();
+    store
+        .insert_requests(&[
+            request(Some(healthy.session_id), 1, T0),
+            request(Some(zombie.session_id), 1, T0),
+        ])
+        .await
+        .unwrap();
+    ctx.raw_unchecked(&format!(
+        "UPDATE sessions SET status = 'zombie' WHERE session_id = '{z}'; \
+         UPDATE sessions SET request_count = -5 WHERE session_id = '{n}'; \
+         UPDATE sessions SET disconnect_reason = 'abducted' WHERE session_id = '{o}'; \
+         UPDATE requests SET status = 'maybe' WHERE session_id = '{z}'",
+        z = zombie.session_id,
+        n = negative.session_id,
+        o = odd_reason.session_id,
+    ))
+    .await;
+
+    assert_corrupt(store.get_session(zombie.session_id).await, "bad status");
+    assert_corrupt(
+        store.get_session(negative.session_id).await,
+        "negative count",
+    );
+    assert_corrupt(
+        store.get_session(odd_reason.session_id).await,
+        "unknown reason",
+    );
+    assert_corrupt(store.load_active().await, "load_active");
+    assert_corrupt(
+        store
+            .list_sessions(&SessionQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await,
+        "list_sessions",
+    );
+    assert_corrupt(store.status_counts().await, "status_counts");
+    assert_corrupt(
+        store.session_requests(zombie.session_id, 10).await,
+        "request status",
+    );
+
+    if ctx.backend == Backend::Sqlite {
+        // Only SQLite can hold text that is not JSON.
+        ctx.raw(&format!(
+            "UPDATE sessions SET metadata = '{{not json' WHERE session_id = '{}'",
+            healthy.session_id
+        ))
+        .await;
+        assert_corrupt(store.get_session(healthy.session_id).await, "bad JSON");
+    } else {
+        // The store is still usable.
+        assert_eq!(get(&*store, healthy.session_id).await, healthy);
+    }
+    assert_eq!(
+        store
+            .session_requests(healthy.session_id, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn migrations_are_idempotent(ctx: Ctx) {
+    let first = ctx.store().await;
+    let r = session(T0);
+    first
+        .insert_sessions(std::slice::from_ref(&r))
+        .await
+        .unwrap();
+    // A second store on the same database while the first is open, then an
+    // explicit migration, then a third.
+    let second = ctx.store().await;
+    assert_eq!(get(&*second, r.session_id).await, r);
+    drop((first, second));
+    migrate(&ctx.db).await.expect("migrating again is a no-op");
+    let third = ctx.store().await;
+    assert_eq!(get(&*third, r.session_id).await, r);
+    assert_eq!(third.status_counts().await.unwrap().active, 1);
+}
+
+/// Two stores (two gateway instances) write overlapping batches in opposite
+/// orders at once; every write succeeds.
+async fn concurrent_batches_do_not_deadlock(ctx: Ctx) {
+    let first = ctx.store().await;
+    let second = ctx.store().await;
+    let records: Vec<SessionRecord> = (0..300).map(|i| session(T0 + i)).collect();
+    first.insert_sessions(&records).await.unwrap();
+
+    let mut tasks = Vec::new();
+    for w in 0..4i64 {
+        let store = if w % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        let mut order = ids(&records);
+        if w % 2 == 1 {
+            order.reverse();
+        }
+        tasks.push(tokio::spawn(async move {
+            for round in 0..15i64 {
+                let updates: Vec<ActivityUpdate> = order
+                    .iter()
+                    .map(|&id| ActivityUpdate {
+                        session_id: id,
+                        last_activity: ts(T0 + 1_000 + round * 10 + w),
+                        request_count: (round * 4 + w) as u64,
+                    })
+                    .collect();
+                store.record_activity(&updates).await?;
+            }
+            Ok::<u64, StoreError>(0)
+        }));
+    }
+    for (k, chunk) in records.chunks(30).rev().enumerate() {
+        let store = if k % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        let mut ends: Vec<SessionEnd> = chunk
+            .iter()
+            .map(|r| end_of(r, T0 + 5_000, DisconnectReason::Timeout))
+            .collect();
+        ends.reverse();
+        tasks.push(tokio::spawn(async move { store.end_sessions(&ends).await }));
+    }
+    let mut ended = 0;
+    for task in tasks {
+        ended += task.await.unwrap().expect("concurrent write failed");
+    }
+    assert_eq!(ended, 300);
+    assert_eq!(
+        first.status_counts().await.unwrap(),
+        StatusCounts {
+            active: 0,
+            disconnected: 300
+        }
+    );
+}
