@@ -1,1 +1,107 @@
+//! sessiongate's management API: the reference system's session paths and
+//! JSON field names, behind an admin bearer token.
+//!
+//! This module owns the router and its shared state: which path goes to which
+//! handler, which paths are public (`/api/health`, `/api/openapi.json`) and
+//! which need the admin token (everything under `/api/mcp/`). The handlers
+//! live in [`sessions`], authentication in [`auth`], the error shape in
+//! [`error`] and the OpenAPI document in [`openapi`]. The binary merges
+//! [`router`] with the MCP transport's router.
 
+pub mod auth;
+pub mod error;
+pub mod openapi;
+pub mod sessions;
+
+use std::fmt;
+use std::sync::Arc;
+
+use axum::middleware::{from_fn_with_state, map_response};
+use axum::routing::{any, get};
+use axum::Router;
+use sessiongate_core::lifecycle::SessionManager;
+use sessiongate_core::{SessionId, Timestamp};
+
+pub use auth::load_or_create_admin_token;
+pub use error::ApiError;
+
+/// Called with the id of a session an administrator terminated, after it
+/// has ended durably, so the MCP transport can close its open streams.
+pub type TerminateHook = Arc<dyn Fn(SessionId) + Send + Sync>;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub manager: Arc<SessionManager>,
+    /// The bearer token that admits requests to `/api/mcp/...`. An empty
+    /// token admits nothing.
+    pub admin_token: Arc<str>,
+    pub on_terminate: TerminateHook,
+    /// When the API started, by the manager's clock (for `uptime_seconds`).
+    pub started_at: Timestamp,
+}
+
+impl ApiState {
+    /// State with a no-op terminate hook, started now.
+    pub fn new(manager: Arc<SessionManager>, admin_token: impl Into<Arc<str>>) -> Self {
+        let started_at = manager.now();
+        ApiState {
+            manager,
+            admin_token: admin_token.into(),
+            on_terminate: Arc::new(|_| {}),
+            started_at,
+        }
+    }
+
+    /// Sets the hook called after an admin terminate.
+    pub fn on_terminate(mut self, hook: impl Fn(SessionId) + Send + Sync + 'static) -> Self {
+        self.on_terminate = Arc::new(hook);
+        self
+    }
+}
+
+impl fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiState")
+            .field("admin_token", &"<redacted>")
+            .field("started_at", &self.started_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The management API's routes:
+///
+/// * public: `GET /api/health`, `GET /api/openapi.json`;
+/// * admin token required: `GET /api/mcp/sessions`,
+///   `GET /api/mcp/sessions/health`, `GET /api/mcp/sessions/disconnected`,
+///   `GET|DELETE /api/mcp/sessions/{id}`, `GET /api/mcp/clients`.
+///
+/// Any other path under `/api` is a JSON 404 (after authentication under
+/// `/api/mcp`). The router sets no fallback, so it merges freely.
+pub fn router(state: ApiState) -> Router {
+    // Static segments win over `{id}` in axum's router, so
+    // `/sessions/health` and `/sessions/disconnected` are never taken as ids.
+    let admin = Router::new()
+        .route("/api/mcp/sessions", get(sessions::list_sessions))
+        .route("/api/mcp/sessions/health", get(sessions::session_health))
+        .route(
+            "/api/mcp/sessions/disconnected",
+            get(sessions::disconnected_sessions),
+        )
+        .route(
+            "/api/mcp/sessions/{id}",
+            get(sessions::show_session).delete(sessions::terminate_session),
+        )
+        .route("/api/mcp/clients", get(sessions::list_clients))
+        .route("/api/mcp", any(sessions::not_found))
+        .route("/api/mcp/{*rest}", any(sessions::not_found))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_admin));
+
+    Router::new()
+        .route("/api/health", get(sessions::service_health))
+        .route("/api/openapi.json", get(openapi::openapi_json))
+        .route("/api/{*rest}", any(sessions::not_found))
+        .merge(admin)
+        .layer(map_response(error::json_errors))
+        .with_state(state)
+}

@@ -1,0 +1,3 @@
+fn main() {
+    println!("{}", sessiongate_api::openapi::openapi_json_text());
+}
