@@ -76,7 +76,14 @@ mod tests {
         let text = id.to_string();
         assert_eq!(text.len(), 32);
         assert_eq!(text.parse::<SessionId>().unwrap(), id);
-        for bad in ["", "xyz", "0123", &"g".repeat(32), &"0".repeat(33), "+0000000000000000000000000000000"] {
+        for bad in [
+            "",
+            "xyz",
+            "0123",
+            &"g".repeat(32),
+            &"0".repeat(33),
+            "+0000000000000000000000000000000",
+        ] {
             assert!(bad.parse::<SessionId>().is_err(), "{bad:?} accepted");
         }
     }

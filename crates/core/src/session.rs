@@ -184,7 +184,9 @@ mod tests {
             assert_eq!(r.as_str().parse::<DisconnectReason>().unwrap(), r);
         }
         assert_eq!(
-            "error: ConnectionReset".parse::<DisconnectReason>().unwrap(),
+            "error: ConnectionReset"
+                .parse::<DisconnectReason>()
+                .unwrap(),
             DisconnectReason::Error
         );
         assert!("bogus".parse::<DisconnectReason>().is_err());

@@ -73,7 +73,10 @@ impl RequestContext {
     pub async fn notify(&self, method: &str, params: Value) {
         if let Some(out) = &self.outbound {
             let _ = out
-                .send(Bytes::from(jsonrpc::notification_bytes(method, Some(&params))))
+                .send(Bytes::from(jsonrpc::notification_bytes(
+                    method,
+                    Some(&params),
+                )))
                 .await;
         }
     }
@@ -128,7 +131,10 @@ impl RequestContext {
         let frame = jsonrpc::request_bytes(&id, method, &params);
         if out.send(Bytes::from(frame)).await.is_err() {
             peer.forget(&id);
-            return Err(ErrorData::internal_error("the client's stream closed", None));
+            return Err(ErrorData::internal_error(
+                "the client's stream closed",
+                None,
+            ));
         }
         match tokio::time::timeout(CLIENT_REQUEST_TIMEOUT, answer).await {
             Ok(Ok(outcome)) => outcome,

@@ -1,5 +1,6 @@
-//! Protection against DNS rebinding: requests whose `Origin` or `Host` is
-//! not allowed are refused with 403 before any MCP processing.
+//! The checks every request to `/mcp` passes before any MCP processing:
+//! headers of a sane size (431 otherwise), and protection against DNS
+//! rebinding — an `Origin` or `Host` that is not allowed gets 403.
 
 use axum::extract::Request;
 use axum::http::{header, StatusCode};
@@ -64,8 +65,22 @@ fn forbidden(why: String) -> Response {
     (StatusCode::FORBIDDEN, axum::Json(body)).into_response()
 }
 
+/// Headers beyond this total size are refused: MCP needs a few hundred bytes.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
 pub async fn check(policy: OriginPolicy, req: Request, next: Next) -> Response {
     let headers = req.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("request headers exceed {MAX_HEADER_BYTES} bytes"),
+        )
+            .into_response();
+    }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
         if !policy.origin_allowed(origin) {

@@ -68,7 +68,11 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
 }
 
 pub fn parse_error(detail: impl std::fmt::Display) -> ErrorData {
-    ErrorData::new(ErrorCode::PARSE_ERROR, format!("Parse error: {detail}"), None)
+    ErrorData::new(
+        ErrorCode::PARSE_ERROR,
+        format!("Parse error: {detail}"),
+        None,
+    )
 }
 
 pub fn invalid_request(detail: impl Into<String>) -> ErrorData {
@@ -96,7 +100,10 @@ pub fn parse(body: &[u8]) -> Result<Body, Invalid> {
                 });
             }
             Ok(Body::Batch(
-                items.iter().map(|raw| classify(raw.get().as_bytes())).collect(),
+                items
+                    .iter()
+                    .map(|raw| classify(raw.get().as_bytes()))
+                    .collect(),
             ))
         }
         Some(b'{') => classify(body).map(Body::Single),
@@ -273,7 +280,10 @@ mod tests {
         assert_eq!(code(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#), -32600);
         assert_eq!(code(r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#), -32600);
         assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":7}"#), -32600);
-        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":3}"#), -32600);
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":3}"#),
+            -32600
+        );
         assert_eq!(code(r#"{"jsonrpc":"2.0","id":1}"#), -32600);
     }
 

@@ -33,19 +33,32 @@ fn key(id: &Id) -> String {
 impl PeerState {
     /// Allocates an id for a server-to-client request and a receiver for its answer.
     pub(crate) fn expect_response(&self) -> (Id, oneshot::Receiver<Answer>) {
-        let id = Value::from(format!("s-{}", self.next_id.fetch_add(1, Ordering::Relaxed)));
+        let id = Value::from(format!(
+            "s-{}",
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        ));
         let (tx, rx) = oneshot::channel();
-        self.pending.lock().expect("pending poisoned").insert(key(&id), tx);
+        self.pending
+            .lock()
+            .expect("pending poisoned")
+            .insert(key(&id), tx);
         (id, rx)
     }
 
     pub(crate) fn forget(&self, id: &Id) {
-        self.pending.lock().expect("pending poisoned").remove(&key(id));
+        self.pending
+            .lock()
+            .expect("pending poisoned")
+            .remove(&key(id));
     }
 
     /// Delivers the client's answer; false if nothing waited for it.
     pub(crate) fn answer(&self, id: &Id, outcome: Answer) -> bool {
-        let waiter = self.pending.lock().expect("pending poisoned").remove(&key(id));
+        let waiter = self
+            .pending
+            .lock()
+            .expect("pending poisoned")
+            .remove(&key(id));
         waiter.is_some_and(|w| w.send(outcome).is_ok())
     }
 
@@ -69,15 +82,24 @@ impl PeerState {
     }
 
     pub fn subscribe(&self, uri: String) {
-        self.subscriptions.lock().expect("subscriptions poisoned").insert(uri);
+        self.subscriptions
+            .lock()
+            .expect("subscriptions poisoned")
+            .insert(uri);
     }
 
     pub fn unsubscribe(&self, uri: &str) {
-        self.subscriptions.lock().expect("subscriptions poisoned").remove(uri);
+        self.subscriptions
+            .lock()
+            .expect("subscriptions poisoned")
+            .remove(uri);
     }
 
     pub fn is_subscribed(&self, uri: &str) -> bool {
-        self.subscriptions.lock().expect("subscriptions poisoned").contains(uri)
+        self.subscriptions
+            .lock()
+            .expect("subscriptions poisoned")
+            .contains(uri)
     }
 }
 

@@ -72,7 +72,12 @@ mod tests {
     #[test]
     fn agrees_with_rmcp() {
         use rmcp::model::ProtocolVersion as V;
-        let known = [V::V_2025_03_26, V::V_2025_06_18, V::V_2025_11_25, V::V_2026_07_28];
+        let known = [
+            V::V_2025_03_26,
+            V::V_2025_06_18,
+            V::V_2025_11_25,
+            V::V_2026_07_28,
+        ];
         for v in known {
             assert_eq!(v.has_initialize(), is_sessionful(v.as_str()), "{v}");
             assert_eq!(!v.has_initialize(), is_stateless(v.as_str()), "{v}");

@@ -42,8 +42,11 @@ pub trait PromptHandler: Send + Sync + 'static {
     /// The `prompts/list` entry; its `name` identifies it.
     fn prompt(&self) -> Value;
     /// The `prompts/get` result.
-    async fn get(&self, ctx: &RequestContext, arguments: Map<String, Value>)
-        -> Result<Value, ErrorData>;
+    async fn get(
+        &self,
+        ctx: &RequestContext,
+        arguments: Map<String, Value>,
+    ) -> Result<Value, ErrorData>;
 }
 
 /// Argument completion (`completion/complete`).
@@ -282,7 +285,9 @@ impl McpServer {
             .prompts
             .iter()
             .find(|h| h.prompt()["name"] == p.name)
-            .ok_or_else(|| ErrorData::invalid_params(format!("Unknown prompt: {}", p.name), None))?;
+            .ok_or_else(|| {
+                ErrorData::invalid_params(format!("Unknown prompt: {}", p.name), None)
+            })?;
         prompt.get(ctx, p.arguments.unwrap_or_default()).await
     }
 

@@ -115,7 +115,10 @@ async fn handle(State(st): State<McpState>, req: Request) -> Response {
 fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response()
@@ -163,9 +166,8 @@ fn sse_response<S>(stream: S, keepalive: Duration) -> Response
 where
     S: futures::Stream<Item = Bytes> + Send + 'static,
 {
-    let events = stream.map(|frame| {
-        Ok::<_, Infallible>(Event::default().data(String::from_utf8_lossy(&frame)))
-    });
+    let events = stream
+        .map(|frame| Ok::<_, Infallible>(Event::default().data(String::from_utf8_lossy(&frame))));
     let mut response = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(keepalive))
         .into_response();
@@ -191,14 +193,22 @@ struct Accepts {
 fn accepts(headers: &HeaderMap) -> Accepts {
     let Some(accept) = header_str(headers, header::ACCEPT.as_str()) else {
         // No Accept header means anything is acceptable.
-        return Accepts { json: true, sse: true };
+        return Accepts {
+            json: true,
+            sse: true,
+        };
     };
     let mut a = Accepts {
         json: false,
         sse: false,
     };
     for item in accept.split(',') {
-        let media = item.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = item
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match media.as_str() {
             "application/json" | "application/*" => a.json = true,
             "text/event-stream" | "text/*" => a.sse = true,
@@ -298,7 +308,9 @@ async fn post(st: McpState, req: Request) -> Response {
     let headers = parts.headers;
     let parsed = match jsonrpc::parse(&bytes) {
         Ok(p) => p,
-        Err(Invalid { id, error }) => return rpc_error(StatusCode::BAD_REQUEST, id.as_ref(), error),
+        Err(Invalid { id, error }) => {
+            return rpc_error(StatusCode::BAD_REQUEST, id.as_ref(), error)
+        }
     };
     let bytes_in = bytes.len() as u64;
 
@@ -330,7 +342,7 @@ async fn post(st: McpState, req: Request) -> Response {
             let Body::Single(msg) = parsed else {
                 unreachable!()
             };
-            return stateless(&st, &headers, msg, head, accept, bytes_in).await;
+            return stateless(&st, &headers, remote, msg, head, accept, bytes_in).await;
         }
     }
 
@@ -409,7 +421,10 @@ async fn initialize(
     let mut response = if accept.json {
         json_bytes(StatusCode::OK, body)
     } else {
-        sse_response(futures::stream::iter([Bytes::from(body)]), st.config.keepalive)
+        sse_response(
+            futures::stream::iter([Bytes::from(body)]),
+            st.config.keepalive,
+        )
     };
     response.headers_mut().insert(
         HEADER_SESSION_ID,
@@ -457,9 +472,11 @@ fn header_mismatch(id: Option<&Id>, message: String) -> Response {
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn stateless(
     st: &McpState,
     headers: &HeaderMap,
+    remote: Option<String>,
     msg: Message,
     head: ParamsHead,
     accept: Accepts,
@@ -595,11 +612,10 @@ async fn stateless(
         client_capabilities: capabilities,
         protocol_version: version.to_string(),
         principal: None,
-        remote_addr: None,
+        remote_addr: remote,
         user_agent: header_str(headers, header::USER_AGENT.as_str()).map(str::to_string),
     });
-    st.manager
-        .touch_client(&key, || identity.as_ref().clone());
+    st.manager.touch_client(&key, || identity.as_ref().clone());
 
     let ctx = RequestContext {
         manager: st.manager.clone(),
@@ -623,7 +639,7 @@ async fn sessionful(
 ) -> Response {
     let session = match lookup(st, headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let negotiated = session.protocol_version().to_string();
     if let Some(v) = header_str(headers, HEADER_PROTOCOL_VERSION) {
@@ -633,13 +649,10 @@ async fn sessionful(
             ));
         }
     }
-    st.manager.touch(&session);
     match parsed {
-        Body::Single(msg) => {
-            sessionful_message(st, &session, msg, accept, bytes_in)
-                .await
-                .unwrap_or_else(accepted)
-        }
+        Body::Single(msg) => sessionful_message(st, &session, msg, accept, bytes_in)
+            .await
+            .unwrap_or_else(accepted),
         Body::Batch(items) => {
             if !protocol::allows_batches(&negotiated) {
                 return bad_request(format!(
@@ -693,14 +706,15 @@ async fn sessionful(
 }
 
 /// The live session named by `Mcp-Session-Id`, or the response to send.
-fn lookup(st: &McpState, headers: &HeaderMap) -> Result<Arc<LiveSession>, Response> {
-    match session_header(headers) {
+fn lookup(st: &McpState, headers: &HeaderMap) -> Result<Arc<LiveSession>, Box<Response>> {
+    let found = match session_header(headers) {
         None => Err(bad_request(
             "Bad Request: the Mcp-Session-Id header is required; send initialize first",
         )),
         Some(Err(())) => Err(session_not_found()),
         Some(Ok(id)) => st.manager.active(id).ok_or_else(session_not_found),
-    }
+    };
+    found.map_err(Box::new)
 }
 
 /// Handles one message of a session; `None` means "accepted, no body".
@@ -711,6 +725,11 @@ async fn sessionful_message(
     accept: Accepts,
     bytes_in: u64,
 ) -> Option<Response> {
+    if matches!(msg, Message::Request { .. }) {
+        st.manager.touch(session);
+    } else {
+        st.manager.keep_alive(session);
+    }
     match msg {
         Message::Request { id, method, params } => {
             if method == "initialize" {
@@ -849,7 +868,11 @@ impl Finisher {
             Ok(result) => {
                 let tool_failed = result.get("isError").and_then(Value::as_bool) == Some(true);
                 let error = tool_failed.then(|| (None, tool_error_text(result)));
-                (StatusCode::OK, jsonrpc::result_bytes(&self.id, result), error)
+                (
+                    StatusCode::OK,
+                    jsonrpc::result_bytes(&self.id, result),
+                    error,
+                )
             }
             Err(e) => (
                 error_status(e, self.stateless),
@@ -918,9 +941,9 @@ async fn get(st: McpState, req: Request) -> Response {
     }
     let session = match lookup(&st, headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
-    st.manager.touch(&session);
+    st.manager.keep_alive(&session);
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     st.peers.get_or_create(session.id()).attach_stream(tx);
     let guard = st.manager.open_stream(session);
@@ -940,7 +963,7 @@ async fn delete(st: McpState, req: Request) -> Response {
     }
     let session = match lookup(&st, headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let id = session.id();
     drop(session);

@@ -70,7 +70,8 @@ impl LiveSession {
     /// Records a sign of life. Returns true when the session just became
     /// dirty, so the caller queues it for the next activity flush.
     pub(crate) fn touch(&self, now: Timestamp, requests: u64) -> bool {
-        self.last_activity.fetch_max(now.as_millis(), Ordering::Relaxed);
+        self.last_activity
+            .fetch_max(now.as_millis(), Ordering::Relaxed);
         if requests > 0 {
             self.request_count.fetch_add(requests, Ordering::Relaxed);
         }

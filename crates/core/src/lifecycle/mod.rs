@@ -244,10 +244,7 @@ impl SessionManager {
         self.sessions.insert(live.id(), live.clone());
         self.deadlines
             .push(now.saturating_add(self.config.idle_timeout), live.id());
-        self.window
-            .lock()
-            .expect("window poisoned")
-            .on_connect(now);
+        self.window.lock().expect("window poisoned").on_connect(now);
         Ok(live)
     }
 
@@ -263,7 +260,21 @@ impl SessionManager {
     /// Records one request on a session.
     pub fn touch(&self, session: &Arc<LiveSession>) {
         if session.touch(self.clock.now(), 1) {
-            self.dirty.lock().expect("dirty poisoned").push(session.clone());
+            self.dirty
+                .lock()
+                .expect("dirty poisoned")
+                .push(session.clone());
+        }
+    }
+
+    /// Records a sign of life that is not a request (a notification, a
+    /// response to the server, a stream opening or closing).
+    pub fn keep_alive(&self, session: &Arc<LiveSession>) {
+        if session.touch(self.clock.now(), 0) {
+            self.dirty
+                .lock()
+                .expect("dirty poisoned")
+                .push(session.clone());
         }
     }
 
@@ -523,14 +534,6 @@ pub struct StreamGuard {
 impl Drop for StreamGuard {
     fn drop(&mut self) {
         self.session.stream_closed();
-        self.manager.touch_without_request(&self.session);
-    }
-}
-
-impl SessionManager {
-    fn touch_without_request(&self, session: &Arc<LiveSession>) {
-        if session.touch(self.clock.now(), 0) {
-            self.dirty.lock().expect("dirty poisoned").push(session.clone());
-        }
+        self.manager.keep_alive(&self.session);
     }
 }

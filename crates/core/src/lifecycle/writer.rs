@@ -140,7 +140,10 @@ pub(crate) async fn run_request_log_writer(
         let now = clock.now();
         if last_prune.is_none_or(|at| now.since(at) >= config.prune_interval) {
             last_prune = Some(now);
-            match store.prune_requests(now.saturating_sub(config.retention)).await {
+            match store
+                .prune_requests(now.saturating_sub(config.retention))
+                .await
+            {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(rows = n, "pruned request log"),
                 Err(e) => tracing::warn!(error = %e, "pruning the request log failed"),
@@ -163,5 +166,8 @@ async fn write_with_retry(store: &dyn SessionStore, rows: &[RequestLogEntry]) {
             }
         }
     }
-    tracing::error!(rows = rows.len(), "dropping request-log rows after repeated failures");
+    tracing::error!(
+        rows = rows.len(),
+        "dropping request-log rows after repeated failures"
+    );
 }

@@ -38,7 +38,11 @@ impl ToolHandler for Echo {
         )
     }
 
-    async fn call(&self, _: &RequestContext, args: JsonObject) -> Result<CallToolResult, ErrorData> {
+    async fn call(
+        &self,
+        _: &RequestContext,
+        args: JsonObject,
+    ) -> Result<CallToolResult, ErrorData> {
         Ok(text_result(string_arg(&args, "text")?))
     }
 }
@@ -106,7 +110,11 @@ impl ToolHandler for ListSessions {
         )
     }
 
-    async fn call(&self, ctx: &RequestContext, args: JsonObject) -> Result<CallToolResult, ErrorData> {
+    async fn call(
+        &self,
+        ctx: &RequestContext,
+        args: JsonObject,
+    ) -> Result<CallToolResult, ErrorData> {
         let status = match args.get("status") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.parse().map_err(|_| {
@@ -142,6 +150,8 @@ impl ToolHandler for ListSessions {
             .take(limit as usize)
             .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
             .collect();
-        Ok(json_result(json!({ "sessions": sessions, "count": sessions.len() })))
+        Ok(json_result(
+            json!({ "sessions": sessions, "count": sessions.len() }),
+        ))
     }
 }

@@ -2,8 +2,10 @@
 //! has, and (behind `--conformance`) the fixtures of the official suite.
 
 mod builtin;
+mod conformance;
 
 pub use builtin::with_builtin_tools;
+pub use conformance::with_conformance_fixtures;
 
 use rmcp::model::{CallToolResult, ContentBlock, ErrorData, JsonObject};
 use serde_json::Value;
