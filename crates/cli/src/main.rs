@@ -1,1 +1,140 @@
-fn main(){}
+//! `sessiongate`: an MCP server and gateway with durable session management.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sessiongate::app;
+use sessiongate::client::{self, Connection, SessionsCommand};
+use sessiongate::config::{Config, Settings};
+use sessiongate_core::SystemClock;
+
+#[derive(Parser)]
+#[command(name = "sessiongate", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve MCP at /mcp and the management API at /api
+    Serve {
+        /// TOML config file; flags and SESSIONGATE_* variables override it
+        #[arg(long, env = "SESSIONGATE_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Apply pending database migrations and exit
+    Migrate {
+        /// TOML config file
+        #[arg(long, env = "SESSIONGATE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data directory (for the default SQLite file)
+        #[arg(long, env = "SESSIONGATE_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// postgres://... or sqlite://PATH
+        #[arg(long, env = "SESSIONGATE_DATABASE_URL")]
+        database_url: Option<String>,
+    },
+    /// Inspect or end sessions of a running server
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Show a running server's session health
+    Health {
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+fn load(config: Option<PathBuf>, settings: Settings) -> anyhow::Result<Config> {
+    let file = match config {
+        Some(path) => Settings::from_file(&path)?,
+        None => Settings::default(),
+    };
+    Ok(settings.or(file).resolve()?)
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    init_logging(&config.log);
+    let data_dir = config.data_dir.clone();
+    let database = config.database.to_string();
+    let server = app::start(config, SystemClock::shared()).await?;
+    let base = format!("http://{}", server.addr);
+    println!("sessiongate {} listening on {base}", app::VERSION);
+    println!("  MCP endpoint   {base}/mcp");
+    println!("  dashboard      {base}/");
+    println!("  session API    {base}/api/mcp/sessions");
+    println!("  data directory {}", data_dir.display());
+    println!("  session store  {database}");
+    println!(
+        "  admin token    {}{}",
+        server.admin_token,
+        if server.admin_token_created {
+            "  (new; saved in the data directory)"
+        } else {
+            ""
+        }
+    );
+    server.run_until(shutdown_signal()).await
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config, settings } => serve(load(config, settings)?).await,
+        Command::Migrate {
+            config,
+            data_dir,
+            database_url,
+        } => {
+            let settings = Settings {
+                data_dir,
+                database_url,
+                ..Default::default()
+            };
+            let config = load(config, settings)?;
+            std::fs::create_dir_all(&config.data_dir).ok();
+            sessiongate_store::migrate(&config.database)
+                .await
+                .with_context(|| format!("migrating {}", config.database))?;
+            println!("{} is up to date", config.database);
+            Ok(())
+        }
+        Command::Sessions {
+            command,
+            connection,
+        } => client::sessions(connection, command).await,
+        Command::Health { connection } => client::health(connection).await,
+    }
+}

@@ -1,0 +1,171 @@
+//! Assembles the running server: store, session manager, MCP endpoint,
+//! management API, and an orderly shutdown that keeps sessions for the next
+//! start.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::response::Html;
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use axum::Router;
+use sessiongate_api::ApiState;
+use sessiongate_core::lifecycle::SessionManager;
+use sessiongate_core::SharedClock;
+use sessiongate_mcp::tools::with_builtin_tools;
+use sessiongate_mcp::{McpServer, McpState};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A server that is accepting connections.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub admin_token: String,
+    pub admin_token_created: bool,
+    pub manager: Arc<SessionManager>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, finishes in-flight requests, writes everything queued.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.stop.send_replace(true);
+        self.task.await.context("server task failed")?
+    }
+
+    /// Serves until `signal` resolves, then shuts down.
+    pub async fn run_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        tokio::select! {
+            _ = signal => {
+                tracing::info!("shutting down; active sessions are kept for the next start");
+                self.stop.send_replace(true);
+            }
+            result = &mut self.task => return result.context("server task failed")?,
+        }
+        (&mut self.task).await.context("server task failed")?
+    }
+}
+
+fn mcp_server(conformance: bool) -> McpServer {
+    let mut server = McpServer::new("sessiongate", VERSION);
+    server.instructions = Some(
+        "sessiongate keeps this session durable across restarts. Tools: echo, health_check, \
+         session_info, list_sessions."
+            .into(),
+    );
+    let server = with_builtin_tools(server);
+    if conformance {
+        sessiongate_mcp::tools::with_conformance_fixtures(server)
+    } else {
+        server
+    }
+}
+
+async fn landing() -> Html<&'static str> {
+    Html(include_str!("landing.html"))
+}
+
+/// Opens the store, restores sessions and starts serving.
+pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<RunningServer> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let store = sessiongate_store::connect(&config.database)
+        .await
+        .with_context(|| format!("cannot open the session store {}", config.database))?;
+    let manager = SessionManager::start(store, clock, config.lifecycle.clone())
+        .await
+        .context("cannot restore sessions")?;
+
+    let (admin_token, admin_token_created) = match &config.admin_token {
+        Some(t) => (t.clone(), false),
+        None => sessiongate_api::auth::load_or_create_admin_token(&config.data_dir).with_context(
+            || {
+                format!(
+                    "cannot read or create the admin token in {}",
+                    config.data_dir.display()
+                )
+            },
+        )?,
+    };
+
+    let mcp = McpState::new(
+        manager.clone(),
+        mcp_server(config.conformance),
+        config.transport.clone(),
+    );
+    let peers = mcp.peers.clone();
+    let api = ApiState {
+        manager: manager.clone(),
+        admin_token: admin_token.clone().into(),
+        on_terminate: Arc::new(move |id| peers.remove(id)),
+        started_at: manager.now(),
+    };
+    let app = Router::new()
+        .route("/", get(landing))
+        .merge(sessiongate_mcp::router(mcp.clone()))
+        .merge(sessiongate_api::router(api));
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let (stop, mut stopped) = watch::channel(false);
+
+    let pruner = {
+        let mcp = mcp.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                mcp.prune_peers();
+            }
+        })
+    };
+    let task = tokio::spawn({
+        let manager = manager.clone();
+        async move {
+            let shutdown = {
+                let mcp = mcp.clone();
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                    // Open GET streams would hold the graceful shutdown forever.
+                    mcp.close_streams();
+                }
+            };
+            // Without TCP_NODELAY small responses stall on Nagle + delayed ACK.
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+                }
+            });
+            let served = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await;
+            pruner.abort();
+            manager.shutdown().await;
+            served.context("HTTP server failed")
+        }
+    });
+    Ok(RunningServer {
+        addr,
+        admin_token,
+        admin_token_created,
+        manager,
+        stop,
+        task,
+    })
+}

@@ -1,0 +1,335 @@
+//! The operator's commands against a running server's management API:
+//! `sessions list|show|terminate` and `health`, as tables or `--json`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use serde_json::Value;
+
+use crate::config::default_data_dir;
+
+/// Where the server is and how to authenticate.
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// Base URL of the running server
+    #[arg(long, env = "SESSIONGATE_URL", default_value = "http://127.0.0.1:8051")]
+    pub url: String,
+
+    /// Admin token [default: read from the data directory's admin-token file]
+    #[arg(long, env = "SESSIONGATE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Data directory holding the admin-token file
+    #[arg(long, env = "SESSIONGATE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Print the API's JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// List sessions, newest first
+    List {
+        /// Only sessions with this status (active or disconnected)
+        #[arg(long)]
+        status: Option<String>,
+        /// Only sessions of this client type (e.g. "Claude Code")
+        #[arg(long)]
+        client_type: Option<String>,
+        /// How many to show
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// How many to skip
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+    },
+    /// Show one session with its recent requests
+    Show { session_id: String },
+    /// End an active session (reason: admin_terminated)
+    Terminate { session_id: String },
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    fn new(conn: &Connection) -> anyhow::Result<Api> {
+        let token = match &conn.admin_token {
+            Some(t) => t.clone(),
+            None => {
+                let path = conn
+                    .data_dir
+                    .clone()
+                    .unwrap_or_else(default_data_dir)
+                    .join("admin-token");
+                std::fs::read_to_string(&path)
+                    .with_context(|| {
+                        format!(
+                            "no admin token: pass --admin-token or set SESSIONGATE_ADMIN_TOKEN (could not read {})",
+                            path.display()
+                        )
+                    })?
+                    .trim()
+                    .to_string()
+            }
+        };
+        Ok(Api {
+            http: reqwest::Client::new(),
+            base: conn.url.trim_end_matches('/').to_string(),
+            token,
+        })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}{}", self.base, path);
+        let response = self
+            .http
+            .request(method, &url)
+            .bearer_auth(&self.token)
+            .query(query)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}; is `sessiongate serve` running?"))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let detail = body["detail"].as_str().unwrap_or("no detail");
+            bail!("{url}: {status}: {detail}");
+        }
+        Ok(body)
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = vec![line(headers.iter().map(|h| h.to_string()).collect())];
+    out.extend(rows.into_iter().map(line));
+    out.join("\n")
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+pub async fn sessions(conn: Connection, cmd: SessionsCommand) -> anyhow::Result<()> {
+    let api = Api::new(&conn)?;
+    match cmd {
+        SessionsCommand::List {
+            status,
+            client_type,
+            limit,
+            offset,
+        } => {
+            let mut query = vec![("limit", limit.to_string()), ("offset", offset.to_string())];
+            query.extend(status.map(|s| ("status", s)));
+            query.extend(client_type.map(|c| ("client_type", c)));
+            let body = api
+                .call(reqwest::Method::GET, "/api/mcp/sessions", &query)
+                .await?;
+            if conn.json {
+                print_json(&body);
+                return Ok(());
+            }
+            let rows = body["sessions"]
+                .as_array()
+                .map(|s| {
+                    s.iter()
+                        .map(|s| {
+                            [
+                                "session_id",
+                                "client_type",
+                                "status",
+                                "protocol_version",
+                                "connected_at",
+                                "last_activity",
+                                "request_count",
+                                "disconnect_reason",
+                            ]
+                            .iter()
+                            .map(|k| text(&s[*k]))
+                            .collect()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            println!(
+                "{}",
+                table(
+                    &[
+                        "SESSION",
+                        "CLIENT",
+                        "STATUS",
+                        "PROTOCOL",
+                        "CONNECTED",
+                        "LAST ACTIVITY",
+                        "REQUESTS",
+                        "REASON"
+                    ],
+                    rows
+                )
+            );
+            println!(
+                "\n{} shown of {} ({} active, idle timeout {} s)",
+                body["sessions"].as_array().map_or(0, Vec::len),
+                text(&body["total"]),
+                text(&body["active_sessions"]),
+                text(&body["session_timeout"]),
+            );
+        }
+        SessionsCommand::Show { session_id } => {
+            let body = api
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/api/mcp/sessions/{session_id}"),
+                    &[],
+                )
+                .await?;
+            if conn.json {
+                print_json(&body);
+                return Ok(());
+            }
+            let s = &body["session"];
+            if let Some(obj) = s.as_object() {
+                for (k, v) in obj {
+                    println!("{k:<22} {}", text(v));
+                }
+            }
+            let rows = body["requests"]
+                .as_array()
+                .map(|r| {
+                    r.iter()
+                        .map(|r| {
+                            [
+                                "started_at",
+                                "method",
+                                "tool_name",
+                                "duration_ms",
+                                "status",
+                                "error_message",
+                            ]
+                            .iter()
+                            .map(|k| text(&r[*k]))
+                            .collect()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            println!(
+                "\n{}",
+                table(
+                    &["STARTED", "METHOD", "TOOL", "MS", "STATUS", "ERROR"],
+                    rows
+                )
+            );
+        }
+        SessionsCommand::Terminate { session_id } => {
+            let body = api
+                .call(
+                    reqwest::Method::DELETE,
+                    &format!("/api/mcp/sessions/{session_id}"),
+                    &[],
+                )
+                .await?;
+            if conn.json {
+                print_json(&body);
+            } else {
+                println!("terminated {session_id}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn health(conn: Connection) -> anyhow::Result<()> {
+    let api = Api::new(&conn)?;
+    let h = api
+        .call(reqwest::Method::GET, "/api/mcp/sessions/health", &[])
+        .await?;
+    if conn.json {
+        print_json(&h);
+        return Ok(());
+    }
+    let s = &h["status_breakdown"];
+    let a = &h["age_distribution"];
+    let c = &h["connection_health"];
+    println!(
+        "sessions   active {}  disconnected {}  total {}",
+        text(&s["active"]),
+        text(&s["disconnected"]),
+        text(&s["total"])
+    );
+    println!(
+        "idle age   healthy {}  aging {}  stale {}",
+        text(&a["healthy"]),
+        text(&a["aging"]),
+        text(&a["stale"])
+    );
+    println!(
+        "last 24 h  {} sessions  {} /h  avg {} s  disconnect rate {} %",
+        text(&c["total_sessions_24h"]),
+        text(&c["sessions_per_hour"]),
+        text(&c["avg_duration_seconds"]),
+        text(&c["disconnect_rate_percent"])
+    );
+    let rows = h["recent_activity"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .map(|r| {
+                    [
+                        "session_id",
+                        "client_type",
+                        "status",
+                        "age_minutes",
+                        "uptime_minutes",
+                    ]
+                    .iter()
+                    .map(|k| text(&r[*k]))
+                    .collect()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    println!(
+        "\n{}",
+        table(
+            &["SESSION", "CLIENT", "STATUS", "IDLE MIN", "UPTIME MIN"],
+            rows
+        )
+    );
+    Ok(())
+}

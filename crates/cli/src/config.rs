@@ -1,0 +1,409 @@
+//! Configuration: built-in defaults, overridden by a TOML file, overridden by
+//! `SESSIONGATE_*` environment variables, overridden by flags. One struct
+//! serves clap (flags and environment) and serde (the file), so a setting has
+//! the same name everywhere: `--idle-timeout`, `SESSIONGATE_IDLE_TIMEOUT`,
+//! `idle_timeout = "5m"`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use serde::Deserialize;
+use sessiongate_core::health::AgeBounds;
+use sessiongate_core::lifecycle::{LifecycleConfig, RequestLogConfig};
+use sessiongate_mcp::{OriginPolicy, TransportConfig};
+use sessiongate_store::Database;
+
+/// A duration given as seconds (`300`) or with units (`5m`, `100ms`, `7days`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration ({e}); use e.g. 300, 5m, 100ms"))
+}
+
+fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+    match Option::<Raw>::deserialize(d)? {
+        None => Ok(None),
+        Some(Raw::Secs(s)) => Ok(Some(Duration::from_secs(s))),
+        Some(Raw::Text(t)) => parse_duration(&t)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
+}
+
+/// Every server setting. All optional here; [`Settings::resolve`] applies defaults.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on [default: 127.0.0.1:8051]
+    #[arg(long, env = "SESSIONGATE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// Directory for the SQLite database, the admin token and other state
+    /// [default: $XDG_DATA_HOME/sessiongate or ~/.local/share/sessiongate]
+    #[arg(long, env = "SESSIONGATE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Session store: postgres://... or sqlite://PATH [default: SQLite file in the data directory]
+    #[arg(long, env = "SESSIONGATE_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Bearer token for the management API [default: generated on first start,
+    /// stored in the data directory]
+    #[arg(long, env = "SESSIONGATE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Idle time after which a session is disconnected (timeout) [default: 300]
+    #[arg(long, env = "SESSIONGATE_IDLE_TIMEOUT", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub idle_timeout: Option<Duration>,
+
+    /// How often session activity is written to the store [default: 1s]
+    #[arg(long, env = "SESSIONGATE_ACTIVITY_FLUSH_INTERVAL", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub activity_flush_interval: Option<Duration>,
+
+    /// Longest wait before queued request-log rows are written [default: 100ms]
+    #[arg(long, env = "SESSIONGATE_REQUEST_LOG_FLUSH_INTERVAL", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub request_log_flush_interval: Option<Duration>,
+
+    /// Most request-log rows written in one batch [default: 1000]
+    #[arg(long, env = "SESSIONGATE_REQUEST_LOG_BATCH_ROWS")]
+    pub request_log_batch_rows: Option<usize>,
+
+    /// Request-log rows that may wait before requests are slowed [default: 65536]
+    #[arg(long, env = "SESSIONGATE_REQUEST_LOG_QUEUE")]
+    pub request_log_queue: Option<usize>,
+
+    /// How long request-log rows are kept [default: 7days]
+    #[arg(long, env = "SESSIONGATE_REQUEST_LOG_RETENTION", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub request_log_retention: Option<Duration>,
+
+    /// Idle time from which an active session counts as "aging" [default: 5m]
+    #[arg(long, env = "SESSIONGATE_HEALTH_AGING_AFTER", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub health_aging_after: Option<Duration>,
+
+    /// Idle time from which an active session counts as "stale" [default: 10m]
+    #[arg(long, env = "SESSIONGATE_HEALTH_STALE_AFTER", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub health_stale_after: Option<Duration>,
+
+    /// Interval of SSE keep-alive comments on open streams [default: 15s]
+    #[arg(long, env = "SESSIONGATE_KEEPALIVE_INTERVAL", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub keepalive_interval: Option<Duration>,
+
+    /// Largest accepted MCP request body in bytes [default: 4194304]
+    #[arg(long, env = "SESSIONGATE_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+
+    /// Extra allowed browser origin (loopback origins are always allowed);
+    /// repeat the flag or separate with commas
+    #[arg(
+        long = "allowed-origin",
+        env = "SESSIONGATE_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+
+    /// Extra allowed Host name (loopback names are always allowed); repeat or
+    /// separate with commas
+    #[arg(
+        long = "allowed-host",
+        env = "SESSIONGATE_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+
+    /// Also serve the fixtures the official MCP conformance suite calls
+    #[arg(long, env = "SESSIONGATE_CONFORMANCE")]
+    #[serde(default)]
+    pub conformance: bool,
+
+    /// Log filter, e.g. info or sessiongate=debug [default: info]
+    #[arg(long, env = "SESSIONGATE_LOG")]
+    pub log: Option<String>,
+}
+
+/// A configuration error, with what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+/// Settings with every default applied.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: Database,
+    pub admin_token: Option<String>,
+    pub lifecycle: LifecycleConfig,
+    pub transport: TransportConfig,
+    pub conformance: bool,
+    pub log: String,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8051";
+
+/// The default data directory: `$XDG_DATA_HOME/sessiongate`, else
+/// `~/.local/share/sessiongate`, else `./sessiongate-data`.
+pub fn default_data_dir() -> PathBuf {
+    let env_dir = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    env_dir("XDG_DATA_HOME")
+        .or_else(|| env_dir("HOME").map(|h| h.join(".local/share")))
+        .map(|d| d.join("sessiongate"))
+        .unwrap_or_else(|| PathBuf::from("sessiongate-data"))
+}
+
+impl Settings {
+    pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Fills every setting not given here from `lower`.
+    pub fn or(self, lower: Settings) -> Settings {
+        Settings {
+            listen: self.listen.or(lower.listen),
+            data_dir: self.data_dir.or(lower.data_dir),
+            database_url: self.database_url.or(lower.database_url),
+            admin_token: self.admin_token.or(lower.admin_token),
+            idle_timeout: self.idle_timeout.or(lower.idle_timeout),
+            activity_flush_interval: self
+                .activity_flush_interval
+                .or(lower.activity_flush_interval),
+            request_log_flush_interval: self
+                .request_log_flush_interval
+                .or(lower.request_log_flush_interval),
+            request_log_batch_rows: self.request_log_batch_rows.or(lower.request_log_batch_rows),
+            request_log_queue: self.request_log_queue.or(lower.request_log_queue),
+            request_log_retention: self.request_log_retention.or(lower.request_log_retention),
+            health_aging_after: self.health_aging_after.or(lower.health_aging_after),
+            health_stale_after: self.health_stale_after.or(lower.health_stale_after),
+            keepalive_interval: self.keepalive_interval.or(lower.keepalive_interval),
+            max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
+            allowed_origins: if self.allowed_origins.is_empty() {
+                lower.allowed_origins
+            } else {
+                self.allowed_origins
+            },
+            allowed_hosts: if self.allowed_hosts.is_empty() {
+                lower.allowed_hosts
+            } else {
+                self.allowed_hosts
+            },
+            conformance: self.conformance || lower.conformance,
+            log: self.log.or(lower.log),
+        }
+    }
+
+    /// Applies defaults and checks the values.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let positive = |name: &str, d: Option<Duration>, default: Duration| {
+            let d = d.unwrap_or(default);
+            if d.is_zero() {
+                Err(ConfigError::Invalid(format!(
+                    "{name} must be greater than zero"
+                )))
+            } else {
+                Ok(d)
+            }
+        };
+        let data_dir = self.data_dir.unwrap_or_else(default_data_dir);
+        let database = match &self.database_url {
+            Some(url) => Database::from_url_or_path(url)
+                .map_err(|e| ConfigError::Invalid(format!("database_url: {e}")))?,
+            None => Database::Sqlite {
+                path: data_dir.join("sessiongate.db"),
+            },
+        };
+        let defaults = LifecycleConfig::default();
+        let log_defaults = RequestLogConfig::default();
+        let age_bounds = AgeBounds {
+            aging_after: positive(
+                "health_aging_after",
+                self.health_aging_after,
+                defaults.age_bounds.aging_after,
+            )?,
+            stale_after: positive(
+                "health_stale_after",
+                self.health_stale_after,
+                defaults.age_bounds.stale_after,
+            )?,
+        };
+        if age_bounds.stale_after <= age_bounds.aging_after {
+            return Err(ConfigError::Invalid(
+                "health_stale_after must be greater than health_aging_after".into(),
+            ));
+        }
+        let batch_rows = self
+            .request_log_batch_rows
+            .unwrap_or(log_defaults.batch_rows);
+        let queue = self
+            .request_log_queue
+            .unwrap_or(log_defaults.queue_capacity);
+        if batch_rows == 0 || queue == 0 {
+            return Err(ConfigError::Invalid(
+                "request_log_batch_rows and request_log_queue must be at least 1".into(),
+            ));
+        }
+        let max_body_bytes = self
+            .max_body_bytes
+            .unwrap_or(TransportConfig::default().max_body_bytes);
+        if max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        if let Some(token) = &self.admin_token {
+            if token.trim().len() < 16 {
+                return Err(ConfigError::Invalid(
+                    "admin_token must be at least 16 characters".into(),
+                ));
+            }
+        }
+        Ok(Config {
+            listen: self
+                .listen
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
+            data_dir,
+            database,
+            admin_token: self.admin_token.map(|t| t.trim().to_string()),
+            lifecycle: LifecycleConfig {
+                idle_timeout: positive("idle_timeout", self.idle_timeout, defaults.idle_timeout)?,
+                activity_flush_interval: positive(
+                    "activity_flush_interval",
+                    self.activity_flush_interval,
+                    defaults.activity_flush_interval,
+                )?,
+                request_log: RequestLogConfig {
+                    queue_capacity: queue,
+                    batch_rows,
+                    flush_interval: positive(
+                        "request_log_flush_interval",
+                        self.request_log_flush_interval,
+                        log_defaults.flush_interval,
+                    )?,
+                    retention: positive(
+                        "request_log_retention",
+                        self.request_log_retention,
+                        log_defaults.retention,
+                    )?,
+                    prune_interval: log_defaults.prune_interval,
+                },
+                age_bounds,
+                health_window: defaults.health_window,
+            },
+            transport: TransportConfig {
+                origins: OriginPolicy {
+                    allowed_origins: self.allowed_origins,
+                    allowed_hosts: self.allowed_hosts,
+                },
+                max_body_bytes,
+                keepalive: positive(
+                    "keepalive_interval",
+                    self.keepalive_interval,
+                    TransportConfig::default().keepalive,
+                )?,
+            },
+            conformance: self.conformance,
+            log: self.log.unwrap_or_else(|| "info".into()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_seconds_and_units() {
+        assert_eq!(parse_duration("300").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("100ms").unwrap(), Duration::from_millis(100));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn flags_override_file_and_defaults_fill_the_rest() {
+        let file: Settings = toml::from_str(
+            r#"
+            idle_timeout = "10m"
+            listen = "127.0.0.1:9000"
+            request_log_retention = 86400
+            allowed_origins = ["https://a.example"]
+            "#,
+        )
+        .unwrap();
+        let flags = Settings {
+            idle_timeout: Some(Duration::from_secs(5)),
+            ..Default::default()
+        };
+        let c = flags.or(file).resolve().unwrap();
+        assert_eq!(c.lifecycle.idle_timeout, Duration::from_secs(5));
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(
+            c.lifecycle.request_log.retention,
+            Duration::from_secs(86400)
+        );
+        assert_eq!(c.lifecycle.request_log.batch_rows, 1000);
+        assert_eq!(c.transport.origins.allowed_origins, ["https://a.example"]);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_a_reason() {
+        let err = toml::from_str::<Settings>("idle_timout = 5").unwrap_err();
+        assert!(err.to_string().contains("idle_timout"), "{err}");
+        let zero = Settings {
+            idle_timeout: Some(Duration::ZERO),
+            ..Default::default()
+        };
+        assert!(zero
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("idle_timeout"));
+        let short = Settings {
+            admin_token: Some("abc".into()),
+            ..Default::default()
+        };
+        assert!(short.resolve().is_err());
+    }
+}

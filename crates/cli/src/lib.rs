@@ -1,0 +1,7 @@
+//! The `sessiongate` program: configuration, assembly of the server, and
+//! the operator's client commands. The binary in `main.rs` only parses the
+//! command line and calls into here, so tests can start real servers.
+
+pub mod app;
+pub mod client;
+pub mod config;

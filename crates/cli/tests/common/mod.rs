@@ -1,0 +1,175 @@
+//! Shared helpers for tests that run a real server on an ephemeral port.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::{json, Value};
+use sessiongate::app::{self, RunningServer};
+use sessiongate::config::Settings;
+use sessiongate_core::{ManualClock, SharedClock};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+pub struct TestServer {
+    pub server: RunningServer,
+    pub clock: ManualClock,
+    pub http: reqwest::Client,
+    pub base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(Settings::default()).await
+    }
+
+    /// Starts a server on a fresh SQLite store with a manual clock.
+    pub async fn start_with(settings: Settings) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            data_dir: Some(dir.path().to_path_buf()),
+            admin_token: Some(ADMIN_TOKEN.into()),
+            ..settings
+        };
+        let clock = ManualClock::starting_now();
+        let shared: SharedClock = std::sync::Arc::new(clock.clone());
+        let server = app::start(settings.resolve().unwrap(), shared)
+            .await
+            .unwrap();
+        let base = format!("http://{}", server.addr);
+        TestServer {
+            server,
+            clock,
+            http: reqwest::Client::new(),
+            base,
+            _dir: dir,
+        }
+    }
+
+    pub fn mcp_url(&self) -> String {
+        format!("{}/mcp", self.base)
+    }
+
+    /// POSTs a raw body to /mcp with the usual MCP headers plus `extra`.
+    pub async fn post_raw(
+        &self,
+        body: impl Into<reqwest::Body>,
+        extra: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        headers.insert(
+            "accept",
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+        for (k, v) in extra {
+            headers.insert(
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        self.http
+            .post(self.mcp_url())
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, body: Value, extra: &[(&str, &str)]) -> reqwest::Response {
+        self.post_raw(body.to_string(), extra).await
+    }
+
+    /// Opens a session at `version` and completes the handshake.
+    pub async fn initialize(&self, version: &str, client_name: &str) -> String {
+        let response = self
+            .post(
+                json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                    "protocolVersion": version,
+                    "capabilities": {"sampling": {}},
+                    "clientInfo": {"name": client_name, "version": "1.2.3"}}}),
+                &[],
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        let id = response.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["result"]["protocolVersion"], version);
+        let ack = self
+            .post(
+                json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+                &[("mcp-session-id", &id), ("mcp-protocol-version", version)],
+            )
+            .await;
+        assert_eq!(ack.status(), 202);
+        id
+    }
+
+    /// Calls a tool on a session and returns the JSON-RPC response.
+    pub async fn call_tool(&self, session: &str, name: &str, args: Value) -> Value {
+        let response = self
+            .post(
+                json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":name,"arguments":args}}),
+                &[("mcp-session-id", session)],
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    pub async fn admin_get(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}{}", self.base, path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
+    }
+
+    pub async fn stop(self) {
+        self.server.shutdown().await.unwrap();
+    }
+}
+
+/// A 2026-07-28 request body with the required `_meta`.
+pub fn stateless(method: &str, params: Value) -> Value {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "cursor-test", "version": "9.9"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    json!({"jsonrpc":"2.0","id":1,"method":method,"params":params})
+}
+
+/// Waits until `check` holds, polling; panics after `timeout`.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

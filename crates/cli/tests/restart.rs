@@ -1,0 +1,150 @@
+//! Restart survival, with the real binary: sessions outlive a graceful stop
+//! and a `kill -9`, and request-log rows acknowledged before a graceful stop
+//! are all stored.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures::future::join_all;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "restart-test-admin-token";
+const SESSIONS: usize = 100;
+
+struct Gateway {
+    child: Child,
+    base: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start(data_dir: &std::path::Path, port: u16) -> Gateway {
+    let child = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-token",
+            TOKEN,
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("SESSIONGATE_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the sessiongate binary starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        if http.get(format!("{base}/api/health")).send().await.is_ok() {
+            return Gateway { child, base };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("sessiongate did not start on {base}");
+}
+
+impl Gateway {
+    fn stop(mut self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap();
+    }
+}
+
+async fn post(
+    http: &reqwest::Client,
+    base: &str,
+    session: Option<&str>,
+    body: Value,
+) -> reqwest::Response {
+    let mut req = http
+        .post(format!("{base}/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    if let Some(s) = session {
+        req = req
+            .header("mcp-session-id", s)
+            .header("mcp-protocol-version", "2025-11-25");
+    }
+    req.body(body.to_string()).send().await.unwrap()
+}
+
+async fn echo_all(http: &reqwest::Client, base: &str, ids: &[String], text: &str) {
+    let calls = ids.iter().map(|id| async move {
+        let r = post(http, base, Some(id), json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":text}}})).await;
+        assert_eq!(r.status(), 200, "session {id} must go on without re-initializing");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["result"]["content"][0]["text"], text);
+    });
+    join_all(calls).await;
+}
+
+async fn admin(http: &reqwest::Client, base: &str, path: &str) -> Value {
+    http.get(format!("{base}{path}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_survive_graceful_stop_and_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let http = reqwest::Client::new();
+
+    let gw = start(dir.path(), port).await;
+    let inits = (0..SESSIONS).map(|i| {
+        let http = &http;
+        let base = gw.base.clone();
+        async move {
+            let r = post(http, &base, None, json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                "protocolVersion":"2025-11-25","capabilities":{"roots":{}},"clientInfo":{"name":format!("client-{i}"),"version":"1"}}})).await;
+            assert_eq!(r.status(), 200);
+            r.headers()["mcp-session-id"].to_str().unwrap().to_string()
+        }
+    });
+    let ids: Vec<String> = join_all(inits).await;
+    echo_all(&http, &gw.base, &ids, "before graceful stop").await;
+    let base = gw.base.clone();
+    gw.stop("-TERM");
+
+    // Graceful restart: every acknowledged request is in the log.
+    let gw = start(dir.path(), port).await;
+    assert_eq!(gw.base, base);
+    for id in &ids {
+        let detail = admin(&http, &gw.base, &format!("/api/mcp/sessions/{id}")).await;
+        assert_eq!(detail["session"]["status"], "active");
+        assert_eq!(detail["session"]["protocol_version"], "2025-11-25");
+        assert_eq!(
+            detail["session"]["client_capabilities"],
+            json!({"roots":{}})
+        );
+        assert_eq!(
+            detail["requests"].as_array().unwrap().len(),
+            2,
+            "initialize + echo for {id}"
+        );
+    }
+    echo_all(&http, &gw.base, &ids, "after graceful restart").await;
+    gw.stop("-KILL");
+
+    // Hard kill: sessions are still there, with their negotiated state.
+    let gw = start(dir.path(), port).await;
+    echo_all(&http, &gw.base, &ids, "after kill -9").await;
+    let list = admin(&http, &gw.base, "/api/mcp/sessions?limit=500").await;
+    assert_eq!(list["total"], SESSIONS, "no session was re-created");
+    assert_eq!(list["active_sessions"], SESSIONS);
+    gw.stop("-TERM");
+}
