@@ -24,7 +24,7 @@ enum Command {
         #[arg(long, env = "SESSIONGATE_CONFIG")]
         config: Option<PathBuf>,
         #[command(flatten)]
-        settings: Settings,
+        settings: Box<Settings>,
     },
     /// Apply pending database migrations and exit
     Migrate {
@@ -112,7 +112,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, settings } => serve(load(config, settings)?).await,
+        Command::Serve { config, settings } => serve(load(config, *settings)?).await,
         Command::Migrate {
             config,
             data_dir,

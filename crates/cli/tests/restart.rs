@@ -25,7 +25,7 @@ fn free_port() -> u16 {
 }
 
 async fn start(data_dir: &std::path::Path, port: u16) -> Gateway {
-    let child = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
         .args([
             "serve",
             "--listen",
@@ -47,6 +47,8 @@ async fn start(data_dir: &std::path::Path, port: u16) -> Gateway {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("sessiongate did not start on {base}");
 }
 

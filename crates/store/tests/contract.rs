@@ -6,7 +6,7 @@
 //! When it cannot be reached the PostgreSQL tests fail; set
 //! `SESSIONGATE_SKIP_POSTGRES=1` to skip them instead.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -273,11 +273,12 @@ async fn get(store: &dyn SessionStore, id: SessionId) -> SessionRecord {
 
 fn request(session: Option<SessionId>, i: u64, started_at: i64) -> RequestLogEntry {
     let failed = i % 7 == 3;
+    let call = i & 1 == 0;
     RequestLogEntry {
         session_id: session,
         client_key: session.is_none().then(|| format!("client-{i}")),
-        method: if i % 2 == 0 { "tools/call" } else { "ping" }.into(),
-        tool_name: (i % 2 == 0).then(|| format!("tool_{i}")),
+        method: if call { "tools/call" } else { "ping" }.into(),
+        tool_name: call.then(|| format!("tool_{i}")),
         started_at: ts(started_at),
         duration: Duration::from_micros(1_234 + i),
         status: if failed {

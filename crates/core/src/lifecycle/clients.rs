@@ -54,7 +54,7 @@ impl Clients {
     pub(crate) fn list(&self, since: Timestamp) -> Vec<ClientActivity> {
         self.by_key.retain(|_, c| c.last_seen >= since);
         let mut all: Vec<_> = self.by_key.iter().map(|c| c.clone()).collect();
-        all.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+        all.sort_by_key(|c| std::cmp::Reverse(c.last_seen));
         all
     }
 }

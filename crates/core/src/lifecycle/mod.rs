@@ -235,7 +235,7 @@ impl SessionManager {
         };
         let (ack, done) = oneshot::channel();
         self.writes
-            .send(SessionWrite::Create(record.clone(), ack))
+            .send(SessionWrite::Create(Box::new(record.clone()), ack))
             .await
             .map_err(|_| LifecycleError::ShuttingDown)?;
         done.await.map_err(|_| LifecycleError::ShuttingDown)??;
@@ -395,7 +395,7 @@ impl SessionManager {
                 .latest_by_activity(Some(SessionStatus::Disconnected), 10)
                 .await?,
         );
-        latest.sort_by(|a, b| b.last_activity.cmp(&a.last_activity));
+        latest.sort_by_key(|r| std::cmp::Reverse(r.last_activity));
         latest.truncate(10);
         let recent_activity = latest
             .into_iter()

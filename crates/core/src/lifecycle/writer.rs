@@ -24,7 +24,7 @@ use crate::store::{SessionStore, StoreResult};
 use super::RequestLogConfig;
 
 pub(crate) enum SessionWrite {
-    Create(SessionRecord, oneshot::Sender<StoreResult<()>>),
+    Create(Box<SessionRecord>, oneshot::Sender<StoreResult<()>>),
     End(SessionEnd, Option<oneshot::Sender<StoreResult<()>>>),
 }
 
@@ -55,7 +55,7 @@ pub(crate) async fn run_session_writer(
         for op in buf.drain(..) {
             match op {
                 SessionWrite::Create(rec, ack) => {
-                    creates.push(rec);
+                    creates.push(*rec);
                     create_acks.push(ack);
                 }
                 SessionWrite::End(end, ack) => {

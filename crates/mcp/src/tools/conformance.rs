@@ -410,10 +410,7 @@ impl ToolHandler for &'static Fixture {
                 ctx.log("info", None, json!("Reconnection test started"))
                     .await;
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                Ok(text_result(
-                    "Reconnection test completed successfully. If you received this, the client \
-                     properly reconnected after stream closure.",
-                ))
+                Ok(text_result("Reconnection test completed successfully."))
             }
             Run::EchoArguments => Ok(text_result(format!(
                 "JSON Schema 2020-12 tool called with: {}",

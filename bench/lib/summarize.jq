@@ -1,0 +1,100 @@
+# bench/run's summary: reads the runs (one object each, slurped), writes
+# results.json. This invocation's sections replace those of $previous.
+# Acceptance figures are those of issue 2 ("Figures").
+
+def median:
+  map(select(. != null)) | sort
+  | if length == 0 then null
+    elif length % 2 == 1 then .[(length - 1) / 2]
+    else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+def ratio($a; $b): if $a == null or $b == null or $b == 0 then null else $a / $b end;
+def round3: if . == null then null else (. * 1000 | round) / 1000 end;
+def errors: .errors_status + .errors_connect + .errors_read + .errors_write + .errors_timeout;
+def load_figures:
+  { server_cores: (map(.server_cores) | median | round3),
+    wrk_cores: (map(.wrk_cores) | median | round3),
+    other_cores: (map(.other_cores) | median | round3),
+    other_cores_max: (map(.other_cores) | max | round3) };
+
+def latency_figures:
+  { rps: (map(.rps) | median | round),
+    p50_ms: (map(.p50_us / 1000) | median | round3),
+    p99_ms: (map(.p99_us / 1000) | median | round3),
+    errors: (map(errors) | add),
+    server_cpu_us_per_request: (map(.server_cores * 1e6 / .rps) | median | round3),
+    repeats: length } + load_figures;
+
+# echo and stateless: per wrk thread count, each target's medians and the
+# median of the per-repeat ratios.
+def compare_section:
+  group_by(.threads) | map(
+    (.[0].threads) as $threads
+    | (group_by(.target) | map({(.[0].target): latency_figures}) | add) as $targets
+    | (group_by(.rep) | map((map({(.target): .rps}) | add) as $m
+        | {rmcp: ratio($m.sessiongate; $m.rmcp), floor: ratio($m.sessiongate; $m.floor)})) as $per_rep
+    | {("t\($threads)"): (
+        {threads: $threads, connections: 64, targets: $targets,
+         ratio_vs_rmcp: ($per_rep | map(.rmcp) | median | round3),
+         ratio_vs_floor: ($per_rep | map(.floor) | median | round3),
+         ratios_per_repeat: $per_rep | map(map_values(round3))}
+        | .acceptance = {
+            ratio_vs_rmcp_ge_2: (.ratio_vs_rmcp != null and .ratio_vs_rmcp >= 2),
+            ratio_vs_floor_ge_0_6: (.ratio_vs_floor != null and .ratio_vs_floor >= 0.6),
+            p99_le_5ms: (.targets.sessiongate.p99_ms != null and .targets.sessiongate.p99_ms <= 5)})})
+  | add;
+
+def create_section:
+  group_by(.threads) | map(
+    (.[0].threads) as $threads
+    | {("t\($threads)"): (
+        {threads: $threads, connections: 64,
+         sessions_per_s: (map(.rps) | median | round),
+         p50_ms: (map(.p50_us / 1000) | median | round3),
+         p99_ms: (map(.p99_us / 1000) | median | round3),
+         errors: (map(errors) | add),
+         created_per_health_count: map(.created),
+         verified_by_health_count: all(.verified),
+         server_cpu_us_per_session: (map(.server_cores * 1e6 / .rps) | median | round3),
+         repeats: length} + load_figures
+        | .acceptance = {sessions_per_s_ge_5000: (.sessions_per_s >= 5000)})})
+  | add;
+
+def mb: . * 1024 / 1e6 | round3;
+def memory_section:
+  {sessions: (map(.sessions) | min),
+   rss_mb: (map(.rss_kb | mb) | median),
+   rss_at_start_mb: (map(.rss_start_kb | mb) | median),
+   peak_rss_mb: (map(.hwm_kb | mb) | median),
+   bytes_per_session: (map((.rss_kb - .rss_start_kb) * 1024 / .sessions) | median | round),
+   rss_after_restart_mb: (map(.rss_restart_kb | mb) | median),
+   restored_after_restart: (map(.restored) | min),
+   seconds_to_create: (map(.create_s) | median | round3),
+   repeats: length}
+  | .acceptance = {rss_le_200mb: (.rss_mb <= 200)};
+
+def health_section:
+  group_by(.target) | map(
+    {(.[0].target): (
+      {rows: (map(.rows) | min), seed_s: .[0].seed_s, startup_s: .[0].startup_s}
+      + latency_figures
+      | .acceptance = {p50_le_20ms: (.p50_ms <= 20)})})
+  | add;
+
+. as $runs
+| def runs_of($s): [$runs[] | select(.section == $s)];
+{}
+| if (runs_of("echo") | length) > 0 then .echo = (runs_of("echo") | compare_section) else . end
+| if (runs_of("stateless") | length) > 0 then .stateless = (runs_of("stateless") | compare_section) else . end
+| if (runs_of("create") | length) > 0 then .create = (runs_of("create") | create_section) else . end
+| if (runs_of("memory") | length) > 0 then .memory = (runs_of("memory") | memory_section) else . end
+| if (runs_of("health") | length) > 0 then .health = (runs_of("health") | health_section) else . end
+| map_values(. + {date: $date, machine: {nproc: $nproc, cpu: $cpu, kernel: $kernel},
+                  settings: {repeats: $repeats, duration: $duration, wrk_threads: $threads}})
+| . as $new
+| ($runs | map(.section) | unique) as $ran
+| {
+    updated: $date,
+    acceptance_source: "issue 2, Figures: echo and stateless >= 2x rmcp, >= 0.6x floor, p99 <= 5 ms (wrk -t64 -c64); create >= 5000 sessions/s; 100k sessions <= 200 MB RSS; health p50 <= 20 ms with 1M rows on SQLite and PostgreSQL",
+    sections: (($previous.sections // {}) + $new),
+    runs: ((($previous.runs // []) | map(select(.section as $s | $ran | index($s) | not))) + $runs)
+  }

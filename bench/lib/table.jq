@@ -1,0 +1,30 @@
+# bench/run's table: results.json -> tab-separated lines for `column -t`.
+
+def n0: if . == null then "-" else (round | tostring) end;
+def n2: if . == null then "-" else ((. * 100 | round) / 100 | tostring) end;
+def lat: "\(.rps | n0)/s p50 \(.p50_ms | n2) p99 \(.p99_ms | n2) ms";
+def verdict: to_entries | map("\(.key)=\(if .value then "pass" else "MISS" end)") | join(" ");
+
+["SECTION", "SETUP", "SESSIONGATE", "RMCP", "FLOOR", "X_RMCP", "X_FLOOR", "OTHER_CPU", "ACCEPTANCE"],
+(.sections as $s
+ | (["echo", "stateless"][] as $sec | $s[$sec] // empty
+    | to_entries[] | select(.key | startswith("t")) | .value
+    | [$sec, "wrk -t\(.threads) -c\(.connections)",
+       (.targets.sessiongate | lat), (.targets.rmcp | lat), (.targets.floor | lat),
+       (.ratio_vs_rmcp | n2), (.ratio_vs_floor | n2),
+       ([.targets[].other_cores_max] | max | n2),
+       (.acceptance | verdict)]),
+   ($s.create // empty | to_entries[] | select(.key | startswith("t")) | .value
+    | ["create", "wrk -t\(.threads) -c\(.connections) initialize",
+       "\(.sessions_per_s | n0) sessions/s p50 \(.p50_ms | n2) p99 \(.p99_ms | n2) ms (health count \(if .verified_by_health_count then "agrees" else "DISAGREES" end))",
+       "-", "-", "-", "-", (.other_cores_max | n2), (.acceptance | verdict)]),
+   ($s.memory // empty
+    | ["memory", "\(.sessions) sessions",
+       "VmRSS \(.rss_mb | n2) MB (start \(.rss_at_start_mb | n2), peak \(.peak_rss_mb | n2), \(.bytes_per_session) B/session; after restart \(.rss_after_restart_mb | n2))",
+       "-", "-", "-", "-", "-", (.acceptance | verdict)]),
+   ($s.health // {} | to_entries[] | select(.value | type == "object" and has("p50_ms"))
+    | .key as $backend | .value
+    | ["health", "\($backend), \(.rows) rows, wrk -t2 -c4",
+       "p50 \(.p50_ms | n2) p99 \(.p99_ms | n2) ms, \(.rps | n0)/s (startup \(.startup_s) s)",
+       "-", "-", "-", "-", (.other_cores_max | n2), (.acceptance | verdict)]))
+| @tsv

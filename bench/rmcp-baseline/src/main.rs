@@ -1,0 +1,90 @@
+//! The rmcp baseline of `bench/run`: the smallest rmcp 3.11 server with one
+//! `echo` tool, served by rmcp's own `StreamableHttpService` at `/mcp`.
+//!
+//! ```text
+//! rmcp-baseline PORT              stateful sessions (rmcp's default config)
+//! rmcp-baseline PORT --stateless  no sessions, JSON responses
+//! ```
+//!
+//! Accepted sockets get TCP_NODELAY: without it rmcp's SSE responses stall on
+//! Nagle + delayed ACK (~40 ms per request), which would measure the kernel,
+//! not rmcp.
+
+use axum::serve::ListenerExt;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{ServerCapabilities, ServerConfig};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{schemars, tool, tool_handler, tool_router, ServerHandler};
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+struct EchoArgs {
+    /// The text to send back.
+    text: String,
+}
+
+#[derive(Debug, Clone)]
+struct Echo {
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router]
+impl Echo {
+    fn new() -> Self {
+        Self {
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    #[tool(description = "Returns its text argument")]
+    fn echo(&self, Parameters(EchoArgs { text }): Parameters<EchoArgs>) -> String {
+        text
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for Echo {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+}
+
+fn usage() -> ! {
+    eprintln!("usage: rmcp-baseline PORT [--stateless]");
+    std::process::exit(2)
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let mut port = None;
+    let mut stateless = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--stateless" => stateless = true,
+            _ => port = Some(arg.parse::<u16>().unwrap_or_else(|_| usage())),
+        }
+    }
+    let port = port.unwrap_or_else(|| usage());
+
+    let config = if stateless {
+        StreamableHttpServerConfig::default()
+            .with_legacy_session_mode(false)
+            .with_json_response(true)
+    } else {
+        StreamableHttpServerConfig::default()
+    };
+    let service: StreamableHttpService<Echo, LocalSessionManager> =
+        StreamableHttpService::new(|| Ok(Echo::new()), Default::default(), config);
+    let app = axum::Router::new().nest_service("/mcp", service);
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    eprintln!(
+        "rmcp-baseline listening on 127.0.0.1:{port} ({})",
+        if stateless { "stateless" } else { "sessionful" }
+    );
+    axum::serve(listener, app).await
+}

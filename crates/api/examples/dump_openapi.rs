@@ -1,3 +1,0 @@
-fn main() {
-    println!("{}", sessiongate_api::openapi::openapi_json_text());
-}
