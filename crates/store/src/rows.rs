@@ -1,8 +1,8 @@
 //! Row <-> record mapping shared by both backends: the column lists, the
 //! plain row structs `sqlx` decodes into, their checked conversion to domain
 //! records (bad stored data becomes [`StoreError::Corrupt`], never a panic),
-//! the flattening of records into bindable values, the one dynamic filter
-//! clause, and error mapping.
+//! the flattening of records into bindable values (NUL characters replaced,
+//! see [`scrub`]), the one dynamic filter clause, and error mapping.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
