@@ -13,19 +13,29 @@ use crate::config::default_data_dir;
 #[derive(Debug, Clone, Args)]
 pub struct Connection {
     /// Base URL of the running server
-    #[arg(long, env = "SESSIONGATE_URL", default_value = "http://127.0.0.1:8051")]
+    #[arg(
+        long,
+        global = true,
+        env = "SESSIONGATE_URL",
+        default_value = "http://127.0.0.1:8051"
+    )]
     pub url: String,
 
     /// Admin token [default: read from the data directory's admin-token file]
-    #[arg(long, env = "SESSIONGATE_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "SESSIONGATE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     pub admin_token: Option<String>,
 
     /// Data directory holding the admin-token file
-    #[arg(long, env = "SESSIONGATE_DATA_DIR")]
+    #[arg(long, global = true, env = "SESSIONGATE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
     /// Print the API's JSON instead of a table
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
 }
 

@@ -31,18 +31,18 @@ async fn health_and_sessions_commands() {
     assert!(out.contains("active 1"), "{out}");
     assert!(out.contains(&id), "{out}");
 
-    let (ok, out, _) = sessiongate(&t, &["health", "--json"]);
-    assert!(ok);
+    let (ok, out, err) = sessiongate(&t, &["health", "--json"]);
+    assert!(ok, "{err}");
     let health: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(health["status_breakdown"]["active"], 1);
 
-    let (ok, out, _) = sessiongate(&t, &["sessions", "list", "--status", "active"]);
-    assert!(ok);
+    let (ok, out, err) = sessiongate(&t, &["sessions", "list", "--status", "active"]);
+    assert!(ok, "{err}");
     assert!(out.contains(&id) && out.contains("Windsurf"), "{out}");
 
     t.call_tool(&id, "echo", json!({"text": "x"})).await;
-    let (ok, out, _) = sessiongate(&t, &["sessions", "show", &id]);
-    assert!(ok);
+    let (ok, out, err) = sessiongate(&t, &["sessions", "show", &id]);
+    assert!(ok, "{err}");
     assert!(
         out.contains("protocol_version") && out.contains("2025-11-25"),
         "{out}"
