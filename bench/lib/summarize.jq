@@ -80,6 +80,31 @@ def health_section:
       | .acceptance = {p50_le_20ms: (.p50_ms <= 20)})})
   | add;
 
+def streams_section:
+  group_by(.target) | map(
+    {(.[0].target): (
+      {reconnect_p50_ms: (map(.reconnect_p50_ms) | median | round3),
+       reconnect_p99_ms: (map(.reconnect_p99_ms) | median | round3),
+       replay_events: .[0].replay_events,
+       replay_p50_ms: (map(.replay_p50_ms) | median | round3),
+       replay_p99_ms: (map(.replay_p99_ms) | median | round3),
+       repeats: length}
+      | .acceptance = {reconnect_p50_le_2ms: (.reconnect_p50_ms <= 2),
+                       replay_1000_p50_le_50ms: (.replay_p50_ms <= 50)})})
+  | add;
+
+def eventlog_section:
+  group_by(.threads) | map(
+    (.[0].threads) as $threads
+    | (group_by(.target) | map({(.[0].target): latency_figures}) | add) as $targets
+    | (group_by(.rep) | map((map({(.target): .rps}) | add) | ratio(.log_on; .log_off))) as $per_rep
+    | {("t\($threads)"): (
+        {threads: $threads, connections: 64, targets: $targets,
+         ratio_on_vs_off: ($per_rep | median | round3),
+         ratios_per_repeat: $per_rep | map(round3)}
+        | .acceptance = {throughput_cost_le_10_percent: (.ratio_on_vs_off != null and .ratio_on_vs_off >= 0.9)})})
+  | add;
+
 . as $runs
 | def runs_of($s): [$runs[] | select(.section == $s)];
 {}
@@ -88,13 +113,15 @@ def health_section:
 | if (runs_of("create") | length) > 0 then .create = (runs_of("create") | create_section) else . end
 | if (runs_of("memory") | length) > 0 then .memory = (runs_of("memory") | memory_section) else . end
 | if (runs_of("health") | length) > 0 then .health = (runs_of("health") | health_section) else . end
+| if (runs_of("streams") | length) > 0 then .streams = (runs_of("streams") | streams_section) else . end
+| if (runs_of("eventlog") | length) > 0 then .eventlog = (runs_of("eventlog") | eventlog_section) else . end
 | map_values(. + {date: $date, machine: {nproc: $nproc, cpu: $cpu, kernel: $kernel},
                   settings: {repeats: $repeats, duration: $duration, wrk_threads: $threads}})
 | . as $new
 | ($runs | map(.section) | unique) as $ran
 | {
     updated: $date,
-    acceptance_source: "issue 2, Figures: echo and stateless >= 2x rmcp, >= 0.6x floor, p99 <= 5 ms (wrk -t64 -c64); create >= 5000 sessions/s; 100k sessions <= 200 MB RSS; health p50 <= 20 ms with 1M rows on SQLite and PostgreSQL",
+    acceptance_source: "issue 2, Figures: echo and stateless >= 2x rmcp, >= 0.6x floor, p99 <= 5 ms (wrk -t64 -c64); create >= 5000 sessions/s; 100k sessions <= 200 MB RSS; health p50 <= 20 ms with 1M rows on SQLite and PostgreSQL. issue 3: reconnect p50 <= 2 ms; replay of 1000 events p50 <= 50 ms (SQLite and PostgreSQL); event log costs <= 10% of tools/call throughput over SSE",
     sections: (($previous.sections // {}) + $new),
     runs: ((($previous.runs // []) | map(select(.section as $s | $ran | index($s) | not))) + $runs)
   }

@@ -26,5 +26,15 @@ def verdict: to_entries | map("\(.key)=\(if .value then "pass" else "MISS" end)"
     | .key as $backend | .value
     | ["health", "\($backend), \(.rows) rows, wrk -t2 -c4",
        "p50 \(.p50_ms | n2) p99 \(.p99_ms | n2) ms, \(.rps | n0)/s (startup \(.startup_s) s)",
-       "-", "-", "-", "-", (.other_cores_max | n2), (.acceptance | verdict)]))
+       "-", "-", "-", "-", (.other_cores_max | n2), (.acceptance | verdict)]),
+   ($s.streams // {} | to_entries[] | select(.value | type == "object" and has("reconnect_p50_ms"))
+    | .key as $backend | .value
+    | ["streams", "\($backend), sequential over HTTP",
+       "reconnect p50 \(.reconnect_p50_ms | n2) ms; replay \(.replay_events) events p50 \(.replay_p50_ms | n2) ms",
+       "-", "-", "-", "-", "-", (.acceptance | verdict)]),
+   ($s.eventlog // {} | to_entries[] | select(.key | startswith("t")) | .value
+    | ["eventlog", "wrk -t\(.threads) -c\(.connections), SSE answers",
+       "log on \(.targets.log_on | lat); off \(.targets.log_off | lat)",
+       "-", "-", "-", "on/off \(.ratio_on_vs_off | n2)", ([.targets[].other_cores_max] | max | n2),
+       (.acceptance | verdict)]))
 | @tsv

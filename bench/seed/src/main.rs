@@ -183,6 +183,8 @@ fn session(rng: &mut Rng, now: i64, active_per_million: u64) -> SessionRecord {
         total_duration: total,
         request_count: requests,
         metadata: json!({"clientInfo": {"name": name, "version": version}, "seeded": true}),
+        reconnect_count: 0,
+        reconnect_token: None,
     }
 }
 

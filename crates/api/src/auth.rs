@@ -31,7 +31,17 @@ pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 /// created if missing. A token file that exists but is empty is an error
 /// rather than silently replaced.
 pub fn load_or_create_admin_token(data_dir: &Path) -> io::Result<(String, bool)> {
-    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    load_or_create_secret(data_dir, ADMIN_TOKEN_FILE)
+}
+
+/// The reconnect-token signing key's file name inside the data directory.
+pub const RECONNECT_KEY_FILE: &str = "reconnect-key";
+
+/// Reads `<data_dir>/<file>`, or creates it with 256 random bits as 64 hex
+/// digits, mode 0600 from the moment it exists. Returns the secret and
+/// whether it was just created.
+pub fn load_or_create_secret(data_dir: &Path, file: &str) -> io::Result<(String, bool)> {
+    let path = data_dir.join(file);
     match read_token(&path) {
         Ok(token) => return Ok((token, false)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -48,7 +58,7 @@ pub fn load_or_create_admin_token(data_dir: &Path) -> io::Result<(String, bool)>
     // Write a private temporary file, then link it into place: the token file
     // either does not exist or is complete, and a concurrent first start that
     // wins the race keeps its token.
-    let tmp = data_dir.join(format!(".{ADMIN_TOKEN_FILE}.{}.tmp", std::process::id()));
+    let tmp = data_dir.join(format!(".{file}.{}.tmp", std::process::id()));
     let _ = fs::remove_file(&tmp);
     {
         let mut file = create_private(&tmp)?;

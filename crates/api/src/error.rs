@@ -15,7 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sessiongate_core::lifecycle::LifecycleError;
+use sessiongate_core::lifecycle::{LifecycleError, ReconnectError};
+use sessiongate_core::reconnect::Refusal;
 use sessiongate_core::store::StoreError;
 use utoipa::ToSchema;
 
@@ -53,6 +54,24 @@ pub enum ApiError {
     /// The server is shutting down and no longer writes (503).
     #[error("The server is shutting down")]
     ShuttingDown,
+    /// A reconnect token was refused (401), with the reason.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// Too many failed reconnect attempts (429 with `Retry-After`).
+    #[error("Too many failed reconnect attempts; retry in {} s", .0.as_secs().max(1))]
+    RateLimited(std::time::Duration),
+}
+
+impl From<ReconnectError> for ApiError {
+    fn from(e: ReconnectError) -> Self {
+        match e {
+            ReconnectError::Refused(Refusal::UnknownSession) => ApiError::SessionNotFound,
+            ReconnectError::Refused(r) => ApiError::Refused(r),
+            ReconnectError::RateLimited { retry_after } => ApiError::RateLimited(retry_after),
+            ReconnectError::Store(e) => ApiError::Store(e),
+            ReconnectError::ShuttingDown => ApiError::ShuttingDown,
+        }
+    }
 }
 
 impl From<LifecycleError> for ApiError {
@@ -68,7 +87,10 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::MissingToken | ApiError::InvalidToken => StatusCode::UNAUTHORIZED,
+            ApiError::MissingToken | ApiError::InvalidToken | ApiError::Refused(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::SessionNotFound | ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::AlreadyDisconnected => StatusCode::CONFLICT,
             ApiError::Store(StoreError::Database(_)) | ApiError::ShuttingDown => {
@@ -114,6 +136,12 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static(
                         "Bearer realm=\"sessiongate\", error=\"invalid_token\"",
                     ),
+                );
+            }
+            ApiError::RateLimited(wait) => {
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    HeaderValue::from(wait.as_secs().max(1)),
                 );
             }
             _ => {}

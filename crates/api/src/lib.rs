@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod error;
 pub mod openapi;
+pub mod reconnect;
 pub mod sessions;
 
 use std::fmt;
@@ -74,7 +75,9 @@ impl fmt::Debug for ApiState {
 /// * public: `GET /api/health`, `GET /api/openapi.json`;
 /// * admin token required: `GET /api/mcp/sessions`,
 ///   `GET /api/mcp/sessions/health`, `GET /api/mcp/sessions/disconnected`,
-///   `GET|DELETE /api/mcp/sessions/{id}`, `GET /api/mcp/clients`.
+///   `GET|DELETE /api/mcp/sessions/{id}`, `GET /api/mcp/sessions/{id}/token`,
+///   `GET /api/mcp/clients`;
+/// * the reconnect token as credential: `POST /api/mcp/sessions/{id}/reconnect`.
 ///
 /// Any other path under `/api` is a JSON 404 (after authentication under
 /// `/api/mcp`). The router sets no fallback, so it merges freely.
@@ -92,6 +95,7 @@ pub fn router(state: ApiState) -> Router {
             "/api/mcp/sessions/{id}",
             get(sessions::show_session).delete(sessions::terminate_session),
         )
+        .route("/api/mcp/sessions/{id}/token", get(reconnect::issue_token))
         .route("/api/mcp/clients", get(sessions::list_clients))
         .route("/api/mcp", any(sessions::not_found))
         .route("/api/mcp/{*rest}", any(sessions::not_found))
@@ -100,6 +104,11 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/health", get(sessions::service_health))
         .route("/api/openapi.json", get(openapi::openapi_json))
+        // The reconnect token is this route's credential.
+        .route(
+            "/api/mcp/sessions/{id}/reconnect",
+            axum::routing::post(reconnect::reconnect),
+        )
         .route("/api/{*rest}", any(sessions::not_found))
         .merge(admin)
         .layer(map_response(error::json_errors))

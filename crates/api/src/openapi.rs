@@ -18,14 +18,15 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::ErrorBody;
-use crate::sessions;
+use crate::{reconnect, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "sessiongate management API",
         description = "Sessions, their health and the stateless clients of a sessiongate MCP server. \
-                       Everything under /api/mcp needs the admin token as a bearer token.",
+                       Everything under /api/mcp needs the admin token as a bearer token, except \
+                       reconnecting, whose credential is the session's reconnect token.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
@@ -36,6 +37,8 @@ use crate::sessions;
         sessions::session_health,
         sessions::disconnected_sessions,
         sessions::list_clients,
+        reconnect::issue_token,
+        reconnect::reconnect,
         openapi_json,
     ),
     components(schemas(
@@ -57,6 +60,7 @@ use crate::sessions;
         (name = "health", description = "Liveness, public"),
         (name = "sessions", description = "Sessionful MCP sessions (admin)"),
         (name = "clients", description = "Stateless 2026-07-28 clients (admin)"),
+        (name = "reconnection", description = "Reconnect tokens: issued to admins, redeemed by clients"),
         (name = "meta", description = "This document, public"),
     )
 )]
@@ -155,6 +159,8 @@ pub struct SessionSchema {
     /// The raw `clientInfo` and anything the transport adds.
     #[schema(value_type = Object)]
     metadata: serde_json::Value,
+    /// How many times the session was reclaimed with a reconnect token.
+    reconnect_count: u64,
 }
 
 /// Whether a session can still be used.

@@ -271,7 +271,7 @@ fn round(value: f64, decimals: i32) -> f64 {
 }
 
 /// A session id from the path; anything malformed is an unknown session.
-fn session_id(
+pub(crate) fn session_id(
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<SessionId, ApiError> {
     let Path(raw) = path.map_err(|_| ApiError::SessionNotFound)?;

@@ -113,6 +113,7 @@ impl Harness {
             )
             .await
             .expect("create session")
+            .session
     }
 }
 
@@ -822,4 +823,210 @@ async fn openapi_document_covers_every_route() {
     assert_schema_matches(&doc, "Period", &ended["period"]);
     let (_, service) = h.send(Method::GET, "/api/health", None).await;
     assert_schema_matches(&doc, "ServiceHealth", &service);
+}
+
+// ----------------------------------------------------------- reconnection
+
+impl Harness {
+    /// POSTs JSON without the admin token (the reconnect token is the credential).
+    async fn post_json(
+        &self,
+        path: &str,
+        body: Value,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.json().await.unwrap();
+        (status, body, headers)
+    }
+
+    async fn reconnect(&self, id: SessionId, token: &str) -> (StatusCode, Value) {
+        let (status, body, _) = self
+            .post_json(
+                &format!("/api/mcp/sessions/{id}/reconnect"),
+                json!({ "token": token }),
+            )
+            .await;
+        (status, body)
+    }
+
+    /// A reconnect that must be refused with 401 and a detail containing `why`.
+    async fn refused(&self, id: SessionId, token: &str, why: &str) {
+        let (status, body) = self.reconnect(id, token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains(why), "expected {why:?} in {detail:?}");
+    }
+
+    async fn admin_token_for(&self, id: SessionId) -> String {
+        let body = self.get(&format!("/api/mcp/sessions/{id}/token")).await;
+        body["reconnect_token"].as_str().unwrap().to_string()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_reconnection_scenarios() {
+    let h = start().await;
+    let live = h.create("claude-code").await;
+    let id = live.id();
+
+    // Token generation, by an admin only.
+    let (status, body) = h
+        .send(Method::GET, &format!("/api/mcp/sessions/{id}/token"), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let issued = h.get(&format!("/api/mcp/sessions/{id}/token")).await;
+    assert_eq!(issued["expires_in_minutes"], 15);
+    assert_eq!(issued["session_id"], id.to_string());
+    assert!(issued["expires_at"].is_string());
+    let t1 = issued["reconnect_token"].as_str().unwrap().to_string();
+
+    // Successful reconnects count up and rotate the token.
+    let (status, body) = h.reconnect(id, &t1).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["success"], true);
+    assert_eq!(body["session_id"], id.to_string());
+    assert_eq!(body["reconnect_count"], 1);
+    assert_eq!(body["expires_in_minutes"], 15);
+    let t2 = body["reconnect_token"].as_str().unwrap().to_string();
+    assert_ne!(t1, t2);
+    let (status, body) = h.reconnect(id, &t2).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["reconnect_count"], 2);
+    let t3 = body["reconnect_token"].as_str().unwrap().to_string();
+    let shown = h.get(&format!("/api/mcp/sessions/{id}")).await;
+    assert_eq!(shown["session"]["reconnect_count"], 2);
+
+    // Used and superseded tokens are refused, and say which they are.
+    h.refused(id, &t2, "already used").await;
+    let t4 = h.admin_token_for(id).await;
+    h.refused(id, &t3, "superseded").await;
+
+    // Expired.
+    h.clock.advance(Duration::from_secs(16 * 60));
+    h.refused(id, &t4, "expired").await;
+
+    // Invalid: garbage, a forged signature, the `none` algorithm.
+    let t5 = h.admin_token_for(id).await;
+    h.refused(id, "not-a-token", "malformed").await;
+    let (signed, signature) = t5.rsplit_once('.').unwrap();
+    let flipped = if signature.starts_with('A') { 'B' } else { 'A' };
+    let forged = format!("{signed}.{flipped}{}", &signature[1..]);
+    h.refused(id, &forged, "signature").await;
+    let payload = t5.split('.').nth(1).unwrap();
+    h.refused(
+        id,
+        &format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}."),
+        "algorithm",
+    )
+    .await;
+
+    // A token for another session.
+    let other = h.create("cursor").await;
+    h.refused(other.id(), &t5, "another session").await;
+
+    // Nothing above changed the session: the last good token still works.
+    let (status, body) = h.reconnect(id, &t5).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["reconnect_count"], 3);
+
+    // An admin-terminated session cannot be reclaimed.
+    let t6 = h.admin_token_for(other.id()).await;
+    h.send(
+        Method::DELETE,
+        &format!("/api/mcp/sessions/{}", other.id()),
+        Some(TOKEN),
+    )
+    .await;
+    h.refused(other.id(), &t6, "admin_terminated").await;
+    let (status, _) = h
+        .send(
+            Method::GET,
+            &format!("/api/mcp/sessions/{}/token", other.id()),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // A token names its session: for any other id, known or not, it is refused.
+    h.refused(SessionId::generate(), &t5, "another session")
+        .await;
+    let (status, body, _) = h
+        .post_json(
+            "/api/mcp/sessions/not-a-session/reconnect",
+            json!({ "token": t5 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_session_is_revived_with_its_token() {
+    let h = start().await;
+    let live = h.create("windsurf").await;
+    let id = live.id();
+    drop(live);
+    let mut events = h.manager.observe();
+    h.clock.advance(Duration::from_secs(3601));
+    eventually("the session times out", || async {
+        h.manager.active(id).is_none().then_some(())
+    })
+    .await;
+    let health = h.get("/api/mcp/sessions/health").await;
+    assert_eq!(health["status_breakdown"]["disconnected"], 1);
+
+    // The admin hands the client a token for the timed-out session.
+    let token = h.admin_token_for(id).await;
+    let (status, body) = h.reconnect(id, &token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["reconnect_count"], 1);
+    let revived = h.manager.active(id).expect("active again, same id");
+    assert_eq!(revived.protocol_version(), "2025-06-18");
+    assert_eq!(revived.identity().client_capabilities, json!({"roots": {}}));
+    let shown = h.get(&format!("/api/mcp/sessions/{id}")).await;
+    assert_eq!(shown["session"]["status"], "active");
+    assert!(shown["session"]["disconnect_reason"].is_null());
+    let health = h.get("/api/mcp/sessions/health").await;
+    assert_eq!(health["status_breakdown"]["active"], 1);
+    assert_eq!(health["status_breakdown"]["disconnected"], 0);
+    let mut seen = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        seen.push(e);
+    }
+    assert!(
+        seen.contains(&sessiongate_core::lifecycle::LifecycleEvent::Reconnected(
+            id, 1
+        )),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_reconnects_are_rate_limited() {
+    let h = start().await;
+    let id = h.create("cline").await.id();
+    let good = h.admin_token_for(id).await;
+    for _ in 0..10 {
+        h.refused(id, "garbage", "malformed").await;
+    }
+    let (status, body, headers) = h
+        .post_json(
+            &format!("/api/mcp/sessions/{id}/reconnect"),
+            json!({ "token": good }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // The block lifts with its window; the good token was not spent.
+    h.clock.advance(Duration::from_secs(61));
+    let (status, body) = h.reconnect(id, &good).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

@@ -13,6 +13,7 @@ use axum::serve::ListenerExt;
 use axum::Router;
 use sessiongate_api::ApiState;
 use sessiongate_core::lifecycle::SessionManager;
+use sessiongate_core::reconnect::SigningKey;
 use sessiongate_core::SharedClock;
 use sessiongate_mcp::tools::with_builtin_tools;
 use sessiongate_mcp::{McpServer, McpState};
@@ -61,7 +62,7 @@ fn mcp_server(conformance: bool) -> McpServer {
     let mut server = McpServer::new("sessiongate", VERSION);
     server.instructions = Some(
         "sessiongate keeps this session durable across restarts. Tools: echo, health_check, \
-         session_info, list_sessions."
+         session_info, list_sessions, get_reconnect_token, reconnect_session."
             .into(),
     );
     let server = with_builtin_tools(server);
@@ -83,7 +84,22 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     let store = sessiongate_store::connect(&config.database)
         .await
         .with_context(|| format!("cannot open the session store {}", config.database))?;
-    let manager = SessionManager::start(store, clock, config.lifecycle.clone())
+    let mut lifecycle = config.lifecycle.clone();
+    if lifecycle.reconnect.key.is_none() {
+        // Tokens must outlive restarts: sign with a key kept on disk.
+        let (key, _) = sessiongate_api::auth::load_or_create_secret(
+            &config.data_dir,
+            sessiongate_api::auth::RECONNECT_KEY_FILE,
+        )
+        .with_context(|| {
+            format!(
+                "cannot read or create the reconnect key in {}",
+                config.data_dir.display()
+            )
+        })?;
+        lifecycle.reconnect.key = Some(SigningKey::from_bytes(key.into_bytes()));
+    }
+    let manager = SessionManager::start(store, clock, lifecycle)
         .await
         .context("cannot restore sessions")?;
 

@@ -11,7 +11,10 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 use sessiongate_core::health::AgeBounds;
-use sessiongate_core::lifecycle::{LifecycleConfig, RequestLogConfig};
+use sessiongate_core::lifecycle::{
+    EventLogConfig, LifecycleConfig, ReconnectConfig, RequestLogConfig,
+};
+use sessiongate_core::reconnect::SigningKey;
 use sessiongate_mcp::{OriginPolicy, TransportConfig};
 use sessiongate_store::Database;
 
@@ -130,6 +133,38 @@ pub struct Settings {
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
 
+    /// How long a reconnect token stays valid [default: 15m]
+    #[arg(long, env = "SESSIONGATE_RECONNECT_TOKEN_TTL", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub reconnect_token_ttl: Option<Duration>,
+
+    /// Secret that signs reconnect tokens (at least 32 characters) [default:
+    /// generated on first start, stored in the data directory]
+    #[arg(long, env = "SESSIONGATE_RECONNECT_KEY", hide_env_values = true)]
+    pub reconnect_key: Option<String>,
+
+    /// Server-to-client stream events kept per session for resumption; 0
+    /// turns the event log off [default: 1000]
+    #[arg(long, env = "SESSIONGATE_EVENT_LOG_KEEP")]
+    pub event_log_keep: Option<u32>,
+
+    /// How long stream events are kept for resumption [default: 15m]
+    #[arg(long, env = "SESSIONGATE_EVENT_LOG_RETENTION", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub event_log_retention: Option<Duration>,
+
+    /// A sessionful request still running after this long answers on a
+    /// resumable SSE stream [default: 1s]
+    #[arg(long, env = "SESSIONGATE_SSE_AFTER", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub sse_after: Option<Duration>,
+
+    /// A quiet standalone GET stream (2025-11-25) is closed after this long,
+    /// with a retry hint, so the client polls [default: 10m]
+    #[arg(long, env = "SESSIONGATE_STREAM_IDLE_CLOSE", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub stream_idle_close: Option<Duration>,
+
     /// Also serve the fixtures the official MCP conformance suite calls
     #[arg(long, env = "SESSIONGATE_CONFORMANCE")]
     #[serde(default)]
@@ -229,6 +264,12 @@ impl Settings {
             } else {
                 self.allowed_hosts
             },
+            reconnect_token_ttl: self.reconnect_token_ttl.or(lower.reconnect_token_ttl),
+            reconnect_key: self.reconnect_key.or(lower.reconnect_key),
+            event_log_keep: self.event_log_keep.or(lower.event_log_keep),
+            event_log_retention: self.event_log_retention.or(lower.event_log_retention),
+            sse_after: self.sse_after.or(lower.sse_after),
+            stream_idle_close: self.stream_idle_close.or(lower.stream_idle_close),
             conformance: self.conformance || lower.conformance,
             log: self.log.or(lower.log),
         }
@@ -292,6 +333,17 @@ impl Settings {
                 "max_body_bytes must be at least 1024".into(),
             ));
         }
+        if let Some(key) = &self.reconnect_key {
+            if key.trim().len() < 32 {
+                return Err(ConfigError::Invalid(
+                    "reconnect_key must be at least 32 characters".into(),
+                ));
+            }
+        }
+        let event_log_keep = self
+            .event_log_keep
+            .unwrap_or(defaults.event_log.keep_per_session);
+        let transport_defaults = TransportConfig::default();
         if let Some(token) = &self.admin_token {
             if token.trim().len() < 16 {
                 return Err(ConfigError::Invalid(
@@ -330,6 +382,27 @@ impl Settings {
                 },
                 age_bounds,
                 health_window: defaults.health_window,
+                reconnect: ReconnectConfig {
+                    token_ttl: positive(
+                        "reconnect_token_ttl",
+                        self.reconnect_token_ttl,
+                        defaults.reconnect.token_ttl,
+                    )?,
+                    key: self
+                        .reconnect_key
+                        .map(|k| SigningKey::from_bytes(k.trim().as_bytes().to_vec())),
+                    ..defaults.reconnect.clone()
+                },
+                event_log: EventLogConfig {
+                    enabled: event_log_keep > 0,
+                    keep_per_session: event_log_keep,
+                    retention: positive(
+                        "event_log_retention",
+                        self.event_log_retention,
+                        defaults.event_log.retention,
+                    )?,
+                    ..defaults.event_log.clone()
+                },
             },
             transport: TransportConfig {
                 origins: OriginPolicy {
@@ -340,7 +413,14 @@ impl Settings {
                 keepalive: positive(
                     "keepalive_interval",
                     self.keepalive_interval,
-                    TransportConfig::default().keepalive,
+                    transport_defaults.keepalive,
+                )?,
+                sse_after: self.sse_after.unwrap_or(transport_defaults.sse_after),
+                retry: transport_defaults.retry,
+                stream_idle_close: positive(
+                    "stream_idle_close",
+                    self.stream_idle_close,
+                    transport_defaults.stream_idle_close,
                 )?,
             },
             conformance: self.conformance,

@@ -1,10 +1,13 @@
 //! Restart survival, with the real binary: sessions outlive a graceful stop
-//! and a `kill -9`, and request-log rows acknowledged before a graceful stop
-//! are all stored.
+//! and a `kill -9`, request-log rows acknowledged before a graceful stop are
+//! all stored, and a cut response stream resumes after a `kill -9`.
+
+mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::SseReader;
 use futures::future::join_all;
 use serde_json::{json, Value};
 
@@ -25,6 +28,10 @@ fn free_port() -> u16 {
 }
 
 async fn start(data_dir: &std::path::Path, port: u16) -> Gateway {
+    start_with(data_dir, port, &[]).await
+}
+
+async fn start_with(data_dir: &std::path::Path, port: u16, extra: &[&str]) -> Gateway {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
         .args([
             "serve",
@@ -33,6 +40,7 @@ async fn start(data_dir: &std::path::Path, port: u16) -> Gateway {
             "--admin-token",
             TOKEN,
         ])
+        .args(extra)
         .arg("--data-dir")
         .arg(data_dir)
         .env("SESSIONGATE_LOG", "warn")
@@ -148,5 +156,77 @@ async fn sessions_survive_graceful_stop_and_kill_9() {
     let list = admin(&http, &gw.base, "/api/mcp/sessions?limit=500").await;
     assert_eq!(list["total"], SESSIONS, "no session was re-created");
     assert_eq!(list["active_sessions"], SESSIONS);
+    gw.stop("-TERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_response_stream_resumes_after_kill_9_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let http = reqwest::Client::new();
+    let gw = start_with(dir.path(), port, &["--conformance"]).await;
+    let r = post(&http, &gw.base, None, json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+        "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"claude-code","version":"1"}}})).await;
+    let session = r.headers()["mcp-session-id"].to_str().unwrap().to_string();
+
+    // A long-running call; the client's connection is cut after the first message.
+    let call = json!({"jsonrpc":"2.0","id":42,"method":"tools/call","params":{
+        "name":"test_tool_with_progress","arguments":{},"_meta":{"progressToken":"t"}}});
+    let mut sse = SseReader::new(post(&http, &gw.base, Some(&session), call).await);
+    let priming = sse.next().await.unwrap();
+    let first = sse.next().await.unwrap();
+    let mut received = vec![first.message().unwrap()];
+    drop(sse);
+    // The call finishes while nobody listens; then the server dies hard.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    gw.stop("-KILL");
+
+    let gw = start_with(dir.path(), port, &["--conformance"]).await;
+    let resume = |last: String| {
+        let http = &http;
+        let base = gw.base.clone();
+        let session = session.clone();
+        async move {
+            let response = http
+                .get(format!("{base}/mcp"))
+                .header("accept", "text/event-stream")
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-11-25")
+                .header("last-event-id", last)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            SseReader::new(response)
+                .rest()
+                .await
+                .into_iter()
+                .filter_map(|e| e.message())
+                .collect::<Vec<Value>>()
+        }
+    };
+    received.extend(resume(first.id.clone().unwrap()).await);
+    let progress: Vec<f64> = received
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .map(|m| m["params"]["progress"].as_f64().unwrap())
+        .collect();
+    assert_eq!(progress, [0.0, 50.0, 100.0], "{received:?}");
+    let results: Vec<&Value> = received.iter().filter(|m| m["id"] == 42).collect();
+    assert_eq!(
+        results.len(),
+        1,
+        "the result arrives exactly once: {received:?}"
+    );
+    assert!(results[0]["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("progress"));
+    assert_eq!(received.last().unwrap()["id"], 42, "the result comes last");
+
+    // From the priming event, the whole stream replays: nothing was lost.
+    let all = resume(priming.id.unwrap()).await;
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert_eq!(all, received);
     gw.stop("-TERM");
 }

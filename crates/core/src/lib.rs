@@ -10,9 +10,11 @@ pub mod clock;
 pub mod health;
 pub mod ids;
 pub mod lifecycle;
+pub mod reconnect;
 pub mod request_log;
 pub mod session;
 pub mod store;
+pub mod stream;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
 pub use ids::SessionId;

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::clock::Timestamp;
 use crate::ids::SessionId;
+use crate::reconnect::TokenGrant;
 
 /// Whether a session can still be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -139,6 +140,11 @@ pub struct SessionRecord {
     pub request_count: u64,
     /// Free-form: the raw `clientInfo` and anything the transport adds.
     pub metadata: Value,
+    /// How many times the session was reclaimed with a reconnect token.
+    pub reconnect_count: u64,
+    /// The current reconnect token's hash and expiry; never serialized.
+    #[serde(skip)]
+    pub reconnect_token: Option<TokenGrant>,
 }
 
 fn seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {

@@ -7,8 +7,10 @@ use serde::Serialize;
 
 use crate::clock::Timestamp;
 use crate::ids::SessionId;
+use crate::reconnect::{ReconnectState, Redemption, TokenGrant};
 use crate::request_log::RequestLogEntry;
 use crate::session::{ActivityUpdate, SessionEnd, SessionRecord, SessionStatus};
+use crate::stream::{StoredEvent, StreamId};
 
 /// A failure of the storage backend.
 #[derive(Debug, thiserror::Error)]
@@ -121,4 +123,33 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Deletes request-log rows started before `before`; returns how many.
     async fn prune_requests(&self, before: Timestamp) -> StoreResult<u64>;
+
+    /// Replaces a session's reconnect token; false if there is no such session.
+    async fn set_reconnect_token(&self, id: SessionId, grant: TokenGrant) -> StoreResult<bool>;
+
+    /// A session's reconnect fields, if the session exists.
+    async fn reconnect_state(&self, id: SessionId) -> StoreResult<Option<ReconnectState>>;
+
+    /// Applies one use of a token if it is still the session's current one:
+    /// installs the next token, remembers the used one, counts the
+    /// reconnect and, for a disconnected session, makes it active again.
+    /// Returns the new reconnect count, or `None` if the token was no longer
+    /// current (someone else used or replaced it first).
+    async fn redeem_reconnect_token(&self, r: &Redemption) -> StoreResult<Option<u64>>;
+
+    /// Appends server-to-client events in one transaction.
+    async fn append_events(&self, events: &[StoredEvent]) -> StoreResult<()>;
+
+    /// Events of one of a session's streams after position `after`, in order.
+    async fn events_after(
+        &self,
+        session: SessionId,
+        stream: StreamId,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEvent>>;
+
+    /// Deletes events written before `before`, and every session's events
+    /// beyond its newest `keep_per_session`; returns how many.
+    async fn prune_events(&self, before: Timestamp, keep_per_session: u32) -> StoreResult<u64>;
 }

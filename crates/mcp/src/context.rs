@@ -10,7 +10,7 @@ use rmcp::model::{ErrorCode, ErrorData};
 use serde_json::{json, Value};
 use sessiongate_core::lifecycle::{LiveSession, SessionManager};
 use sessiongate_core::session::ClientIdentity;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use crate::jsonrpc::{self, Id};
 use crate::peers::{PeerState, Peers};
@@ -40,6 +40,9 @@ pub struct RequestContext {
     pub(crate) stateless_log_level: Option<String>,
     pub(crate) peers: Peers,
     pub(crate) outbound: Option<mpsc::Sender<Bytes>>,
+    /// Notified to end the client's connection to this request's resumable
+    /// stream early (SSE polling); the request runs on.
+    pub(crate) poll: Option<Arc<Notify>>,
 }
 
 impl RequestContext {
@@ -63,6 +66,16 @@ impl RequestContext {
 
     pub fn is_stateless(&self) -> bool {
         matches!(self.caller, Caller::Client { .. })
+    }
+
+    /// Ends the client's connection to this request's stream with a retry
+    /// hint, so it polls with `Last-Event-ID` (2025-11-25, SEP-1699). The
+    /// request goes on; later messages reach the client when it resumes.
+    /// Does nothing unless the response is a session's resumable stream.
+    pub fn close_stream(&self) {
+        if let Some(poll) = &self.poll {
+            poll.notify_one();
+        }
     }
 
     fn peer(&self) -> Option<Arc<PeerState>> {

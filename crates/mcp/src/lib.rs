@@ -11,6 +11,7 @@ pub mod jsonrpc;
 pub mod peers;
 pub mod protocol;
 pub mod server;
+pub mod streams;
 pub mod tools;
 pub mod transport;
 

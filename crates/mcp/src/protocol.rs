@@ -8,12 +8,18 @@ pub const HEADER_SESSION_ID: &str = "mcp-session-id";
 pub const HEADER_PROTOCOL_VERSION: &str = "mcp-protocol-version";
 pub const HEADER_METHOD: &str = "mcp-method";
 pub const HEADER_NAME: &str = "mcp-name";
+/// sessiongate's own: a session's reconnect token, in responses that issue
+/// one and in requests that reclaim a timed-out session in place.
+pub const HEADER_RECONNECT_TOKEN: &str = "mcp-reconnect-token";
+pub const HEADER_LAST_EVENT_ID: &str = "last-event-id";
 
 pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
 pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 pub const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
 pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+pub const META_RECONNECT_TOKEN: &str = "io.sessiongate/reconnectToken";
+pub const META_RECONNECT_EXPIRES_AT: &str = "io.sessiongate/reconnectTokenExpiresAt";
 
 /// Revisions served with sessions, oldest first.
 pub const SESSIONFUL: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];

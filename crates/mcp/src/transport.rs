@@ -25,11 +25,13 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use sessiongate_core::client::detect_client_type;
-use sessiongate_core::lifecycle::{LiveSession, SessionManager};
+use sessiongate_core::lifecycle::{LiveSession, ReconnectError, SessionManager};
+use sessiongate_core::reconnect::IssuedToken;
 use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
 use sessiongate_core::session::ClientIdentity;
+use sessiongate_core::stream::{EventId, StreamId, StreamKind};
 use sessiongate_core::{DisconnectReason, SessionId};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::context::{Caller, RequestContext};
@@ -38,6 +40,7 @@ use crate::jsonrpc::{self, Body, Id, Invalid, Message};
 use crate::peers::Peers;
 use crate::protocol::{self, *};
 use crate::server::McpServer;
+use crate::streams::{self, BodyOptions, Streams};
 
 /// Transport settings.
 #[derive(Debug, Clone)]
@@ -47,6 +50,15 @@ pub struct TransportConfig {
     pub max_body_bytes: usize,
     /// Interval of SSE keep-alive comments on open streams.
     pub keepalive: Duration,
+    /// A sessionful request still running after this long answers on a
+    /// resumable SSE stream instead of one JSON body, so a dropped
+    /// connection does not lose its result.
+    pub sse_after: Duration,
+    /// The SSE `retry` hint: how long a client waits before reconnecting.
+    pub retry: Duration,
+    /// A standalone GET stream (2025-11-25) quiet for this long is closed
+    /// with a `retry` hint, so the client polls instead of holding it open.
+    pub stream_idle_close: Duration,
 }
 
 impl Default for TransportConfig {
@@ -55,6 +67,9 @@ impl Default for TransportConfig {
             origins: OriginPolicy::default(),
             max_body_bytes: 4 * 1024 * 1024,
             keepalive: Duration::from_secs(15),
+            sse_after: Duration::from_secs(1),
+            retry: Duration::from_secs(1),
+            stream_idle_close: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -65,6 +80,7 @@ pub struct McpState {
     pub manager: Arc<SessionManager>,
     pub server: Arc<McpServer>,
     pub peers: Peers,
+    pub streams: Streams,
     pub config: Arc<TransportConfig>,
 }
 
@@ -74,6 +90,7 @@ impl McpState {
             manager,
             server: Arc::new(server),
             peers: Peers::default(),
+            streams: Streams::default(),
             config: Arc::new(config),
         }
     }
@@ -82,6 +99,7 @@ impl McpState {
     /// clients' standalone GET streams. Their sessions stay active.
     pub fn close_streams(&self) {
         self.peers.clear();
+        self.streams.close_connections();
     }
 
     /// Forgets transport state of sessions that are no longer active.
@@ -149,6 +167,41 @@ fn session_not_found() -> Response {
     )
 }
 
+/// A refused reconnect: 401 with the reason, or 429 with `Retry-After`.
+fn reconnect_refused(e: ReconnectError) -> Response {
+    let (status, retry_after) = match &e {
+        ReconnectError::Refused(_) => (StatusCode::UNAUTHORIZED, None),
+        ReconnectError::RateLimited { retry_after } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(retry_after.as_secs().max(1)),
+        ),
+        ReconnectError::Store(_) | ReconnectError::ShuttingDown => {
+            (StatusCode::SERVICE_UNAVAILABLE, None)
+        }
+    };
+    let mut response = (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        json!({ "detail": e.to_string() }).to_string(),
+    )
+        .into_response();
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+fn set_token_header(response: &mut Response, token: &IssuedToken) {
+    if let Ok(v) = HeaderValue::from_str(&token.token) {
+        response.headers_mut().insert(HEADER_RECONNECT_TOKEN, v);
+    }
+}
+
 fn method_not_allowed(allow: &'static str) -> Response {
     (
         StatusCode::METHOD_NOT_ALLOWED,
@@ -162,12 +215,20 @@ fn accepted() -> Response {
     StatusCode::ACCEPTED.into_response()
 }
 
+/// An SSE response of plain messages, without ids (stateless callers).
 fn sse_response<S>(stream: S, keepalive: Duration) -> Response
 where
     S: futures::Stream<Item = Bytes> + Send + 'static,
 {
     let events = stream
         .map(|frame| Ok::<_, Infallible>(Event::default().data(String::from_utf8_lossy(&frame))));
+    sse_events(events, keepalive)
+}
+
+fn sse_events<S>(events: S, keepalive: Duration) -> Response
+where
+    S: futures::Stream<Item = Result<Event, Infallible>> + Send + 'static,
+{
     let mut response = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(keepalive))
         .into_response();
@@ -346,7 +407,7 @@ async fn post(st: McpState, req: Request) -> Response {
         }
     }
 
-    sessionful(&st, &headers, parsed, accept, bytes_in).await
+    sessionful(&st, &headers, remote, parsed, accept, bytes_in).await
 }
 
 #[derive(Deserialize)]
@@ -405,8 +466,8 @@ async fn initialize(
         "clientInfo": info,
         "requestedProtocolVersion": p.protocol_version,
     });
-    let session = match st.manager.create(identity, metadata).await {
-        Ok(s) => s,
+    let created = match st.manager.create(identity, metadata).await {
+        Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "creating a session failed");
             return rpc_error(
@@ -416,7 +477,13 @@ async fn initialize(
             );
         }
     };
-    let body = jsonrpc::result_bytes(&id, &st.server.initialize_result(version));
+    let session = created.session;
+    let mut result = st.server.initialize_result(version);
+    result["_meta"] = json!({
+        META_RECONNECT_TOKEN: created.token.token,
+        META_RECONNECT_EXPIRES_AT: created.token.expires_at(),
+    });
+    let body = jsonrpc::result_bytes(&id, &result);
     let bytes_out = body.len() as u64;
     let mut response = if accept.json {
         json_bytes(StatusCode::OK, body)
@@ -430,6 +497,7 @@ async fn initialize(
         HEADER_SESSION_ID,
         HeaderValue::from_str(&session.id().to_string()).expect("hex is a valid header"),
     );
+    set_token_header(&mut response, &created.token);
     st.manager
         .log_request(RequestLogEntry {
             session_id: Some(session.id()),
@@ -626,6 +694,7 @@ async fn stateless(
         stateless_log_level: meta.log_level,
         peers: st.peers.clone(),
         outbound: None,
+        poll: None,
     };
     run(st, ctx, id, method, params, accept, bytes_in).await
 }
@@ -633,14 +702,30 @@ async fn stateless(
 async fn sessionful(
     st: &McpState,
     headers: &HeaderMap,
+    remote: Option<String>,
     parsed: Body,
     accept: Accepts,
     bytes_in: u64,
 ) -> Response {
-    let session = match lookup(st, headers) {
+    let (session, token) = match lookup(st, headers, remote.as_deref(), true).await {
         Ok(s) => s,
         Err(r) => return *r,
     };
+    let mut response = sessionful_body(st, headers, &session, parsed, accept, bytes_in).await;
+    if let Some(token) = token {
+        set_token_header(&mut response, &token);
+    }
+    response
+}
+
+async fn sessionful_body(
+    st: &McpState,
+    headers: &HeaderMap,
+    session: &Arc<LiveSession>,
+    parsed: Body,
+    accept: Accepts,
+    bytes_in: u64,
+) -> Response {
     let negotiated = session.protocol_version().to_string();
     if let Some(v) = header_str(headers, HEADER_PROTOCOL_VERSION) {
         if !protocol::is_sessionful(v) {
@@ -650,7 +735,7 @@ async fn sessionful(
         }
     }
     match parsed {
-        Body::Single(msg) => sessionful_message(st, &session, msg, accept, bytes_in)
+        Body::Single(msg) => sessionful_message(st, session, msg, accept, bytes_in)
             .await
             .unwrap_or_else(accepted),
         Body::Batch(items) => {
@@ -669,7 +754,7 @@ async fn sessionful(
                         let is_request = matches!(msg, Message::Request { .. });
                         if let Some(r) = sessionful_message(
                             st,
-                            &session,
+                            session,
                             msg,
                             Accepts {
                                 json: true,
@@ -706,15 +791,34 @@ async fn sessionful(
 }
 
 /// The live session named by `Mcp-Session-Id`, or the response to send.
-fn lookup(st: &McpState, headers: &HeaderMap) -> Result<Arc<LiveSession>, Box<Response>> {
-    let found = match session_header(headers) {
-        None => Err(bad_request(
-            "Bad Request: the Mcp-Session-Id header is required; send initialize first",
-        )),
-        Some(Err(())) => Err(session_not_found()),
-        Some(Ok(id)) => st.manager.active(id).ok_or_else(session_not_found),
+/// A session that is no longer active is reclaimed in place when the request
+/// carries its reconnect token (`Mcp-Reconnect-Token`); the new token comes
+/// back with it.
+async fn lookup(
+    st: &McpState,
+    headers: &HeaderMap,
+    remote: Option<&str>,
+    revive: bool,
+) -> Result<(Arc<LiveSession>, Option<IssuedToken>), Box<Response>> {
+    let id = match session_header(headers) {
+        None => {
+            return Err(Box::new(bad_request(
+                "Bad Request: the Mcp-Session-Id header is required; send initialize first",
+            )))
+        }
+        Some(Err(())) => return Err(Box::new(session_not_found())),
+        Some(Ok(id)) => id,
     };
-    found.map_err(Box::new)
+    if let Some(session) = st.manager.active(id) {
+        return Ok((session, None));
+    }
+    let Some(token) = header_str(headers, HEADER_RECONNECT_TOKEN).filter(|_| revive) else {
+        return Err(Box::new(session_not_found()));
+    };
+    match st.manager.reconnect(id, token.trim(), None, remote).await {
+        Ok(r) => Ok((r.session, Some(r.token))),
+        Err(e) => Err(Box::new(reconnect_refused(e))),
+    }
 }
 
 /// Handles one message of a session; `None` means "accepted, no body".
@@ -749,6 +853,7 @@ async fn sessionful_message(
                 stateless_log_level: None,
                 peers: st.peers.clone(),
                 outbound: None,
+                poll: None,
             };
             Some(run(st, ctx, id, method, params, accept, bytes_in).await)
         }
@@ -763,7 +868,10 @@ async fn sessionful_message(
 }
 
 /// Runs a request. Answers with JSON if the handler finishes without talking
-/// to the client; otherwise streams its messages and the result as SSE.
+/// to the client; otherwise streams its messages and the result as SSE. A
+/// session's stream is resumable (see [`streams`]); a sessionful request
+/// that runs longer than `sse_after` switches to one too, so its result
+/// survives a dropped connection.
 async fn run(
     st: &McpState,
     mut ctx: RequestContext,
@@ -780,6 +888,9 @@ async fn run(
         ctx.outbound = Some(tx.clone());
     }
     let stateless = ctx.is_stateless();
+    let resumable = ctx.session().filter(|_| accept.sse).cloned();
+    let poll = resumable.as_ref().map(|_| Arc::new(Notify::new()));
+    ctx.poll = poll.clone();
     let finish = Finisher {
         manager: st.manager.clone(),
         session: ctx.session().map(|s| s.id()),
@@ -804,10 +915,26 @@ async fn run(
         drop(ctx);
         outcome
     });
+    let (sse_after, switch_later) = (st.config.sse_after, resumable.is_some());
+    let switch = async move {
+        match switch_later {
+            true => tokio::time::sleep(sse_after).await,
+            false => std::future::pending().await,
+        }
+    };
 
-    tokio::select! {
+    enum Next {
+        Done(Result<Value, ErrorData>),
+        Stream(Option<Bytes>),
+    }
+    let next = tokio::select! {
         biased;
-        outcome = &mut work => {
+        outcome = &mut work => Next::Done(outcome),
+        Some(first) = rx.recv() => Next::Stream(Some(first)),
+        _ = switch => Next::Stream(None),
+    };
+    match next {
+        Next::Done(outcome) => {
             let mut early = Vec::new();
             while let Ok(frame) = rx.try_recv() {
                 early.push(frame);
@@ -817,27 +944,81 @@ async fn run(
                 return json_bytes(status, body);
             }
             early.push(Bytes::from(body));
-            sse_response(futures::stream::iter(early), st.config.keepalive)
+            match resumable {
+                Some(session) => {
+                    drop(tx);
+                    resumable_response(st, session, early, rx, poll)
+                }
+                None => sse_response(futures::stream::iter(early), st.config.keepalive),
+            }
         }
-        Some(first) = rx.recv() => {
-            // The handler is talking to the client: stream from here on.
+        Next::Stream(first) => {
+            // The handler runs on whether or not the client stays connected.
             let task = tokio::spawn(async move {
                 let outcome = work.await;
                 let (_, body) = finish.complete(outcome).await;
                 let _ = tx.send(Bytes::from(body)).await;
             });
-            let stream = futures::stream::once(async move { first })
-                .chain(ReceiverStream::new(rx));
-            // 2026-07-28: closing the response stream cancels the request.
-            // Earlier revisions: the request runs on; its result is lost.
-            let abort = stateless.then(|| AbortOnDrop(task));
-            let stream = stream.map(move |frame| {
-                let _keep = &abort;
-                frame
-            });
-            sse_response(stream, st.config.keepalive)
+            match resumable {
+                Some(session) => {
+                    resumable_response(st, session, first.into_iter().collect(), rx, poll)
+                }
+                None => {
+                    // 2026-07-28: closing the response stream cancels the request.
+                    let abort = stateless.then(|| AbortOnDrop(task));
+                    let stream = futures::stream::iter(first)
+                        .chain(ReceiverStream::new(rx))
+                        .map(move |frame| {
+                            let _keep = &abort;
+                            frame
+                        });
+                    sse_response(stream, st.config.keepalive)
+                }
+            }
         }
     }
+}
+
+/// Whether a session's revision primes streams and may be asked to poll.
+fn polls(session: &LiveSession) -> bool {
+    session.protocol_version() >= "2025-11-25"
+}
+
+/// A request's resumable response stream: `first`, then what `rx` carries.
+fn resumable_response(
+    st: &McpState,
+    session: Arc<LiveSession>,
+    first: Vec<Bytes>,
+    rx: mpsc::Receiver<Bytes>,
+    poll: Option<Arc<Notify>>,
+) -> Response {
+    let (stream, frames) = st.streams.open(
+        st.manager.clone(),
+        session.id(),
+        StreamKind::Request,
+        first,
+        rx,
+        poll,
+    );
+    let options = BodyOptions {
+        prime: polls(&session),
+        retry: st.config.retry,
+        idle_close: None,
+    };
+    let guard = st.manager.open_stream(session);
+    let body = streams::body(stream, Vec::new(), 0, Some(frames), options);
+    sse_events(guarded(body, guard), st.config.keepalive)
+}
+
+/// Keeps `guard` alive as long as the body is being sent.
+fn guarded<S: futures::Stream + Send + 'static, G: Send + 'static>(
+    stream: S,
+    guard: G,
+) -> impl futures::Stream<Item = S::Item> + Send + 'static {
+    stream.map(move |item| {
+        let _alive = &guard;
+        item
+    })
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -928,6 +1109,7 @@ fn error_status(e: &ErrorData, stateless: bool) -> StatusCode {
 // ---------------------------------------------------------------------- GET
 
 async fn get(st: McpState, req: Request) -> Response {
+    let remote = remote_addr(&req);
     let headers = req.headers();
     if header_str(headers, HEADER_PROTOCOL_VERSION).is_some_and(protocol::is_stateless) {
         return method_not_allowed("POST");
@@ -939,19 +1121,92 @@ async fn get(st: McpState, req: Request) -> Response {
         )
             .into_response();
     }
-    let session = match lookup(&st, headers) {
+    let (session, token) = match lookup(&st, headers, remote.as_deref(), true).await {
         Ok(s) => s,
         Err(r) => return *r,
     };
     st.manager.keep_alive(&session);
+    // An id that is not ours (or garbage) resumes nothing: a fresh stream.
+    let resume = header_str(headers, HEADER_LAST_EVENT_ID).and_then(|v| v.parse::<EventId>().ok());
+    let polling = polls(&session);
+    let options = |prime: bool, live: bool| BodyOptions {
+        prime,
+        retry: st.config.retry,
+        idle_close: (polling && live).then_some(st.config.stream_idle_close),
+    };
+    let guard = st.manager.open_stream(session.clone());
+    let keepalive = st.config.keepalive;
+    let mut response = match resume {
+        None => {
+            let (stream, frames) = open_standalone(&st, &session);
+            let body = streams::body(stream, Vec::new(), 0, Some(frames), options(polling, true));
+            sse_events(guarded(body, guard), keepalive)
+        }
+        Some(from) => {
+            // Attach before reading the log, so nothing falls in between.
+            let live = st.streams.attach(session.id(), from.stream);
+            let replay = match st
+                .manager
+                .events()
+                .after(session.id(), from.stream, from.seq)
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, session = %session.id(), "reading the event log failed");
+                    return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response();
+                }
+            };
+            let standalone = from.stream.kind == StreamKind::Standalone;
+            match live {
+                Some(frames) => {
+                    let live_options = options(false, standalone);
+                    let body =
+                        streams::body(from.stream, replay, from.seq, Some(frames), live_options);
+                    sse_events(guarded(body, guard), keepalive)
+                }
+                None if !standalone => {
+                    // The request finished (or died with an earlier process):
+                    // what it sent is all there is.
+                    let body =
+                        streams::body(from.stream, replay, from.seq, None, options(false, false));
+                    sse_events(guarded(body, guard), keepalive)
+                }
+                None => {
+                    // A standalone stream of an earlier process: replay it,
+                    // then go on as a new one.
+                    let old =
+                        streams::body(from.stream, replay, from.seq, None, options(false, false));
+                    let (stream, frames) = open_standalone(&st, &session);
+                    let new =
+                        streams::body(stream, Vec::new(), 0, Some(frames), options(polling, true));
+                    sse_events(guarded(old.chain(new), guard), keepalive)
+                }
+            }
+        }
+    };
+    if let Some(token) = token {
+        set_token_header(&mut response, &token);
+    }
+    response
+}
+
+/// Opens the session's standalone stream, replacing (and so ending) an
+/// earlier one: server-initiated messages go to it from now on.
+fn open_standalone(
+    st: &McpState,
+    session: &LiveSession,
+) -> (StreamId, mpsc::Receiver<streams::Frame>) {
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     st.peers.get_or_create(session.id()).attach_stream(tx);
-    let guard = st.manager.open_stream(session);
-    let stream = ReceiverStream::new(rx).map(move |frame| {
-        let _alive = &guard;
-        frame
-    });
-    sse_response(stream, st.config.keepalive)
+    st.streams.open(
+        st.manager.clone(),
+        session.id(),
+        StreamKind::Standalone,
+        Vec::new(),
+        rx,
+        None,
+    )
 }
 
 // ------------------------------------------------------------------- DELETE
@@ -961,8 +1216,8 @@ async fn delete(st: McpState, req: Request) -> Response {
     if header_str(headers, HEADER_PROTOCOL_VERSION).is_some_and(protocol::is_stateless) {
         return method_not_allowed("POST");
     }
-    let session = match lookup(&st, headers) {
-        Ok(s) => s,
+    let session = match lookup(&st, headers, None, false).await {
+        Ok((s, _)) => s,
         Err(r) => return *r,
     };
     let id = session.id();

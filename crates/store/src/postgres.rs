@@ -17,16 +17,19 @@ use sqlx::{Postgres, QueryBuilder};
 
 use sessiongate_core::clock::Timestamp;
 use sessiongate_core::ids::SessionId;
+use sessiongate_core::reconnect::{ReconnectState, Redemption, TokenGrant};
 use sessiongate_core::request_log::RequestLogEntry;
 use sessiongate_core::session::{ActivityUpdate, SessionEnd, SessionRecord, SessionStatus};
 use sessiongate_core::store::{
     ConnectionBucket, DisconnectStats, SessionPage, SessionQuery, SessionStore, StatusCounts,
     StoreError, StoreResult,
 };
+use sessiongate_core::stream::{StoredEvent, StreamId};
 
 use crate::rows::{
-    self, db_err, migrate_err, BucketRow, ReasonRow, RequestRow, RequestValues, SessionRow,
-    SessionValues, StatusCountRow, REQUEST_COLUMNS, SESSION_COLUMNS,
+    self, db_err, migrate_err, BucketRow, EventRow, ReasonRow, ReconnectRow, RequestRow,
+    RequestValues, SessionRow, SessionValues, StatusCountRow, EVENT_COLUMNS,
+    PRUNE_EXCESS_EVENTS_SQL, RECONNECT_COLUMNS, REQUEST_COLUMNS, SESSION_COLUMNS,
 };
 
 pub(crate) const BACKEND: &str = "postgres";
@@ -86,10 +89,12 @@ impl SessionStore for PostgresStore {
              SELECT session_id, client_type, client_name, client_version, \
                client_capabilities::jsonb, protocol_version, principal, remote_addr, \
                user_agent, connected_at, last_activity, status, disconnected_at, \
-               disconnect_reason, total_duration_ms, request_count, metadata::jsonb \
+               disconnect_reason, total_duration_ms, request_count, metadata::jsonb, \
+               reconnect_count, reconnect_token_hash, reconnect_expires_at \
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
                $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[], \
-               $12::text[], $13::int8[], $14::text[], $15::int8[], $16::int8[], $17::text[]) \
+               $12::text[], $13::int8[], $14::text[], $15::int8[], $16::int8[], $17::text[], \
+               $18::int8[], $19::text[], $20::int8[]) \
              AS t({SESSION_COLUMNS})"
         ))
         .bind(column!(values, |v| v.session_id.as_str()))
@@ -109,6 +114,9 @@ impl SessionStore for PostgresStore {
         .bind(column!(values, |v| v.total_duration_ms))
         .bind(column!(values, |v| v.request_count))
         .bind(column!(values, |v| v.metadata.as_str()))
+        .bind(column!(values, |v| v.reconnect_count))
+        .bind(column!(values, |v| v.reconnect_token_hash.as_deref()))
+        .bind(column!(values, |v| v.reconnect_expires_at))
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
@@ -389,6 +397,124 @@ impl SessionStore for PostgresStore {
                 return Ok(pruned);
             }
         }
+    }
+
+    async fn set_reconnect_token(&self, id: SessionId, grant: TokenGrant) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "UPDATE sessions SET reconnect_token_hash = $1, reconnect_expires_at = $2 \
+             WHERE session_id = $3",
+        )
+        .bind(grant.hash.to_hex())
+        .bind(grant.expires_at.as_millis())
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn reconnect_state(&self, id: SessionId) -> StoreResult<Option<ReconnectState>> {
+        let row: Option<ReconnectRow> = sqlx::query_as(&format!(
+            "SELECT {RECONNECT_COLUMNS} FROM sessions WHERE session_id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.map(ReconnectRow::into_state).transpose()
+    }
+
+    async fn redeem_reconnect_token(&self, r: &Redemption) -> StoreResult<Option<u64>> {
+        // Binds: next hash, next expiry, expected hash, revive time (or
+        // NULL), session id. A session its client or an admin ended is never
+        // revived.
+        let count: Option<i64> = sqlx::query_scalar(
+            "UPDATE sessions SET \
+               reconnect_token_hash = $1, reconnect_expires_at = $2, reconnect_used_hash = $3, \
+               reconnect_count = reconnect_count + 1, \
+               status = CASE WHEN $4::int8 IS NULL THEN status ELSE 'active' END, \
+               last_activity = CASE WHEN $4::int8 IS NULL THEN last_activity \
+                 ELSE GREATEST(last_activity, $4::int8) END, \
+               disconnected_at = CASE WHEN $4::int8 IS NULL THEN disconnected_at ELSE NULL END, \
+               disconnect_reason = CASE WHEN $4::int8 IS NULL THEN disconnect_reason ELSE NULL END, \
+               total_duration_ms = CASE WHEN $4::int8 IS NULL THEN total_duration_ms ELSE NULL END \
+             WHERE session_id = $5 AND reconnect_token_hash = $3 \
+               AND (disconnect_reason IS NULL \
+                    OR disconnect_reason NOT IN ('client_disconnect', 'admin_terminated')) \
+             RETURNING reconnect_count",
+        )
+        .bind(r.next.hash.to_hex())
+        .bind(r.next.expires_at.as_millis())
+        .bind(r.expected.to_hex())
+        .bind(r.revive_at.map(Timestamp::as_millis))
+        .bind(r.session_id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(count.map(|c| u64::try_from(c).unwrap_or(0)))
+    }
+
+    async fn append_events(&self, events: &[StoredEvent]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let sessions = column!(events, |e| e.session_id.to_string());
+        let streams = column!(events, |e| e.stream.to_string());
+        let seqs = column!(events, |e| rows::to_i64(e.seq));
+        let ats = column!(events, |e| e.at.as_millis());
+        let messages = column!(events, |e| rows::scrub(&e.message).into_owned());
+        sqlx::query(&format!(
+            "INSERT INTO session_events ({EVENT_COLUMNS}) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], $5::text[]) \
+             ON CONFLICT DO NOTHING"
+        ))
+        .bind(&sessions)
+        .bind(&streams)
+        .bind(&seqs)
+        .bind(&ats)
+        .bind(&messages)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn events_after(
+        &self,
+        session: SessionId,
+        stream: StreamId,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let rows: Vec<EventRow> = sqlx::query_as(&format!(
+            "SELECT {EVENT_COLUMNS} FROM session_events \
+             WHERE session_id = $1 AND stream_id = $2 AND seq > $3 ORDER BY seq LIMIT $4"
+        ))
+        .bind(session.to_string())
+        .bind(stream.to_string())
+        .bind(rows::to_i64(after))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows::into_events(rows)
+    }
+
+    async fn prune_events(&self, before: Timestamp, keep_per_session: u32) -> StoreResult<u64> {
+        let old = sqlx::query("DELETE FROM session_events WHERE created_at < $1")
+            .bind(before.as_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        let excess = sqlx::query(PRUNE_EXCESS_EVENTS_SQL)
+            .bind(i64::from(keep_per_session))
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        Ok(old + excess)
     }
 }
 

@@ -14,6 +14,7 @@ use sqlx::QueryBuilder;
 
 use sessiongate_core::clock::Timestamp;
 use sessiongate_core::ids::SessionId;
+use sessiongate_core::reconnect::{ReconnectState, TokenGrant, TokenHash};
 use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
 use sessiongate_core::session::{
     ActivityUpdate, ClientIdentity, DisconnectReason, SessionEnd, SessionRecord, SessionStatus,
@@ -21,20 +22,38 @@ use sessiongate_core::session::{
 use sessiongate_core::store::{
     ConnectionBucket, DisconnectStats, SessionQuery, StoreError, StoreResult,
 };
+use sessiongate_core::stream::StoredEvent;
 
 /// The columns of a [`SessionRow`], in the order every session query selects
 /// and every insert writes them.
 pub(crate) const SESSION_COLUMNS: &str = "session_id, client_type, client_name, client_version, \
      client_capabilities, protocol_version, principal, remote_addr, user_agent, connected_at, \
      last_activity, status, disconnected_at, disconnect_reason, total_duration_ms, \
-     request_count, metadata";
+     request_count, metadata, reconnect_count, reconnect_token_hash, reconnect_expires_at";
 
 /// How many columns [`SESSION_COLUMNS`] has: bind parameters per inserted row.
-pub(crate) const SESSION_COLUMN_COUNT: usize = 17;
+pub(crate) const SESSION_COLUMN_COUNT: usize = 20;
 
 /// The columns of a [`RequestRow`], in select and insert order.
 pub(crate) const REQUEST_COLUMNS: &str = "session_id, client_key, method, tool_name, started_at, \
      duration_us, status, error_code, error_message, bytes_in, bytes_out";
+
+/// The columns of a [`ReconnectRow`].
+pub(crate) const RECONNECT_COLUMNS: &str =
+    "reconnect_token_hash, reconnect_expires_at, reconnect_used_hash, reconnect_count";
+
+/// The columns of an [`EventRow`], in select and insert order.
+pub(crate) const EVENT_COLUMNS: &str = "session_id, stream_id, seq, created_at, message";
+
+/// Deletes every session's events beyond its newest N (bind 1: N). Runs on
+/// both backends; the table holds only the retention window's events.
+pub(crate) const PRUNE_EXCESS_EVENTS_SQL: &str =
+    "DELETE FROM session_events WHERE (session_id, stream_id, seq) IN ( \
+       SELECT session_id, stream_id, seq FROM ( \
+         SELECT session_id, stream_id, seq, ROW_NUMBER() OVER ( \
+           PARTITION BY session_id ORDER BY created_at DESC, seq DESC) AS newest \
+         FROM session_events) AS ranked \
+       WHERE newest > $1)";
 
 /// How many columns [`REQUEST_COLUMNS`] has.
 pub(crate) const REQUEST_COLUMN_COUNT: usize = 11;
@@ -147,6 +166,9 @@ pub(crate) struct SessionRow {
     total_duration_ms: Option<i64>,
     request_count: i64,
     metadata: Json<Value>,
+    reconnect_count: i64,
+    reconnect_token_hash: Option<String>,
+    reconnect_expires_at: Option<i64>,
 }
 
 impl SessionRow {
@@ -173,6 +195,15 @@ impl SessionRow {
             .transpose()
             .map_err(in_session)?;
         let request_count = unsigned("request_count", self.request_count).map_err(in_session)?;
+        let reconnect_count =
+            unsigned("reconnect_count", self.reconnect_count).map_err(in_session)?;
+        let reconnect_token = match (self.reconnect_token_hash, self.reconnect_expires_at) {
+            (Some(hash), Some(at)) => Some(TokenGrant {
+                hash: token_hash("reconnect_token_hash", &hash).map_err(in_session)?,
+                expires_at: Timestamp::from_millis(at),
+            }),
+            _ => None,
+        };
         Ok(SessionRecord {
             session_id,
             client: ClientIdentity {
@@ -193,8 +224,73 @@ impl SessionRow {
             total_duration,
             request_count,
             metadata: self.metadata.0,
+            reconnect_count,
+            reconnect_token,
         })
     }
+}
+
+pub(crate) fn token_hash(what: &str, hex: &str) -> StoreResult<TokenHash> {
+    TokenHash::from_hex(hex)
+        .ok_or_else(|| corrupt(what, format_args!("{hex:?} is not a SHA-256 hex digest")))
+}
+
+/// The reconnect columns of one session.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct ReconnectRow {
+    reconnect_token_hash: Option<String>,
+    reconnect_expires_at: Option<i64>,
+    reconnect_used_hash: Option<String>,
+    reconnect_count: i64,
+}
+
+impl ReconnectRow {
+    pub(crate) fn into_state(self) -> StoreResult<ReconnectState> {
+        let current = match (self.reconnect_token_hash, self.reconnect_expires_at) {
+            (Some(hash), Some(at)) => Some(TokenGrant {
+                hash: token_hash("reconnect_token_hash", &hash)?,
+                expires_at: Timestamp::from_millis(at),
+            }),
+            _ => None,
+        };
+        Ok(ReconnectState {
+            current,
+            used: self
+                .reconnect_used_hash
+                .map(|h| token_hash("reconnect_used_hash", &h))
+                .transpose()?,
+            count: unsigned("reconnect_count", self.reconnect_count)?,
+        })
+    }
+}
+
+/// A `session_events` row as stored.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct EventRow {
+    session_id: String,
+    stream_id: String,
+    seq: i64,
+    created_at: i64,
+    message: String,
+}
+
+impl EventRow {
+    pub(crate) fn into_event(self) -> StoreResult<StoredEvent> {
+        Ok(StoredEvent {
+            session_id: session_id(&self.session_id)?,
+            stream: self
+                .stream_id
+                .parse()
+                .map_err(|e| corrupt("event stream_id", e))?,
+            seq: unsigned("event seq", self.seq)?,
+            at: Timestamp::from_millis(self.created_at),
+            message: self.message,
+        })
+    }
+}
+
+pub(crate) fn into_events(rows: Vec<EventRow>) -> StoreResult<Vec<StoredEvent>> {
+    rows.into_iter().map(EventRow::into_event).collect()
 }
 
 pub(crate) fn into_records(rows: Vec<SessionRow>) -> StoreResult<Vec<SessionRecord>> {
@@ -223,6 +319,9 @@ pub(crate) struct SessionValues<'a> {
     pub request_count: i64,
     /// JSON text.
     pub metadata: String,
+    pub reconnect_count: i64,
+    pub reconnect_token_hash: Option<String>,
+    pub reconnect_expires_at: Option<i64>,
 }
 
 impl<'a> SessionValues<'a> {
@@ -246,6 +345,9 @@ impl<'a> SessionValues<'a> {
             total_duration_ms: r.total_duration.map(millis),
             request_count: to_i64(r.request_count),
             metadata: json_text(&r.metadata),
+            reconnect_count: to_i64(r.reconnect_count),
+            reconnect_token_hash: r.reconnect_token.map(|g| g.hash.to_hex()),
+            reconnect_expires_at: r.reconnect_token.map(|g| g.expires_at.as_millis()),
         }
     }
 }

@@ -20,17 +20,20 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use sessiongate_core::clock::Timestamp;
 use sessiongate_core::ids::SessionId;
+use sessiongate_core::reconnect::{ReconnectState, Redemption, TokenGrant};
 use sessiongate_core::request_log::RequestLogEntry;
 use sessiongate_core::session::{ActivityUpdate, SessionEnd, SessionRecord, SessionStatus};
 use sessiongate_core::store::{
     ConnectionBucket, DisconnectStats, SessionPage, SessionQuery, SessionStore, StatusCounts,
     StoreError, StoreResult,
 };
+use sessiongate_core::stream::{StoredEvent, StreamId};
 
 use crate::rows::{
-    self, db_err, migrate_err, BucketRow, ReasonRow, RequestRow, RequestValues, SessionRow,
-    SessionValues, StatusCountRow, REQUEST_COLUMNS, REQUEST_COLUMN_COUNT, SESSION_COLUMNS,
-    SESSION_COLUMN_COUNT,
+    self, db_err, migrate_err, BucketRow, EventRow, ReasonRow, ReconnectRow, RequestRow,
+    RequestValues, SessionRow, SessionValues, StatusCountRow, EVENT_COLUMNS,
+    PRUNE_EXCESS_EVENTS_SQL, RECONNECT_COLUMNS, REQUEST_COLUMNS, REQUEST_COLUMN_COUNT,
+    SESSION_COLUMNS, SESSION_COLUMN_COUNT,
 };
 
 pub(crate) const BACKEND: &str = "sqlite";
@@ -136,7 +139,10 @@ impl SessionStore for SqliteStore {
                     .push_bind(v.disconnect_reason)
                     .push_bind(v.total_duration_ms)
                     .push_bind(v.request_count)
-                    .push_bind(v.metadata.as_str());
+                    .push_bind(v.metadata.as_str())
+                    .push_bind(v.reconnect_count)
+                    .push_bind(v.reconnect_token_hash.as_deref())
+                    .push_bind(v.reconnect_expires_at);
             });
             qb.build()
                 .persistent(false)
@@ -427,4 +433,121 @@ impl SessionStore for SqliteStore {
             }
         }
     }
+
+    async fn set_reconnect_token(&self, id: SessionId, grant: TokenGrant) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "UPDATE sessions SET reconnect_token_hash = ?, reconnect_expires_at = ? \
+             WHERE session_id = ?",
+        )
+        .bind(grant.hash.to_hex())
+        .bind(grant.expires_at.as_millis())
+        .bind(id.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn reconnect_state(&self, id: SessionId) -> StoreResult<Option<ReconnectState>> {
+        let row: Option<ReconnectRow> = sqlx::query_as(&format!(
+            "SELECT {RECONNECT_COLUMNS} FROM sessions WHERE session_id = ?"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(db_err)?;
+        row.map(ReconnectRow::into_state).transpose()
+    }
+
+    async fn redeem_reconnect_token(&self, r: &Redemption) -> StoreResult<Option<u64>> {
+        let count: Option<i64> = sqlx::query_scalar(REDEEM_SQL)
+            .bind(r.next.hash.to_hex())
+            .bind(r.next.expires_at.as_millis())
+            .bind(r.expected.to_hex())
+            .bind(r.revive_at.map(Timestamp::as_millis))
+            .bind(r.session_id.to_string())
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(count.map(|c| u64::try_from(c).unwrap_or(0)))
+    }
+
+    async fn append_events(&self, events: &[StoredEvent]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        for chunk in events.chunks(rows::rows_per_statement(MAX_BINDS, 5)) {
+            let mut qb = QueryBuilder::<Sqlite>::new(format!(
+                "INSERT OR IGNORE INTO session_events ({EVENT_COLUMNS}) "
+            ));
+            qb.push_values(chunk, |mut b, e| {
+                b.push_bind(e.session_id.to_string())
+                    .push_bind(e.stream.to_string())
+                    .push_bind(rows::to_i64(e.seq))
+                    .push_bind(e.at.as_millis())
+                    .push_bind(rows::scrub(&e.message));
+            });
+            qb.build()
+                .persistent(false)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn events_after(
+        &self,
+        session: SessionId,
+        stream: StreamId,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let rows: Vec<EventRow> = sqlx::query_as(&format!(
+            "SELECT {EVENT_COLUMNS} FROM session_events \
+             WHERE session_id = ? AND stream_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        ))
+        .bind(session.to_string())
+        .bind(stream.to_string())
+        .bind(rows::to_i64(after))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows::into_events(rows)
+    }
+
+    async fn prune_events(&self, before: Timestamp, keep_per_session: u32) -> StoreResult<u64> {
+        let old = sqlx::query("DELETE FROM session_events WHERE created_at < ?")
+            .bind(before.as_millis())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        let excess = sqlx::query(PRUNE_EXCESS_EVENTS_SQL)
+            .bind(i64::from(keep_per_session))
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        Ok(old + excess)
+    }
 }
+
+/// One use of a reconnect token: compare-and-swap on the current hash.
+/// Binds: next hash, next expiry, expected hash, revive time (or NULL),
+/// session id. A session its client or an admin ended is never revived.
+const REDEEM_SQL: &str = "UPDATE sessions SET \
+       reconnect_token_hash = ?1, reconnect_expires_at = ?2, reconnect_used_hash = ?3, \
+       reconnect_count = reconnect_count + 1, \
+       status = CASE WHEN ?4 IS NULL THEN status ELSE 'active' END, \
+       last_activity = CASE WHEN ?4 IS NULL THEN last_activity ELSE max(last_activity, ?4) END, \
+       disconnected_at = CASE WHEN ?4 IS NULL THEN disconnected_at ELSE NULL END, \
+       disconnect_reason = CASE WHEN ?4 IS NULL THEN disconnect_reason ELSE NULL END, \
+       total_duration_ms = CASE WHEN ?4 IS NULL THEN total_duration_ms ELSE NULL END \
+     WHERE session_id = ?5 AND reconnect_token_hash = ?3 \
+       AND (disconnect_reason IS NULL \
+            OR disconnect_reason NOT IN ('client_disconnect', 'admin_terminated')) \
+     RETURNING reconnect_count";

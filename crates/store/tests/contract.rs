@@ -18,6 +18,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, PgConnection, SqliteConnection};
 
 use sessiongate_core::health::ConnectionWindow;
+use sessiongate_core::reconnect::{Redemption, TokenGrant, TokenHash};
 use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
 use sessiongate_core::session::{
     ActivityUpdate, ClientIdentity, DisconnectReason, SessionEnd, SessionRecord, SessionStatus,
@@ -25,6 +26,7 @@ use sessiongate_core::session::{
 use sessiongate_core::store::{
     ConnectionBucket, SessionQuery, SessionStore, StatusCounts, StoreError,
 };
+use sessiongate_core::stream::{StoredEvent, StreamId, StreamKind};
 use sessiongate_core::{SessionId, Timestamp};
 use sessiongate_store::{connect, migrate, Database};
 
@@ -203,6 +205,9 @@ contract_tests!(
     corrupt_rows_are_errors_not_panics,
     migrations_are_idempotent,
     concurrent_batches_do_not_deadlock,
+    reconnect_tokens_rotate_by_compare_and_swap,
+    redeeming_revives_only_revivable_sessions,
+    event_log_replays_a_stream_in_order_and_prunes,
 );
 
 // ---------------------------------------------------------------------------
@@ -237,6 +242,8 @@ fn session(connected_at: i64) -> SessionRecord {
         total_duration: None,
         request_count: 1,
         metadata: json!({"clientInfo": {"name": "claude-code", "version": "1.0.0"}}),
+        reconnect_count: 0,
+        reconnect_token: None,
     }
 }
 
@@ -1130,4 +1137,196 @@ async fn concurrent_batches_do_not_deadlock(ctx: Ctx) {
             disconnected: 300
         }
     );
+}
+
+// ---------------------------------------------------------------------------
+// Reconnect tokens and the event log
+// ---------------------------------------------------------------------------
+
+fn grant(token: &str, expires_at: i64) -> TokenGrant {
+    TokenGrant {
+        hash: TokenHash::of(token),
+        expires_at: ts(expires_at),
+    }
+}
+
+async fn reconnect_tokens_rotate_by_compare_and_swap(ctx: Ctx) {
+    let store = ctx.store().await;
+    let mut s = session(T0);
+    s.reconnect_token = Some(grant("t0", T0 + 900_000));
+    store
+        .insert_sessions(std::slice::from_ref(&s))
+        .await
+        .unwrap();
+    let id = s.session_id;
+    let state = store.reconnect_state(id).await.unwrap().unwrap();
+    assert_eq!(state.current, Some(grant("t0", T0 + 900_000)));
+    assert_eq!((state.used, state.count), (None, 0));
+    assert_eq!(get(&*store, id).await.reconnect_token, state.current);
+
+    // Issuing replaces the current token.
+    assert!(store
+        .set_reconnect_token(id, grant("t1", T0 + 1_000_000))
+        .await
+        .unwrap());
+    assert!(!store
+        .set_reconnect_token(SessionId::generate(), grant("x", T0))
+        .await
+        .unwrap());
+    let redeem = |expected: &str, next: &str| Redemption {
+        session_id: id,
+        expected: TokenHash::of(expected),
+        next: grant(next, T0 + 2_000_000),
+        revive_at: None,
+    };
+    // A superseded token does not match; the current one does, once.
+    assert_eq!(
+        store
+            .redeem_reconnect_token(&redeem("t0", "t2"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .redeem_reconnect_token(&redeem("t1", "t2"))
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        store
+            .redeem_reconnect_token(&redeem("t1", "t3"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .redeem_reconnect_token(&redeem("t2", "t3"))
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    let state = store.reconnect_state(id).await.unwrap().unwrap();
+    assert_eq!(state.current, Some(grant("t3", T0 + 2_000_000)));
+    assert_eq!(state.used, Some(TokenHash::of("t2")));
+    assert_eq!(state.count, 2);
+    assert_eq!(get(&*store, id).await.reconnect_count, 2);
+    assert_eq!(
+        store.reconnect_state(SessionId::generate()).await.unwrap(),
+        None
+    );
+}
+
+async fn redeeming_revives_only_revivable_sessions(ctx: Ctx) {
+    let store = ctx.store().await;
+    let mut timed_out = session(T0);
+    timed_out.reconnect_token = Some(grant("a", T0 + 900_000));
+    let mut deleted = session(T0);
+    deleted.reconnect_token = Some(grant("b", T0 + 900_000));
+    store
+        .insert_sessions(&[timed_out.clone(), deleted.clone()])
+        .await
+        .unwrap();
+    store
+        .end_sessions(&[
+            end_of(&timed_out, T0 + 5_000, DisconnectReason::Timeout),
+            end_of(&deleted, T0 + 5_000, DisconnectReason::ClientDisconnect),
+        ])
+        .await
+        .unwrap();
+    let revive = |s: &SessionRecord, token: &str| Redemption {
+        session_id: s.session_id,
+        expected: TokenHash::of(token),
+        next: grant("next", T0 + 900_000),
+        revive_at: Some(ts(T0 + 60_000)),
+    };
+    assert_eq!(
+        store
+            .redeem_reconnect_token(&revive(&deleted, "b"))
+            .await
+            .unwrap(),
+        None,
+        "a session its client ended stays ended"
+    );
+    assert_eq!(
+        get(&*store, deleted.session_id).await.status,
+        SessionStatus::Disconnected
+    );
+
+    assert_eq!(
+        store
+            .redeem_reconnect_token(&revive(&timed_out, "a"))
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    let back = get(&*store, timed_out.session_id).await;
+    assert_eq!(back.status, SessionStatus::Active);
+    assert_eq!(back.last_activity, ts(T0 + 60_000));
+    assert_eq!(
+        (
+            back.disconnected_at,
+            back.disconnect_reason,
+            back.total_duration
+        ),
+        (None, None, None)
+    );
+    assert_eq!(back.reconnect_count, 1);
+    assert_eq!(
+        store.status_counts().await.unwrap(),
+        StatusCounts {
+            active: 1,
+            disconnected: 1
+        }
+    );
+}
+
+async fn event_log_replays_a_stream_in_order_and_prunes(ctx: Ctx) {
+    let store = ctx.store().await;
+    let a = SessionId::generate();
+    let b = SessionId::generate();
+    let stream = StreamId::generate(StreamKind::Request);
+    let other = StreamId::generate(StreamKind::Standalone);
+    let event = |session, stream, seq: u64, at: i64| StoredEvent {
+        session_id: session,
+        stream,
+        seq,
+        at: ts(at),
+        message: format!(
+            "{{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"params\":{{\"n\":{seq},\"s\":\"ü\0\"}}}}"
+        ),
+    };
+    let mut events: Vec<StoredEvent> = (1..=5)
+        .rev()
+        .map(|n| event(a, stream, n, T0 + n as i64))
+        .collect();
+    events.push(event(a, other, 1, T0));
+    events.push(event(b, stream, 1, T0));
+    store.append_events(&events).await.unwrap();
+    // Appending the same event again is harmless (a retried batch).
+    store.append_events(&events[..1]).await.unwrap();
+    store.append_events(&[]).await.unwrap();
+
+    let after = store.events_after(a, stream, 2, 100).await.unwrap();
+    assert_eq!(after.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4, 5]);
+    assert_eq!(after[0].stream, stream);
+    assert_eq!(after[0].session_id, a);
+    assert!(after[0].message.contains(r#""n":3"#));
+    assert!(!after[0].message.contains('\0'));
+    assert_eq!(store.events_after(a, stream, 0, 2).await.unwrap().len(), 2);
+    assert!(store
+        .events_after(b, other, 0, 100)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Older than the cutoff: gone. Beyond the newest N per session: gone.
+    assert_eq!(store.prune_events(ts(T0 + 2), 100).await.unwrap(), 3);
+    let left = store.events_after(a, stream, 0, 100).await.unwrap();
+    assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3, 4, 5]);
+    assert_eq!(store.prune_events(ts(0), 2).await.unwrap(), 2);
+    let left = store.events_after(a, stream, 0, 100).await.unwrap();
+    assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
 }

@@ -89,7 +89,7 @@ class Server:
         return record
 
 
-def _start(bin_path: Path, data_dir: Path, log_path: Path) -> Server:
+def _start(bin_path: Path, data_dir: Path, log_path: Path, extra: tuple[str, ...] = ()) -> Server:
     token = "pytest-" + secrets.token_hex(16)
     port = _free_port()
     # Hermetic: no SESSIONGATE_* setting from the caller's environment leaks in.
@@ -105,6 +105,7 @@ def _start(bin_path: Path, data_dir: Path, log_path: Path) -> Server:
             str(data_dir),
             "--admin-token",
             token,
+            *extra,
         ],
         stdin=subprocess.DEVNULL,
         stdout=log,
@@ -139,8 +140,7 @@ def _stop(server: Server) -> None:
             proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Server:
+def _serve(tmp_path_factory: pytest.TempPathFactory, *extra: str):  # type: ignore[no-untyped-def]
     bin_path = Path(os.environ.get("SESSIONGATE_BIN") or REPO / "target" / "debug" / "sessiongate")
     if not bin_path.is_file():
         pytest.fail(f"sessiongate binary not found at {bin_path} (build it or set SESSIONGATE_BIN)")
@@ -148,7 +148,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Server:
     last_error: Exception | None = None
     for attempt in range(3):  # a free port can be taken between probe and bind
         try:
-            srv = _start(bin_path, base / f"data{attempt}", base / f"server{attempt}.log")
+            srv = _start(bin_path, base / f"data{attempt}", base / f"server{attempt}.log", extra)
             break
         except RuntimeError as e:
             last_error = e
@@ -156,6 +156,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Server:
         raise last_error  # type: ignore[misc]
     yield srv
     _stop(srv)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Server:
+    yield from _serve(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def conformance_server(tmp_path_factory: pytest.TempPathFactory) -> Server:
+    """sessiongate with the conformance fixtures (long-running and polling tools)."""
+    yield from _serve(tmp_path_factory, "--conformance")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -16,9 +16,12 @@ pub struct LiveSession {
     id: SessionId,
     identity: ClientIdentity,
     connected_at: Timestamp,
-    metadata: Value,
+    /// Compact JSON text: a parsed object costs a map node (~600 bytes) per
+    /// level, and metadata is read only when the record is shown.
+    metadata: Box<str>,
     last_activity: AtomicI64,
     request_count: AtomicU64,
+    reconnect_count: AtomicU64,
     open_streams: AtomicU32,
     /// Set when activity has not been flushed to the store yet.
     dirty: AtomicBool,
@@ -30,9 +33,10 @@ impl LiveSession {
             id: record.session_id,
             identity: record.client,
             connected_at: record.connected_at,
-            metadata: record.metadata,
+            metadata: record.metadata.to_string().into_boxed_str(),
             last_activity: AtomicI64::new(record.last_activity.as_millis()),
             request_count: AtomicU64::new(record.request_count),
+            reconnect_count: AtomicU64::new(record.reconnect_count),
             open_streams: AtomicU32::new(0),
             dirty: AtomicBool::new(false),
         })
@@ -61,6 +65,14 @@ impl LiveSession {
 
     pub fn request_count(&self) -> u64 {
         self.request_count.load(Ordering::Relaxed)
+    }
+
+    pub fn reconnect_count(&self) -> u64 {
+        self.reconnect_count.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_reconnect_count(&self, n: u64) {
+        self.reconnect_count.fetch_max(n, Ordering::Relaxed);
     }
 
     pub fn open_streams(&self) -> u32 {
@@ -102,7 +114,10 @@ impl LiveSession {
             disconnect_reason: None,
             total_duration: None,
             request_count: self.request_count(),
-            metadata: self.metadata.clone(),
+            metadata: serde_json::from_str(&self.metadata).unwrap_or(Value::Null),
+            reconnect_count: self.reconnect_count(),
+            // The hash lives in the store only.
+            reconnect_token: None,
         }
     }
 }

@@ -7,8 +7,11 @@
 //! deadline-ordered (see [`expiry`]).
 
 mod clients;
+mod events;
 mod expiry;
+mod limiter;
 mod live;
+mod reconnect;
 mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,12 +20,14 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use clients::ClientActivity;
+pub use events::{EventLog, EventLogConfig};
 pub use live::LiveSession;
+pub use reconnect::{ReconnectConfig, ReconnectError, Reconnected};
 
 use crate::clock::{SharedClock, Timestamp};
 use crate::health::{
@@ -30,6 +35,7 @@ use crate::health::{
     StatusBreakdown,
 };
 use crate::ids::SessionId;
+use crate::reconnect::{IssuedToken, TokenSigner};
 use crate::request_log::RequestLogEntry;
 use crate::session::{
     ActivityUpdate, ClientIdentity, DisconnectReason, SessionEnd, SessionRecord, SessionStatus,
@@ -49,6 +55,8 @@ pub struct LifecycleConfig {
     pub age_bounds: AgeBounds,
     /// The window of `connection_health`.
     pub health_window: Duration,
+    pub reconnect: ReconnectConfig,
+    pub event_log: EventLogConfig,
 }
 
 impl Default for LifecycleConfig {
@@ -59,6 +67,8 @@ impl Default for LifecycleConfig {
             request_log: RequestLogConfig::default(),
             age_bounds: AgeBounds::default(),
             health_window: Duration::from_secs(24 * 3600),
+            reconnect: ReconnectConfig::default(),
+            event_log: EventLogConfig::default(),
         }
     }
 }
@@ -94,6 +104,21 @@ pub enum LifecycleError {
     ShuttingDown,
 }
 
+/// Something that happened to a session, for live observers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LifecycleEvent {
+    Created(SessionId),
+    Ended(SessionId, DisconnectReason),
+    /// Reclaimed with a reconnect token; carries the new reconnect count.
+    Reconnected(SessionId, u64),
+}
+
+/// A new session and the reconnect token its holder receives.
+pub struct Created {
+    pub session: Arc<LiveSession>,
+    pub token: IssuedToken,
+}
+
 pub struct SessionManager {
     store: Arc<dyn SessionStore>,
     clock: SharedClock,
@@ -106,6 +131,10 @@ pub struct SessionManager {
     window: Mutex<ConnectionWindow>,
     disconnected_total: AtomicU64,
     clients: clients::Clients,
+    signer: TokenSigner,
+    limiter: limiter::FailureLimiter,
+    events: EventLog,
+    observers: broadcast::Sender<LifecycleEvent>,
     shutdown: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -161,6 +190,18 @@ impl SessionManager {
             "session registry loaded"
         );
 
+        let shutdown = CancellationToken::new();
+        let (events, events_task) = EventLog::start(
+            store.clone(),
+            clock.clone(),
+            config.event_log.clone(),
+            shutdown.clone(),
+        );
+        let key = config
+            .reconnect
+            .key
+            .clone()
+            .unwrap_or_else(crate::reconnect::SigningKey::generate);
         let manager = Arc::new(SessionManager {
             store: store.clone(),
             clock: clock.clone(),
@@ -172,7 +213,14 @@ impl SessionManager {
             window: Mutex::new(window),
             disconnected_total: AtomicU64::new(counts.disconnected),
             clients: clients::Clients::default(),
-            shutdown: CancellationToken::new(),
+            signer: TokenSigner::new(&key, config.reconnect.token_ttl),
+            limiter: limiter::FailureLimiter::new(
+                config.reconnect.max_failures,
+                config.reconnect.failure_window,
+            ),
+            events,
+            observers: broadcast::channel(1024).0,
+            shutdown,
             tasks: Mutex::new(Vec::new()),
             config,
         });
@@ -192,6 +240,7 @@ impl SessionManager {
             )),
             tokio::spawn(manager.clone().run_reaper()),
             tokio::spawn(manager.clone().run_activity_flusher()),
+            events_task,
         ];
         *manager.tasks.lock().expect("tasks poisoned") = tasks;
         Ok(manager)
@@ -213,16 +262,37 @@ impl SessionManager {
         self.clock.now()
     }
 
-    /// Creates a session; it is durable when this returns. The `initialize`
-    /// that created it counts as its first request.
+    /// The durable log of server-to-client stream events.
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    /// Lifecycle events from now on. A receiver that falls behind loses the
+    /// oldest events (and is told so), never slowing sessions down.
+    pub fn observe(&self) -> broadcast::Receiver<LifecycleEvent> {
+        self.observers.subscribe()
+    }
+
+    fn emit(&self, event: LifecycleEvent) {
+        // No observers is fine.
+        let _ = self.observers.send(event);
+    }
+
+    /// Creates a session with its first reconnect token; it is durable
+    /// when this returns. The `initialize` that created it counts as its
+    /// first request.
     pub async fn create(
         &self,
         client: ClientIdentity,
         metadata: Value,
-    ) -> Result<Arc<LiveSession>, LifecycleError> {
+    ) -> Result<Created, LifecycleError> {
         let now = self.clock.now();
+        let session_id = SessionId::generate();
+        let token = self
+            .signer
+            .issue(session_id, client.principal.as_deref(), now);
         let record = SessionRecord {
-            session_id: SessionId::generate(),
+            session_id,
             client,
             connected_at: now,
             last_activity: now,
@@ -232,6 +302,8 @@ impl SessionManager {
             total_duration: None,
             request_count: 1,
             metadata,
+            reconnect_count: 0,
+            reconnect_token: Some(token.grant),
         };
         let (ack, done) = oneshot::channel();
         self.writes
@@ -245,7 +317,11 @@ impl SessionManager {
         self.deadlines
             .push(now.saturating_add(self.config.idle_timeout), live.id());
         self.window.lock().expect("window poisoned").on_connect(now);
-        Ok(live)
+        self.emit(LifecycleEvent::Created(live.id()));
+        Ok(Created {
+            session: live,
+            token,
+        })
     }
 
     /// The active session with this id, if any.
@@ -306,6 +382,7 @@ impl SessionManager {
             .await
             .map_err(|_| LifecycleError::ShuttingDown)?;
         done.await.map_err(|_| LifecycleError::ShuttingDown)??;
+        self.emit(LifecycleEvent::Ended(id, reason));
         Ok(Some(record))
     }
 
@@ -464,6 +541,7 @@ impl SessionManager {
             if let Some((_, live)) = removed {
                 let (end, _) = self.account_end(&live, DisconnectReason::Timeout);
                 tracing::debug!(session = %id, "session timed out");
+                self.emit(LifecycleEvent::Ended(id, DisconnectReason::Timeout));
                 if self.writes.try_send(SessionWrite::End(end, None)).is_err() {
                     let writes = self.writes.clone();
                     tokio::spawn(async move {

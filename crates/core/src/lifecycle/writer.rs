@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
+use crate::reconnect::Redemption;
 use crate::request_log::RequestLogEntry;
 use crate::session::{SessionEnd, SessionRecord};
 use crate::store::{SessionStore, StoreResult};
@@ -26,6 +27,8 @@ use super::RequestLogConfig;
 pub(crate) enum SessionWrite {
     Create(Box<SessionRecord>, oneshot::Sender<StoreResult<()>>),
     End(SessionEnd, Option<oneshot::Sender<StoreResult<()>>>),
+    /// Applied after the round's creations and ends, one by one.
+    Redeem(Redemption, oneshot::Sender<StoreResult<Option<u64>>>),
 }
 
 const GROUP_MAX: usize = 1024;
@@ -52,6 +55,7 @@ pub(crate) async fn run_session_writer(
         let mut create_acks = Vec::new();
         let mut ends = Vec::new();
         let mut end_acks = Vec::new();
+        let mut redemptions = Vec::new();
         for op in buf.drain(..) {
             match op {
                 SessionWrite::Create(rec, ack) => {
@@ -62,6 +66,7 @@ pub(crate) async fn run_session_writer(
                     ends.push(end);
                     end_acks.extend(ack);
                 }
+                SessionWrite::Redeem(r, ack) => redemptions.push((r, ack)),
             }
         }
         if !creates.is_empty() {
@@ -81,6 +86,9 @@ pub(crate) async fn run_session_writer(
             for ack in end_acks {
                 let _ = ack.send(clone_result(&result));
             }
+        }
+        for (r, ack) in redemptions {
+            let _ = ack.send(store.redeem_reconnect_token(&r).await);
         }
         if closing {
             return;

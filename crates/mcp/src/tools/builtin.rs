@@ -1,9 +1,13 @@
-//! The built-in tools: `echo`, `health_check`, `session_info`, `list_sessions`.
+//! The built-in tools: `echo`, `health_check`, `session_info`,
+//! `list_sessions`, and reconnection's `get_reconnect_token` and
+//! `reconnect_session`.
 
 use async_trait::async_trait;
 use rmcp::model::{CallToolResult, ErrorData, JsonObject, Tool};
 use serde_json::{json, Value};
+use sessiongate_core::lifecycle::ReconnectError;
 use sessiongate_core::store::SessionQuery;
+use sessiongate_core::SessionId;
 
 use super::{json_result, schema, string_arg, text_result};
 use crate::context::RequestContext;
@@ -16,6 +20,15 @@ pub fn with_builtin_tools(server: McpServer) -> McpServer {
         .with_tool(HealthCheck)
         .with_tool(SessionInfo)
         .with_tool(ListSessions)
+        .with_tool(GetReconnectToken)
+        .with_tool(ReconnectSession)
+}
+
+/// A reconnect failure as a tool error the model can read.
+fn reconnect_failed(e: ReconnectError) -> CallToolResult {
+    let mut result = CallToolResult::error(vec![rmcp::model::ContentBlock::text(e.to_string())]);
+    result.structured_content = Some(json!({ "success": false, "detail": e.to_string() }));
+    result
 }
 
 fn internal(e: impl std::fmt::Display) -> ErrorData {
@@ -153,5 +166,90 @@ impl ToolHandler for ListSessions {
         Ok(json_result(
             json!({ "sessions": sessions, "count": sessions.len() }),
         ))
+    }
+}
+
+struct GetReconnectToken;
+
+#[async_trait]
+impl ToolHandler for GetReconnectToken {
+    fn tool(&self) -> Tool {
+        Tool::new(
+            "get_reconnect_token",
+            "A fresh reconnect token for the calling session (the previous one stops working). \
+             Keep it to reclaim this session after losing it, with reconnect_session or an \
+             Mcp-Reconnect-Token header.",
+            schema(json!({ "type": "object", "properties": {} })),
+        )
+    }
+
+    async fn call(&self, ctx: &RequestContext, _: JsonObject) -> Result<CallToolResult, ErrorData> {
+        let Some(session) = ctx.session() else {
+            return Err(ErrorData::invalid_request(
+                "2026-07-28 clients have no session to reconnect to",
+                None,
+            ));
+        };
+        match ctx.manager.issue_token(session.id()).await {
+            Ok(token) => Ok(json_result(json!({
+                "session_id": session.id(),
+                "reconnect_token": token.token,
+                "expires_in_minutes": ctx.manager.token_ttl().as_secs() / 60,
+                "expires_at": token.expires_at(),
+            }))),
+            Err(e) => Ok(reconnect_failed(e)),
+        }
+    }
+}
+
+struct ReconnectSession;
+
+#[async_trait]
+impl ToolHandler for ReconnectSession {
+    fn tool(&self) -> Tool {
+        Tool::new(
+            "reconnect_session",
+            "Reclaims a session this client lost (timed out, or its id forgotten) with the \
+             session's reconnect token. Returns the new token; the one used is spent.",
+            schema(json!({
+                "type": "object",
+                "properties": {
+                    "session_id": { "type": "string", "description": "The session to reclaim" },
+                    "reconnect_token": { "type": "string", "description": "Its latest reconnect token" },
+                },
+                "required": ["session_id", "reconnect_token"],
+            })),
+        )
+    }
+
+    async fn call(
+        &self,
+        ctx: &RequestContext,
+        args: JsonObject,
+    ) -> Result<CallToolResult, ErrorData> {
+        let id: SessionId = string_arg(&args, "session_id")?
+            .parse()
+            .map_err(|_| ErrorData::invalid_params("session_id is not a session id", None))?;
+        let token = string_arg(&args, "reconnect_token")?;
+        let identity = ctx.identity();
+        match ctx
+            .manager
+            .reconnect(
+                id,
+                token,
+                identity.principal.as_deref(),
+                identity.remote_addr.as_deref(),
+            )
+            .await
+        {
+            Ok(r) => Ok(json_result(json!({
+                "success": true,
+                "session_id": id,
+                "reconnect_count": r.reconnect_count,
+                "reconnect_token": r.token.token,
+                "expires_in_minutes": ctx.manager.token_ttl().as_secs() / 60,
+            }))),
+            Err(e) => Ok(reconnect_failed(e)),
+        }
     }
 }

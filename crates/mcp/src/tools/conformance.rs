@@ -406,9 +406,12 @@ impl ToolHandler for &'static Fixture {
                 )
             }
             Run::Reconnection => {
-                // Talking to the client turns the response into an SSE stream.
+                // Talking to the client turns the response into an SSE
+                // stream; closing the connection makes the client poll for
+                // the result with Last-Event-ID.
                 ctx.log("info", None, json!("Reconnection test started"))
                     .await;
+                ctx.close_stream();
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 Ok(text_result("Reconnection test completed successfully."))
             }

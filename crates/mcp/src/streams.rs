@@ -1,0 +1,229 @@
+//! Resumable SSE streams of sessionful sessions.
+//!
+//! Each stream has a pump: it takes the messages its producer (a request's
+//! handler, or the session's server-initiated traffic) writes, numbers them,
+//! makes each durable in the event log, and only then hands it to whichever
+//! HTTP connection is attached. A connection can drop at any moment without
+//! loss: the producer never notices, and a `GET` with `Last-Event-ID`
+//! attaches a new connection, which first replays from the log what followed
+//! that event and then continues live. Attaching happens before the replay
+//! is read, and live frames at or below the replayed position are skipped,
+//! so every message arrives exactly once.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::response::sse::Event;
+use bytes::Bytes;
+use dashmap::DashMap;
+use futures::{Stream, StreamExt};
+use sessiongate_core::lifecycle::SessionManager;
+use sessiongate_core::stream::{EventId, StoredEvent, StreamId, StreamKind};
+use sessiongate_core::SessionId;
+use tokio::sync::{mpsc, Notify};
+use tokio_stream::wrappers::ReceiverStream;
+
+/// A numbered message on its way to a connection.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub seq: u64,
+    pub data: Bytes,
+}
+
+/// The position of no message: a frame with it tells the connection to end
+/// with a retry hint (the client polls).
+const POLL: u64 = 0;
+
+/// Messages waiting for a slow connection before the pump waits too.
+const CONNECTION_QUEUE: usize = 64;
+
+struct LiveStream {
+    session: SessionId,
+    subscriber: Mutex<Option<mpsc::Sender<Frame>>>,
+}
+
+impl LiveStream {
+    /// Attaches a connection, closing the one attached before (a message
+    /// goes to one connection only).
+    fn attach(&self) -> mpsc::Receiver<Frame> {
+        let (tx, rx) = mpsc::channel(CONNECTION_QUEUE);
+        *self.subscriber.lock().expect("subscriber poisoned") = Some(tx);
+        rx
+    }
+}
+
+/// Every live stream of the server.
+#[derive(Clone, Default)]
+pub struct Streams(Arc<DashMap<StreamId, Arc<LiveStream>>>);
+
+impl Streams {
+    /// Starts a stream fed by `messages` (after `first`) and returns its id
+    /// and the receiver of its first connection. The stream lives until
+    /// `messages` closes.
+    /// `poll`, when notified, ends the attached connection with a retry
+    /// hint while the stream goes on (the client resumes it with a GET).
+    pub fn open(
+        &self,
+        manager: Arc<SessionManager>,
+        session: SessionId,
+        kind: StreamKind,
+        first: Vec<Bytes>,
+        messages: mpsc::Receiver<Bytes>,
+        poll: Option<Arc<Notify>>,
+    ) -> (StreamId, mpsc::Receiver<Frame>) {
+        let id = StreamId::generate(kind);
+        let live = Arc::new(LiveStream {
+            session,
+            subscriber: Mutex::new(None),
+        });
+        let rx = live.attach();
+        self.0.insert(id, live.clone());
+        let streams = self.clone();
+        tokio::spawn(async move {
+            let mut seq = 0;
+            let mut messages = futures::stream::iter(first).chain(ReceiverStream::new(messages));
+            let polled = || async {
+                match &poll {
+                    Some(p) => p.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            loop {
+                // Messages already sent go out before a poll request that
+                // came after them.
+                let data = tokio::select! {
+                    biased;
+                    next = messages.next() => match next {
+                        Some(data) => data,
+                        None => break,
+                    },
+                    _ = polled() => {
+                        let subscriber = live.subscriber.lock().expect("subscriber poisoned").take();
+                        if let Some(s) = subscriber {
+                            let _ = s.send(Frame { seq: POLL, data: Bytes::new() }).await;
+                        }
+                        continue;
+                    }
+                };
+                seq += 1;
+                let event = StoredEvent {
+                    session_id: session,
+                    stream: id,
+                    seq,
+                    at: manager.now(),
+                    message: String::from_utf8_lossy(&data).into_owned(),
+                };
+                if let Err(e) = manager.events().append(event).await {
+                    // Delivered live all the same; only a resume could miss it.
+                    tracing::warn!(error = %e, session = %session, "event log append failed");
+                }
+                let subscriber = live.subscriber.lock().expect("subscriber poisoned").clone();
+                if let Some(s) = subscriber {
+                    // A closed connection is fine: the message is in the log.
+                    let _ = s.send(Frame { seq, data }).await;
+                }
+            }
+            streams.0.remove(&id);
+        });
+        (id, rx)
+    }
+
+    /// Attaches a new connection to a live stream of `session`.
+    pub fn attach(&self, session: SessionId, id: StreamId) -> Option<mpsc::Receiver<Frame>> {
+        let live = self.0.get(&id)?.clone();
+        (live.session == session).then(|| live.attach())
+    }
+
+    /// Detaches every connection, so their responses end (graceful shutdown).
+    pub fn close_connections(&self) {
+        for s in self.0.iter() {
+            s.subscriber.lock().expect("subscriber poisoned").take();
+        }
+    }
+}
+
+/// How a resumable response body starts and when it lets go.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyOptions {
+    /// Send a priming event first (the stream's id at position 0, empty
+    /// data, the `retry` hint), as 2025-11-25 asks.
+    pub prime: bool,
+    /// The `retry` hint sent when the server ends a connection early.
+    pub retry: Duration,
+    /// End the connection, with the `retry` hint, after this long without a
+    /// message (2025-11-25 lets servers make clients poll).
+    pub idle_close: Option<Duration>,
+}
+
+fn poll_event(stream: StreamId, seq: u64, retry: Duration) -> Event {
+    Event::default()
+        .id(EventId { stream, seq }.to_string())
+        .retry(retry)
+        .data("")
+}
+
+fn frame_event(stream: StreamId, seq: u64, data: &[u8]) -> Event {
+    Event::default()
+        .id(EventId { stream, seq }.to_string())
+        .data(String::from_utf8_lossy(data))
+}
+
+/// The SSE events of one connection: `replay` (from the log), then live
+/// frames after the last replayed position.
+pub fn body(
+    stream: StreamId,
+    replay: Vec<StoredEvent>,
+    after: u64,
+    live: Option<mpsc::Receiver<Frame>>,
+    options: BodyOptions,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    let last = replay.last().map_or(after, |e| e.seq);
+    let retry = options.retry;
+    let head = options
+        .prime
+        .then(|| poll_event(stream, 0, retry))
+        .into_iter()
+        .chain(
+            replay
+                .into_iter()
+                .map(move |e| frame_event(stream, e.seq, e.message.as_bytes())),
+        )
+        .map(Ok)
+        .collect::<Vec<_>>();
+    let tail = futures::stream::unfold(
+        (live, options.idle_close, false, last),
+        move |(live, idle, done, mut last)| async move {
+            if done {
+                return None;
+            }
+            let mut rx = live?;
+            loop {
+                let next = match idle {
+                    Some(after_idle) => match tokio::time::timeout(after_idle, rx.recv()).await {
+                        Ok(next) => next,
+                        // Quiet for long: hand the client a cursor and a
+                        // retry hint, and let it poll.
+                        Err(_) => {
+                            let event = poll_event(stream, last, retry);
+                            return Some((Ok(event), (None, idle, true, last)));
+                        }
+                    },
+                    None => rx.recv().await,
+                };
+                let frame = next?;
+                if frame.seq == POLL {
+                    let event = poll_event(stream, last, retry);
+                    return Some((Ok(event), (None, idle, true, last)));
+                }
+                if frame.seq <= last {
+                    continue;
+                }
+                last = frame.seq;
+                let event = frame_event(stream, frame.seq, &frame.data);
+                return Some((Ok(event), (Some(rx), idle, false, last)));
+            }
+        },
+    );
+    futures::stream::iter(head).chain(tail)
+}
