@@ -8,7 +8,7 @@
 //! talks to the client while it runs, in which case it becomes an SSE stream.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -289,10 +289,11 @@ fn is_json_content(headers: &HeaderMap) -> bool {
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
 }
 
-fn remote_addr(req: &Request) -> Option<String> {
+/// The client's address; formatted only where it is recorded.
+fn remote_addr(req: &Request) -> Option<IpAddr> {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+        .map(|c| c.0.ip())
 }
 
 fn session_header(headers: &HeaderMap) -> Option<Result<SessionId, ()>> {
@@ -431,7 +432,7 @@ struct ClientInfo {
 async fn initialize(
     st: &McpState,
     headers: &HeaderMap,
-    remote: Option<String>,
+    remote: Option<IpAddr>,
     id: Id,
     params: Option<Box<RawValue>>,
     accept: Accepts,
@@ -459,7 +460,7 @@ async fn initialize(
         client_capabilities: p.capabilities.unwrap_or_else(|| json!({})),
         protocol_version: version.to_string(),
         principal: None,
-        remote_addr: remote,
+        remote_addr: remote.map(|ip| ip.to_string()),
         user_agent: header_str(headers, header::USER_AGENT.as_str()).map(str::to_string),
     };
     let metadata = json!({
@@ -544,7 +545,7 @@ fn header_mismatch(id: Option<&Id>, message: String) -> Response {
 async fn stateless(
     st: &McpState,
     headers: &HeaderMap,
-    remote: Option<String>,
+    remote: Option<IpAddr>,
     msg: Message,
     head: ParamsHead,
     accept: Accepts,
@@ -680,7 +681,7 @@ async fn stateless(
         client_capabilities: capabilities,
         protocol_version: version.to_string(),
         principal: None,
-        remote_addr: remote,
+        remote_addr: remote.map(|ip| ip.to_string()),
         user_agent: header_str(headers, header::USER_AGENT.as_str()).map(str::to_string),
     });
     st.manager.touch_client(&key, || identity.as_ref().clone());
@@ -702,12 +703,12 @@ async fn stateless(
 async fn sessionful(
     st: &McpState,
     headers: &HeaderMap,
-    remote: Option<String>,
+    remote: Option<IpAddr>,
     parsed: Body,
     accept: Accepts,
     bytes_in: u64,
 ) -> Response {
-    let (session, token) = match lookup(st, headers, remote.as_deref(), true).await {
+    let (session, token) = match lookup(st, headers, remote, true).await {
         Ok(s) => s,
         Err(r) => return *r,
     };
@@ -797,7 +798,7 @@ async fn sessionful_body(
 async fn lookup(
     st: &McpState,
     headers: &HeaderMap,
-    remote: Option<&str>,
+    remote: Option<IpAddr>,
     revive: bool,
 ) -> Result<(Arc<LiveSession>, Option<IssuedToken>), Box<Response>> {
     let id = match session_header(headers) {
@@ -815,7 +816,12 @@ async fn lookup(
     let Some(token) = header_str(headers, HEADER_RECONNECT_TOKEN).filter(|_| revive) else {
         return Err(Box::new(session_not_found()));
     };
-    match st.manager.reconnect(id, token.trim(), None, remote).await {
+    let remote = remote.map(|ip| ip.to_string());
+    match st
+        .manager
+        .reconnect(id, token.trim(), None, remote.as_deref())
+        .await
+    {
         Ok(r) => Ok((r.session, Some(r.token))),
         Err(e) => Err(Box::new(reconnect_refused(e))),
     }
@@ -1121,7 +1127,7 @@ async fn get(st: McpState, req: Request) -> Response {
         )
             .into_response();
     }
-    let (session, token) = match lookup(&st, headers, remote.as_deref(), true).await {
+    let (session, token) = match lookup(&st, headers, remote, true).await {
         Ok(s) => s,
         Err(r) => return *r,
     };

@@ -134,16 +134,32 @@ pub(crate) async fn run_request_log_writer(
             }
             return;
         }
-        let flush_at = tokio::time::Instant::now() + config.flush_interval;
-        while batch.len() < config.batch_rows {
-            let room = config.batch_rows - batch.len();
-            match tokio::time::timeout_at(flush_at, rx.recv_many(&mut batch, room)).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+        // Let rows gather for the flush interval without waiting on the
+        // queue: a receiver parked on it is woken by every send, which
+        // costs the request path a task wake-up per request under load.
+        if batch.len() < config.batch_rows {
+            tokio::select! {
+                _ = tokio::time::sleep(config.flush_interval) => {}
+                _ = shutdown.cancelled() => {}
             }
         }
-        write_with_retry(&*store, &batch).await;
-        batch.clear();
+        loop {
+            let room = config.batch_rows - batch.len();
+            if room > 0 {
+                while let Ok(row) = rx.try_recv() {
+                    batch.push(row);
+                    if batch.len() == config.batch_rows {
+                        break;
+                    }
+                }
+            }
+            let full = batch.len() == config.batch_rows;
+            write_with_retry(&*store, &batch).await;
+            batch.clear();
+            if !full {
+                break;
+            }
+        }
 
         let now = clock.now();
         if last_prune.is_none_or(|at| now.since(at) >= config.prune_interval) {
