@@ -84,8 +84,14 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Ends sessions that are still active; returns how many rows changed.
     async fn end_sessions(&self, ends: &[SessionEnd]) -> StoreResult<u64>;
 
-    /// Every session whose status is active, to rebuild the registry at startup.
-    async fn load_active(&self) -> StoreResult<Vec<SessionRecord>>;
+    /// Up to `limit` active sessions with ids above `after`, by id: the
+    /// registry is rebuilt page by page at startup, so a large store is
+    /// never held in memory as full records all at once.
+    async fn load_active(
+        &self,
+        after: Option<SessionId>,
+        limit: u32,
+    ) -> StoreResult<Vec<SessionRecord>>;
 
     async fn get_session(&self, id: SessionId) -> StoreResult<Option<SessionRecord>>;
 

@@ -2,9 +2,7 @@
 //! headers of a sane size (431 otherwise), and protection against DNS
 //! rebinding — an `Origin` or `Host` that is not allowed gets 403.
 
-use axum::extract::Request;
-use axum::http::{header, StatusCode};
-use axum::middleware::Next;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 /// Which origins and hosts may reach the endpoint. Loopback is always allowed.
@@ -68,36 +66,38 @@ fn forbidden(why: String) -> Response {
 /// Headers beyond this total size are refused: MCP needs a few hundred bytes.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-pub async fn check(policy: OriginPolicy, req: Request, next: Next) -> Response {
-    let headers = req.headers();
+/// The response that refuses a request, or `None` to let it through.
+pub fn check(policy: &OriginPolicy, headers: &HeaderMap) -> Option<Response> {
     let header_bytes: usize = headers
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if header_bytes > MAX_HEADER_BYTES {
-        return (
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            format!("request headers exceed {MAX_HEADER_BYTES} bytes"),
-        )
-            .into_response();
+        return Some(
+            (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                format!("request headers exceed {MAX_HEADER_BYTES} bytes"),
+            )
+                .into_response(),
+        );
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
         if !policy.origin_allowed(origin) {
-            return forbidden(format!(
+            return Some(forbidden(format!(
                 "Forbidden: origin {origin:?} is not allowed (add it to allowed_origins)"
-            ));
+            )));
         }
     }
     if let Some(host) = headers.get(header::HOST) {
         let host = host.to_str().unwrap_or("");
         if !policy.host_allowed(host) {
-            return forbidden(format!(
+            return Some(forbidden(format!(
                 "Forbidden: host {host:?} is not allowed (add it to allowed_hosts)"
-            ));
+            )));
         }
     }
-    next.run(req).await
+    None
 }
 
 #[cfg(test)]

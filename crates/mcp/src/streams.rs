@@ -2,14 +2,18 @@
 //!
 //! Each stream has a pump: it takes the messages its producer (a request's
 //! handler, or the session's server-initiated traffic) writes, numbers them,
-//! makes each durable in the event log, and only then hands it to whichever
-//! HTTP connection is attached. A connection can drop at any moment without
-//! loss: the producer never notices, and a `GET` with `Last-Event-ID`
-//! attaches a new connection, which first replays from the log what followed
-//! that event and then continues live. Attaching happens before the replay
-//! is read, and live frames at or below the replayed position are skipped,
-//! so every message arrives exactly once.
+//! keeps them in the stream's in-memory tail, queues them for the durable
+//! event log, and hands them to whichever HTTP connection is attached. A
+//! connection can drop at any moment without loss: the producer never
+//! notices, and a `GET` with `Last-Event-ID` attaches a new connection,
+//! which first replays what followed that event (from the tail while the
+//! stream lives, from the log after it ended or the process restarted) and
+//! then continues live. The tail is read and the new connection attached
+//! under one lock, and positions already replayed are skipped, so every
+//! message arrives exactly once. A finished stream leaves the registry only
+//! once its messages are durable.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,6 +35,15 @@ pub struct Frame {
     pub data: Bytes,
 }
 
+impl From<StoredEvent> for Frame {
+    fn from(e: StoredEvent) -> Self {
+        Frame {
+            seq: e.seq,
+            data: Bytes::from(e.message),
+        }
+    }
+}
+
 /// The position of no message: a frame with it tells the connection to end
 /// with a retry hint (the client polls).
 const POLL: u64 = 0;
@@ -38,18 +51,39 @@ const POLL: u64 = 0;
 /// Messages waiting for a slow connection before the pump waits too.
 const CONNECTION_QUEUE: usize = 64;
 
+/// Messages a live stream keeps in memory for resumption.
+const TAIL: usize = 1000;
+
+#[derive(Default)]
+struct StreamState {
+    subscriber: Option<mpsc::Sender<Frame>>,
+    tail: VecDeque<Frame>,
+}
+
 struct LiveStream {
     session: SessionId,
-    subscriber: Mutex<Option<mpsc::Sender<Frame>>>,
+    state: Mutex<StreamState>,
 }
 
 impl LiveStream {
+    fn state(&self) -> std::sync::MutexGuard<'_, StreamState> {
+        self.state.lock().expect("stream state poisoned")
+    }
+
     /// Attaches a connection, closing the one attached before (a message
-    /// goes to one connection only).
-    fn attach(&self) -> mpsc::Receiver<Frame> {
+    /// goes to one connection only). Returns the tail after `after` too,
+    /// read under the same lock as the attach.
+    fn attach(&self, after: u64) -> (Vec<Frame>, mpsc::Receiver<Frame>) {
         let (tx, rx) = mpsc::channel(CONNECTION_QUEUE);
-        *self.subscriber.lock().expect("subscriber poisoned") = Some(tx);
-        rx
+        let mut state = self.state();
+        state.subscriber = Some(tx);
+        let tail = state
+            .tail
+            .iter()
+            .filter(|f| f.seq > after)
+            .cloned()
+            .collect();
+        (tail, rx)
     }
 }
 
@@ -60,9 +94,9 @@ pub struct Streams(Arc<DashMap<StreamId, Arc<LiveStream>>>);
 impl Streams {
     /// Starts a stream fed by `messages` (after `first`) and returns its id
     /// and the receiver of its first connection. The stream lives until
-    /// `messages` closes.
-    /// `poll`, when notified, ends the attached connection with a retry
-    /// hint while the stream goes on (the client resumes it with a GET).
+    /// `messages` closes. `poll`, when notified, ends the attached
+    /// connection with a retry hint while the stream goes on (the client
+    /// resumes it with a GET).
     pub fn open(
         &self,
         manager: Arc<SessionManager>,
@@ -75,9 +109,9 @@ impl Streams {
         let id = StreamId::generate(kind);
         let live = Arc::new(LiveStream {
             session,
-            subscriber: Mutex::new(None),
+            state: Mutex::new(StreamState::default()),
         });
-        let rx = live.attach();
+        let (_, rx) = live.attach(0);
         self.0.insert(id, live.clone());
         let streams = self.clone();
         tokio::spawn(async move {
@@ -99,7 +133,7 @@ impl Streams {
                         None => break,
                     },
                     _ = polled() => {
-                        let subscriber = live.subscriber.lock().expect("subscriber poisoned").take();
+                        let subscriber = live.state().subscriber.take();
                         if let Some(s) = subscriber {
                             let _ = s.send(Frame { seq: POLL, data: Bytes::new() }).await;
                         }
@@ -107,38 +141,57 @@ impl Streams {
                     }
                 };
                 seq += 1;
-                let event = StoredEvent {
-                    session_id: session,
-                    stream: id,
-                    seq,
-                    at: manager.now(),
-                    message: String::from_utf8_lossy(&data).into_owned(),
+                manager
+                    .events()
+                    .append(StoredEvent {
+                        session_id: session,
+                        stream: id,
+                        seq,
+                        at: manager.now(),
+                        message: String::from_utf8_lossy(&data).into_owned(),
+                    })
+                    .await;
+                let frame = Frame { seq, data };
+                let subscriber = {
+                    let mut state = live.state();
+                    if state.tail.len() == TAIL {
+                        state.tail.pop_front();
+                    }
+                    state.tail.push_back(frame.clone());
+                    state.subscriber.clone()
                 };
-                if let Err(e) = manager.events().append(event).await {
-                    // Delivered live all the same; only a resume could miss it.
-                    tracing::warn!(error = %e, session = %session, "event log append failed");
-                }
-                let subscriber = live.subscriber.lock().expect("subscriber poisoned").clone();
                 if let Some(s) = subscriber {
-                    // A closed connection is fine: the message is in the log.
-                    let _ = s.send(Frame { seq, data }).await;
+                    // A closed connection is fine: the message is kept.
+                    let _ = s.send(frame).await;
                 }
+            }
+            // The response is complete: let the connection end, and keep the
+            // tail resumable until the log has it.
+            live.state().subscriber.take();
+            if let Err(e) = manager.events().flushed().await {
+                tracing::warn!(error = %e, session = %session, "event log flush failed");
             }
             streams.0.remove(&id);
         });
         (id, rx)
     }
 
-    /// Attaches a new connection to a live stream of `session`.
-    pub fn attach(&self, session: SessionId, id: StreamId) -> Option<mpsc::Receiver<Frame>> {
+    /// Attaches a new connection to a live stream of `session`; returns the
+    /// messages after `after` still in memory and the live receiver.
+    pub fn attach(
+        &self,
+        session: SessionId,
+        id: StreamId,
+        after: u64,
+    ) -> Option<(Vec<Frame>, mpsc::Receiver<Frame>)> {
         let live = self.0.get(&id)?.clone();
-        (live.session == session).then(|| live.attach())
+        (live.session == session).then(|| live.attach(after))
     }
 
     /// Detaches every connection, so their responses end (graceful shutdown).
     pub fn close_connections(&self) {
         for s in self.0.iter() {
-            s.subscriber.lock().expect("subscriber poisoned").take();
+            s.state().subscriber.take();
         }
     }
 }
@@ -173,7 +226,7 @@ fn frame_event(stream: StreamId, seq: u64, data: &[u8]) -> Event {
 /// frames after the last replayed position.
 pub fn body(
     stream: StreamId,
-    replay: Vec<StoredEvent>,
+    replay: Vec<Frame>,
     after: u64,
     live: Option<mpsc::Receiver<Frame>>,
     options: BodyOptions,
@@ -187,7 +240,7 @@ pub fn body(
         .chain(
             replay
                 .into_iter()
-                .map(move |e| frame_event(stream, e.seq, e.message.as_bytes())),
+                .map(move |f| frame_event(stream, f.seq, &f.data)),
         )
         .map(Ok)
         .collect::<Vec<_>>();

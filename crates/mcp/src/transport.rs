@@ -7,6 +7,7 @@
 //! carry a live `Mcp-Session-Id`. The answer is plain JSON unless the handler
 //! talks to the client while it runs, in which case it becomes an SSE stream.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -110,16 +111,14 @@ impl McpState {
 
 /// The `/mcp` route.
 pub fn router(state: McpState) -> Router {
-    let origins = state.config.origins.clone();
-    Router::new()
-        .route("/mcp", any(handle))
-        .layer(axum::middleware::from_fn(move |req, next| {
-            guard::check(origins.clone(), req, next)
-        }))
-        .with_state(state)
+    Router::new().route("/mcp", any(handle)).with_state(state)
 }
 
 async fn handle(State(st): State<McpState>, req: Request) -> Response {
+    // Origin and Host first, before anything else looks at the request.
+    if let Some(refused) = guard::check(&st.config.origins, req.headers()) {
+        return refused;
+    }
     match *req.method() {
         Method::POST => post(st, req).await,
         Method::GET => get(st, req).await,
@@ -563,6 +562,7 @@ async fn stateless(
         }
     };
     let id_ref = id.as_ref();
+    let tool = tool_name(&method, &head);
     let meta = head.meta.unwrap_or_default();
 
     // Headers mirror the body; any disagreement is a HeaderMismatch.
@@ -697,7 +697,7 @@ async fn stateless(
         outbound: None,
         poll: None,
     };
-    run(st, ctx, id, method, params, accept, bytes_in).await
+    run(st, ctx, id, method, params, tool, accept, bytes_in).await
 }
 
 async fn sessionful(
@@ -850,6 +850,7 @@ async fn sessionful_message(
                 ));
             }
             let head = params_head(params.as_deref());
+            let tool = tool_name(&method, &head);
             let ctx = RequestContext {
                 manager: st.manager.clone(),
                 caller: Caller::Session(session.clone()),
@@ -861,7 +862,7 @@ async fn sessionful_message(
                 outbound: None,
                 poll: None,
             };
-            Some(run(st, ctx, id, method, params, accept, bytes_in).await)
+            Some(run(st, ctx, id, method, params, tool, accept, bytes_in).await)
         }
         Message::Notification { .. } => None,
         Message::Response { id, outcome } => {
@@ -878,12 +879,14 @@ async fn sessionful_message(
 /// session's stream is resumable (see [`streams`]); a sessionful request
 /// that runs longer than `sse_after` switches to one too, so its result
 /// survives a dropped connection.
+#[allow(clippy::too_many_arguments)]
 async fn run(
     st: &McpState,
     mut ctx: RequestContext,
     id: Id,
     method: String,
     params: Option<Box<RawValue>>,
+    tool_name: Option<String>,
     accept: Accepts,
     bytes_in: u64,
 ) -> Response {
@@ -904,10 +907,7 @@ async fn run(
             Caller::Client { key, .. } => Some(key.to_string()),
             Caller::Session(_) => None,
         },
-        tool_name: (method == "tools/call")
-            .then(|| params_head(params.as_deref()).name)
-            .flatten()
-            .and_then(|n| n.as_str().map(str::to_string)),
+        tool_name,
         method: method.clone(),
         id,
         started,
@@ -1035,6 +1035,13 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The tool a `tools/call` names, for the request log.
+fn tool_name(method: &str, head: &ParamsHead) -> Option<String> {
+    (method == "tools/call")
+        .then(|| head.name.as_ref()?.as_str().map(str::to_string))
+        .flatten()
+}
+
 /// Turns a handler's outcome into the response body and logs the request.
 struct Finisher {
     manager: Arc<SessionManager>,
@@ -1149,9 +1156,13 @@ async fn get(st: McpState, req: Request) -> Response {
             sse_events(guarded(body, guard), keepalive)
         }
         Some(from) => {
-            // Attach before reading the log, so nothing falls in between.
-            let live = st.streams.attach(session.id(), from.stream);
-            let replay = match st
+            // Attach (taking the in-memory tail) before reading the log, so
+            // nothing falls in between; the union, by position, is the replay.
+            let (tail, live) = match st.streams.attach(session.id(), from.stream, from.seq) {
+                Some((tail, rx)) => (tail, Some(rx)),
+                None => (Vec::new(), None),
+            };
+            let logged = match st
                 .manager
                 .events()
                 .after(session.id(), from.stream, from.seq)
@@ -1163,6 +1174,10 @@ async fn get(st: McpState, req: Request) -> Response {
                     return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response();
                 }
             };
+            let mut replay: BTreeMap<u64, streams::Frame> =
+                logged.into_iter().map(|e| (e.seq, e.into())).collect();
+            replay.extend(tail.into_iter().map(|f| (f.seq, f)));
+            let replay: Vec<streams::Frame> = replay.into_values().collect();
             let standalone = from.stream.kind == StreamKind::Standalone;
             match live {
                 Some(frames) => {

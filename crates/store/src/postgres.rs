@@ -190,11 +190,18 @@ impl SessionStore for PostgresStore {
         Ok(changed)
     }
 
-    async fn load_active(&self) -> StoreResult<Vec<SessionRecord>> {
+    async fn load_active(
+        &self,
+        after: Option<SessionId>,
+        limit: u32,
+    ) -> StoreResult<Vec<SessionRecord>> {
+        // Ids are 32 lowercase hex digits, so "" sorts before every one.
         let rows: Vec<SessionRow> = sqlx::query_as(&format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE status = 'active' \
-             ORDER BY last_activity"
+            "SELECT {SESSION_COLUMNS} FROM sessions \
+             WHERE status = 'active' AND session_id > $1 ORDER BY session_id LIMIT $2"
         ))
+        .bind(after.map(|id| id.to_string()).unwrap_or_default())
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;

@@ -438,7 +438,7 @@ async fn empty_batches_are_no_ops(ctx: Ctx) {
         store.status_counts().await.unwrap(),
         StatusCounts::default()
     );
-    assert!(store.load_active().await.unwrap().is_empty());
+    assert!(store.load_active(None, 10).await.unwrap().is_empty());
     let page = store
         .list_sessions(&SessionQuery {
             limit: 10,
@@ -620,7 +620,21 @@ async fn load_active_returns_only_active_sessions(ctx: Ctx) {
         .insert_sessions(&[active.clone(), gone].concat())
         .await
         .unwrap();
-    let mut loaded = store.load_active().await.unwrap();
+    // Page by page, by id.
+    let first = store.load_active(None, 2).await.unwrap();
+    assert_eq!(first.len(), 2);
+    assert!(first[0].session_id.to_string() < first[1].session_id.to_string());
+    let rest = store
+        .load_active(Some(first[1].session_id), 2)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(store
+        .load_active(Some(rest[0].session_id), 2)
+        .await
+        .unwrap()
+        .is_empty());
+    let mut loaded = [first, rest].concat();
     loaded.sort_by_key(|r| r.connected_at);
     assert_eq!(loaded, active);
 }
@@ -1022,7 +1036,7 @@ async fn corrupt_rows_are_errors_not_panics(ctx: Ctx) {
         store.get_session(odd_reason.session_id).await,
         "unknown reason",
     );
-    assert_corrupt(store.load_active().await, "load_active");
+    assert_corrupt(store.load_active(None, 100).await, "load_active");
     assert_corrupt(
         store
             .list_sessions(&SessionQuery {

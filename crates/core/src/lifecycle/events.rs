@@ -1,8 +1,11 @@
 //! The durable event log of server-to-client SSE messages, for resumable
-//! streams. Appends are group-committed like session creations: every
-//! message is durable before it is written to the client, so a client that
-//! saw an event can always resume after it, even across a `kill -9`. The log
-//! keeps each session's newest events within a retention window.
+//! streams. Appends are written behind, in batches, by one task: a stream
+//! hands a message to its connection without waiting for the disk (it keeps
+//! the message in memory until the log has it), and a finished stream waits
+//! for [`EventLog::flushed`] before it forgets its messages. A `kill -9`
+//! can lose only what was queued in the last moments (one batch), never
+//! what a finished stream sent. The log keeps each session's newest events
+//! within a retention window.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +42,11 @@ impl Default for EventLogConfig {
     }
 }
 
-type Append = (StoredEvent, oneshot::Sender<StoreResult<()>>);
+enum Append {
+    Event(StoredEvent),
+    /// Answered once every event queued before it is durable.
+    Barrier(oneshot::Sender<StoreResult<()>>),
+}
 
 /// Handle to the event log.
 pub struct EventLog {
@@ -79,15 +86,25 @@ impl EventLog {
         self.config.enabled
     }
 
-    /// Makes an event durable; returns once it is committed.
-    pub async fn append(&self, event: StoredEvent) -> StoreResult<()> {
+    /// Queues an event for the log. Waits only when the queue is full.
+    pub async fn append(&self, event: StoredEvent) {
+        if !self.config.enabled {
+            return;
+        }
+        if self.appends.send(Append::Event(event)).await.is_err() {
+            tracing::warn!("event log closed; event dropped during shutdown");
+        }
+    }
+
+    /// Returns once every event queued before this call is durable.
+    pub async fn flushed(&self) -> StoreResult<()> {
         if !self.config.enabled {
             return Ok(());
         }
         let (ack, done) = oneshot::channel();
         let closed = || StoreError::Database("the event log is shut down".into());
         self.appends
-            .send((event, ack))
+            .send(Append::Barrier(ack))
             .await
             .map_err(|_| closed())?;
         done.await.map_err(|_| closed())?
@@ -142,12 +159,16 @@ async fn run_writer(
             }
         }
         if !buf.is_empty() {
-            let (events, acks): (Vec<_>, Vec<_>) = buf.drain(..).unzip();
-            let result = store.append_events(&events).await;
-            if let Err(e) = &result {
-                tracing::error!(error = %e, count = events.len(), "appending to the event log failed");
+            let mut events = Vec::with_capacity(buf.len());
+            let mut barriers = Vec::new();
+            for a in buf.drain(..) {
+                match a {
+                    Append::Event(e) => events.push(e),
+                    Append::Barrier(ack) => barriers.push(ack),
+                }
             }
-            for ack in acks {
+            let result = write_with_retry(&*store, &events).await;
+            for ack in barriers {
                 let _ = ack.send(match &result {
                     Ok(()) => Ok(()),
                     Err(e) => Err(StoreError::Database(e.to_string())),
@@ -156,6 +177,28 @@ async fn run_writer(
         }
         if closing {
             return;
+        }
+    }
+}
+
+/// Retries a failed batch a few times; the queue behind it fills meanwhile
+/// and slows the streams down instead of losing events.
+async fn write_with_retry(store: &dyn SessionStore, events: &[StoredEvent]) -> StoreResult<()> {
+    let mut delay = Duration::from_millis(50);
+    let mut attempt = 1;
+    loop {
+        match store.append_events(events).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 5 => {
+                tracing::warn!(error = %e, attempt, count = events.len(), "appending to the event log failed");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, count = events.len(), "appending to the event log failed; events lost");
+                return Err(e);
+            }
         }
     }
 }

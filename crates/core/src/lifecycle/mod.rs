@@ -44,6 +44,9 @@ use crate::store::{SessionPage, SessionQuery, SessionStore, StoreError, StoreRes
 use expiry::Deadlines;
 use writer::SessionWrite;
 
+/// Active sessions read per page when the registry is rebuilt at startup.
+const LOAD_PAGE: u32 = 5_000;
+
 /// Timings and sizes of the lifecycle. Every one is configurable.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LifecycleConfig {
@@ -154,20 +157,26 @@ impl SessionManager {
         let mut overdue = Vec::new();
         let sessions = DashMap::new();
         let deadlines = Deadlines::default();
-        for record in store.load_active().await? {
-            let deadline = record.last_activity.saturating_add(config.idle_timeout);
-            if deadline <= now {
-                overdue.push(SessionEnd {
-                    session_id: record.session_id,
-                    at: deadline,
-                    reason: DisconnectReason::Timeout,
-                    total_duration: deadline.since(record.connected_at),
-                    last_activity: record.last_activity,
-                    request_count: record.request_count,
-                });
-            } else {
-                deadlines.push(deadline, record.session_id);
-                sessions.insert(record.session_id, LiveSession::new(record));
+        let mut after = None;
+        loop {
+            let page = store.load_active(after, LOAD_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.session_id);
+            for record in page {
+                let deadline = record.last_activity.saturating_add(config.idle_timeout);
+                if deadline <= now {
+                    overdue.push(SessionEnd {
+                        session_id: record.session_id,
+                        at: deadline,
+                        reason: DisconnectReason::Timeout,
+                        total_duration: deadline.since(record.connected_at),
+                        last_activity: record.last_activity,
+                        request_count: record.request_count,
+                    });
+                } else {
+                    deadlines.push(deadline, record.session_id);
+                    sessions.insert(record.session_id, LiveSession::new(record));
+                }
             }
         }
         if !overdue.is_empty() {
