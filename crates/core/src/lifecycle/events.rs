@@ -3,7 +3,8 @@
 //! hands a message to its connection without waiting for the disk (it keeps
 //! the message in memory until the log has it), and a finished stream waits
 //! for [`EventLog::flushed`] before it forgets its messages. A `kill -9`
-//! can lose only what was queued in the last moments (one batch), never
+//! can lose only what was queued in the last moments (one batch, gathered
+//! for at most 100 ms), never
 //! what a finished stream sent. The log keeps each session's newest events
 //! within a retention window.
 
@@ -29,6 +30,8 @@ pub struct EventLogConfig {
     /// Events older than this are pruned.
     pub retention: Duration,
     pub prune_interval: Duration,
+    /// How long messages gather before a batch is written.
+    pub flush_interval: Duration,
 }
 
 impl Default for EventLogConfig {
@@ -38,6 +41,7 @@ impl Default for EventLogConfig {
             keep_per_session: 1000,
             retention: Duration::from_secs(15 * 60),
             prune_interval: Duration::from_secs(60),
+            flush_interval: Duration::from_millis(100),
         }
     }
 }
@@ -153,6 +157,20 @@ async fn run_writer(
             n = rx.recv_many(&mut buf, GROUP_MAX) => n == 0,
             _ = shutdown.cancelled() => true,
         };
+        if !closing && buf.len() < GROUP_MAX {
+            // Let a batch gather: one transaction per message would cost
+            // the streams more than the messages themselves.
+            tokio::select! {
+                _ = tokio::time::sleep(config.flush_interval) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+        while buf.len() < GROUP_MAX * 8 {
+            match rx.try_recv() {
+                Ok(a) => buf.push(a),
+                Err(_) => break,
+            }
+        }
         if closing {
             while let Ok(a) = rx.try_recv() {
                 buf.push(a);
