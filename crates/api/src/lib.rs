@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod metrics;
 pub mod openapi;
 pub mod reconnect;
 pub mod sessions;
@@ -76,7 +77,7 @@ impl fmt::Debug for ApiState {
 /// * admin token required: `GET /api/mcp/sessions`,
 ///   `GET /api/mcp/sessions/health`, `GET /api/mcp/sessions/disconnected`,
 ///   `GET|DELETE /api/mcp/sessions/{id}`, `GET /api/mcp/sessions/{id}/token`,
-///   `GET /api/mcp/clients`;
+///   `GET /api/mcp/clients`, `GET /metrics` (Prometheus);
 /// * the reconnect token as credential: `POST /api/mcp/sessions/{id}/reconnect`.
 ///
 /// Any other path under `/api` is a JSON 404 (after authentication under
@@ -97,6 +98,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/mcp/sessions/{id}/token", get(reconnect::issue_token))
         .route("/api/mcp/clients", get(sessions::list_clients))
+        .route("/metrics", get(metrics::render))
         .route("/api/mcp", any(sessions::not_found))
         .route("/api/mcp/{*rest}", any(sessions::not_found))
         .route_layer(from_fn_with_state(state.clone(), auth::require_admin));

@@ -79,6 +79,8 @@ async fn landing() -> Html<&'static str> {
 
 /// Opens the store, restores sessions and starts serving.
 pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<RunningServer> {
+    // Before anything is counted.
+    sessiongate_api::metrics::handle();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let store = sessiongate_store::connect(&config.database)

@@ -103,6 +103,11 @@ impl McpServer {
         self
     }
 
+    /// Whether the server offers a tool of this name.
+    pub fn has_tool(&self, name: &str) -> bool {
+        self.tool_index.contains_key(name)
+    }
+
     pub fn server_info(&self) -> Value {
         json!({ "name": self.name, "version": self.version })
     }

@@ -907,6 +907,7 @@ async fn run(
             Caller::Client { key, .. } => Some(key.to_string()),
             Caller::Session(_) => None,
         },
+        known_tool: tool_name.as_deref().is_some_and(|t| st.server.has_tool(t)),
         tool_name,
         method: method.clone(),
         id,
@@ -1054,6 +1055,8 @@ struct Finisher {
     started_at: sessiongate_core::Timestamp,
     bytes_in: u64,
     stateless: bool,
+    /// Whether `tool_name` is one of the server's tools.
+    known_tool: bool,
 }
 
 impl Finisher {
@@ -1074,6 +1077,28 @@ impl Finisher {
                 Some((Some(e.code.0 as i64), Some(e.message.to_string()))),
             ),
         };
+        // Labels only from the server's own vocabulary: a client naming
+        // made-up methods or tools must not mint new time series.
+        let unknown_method = matches!(&outcome, Err(e) if e.code == ErrorCode::METHOD_NOT_FOUND);
+        let method: String = if unknown_method {
+            "unknown".into()
+        } else {
+            self.method.clone()
+        };
+        let tool: String = match &self.tool_name {
+            Some(t) if self.known_tool => t.clone(),
+            Some(_) => "unknown".into(),
+            None => String::new(),
+        };
+        let outcome = if error.is_some() { "error" } else { "success" };
+        metrics::histogram!(
+            "sessiongate_request_duration_seconds",
+            "method" => method,
+            "tool" => tool,
+            "status" => outcome,
+            "generation" => if self.stateless { "2026-07-28" } else { "sessionful" },
+        )
+        .record(self.started.elapsed().as_secs_f64());
         self.manager
             .log_request(RequestLogEntry {
                 session_id: self.session,

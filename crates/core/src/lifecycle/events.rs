@@ -208,6 +208,8 @@ async fn write_with_retry(store: &dyn SessionStore, events: &[StoredEvent]) -> S
         match store.append_events(events).await {
             Ok(()) => return Ok(()),
             Err(e) if attempt < 5 => {
+                metrics::counter!("sessiongate_store_errors_total", "operation" => "event_log")
+                    .increment(1);
                 tracing::warn!(error = %e, attempt, count = events.len(), "appending to the event log failed");
                 tokio::time::sleep(delay).await;
                 delay *= 2;

@@ -326,6 +326,7 @@ impl SessionManager {
         self.deadlines
             .push(now.saturating_add(self.config.idle_timeout), live.id());
         self.window.lock().expect("window poisoned").on_connect(now);
+        metrics::counter!("sessiongate_sessions_created_total").increment(1);
         self.emit(LifecycleEvent::Created(live.id()));
         Ok(Created {
             session: live,
@@ -410,6 +411,8 @@ impl SessionManager {
             request_count: live.request_count(),
         };
         self.disconnected_total.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("sessiongate_sessions_ended_total", "reason" => reason.as_str())
+            .increment(1);
         self.window
             .lock()
             .expect("window poisoned")
@@ -420,6 +423,16 @@ impl SessionManager {
         record.disconnect_reason = Some(reason);
         record.total_duration = Some(end.total_duration);
         (end, record)
+    }
+
+    /// Rows waiting in the request-log queue.
+    pub fn request_log_queue_depth(&self) -> usize {
+        self.request_log.max_capacity() - self.request_log.capacity()
+    }
+
+    /// Disconnected sessions in the store, by the running count.
+    pub fn disconnected_count(&self) -> u64 {
+        self.disconnected_total.load(Ordering::Relaxed)
     }
 
     /// Queues a request-log row. Waits only when the queue is full.

@@ -120,14 +120,22 @@ impl SessionManager {
         let now = self.clock.now();
         let mut keys = vec![format!("session:{id}")];
         keys.extend(remote.map(|r| format!("addr:{r}")));
-        self.limiter
-            .check(&keys, now)
-            .map_err(|retry_after| ReconnectError::RateLimited { retry_after })?;
+        self.limiter.check(&keys, now).map_err(|retry_after| {
+            metrics::counter!("sessiongate_reconnects_total", "outcome" => "rate_limited")
+                .increment(1);
+            ReconnectError::RateLimited { retry_after }
+        })?;
         let result = self.redeem(id, token, principal).await;
-        if let Err(ReconnectError::Refused(refusal)) = &result {
-            tracing::info!(session = %id, remote, %refusal, "reconnect refused");
-            self.limiter.fail(&keys, now);
-        }
+        let outcome = match &result {
+            Ok(_) => "success",
+            Err(ReconnectError::Refused(refusal)) => {
+                tracing::info!(session = %id, remote, %refusal, "reconnect refused");
+                self.limiter.fail(&keys, now);
+                "refused"
+            }
+            Err(_) => "error",
+        };
+        metrics::counter!("sessiongate_reconnects_total", "outcome" => outcome).increment(1);
         result
     }
 

@@ -72,6 +72,8 @@ pub(crate) async fn run_session_writer(
         if !creates.is_empty() {
             let result = store.insert_sessions(&creates).await;
             if let Err(e) = &result {
+                metrics::counter!("sessiongate_store_errors_total", "operation" => "create")
+                    .increment(1);
                 tracing::error!(error = %e, count = creates.len(), "storing new sessions failed");
             }
             for ack in create_acks {
@@ -81,6 +83,8 @@ pub(crate) async fn run_session_writer(
         if !ends.is_empty() {
             let result = store.end_sessions(&ends).await.map(|_| ());
             if let Err(e) = &result {
+                metrics::counter!("sessiongate_store_errors_total", "operation" => "end")
+                    .increment(1);
                 tracing::error!(error = %e, count = ends.len(), "storing session ends failed");
             }
             for ack in end_acks {
@@ -181,9 +185,15 @@ pub(crate) async fn run_request_log_writer(
 async fn write_with_retry(store: &dyn SessionStore, rows: &[RequestLogEntry]) {
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=8 {
-        match store.insert_requests(rows).await {
+        let started = std::time::Instant::now();
+        let written = store.insert_requests(rows).await;
+        metrics::histogram!("sessiongate_request_log_flush_seconds")
+            .record(started.elapsed().as_secs_f64());
+        match written {
             Ok(()) => return,
             Err(e) => {
+                metrics::counter!("sessiongate_store_errors_total", "operation" => "request_log")
+                    .increment(1);
                 tracing::warn!(error = %e, attempt, rows = rows.len(), "writing request log failed");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));

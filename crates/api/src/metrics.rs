@@ -1,0 +1,98 @@
+//! Prometheus metrics at `/metrics`, through the `metrics` facade and its
+//! Prometheus exporter.
+//!
+//! Owns the process-wide recorder (installed once, on first use) and the
+//! scrape handler, which refreshes the gauges read from the session manager
+//! (sessions by status, request-log queue depth) before rendering. Counters
+//! and histograms are recorded where things happen: sessions created and
+//! ended (by reason), reconnects (by outcome) and store errors in the
+//! lifecycle, request durations (by method, tool, status and protocol
+//! generation) in the MCP transport.
+
+use std::sync::OnceLock;
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::ApiState;
+
+/// Request-duration buckets, in seconds: sub-millisecond tool calls up to
+/// minutes-long ones.
+const DURATION_BUCKETS: &[f64] = &[
+    0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0, 30.0, 60.0, 300.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's Prometheus recorder, installed on first call. If another
+/// recorder was installed first (an embedding program's), metrics recorded
+/// through it are not ours to render and `/metrics` shows only the gauges.
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets(DURATION_BUCKETS)
+            .expect("the bucket list is not empty");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics shows its own only");
+        }
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!("sessiongate_sessions", "Sessions in the store, by status");
+    describe_counter!(
+        "sessiongate_sessions_created_total",
+        "Sessions created by initialize"
+    );
+    describe_counter!(
+        "sessiongate_sessions_ended_total",
+        "Sessions ended, by reason"
+    );
+    describe_counter!(
+        "sessiongate_reconnects_total",
+        "Reconnect attempts, by outcome (success, refused, rate_limited, error)"
+    );
+    describe_histogram!(
+        "sessiongate_request_duration_seconds",
+        Unit::Seconds,
+        "MCP requests served, by method, tool, status and protocol generation"
+    );
+    describe_gauge!(
+        "sessiongate_request_log_queue_depth",
+        "Request-log rows waiting to be written"
+    );
+    describe_histogram!(
+        "sessiongate_request_log_flush_seconds",
+        Unit::Seconds,
+        "Time to write one batch of request-log rows"
+    );
+    describe_counter!(
+        "sessiongate_store_errors_total",
+        "Failed writes to the session store, by operation"
+    );
+}
+
+/// `GET /metrics`: the Prometheus text exposition format.
+pub async fn render(State(state): State<ApiState>) -> Response {
+    let handle = handle();
+    let manager = &state.manager;
+    metrics::gauge!("sessiongate_sessions", "status" => "active")
+        .set(manager.active_count() as f64);
+    metrics::gauge!("sessiongate_sessions", "status" => "disconnected")
+        .set(manager.disconnected_count() as f64);
+    metrics::gauge!("sessiongate_request_log_queue_depth")
+        .set(manager.request_log_queue_depth() as f64);
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        handle.render(),
+    )
+        .into_response()
+}
