@@ -142,30 +142,15 @@ async fn initialize_hands_the_holder_a_token_and_a_timed_out_session_revives_in_
 
     // reconnect_session from a fresh session reclaims it with the newest token.
     let other = t.initialize(V, "cursor").await;
-    let body: Value = tool(
-        &t,
-        &other,
-        "reconnect_session",
-        json!({"session_id": id, "reconnect_token": next}),
-        &[],
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let reclaim = || async {
+        let args = json!({"session_id": id, "reconnect_token": next});
+        let response = tool(&t, &other, "reconnect_session", args, &[]).await;
+        response.json::<Value>().await.unwrap()
+    };
+    let body = reclaim().await;
     assert_eq!(structured(&body)["success"], true, "{body}");
     assert_eq!(structured(&body)["reconnect_count"], 2);
-    let body: Value = tool(
-        &t,
-        &other,
-        "reconnect_session",
-        json!({"session_id": id, "reconnect_token": next}),
-        &[],
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let body = reclaim().await;
     assert_eq!(body["result"]["isError"], true, "{body}");
     assert!(structured(&body)["detail"]
         .as_str()
@@ -232,23 +217,7 @@ async fn start_progress_call(t: &TestServer, session: &str) -> (SseReader, Strin
 }
 
 async fn resume(t: &TestServer, session: &str, last_event_id: &str) -> Vec<Value> {
-    let response = t
-        .http
-        .get(t.mcp_url())
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", session)
-        .header("mcp-protocol-version", V)
-        .header("last-event-id", last_event_id)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    SseReader::new(response)
-        .rest()
-        .await
-        .into_iter()
-        .filter_map(|e| e.message())
-        .collect()
+    common::resume(&t.http, &t.base, session, last_event_id).await
 }
 
 fn progress_values(messages: &[Value]) -> Vec<f64> {

@@ -183,27 +183,8 @@ async fn a_cut_response_stream_resumes_after_kill_9_exactly_once() {
 
     let gw = start_with(dir.path(), port, &["--conformance"]).await;
     let resume = |last: String| {
-        let http = &http;
-        let base = gw.base.clone();
-        let session = session.clone();
-        async move {
-            let response = http
-                .get(format!("{base}/mcp"))
-                .header("accept", "text/event-stream")
-                .header("mcp-session-id", session)
-                .header("mcp-protocol-version", "2025-11-25")
-                .header("last-event-id", last)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 200);
-            SseReader::new(response)
-                .rest()
-                .await
-                .into_iter()
-                .filter_map(|e| e.message())
-                .collect::<Vec<Value>>()
-        }
+        let (http, base, session) = (&http, gw.base.clone(), session.clone());
+        async move { common::resume(http, &base, &session, &last).await }
     };
     received.extend(resume(first.id.clone().unwrap()).await);
     let progress: Vec<f64> = received

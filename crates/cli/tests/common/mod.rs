@@ -256,3 +256,29 @@ impl SseReader {
         events
     }
 }
+
+/// Resumes a session's stream with `GET /mcp` and `Last-Event-ID`; returns
+/// the messages it carries until the server ends it.
+pub async fn resume(
+    http: &reqwest::Client,
+    base: &str,
+    session: &str,
+    last_event_id: &str,
+) -> Vec<Value> {
+    let response = http
+        .get(format!("{base}/mcp"))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("last-event-id", last_event_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    SseReader::new(response)
+        .rest()
+        .await
+        .into_iter()
+        .filter_map(|e| e.message())
+        .collect()
+}
