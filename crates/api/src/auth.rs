@@ -134,7 +134,7 @@ pub fn token_matches(expected: &str, presented: &str) -> bool {
 }
 
 /// The bearer token of an `Authorization` header value, if it is one.
-fn bearer(value: &[u8]) -> Option<&str> {
+pub(crate) fn bearer(value: &[u8]) -> Option<&str> {
     let value = std::str::from_utf8(value).ok()?.trim();
     let (scheme, token) = value.split_once(' ')?;
     scheme

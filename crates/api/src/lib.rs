@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod reconnect;
@@ -78,7 +79,9 @@ impl fmt::Debug for ApiState {
 ///   `GET /api/mcp/sessions/health`, `GET /api/mcp/sessions/disconnected`,
 ///   `GET|DELETE /api/mcp/sessions/{id}`, `GET /api/mcp/sessions/{id}/token`,
 ///   `GET /api/mcp/clients`, `GET /metrics` (Prometheus);
-/// * the reconnect token as credential: `POST /api/mcp/sessions/{id}/reconnect`.
+/// * the reconnect token as credential: `POST /api/mcp/sessions/{id}/reconnect`;
+/// * the admin token as a bearer header or WebSocket subprotocol:
+///   `GET /api/mcp/ws/sessions` (the live event stream).
 ///
 /// Any other path under `/api` is a JSON 404 (after authentication under
 /// `/api/mcp`). The router sets no fallback, so it merges freely.
@@ -106,6 +109,8 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/health", get(sessions::service_health))
         .route("/api/openapi.json", get(openapi::openapi_json))
+        // Authenticates itself: browsers put the token in a subprotocol.
+        .route("/api/mcp/ws/sessions", get(live::ws_sessions))
         // The reconnect token is this route's credential.
         .route(
             "/api/mcp/sessions/{id}/reconnect",

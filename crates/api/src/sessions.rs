@@ -430,6 +430,12 @@ pub struct StatelessClients {
 pub async fn session_health(
     State(state): State<ApiState>,
 ) -> Result<Json<SessionHealth>, ApiError> {
+    Ok(Json(health_report(&state).await?))
+}
+
+/// The health report of `GET /api/mcp/sessions/health`, also the live
+/// stream's snapshot.
+pub(crate) async fn health_report(state: &ApiState) -> Result<SessionHealth, ApiError> {
     let manager = &state.manager;
     let HealthReport {
         status_breakdown,
@@ -447,15 +453,15 @@ pub async fn session_health(
             .count() as u64,
         total_24h: clients.len() as u64,
     };
-    Ok(Json(SessionHealth {
+    Ok(SessionHealth {
         status_breakdown,
         age_distribution,
         connection_health,
         recent_activity,
         timestamp,
         stateless_clients,
-        session_timeout: session_timeout(&state),
-    }))
+        session_timeout: session_timeout(state),
+    })
 }
 
 // ----------------------------------------- GET /api/mcp/sessions/disconnected

@@ -111,7 +111,11 @@ pub enum LifecycleError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum LifecycleEvent {
     Created(SessionId),
-    Ended(SessionId, DisconnectReason),
+    /// Active and touched since the last activity flush: at most one per
+    /// session per `activity_flush_interval`.
+    Updated(SessionId),
+    /// The session's final record.
+    Ended(Box<SessionRecord>),
     /// Reclaimed with a reconnect token; carries the new reconnect count.
     Reconnected(SessionId, u64),
 }
@@ -392,7 +396,7 @@ impl SessionManager {
             .await
             .map_err(|_| LifecycleError::ShuttingDown)?;
         done.await.map_err(|_| LifecycleError::ShuttingDown)??;
-        self.emit(LifecycleEvent::Ended(id, reason));
+        self.emit(LifecycleEvent::Ended(Box::new(record.clone())));
         Ok(Some(record))
     }
 
@@ -561,9 +565,9 @@ impl SessionManager {
                 s.open_streams() == 0 && s.last_activity().saturating_add(timeout) <= now
             });
             if let Some((_, live)) = removed {
-                let (end, _) = self.account_end(&live, DisconnectReason::Timeout);
+                let (end, record) = self.account_end(&live, DisconnectReason::Timeout);
                 tracing::debug!(session = %id, "session timed out");
-                self.emit(LifecycleEvent::Ended(id, DisconnectReason::Timeout));
+                self.emit(LifecycleEvent::Ended(Box::new(record)));
                 if self.writes.try_send(SessionWrite::End(end, None)).is_err() {
                     let writes = self.writes.clone();
                     tokio::spawn(async move {
@@ -600,6 +604,11 @@ impl SessionManager {
                 }
             })
             .collect();
+        if self.observers.receiver_count() > 0 {
+            for u in &updates {
+                self.emit(LifecycleEvent::Updated(u.session_id));
+            }
+        }
         if let Err(e) = self.store.record_activity(&updates).await {
             tracing::warn!(error = %e, sessions = updates.len(), "flushing activity failed; will retry");
             for s in touched {
