@@ -343,3 +343,84 @@ pub async fn health(conn: Connection) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `sessiongate watch`: prints the live session event stream until
+/// interrupted, a line per event (`--json`: the events as sent).
+pub async fn watch(conn: Connection) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let api = Api::new(&conn)?;
+    let url = format!("{}/api/mcp/ws/sessions", api.base.replacen("http", "ws", 1));
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .with_context(|| format!("{url} is not a WebSocket URL"))?;
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", api.token)
+            .parse()
+            .context("the admin token is not a valid header value")?,
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .map_err(|e| match e {
+            tokio_tungstenite::tungstenite::Error::Http(r) => {
+                anyhow::anyhow!("{url}: {}", r.status())
+            }
+            e => anyhow::anyhow!("cannot reach {url}: {e}; is `sessiongate serve` running?"),
+        })?;
+    while let Some(message) = ws.next().await {
+        let text = match message.context("the event stream failed")? {
+            Message::Text(text) => text,
+            Message::Close(_) => break,
+            _ => continue,
+        };
+        if conn.json {
+            println!("{text}");
+            continue;
+        }
+        let event: Value = serde_json::from_str(&text).context("the server sent bad JSON")?;
+        println!("{}", watch_line(&event));
+    }
+    Ok(())
+}
+
+/// One event as a human-readable line.
+fn watch_line(e: &Value) -> String {
+    let s = &e["session"];
+    let at = e["timestamp"].as_str().unwrap_or("");
+    let id = s["session_id"].as_str().unwrap_or("?");
+    let counts = |h: &Value| {
+        let b = &h["status_breakdown"];
+        format!(
+            "active {}, disconnected {}, total {}",
+            b["active"], b["disconnected"], b["total"]
+        )
+    };
+    match e["type"].as_str().unwrap_or("") {
+        "snapshot" => format!("{at} snapshot: {}", counts(&e["health"])),
+        "health_update" => format!(
+            "{} health: {}",
+            e["data"]["timestamp"].as_str().unwrap_or(""),
+            counts(&e["data"])
+        ),
+        "session_created" => format!(
+            "{at} created      {id} {} ({})",
+            s["client_type"].as_str().unwrap_or("?"),
+            s["protocol_version"].as_str().unwrap_or("?")
+        ),
+        "session_updated" => format!("{at} active       {id} requests {}", s["request_count"]),
+        "session_reconnected" => format!(
+            "{at} reconnected  {id} (reconnect {})",
+            s["reconnect_count"]
+        ),
+        "session_disconnected" => format!(
+            "{at} disconnected {id} ({})",
+            e["reason"].as_str().unwrap_or("?")
+        ),
+        "lagged" => format!("lagged: {} events missed; a snapshot follows", e["missed"]),
+        other => format!("{other}: {e}"),
+    }
+}

@@ -50,6 +50,11 @@ enum Command {
         #[command(flatten)]
         connection: Connection,
     },
+    /// Print a running server's live session events until interrupted
+    Watch {
+        #[command(flatten)]
+        connection: Connection,
+    },
 }
 
 fn load(config: Option<PathBuf>, settings: Settings) -> anyhow::Result<Config> {
@@ -136,5 +141,9 @@ async fn main() -> anyhow::Result<()> {
             connection,
         } => client::sessions(connection, command).await,
         Command::Health { connection } => client::health(connection).await,
+        Command::Watch { connection } => tokio::select! {
+            watched = client::watch(connection) => watched,
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        },
     }
 }

@@ -105,3 +105,46 @@ fn a_bad_config_file_is_refused_with_its_reason() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml") && err.contains("soon"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_prints_live_events() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+
+    let t = TestServer::start().await;
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
+        .args(["watch", "--url", &t.base])
+        .env("SESSIONGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let first = next_line(&mut lines).await;
+    assert!(first.contains("snapshot: active 0"), "{first}");
+    let id = t.initialize("2025-11-25", "cursor").await;
+    let created = next_line(&mut lines).await;
+    assert!(
+        created.contains("created") && created.contains(&id) && created.contains("Cursor"),
+        "{created}"
+    );
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+    t.stop().await;
+}
+
+async fn next_line(lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(10), lines.recv())
+        .await
+        .expect("watch printed nothing within 10 s")
+        .expect("watch exited")
+}
