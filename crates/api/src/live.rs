@@ -8,8 +8,9 @@
 //! first page of sessions), then `{type, session, timestamp}` events from
 //! the lifecycle (`session_created`, `session_updated` — at most one per
 //! session per activity flush, `session_disconnected`, `session_reconnected`)
-//! and `health_update` snapshots when the figures change, at most every
-//! 5 s. Each subscriber reads the lifecycle's broadcast on its own: a slow
+//! `client_activity` for stateless 2026-07-28 clients (at most one per
+//! client per second), and `health_update` snapshots when the figures
+//! change, at most every 5 s. Each subscriber reads the lifecycle's broadcast on its own: a slow
 //! one falls behind without slowing anything, and is sent `lagged` and a
 //! fresh snapshot.
 
@@ -109,6 +110,12 @@ fn event_json(state: &ApiState, event: LifecycleEvent) -> Option<Value> {
         LifecycleEvent::Created(id) => session_event(state, "session_created", id),
         LifecycleEvent::Updated(id) => session_event(state, "session_updated", id),
         LifecycleEvent::Reconnected(id, _) => session_event(state, "session_reconnected", id),
+        LifecycleEvent::ClientActive(key) => {
+            let client = state.manager.client(&key)?;
+            Some(
+                json!({"type": "client_activity", "client": client, "timestamp": state.manager.now()}),
+            )
+        }
         LifecycleEvent::Ended(record) => Some(json!({
             "type": "session_disconnected",
             "session": record,
@@ -118,7 +125,24 @@ fn event_json(state: &ApiState, event: LifecycleEvent) -> Option<Value> {
     }
 }
 
+/// Counts a subscriber in the metrics while it lives.
+struct Subscribed;
+
+impl Subscribed {
+    fn new() -> Self {
+        metrics::gauge!("sessiongate_websocket_subscribers").increment(1.0);
+        Subscribed
+    }
+}
+
+impl Drop for Subscribed {
+    fn drop(&mut self) {
+        metrics::gauge!("sessiongate_websocket_subscribers").decrement(1.0);
+    }
+}
+
 async fn serve(mut socket: WebSocket, state: ApiState) {
+    let _counted = Subscribed::new();
     // Subscribe before the snapshot, so nothing falls in between.
     let mut events = state.manager.observe();
     let Ok(first) = snapshot(&state).await else {

@@ -74,6 +74,10 @@ fn describe() {
         Unit::Seconds,
         "Time to write one batch of request-log rows"
     );
+    describe_gauge!(
+        "sessiongate_websocket_subscribers",
+        "Open live event streams (/api/mcp/ws/sessions)"
+    );
     describe_counter!(
         "sessiongate_store_errors_total",
         "Failed writes to the session store, by operation"

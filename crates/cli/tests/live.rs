@@ -98,6 +98,25 @@ async fn live_stream_sends_a_snapshot_and_lifecycle_events() {
     assert_eq!(gone["session"]["session_id"], id);
     assert_eq!(gone["session"]["status"], "disconnected");
     assert_eq!(gone["reason"], "client_disconnect");
+
+    // A stateless 2026-07-28 client shows up as client activity.
+    let stateless = t
+        .post(
+            common::stateless(
+                "tools/call",
+                json!({"name": "echo", "arguments": {"text": "x"}}),
+            ),
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "echo"),
+            ],
+        )
+        .await;
+    assert_eq!(stateless.status(), 200);
+    let active = next_of(&mut ws, "client_activity").await;
+    assert_eq!(active["client"]["client_name"], "cursor-test");
+    assert_eq!(active["client"]["request_count"], 1);
     ws.close(None).await.unwrap();
 
     // Browsers: the token as a subprotocol, next to the one the server picks.

@@ -16,6 +16,9 @@ pub struct ClientActivity {
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
     pub request_count: u64,
+    /// When observers were last told of this client's activity.
+    #[serde(skip)]
+    pub(crate) announced_at: Option<Timestamp>,
 }
 
 #[derive(Default)]
@@ -24,18 +27,29 @@ pub(crate) struct Clients {
 }
 
 impl Clients {
+    /// Records a request of a client. Returns true when observers should
+    /// hear of it: at most once per client per `every`.
     pub(crate) fn touch(
         &self,
         key: &str,
         now: Timestamp,
+        every: std::time::Duration,
         identity: impl FnOnce() -> ClientIdentity,
-    ) {
+    ) -> bool {
+        let announce = |c: &mut ClientActivity| {
+            let due = c.announced_at.is_none_or(|at| now.since(at) >= every);
+            if due {
+                c.announced_at = Some(now);
+            }
+            due
+        };
         if let Some(mut c) = self.by_key.get_mut(key) {
             c.last_seen = c.last_seen.max(now);
             c.request_count += 1;
-            return;
+            return announce(&mut c);
         }
-        self.by_key
+        let mut entry = self
+            .by_key
             .entry(key.to_string())
             .and_modify(|c| {
                 c.last_seen = c.last_seen.max(now);
@@ -47,7 +61,13 @@ impl Clients {
                 first_seen: now,
                 last_seen: now,
                 request_count: 1,
+                announced_at: None,
             });
+        announce(&mut entry)
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<ClientActivity> {
+        self.by_key.get(key).map(|c| c.clone())
     }
 
     /// Clients seen since `since`, most recent first; older ones are forgotten.

@@ -118,6 +118,8 @@ pub enum LifecycleEvent {
     Ended(Box<SessionRecord>),
     /// Reclaimed with a reconnect token; carries the new reconnect count.
     Reconnected(SessionId, u64),
+    /// A stateless (2026-07-28) client made requests; by client key.
+    ClientActive(String),
 }
 
 /// A new session and the reconnect token its holder receives.
@@ -446,9 +448,20 @@ impl SessionManager {
         }
     }
 
-    /// Records a request of a stateless (2026-07-28) client.
+    /// Records a request of a stateless (2026-07-28) client; observers hear
+    /// of it at most once per client per activity flush interval.
     pub fn touch_client(&self, key: &str, identity: impl FnOnce() -> ClientIdentity) {
-        self.clients.touch(key, self.clock.now(), identity);
+        let every = self.config.activity_flush_interval;
+        if self.clients.touch(key, self.clock.now(), every, identity)
+            && self.observers.receiver_count() > 0
+        {
+            self.emit(LifecycleEvent::ClientActive(key.to_string()));
+        }
+    }
+
+    /// A stateless client's activity record.
+    pub fn client(&self, key: &str) -> Option<ClientActivity> {
+        self.clients.get(key)
     }
 
     /// Stateless clients seen within the health window, most recent first.
