@@ -86,13 +86,7 @@ async fn live_stream_sends_a_snapshot_and_lifecycle_events() {
     assert_eq!(updated["session"]["session_id"], id);
     assert!(updated["session"]["request_count"].as_u64().unwrap() >= 2);
 
-    let deleted = t
-        .http
-        .delete(t.mcp_url())
-        .header("mcp-session-id", &id)
-        .send()
-        .await
-        .unwrap();
+    let deleted = t.delete(&id).await;
     assert_eq!(deleted.status(), 200);
     let gone = next_of(&mut ws, "session_disconnected").await;
     assert_eq!(gone["session"]["session_id"], id);

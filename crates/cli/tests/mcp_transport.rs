@@ -66,13 +66,7 @@ async fn a_session_lives_from_initialize_to_delete() {
         .unwrap();
     assert_eq!(ping["result"], json!({}));
 
-    let deleted = t
-        .http
-        .delete(t.mcp_url())
-        .header("mcp-session-id", &id)
-        .send()
-        .await
-        .unwrap();
+    let deleted = t.delete(&id).await;
     assert_eq!(deleted.status(), 200);
     let after = t
         .post(
@@ -151,13 +145,7 @@ async fn session_header_rules() {
         .await
         .unwrap();
     assert_eq!(get.status(), 400);
-    let delete = t
-        .http
-        .delete(t.mcp_url())
-        .header("mcp-session-id", unknown)
-        .send()
-        .await
-        .unwrap();
+    let delete = t.delete(unknown).await;
     assert_eq!(delete.status(), 404);
     t.stop().await;
 }

@@ -76,13 +76,7 @@ async fn metrics_parse_and_move_with_traffic() {
     }
     // A made-up tool is counted, but under "unknown".
     t.call_tool(&session, "no_such_tool_1234", json!({})).await;
-    let deleted = t
-        .http
-        .delete(t.mcp_url())
-        .header("mcp-session-id", &session)
-        .send()
-        .await
-        .unwrap();
+    let deleted = t.delete(&session).await;
     assert_eq!(deleted.status(), 200);
 
     let after = scrape(&t).await;

@@ -167,13 +167,7 @@ async fn initialize_hands_the_holder_a_token_and_a_timed_out_session_revives_in_
         .as_str()
         .unwrap()
         .to_string();
-    let deleted = t
-        .http
-        .delete(t.mcp_url())
-        .header("mcp-session-id", &id)
-        .send()
-        .await
-        .unwrap();
+    let deleted = t.delete(&id).await;
     assert_eq!(deleted.status(), 200);
     let refused = tool(
         &t,

@@ -123,6 +123,16 @@ impl TestServer {
         response.json().await.unwrap()
     }
 
+    /// `DELETE /mcp` for a session id.
+    pub async fn delete(&self, session: &str) -> reqwest::Response {
+        self.http
+            .delete(self.mcp_url())
+            .header("mcp-session-id", session)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn admin_get(&self, path: &str) -> Value {
         let response = self
             .http
