@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::response::Html;
-use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::Router;
 use sessiongate_api::ApiState;
@@ -73,10 +71,6 @@ fn mcp_server(conformance: bool) -> McpServer {
     }
 }
 
-async fn landing() -> Html<&'static str> {
-    Html(include_str!("landing.html"))
-}
-
 /// Opens the store, restores sessions and starts serving.
 pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<RunningServer> {
     // Before anything is counted.
@@ -130,7 +124,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         started_at: manager.now(),
     };
     let app = Router::new()
-        .route("/", get(landing))
+        .merge(sessiongate_dashboard::router())
         .merge(sessiongate_mcp::router(mcp.clone()))
         .merge(sessiongate_api::router(api));
 
