@@ -8,6 +8,7 @@
 //! [`error`] and the OpenAPI document in [`openapi`]. The binary merges
 //! [`router`] with the MCP transport's router.
 
+pub mod analytics;
 pub mod auth;
 pub mod error;
 pub mod live;
@@ -78,7 +79,9 @@ impl fmt::Debug for ApiState {
 /// * admin token required: `GET /api/mcp/sessions`,
 ///   `GET /api/mcp/sessions/health`, `GET /api/mcp/sessions/disconnected`,
 ///   `GET|DELETE /api/mcp/sessions/{id}`, `GET /api/mcp/sessions/{id}/token`,
-///   `GET /api/mcp/clients`, `GET /metrics` (Prometheus);
+///   `GET /api/mcp/clients`, `GET /api/mcp/analytics`,
+///   `GET /api/mcp/usage/summary`, `GET /api/mcp/sessions/timeline`,
+///   `GET /metrics` (Prometheus);
 /// * the reconnect token as credential: `POST /api/mcp/sessions/{id}/reconnect`;
 /// * the admin token as a bearer header or WebSocket subprotocol:
 ///   `GET /api/mcp/ws/sessions` (the live event stream).
@@ -87,7 +90,8 @@ impl fmt::Debug for ApiState {
 /// `/api/mcp`). The router sets no fallback, so it merges freely.
 pub fn router(state: ApiState) -> Router {
     // Static segments win over `{id}` in axum's router, so
-    // `/sessions/health` and `/sessions/disconnected` are never taken as ids.
+    // `/sessions/health`, `/sessions/disconnected` and `/sessions/timeline`
+    // are never taken as ids.
     let admin = Router::new()
         .route("/api/mcp/sessions", get(sessions::list_sessions))
         .route("/api/mcp/sessions/health", get(sessions::session_health))
@@ -100,7 +104,10 @@ pub fn router(state: ApiState) -> Router {
             get(sessions::show_session).delete(sessions::terminate_session),
         )
         .route("/api/mcp/sessions/{id}/token", get(reconnect::issue_token))
+        .route("/api/mcp/sessions/timeline", get(analytics::timeline))
         .route("/api/mcp/clients", get(sessions::list_clients))
+        .route("/api/mcp/analytics", get(analytics::analytics))
+        .route("/api/mcp/usage/summary", get(analytics::usage_summary))
         .route("/metrics", get(metrics::render))
         .route("/api/mcp", any(sessions::not_found))
         .route("/api/mcp/{*rest}", any(sessions::not_found))

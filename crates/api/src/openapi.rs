@@ -18,7 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::ErrorBody;
-use crate::{reconnect, sessions};
+use crate::{analytics, reconnect, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,6 +37,9 @@ use crate::{reconnect, sessions};
         sessions::session_health,
         sessions::disconnected_sessions,
         sessions::list_clients,
+        analytics::analytics,
+        analytics::usage_summary,
+        analytics::timeline,
         reconnect::issue_token,
         reconnect::reconnect,
         openapi_json,
@@ -60,6 +63,7 @@ use crate::{reconnect, sessions};
         (name = "health", description = "Liveness, public"),
         (name = "sessions", description = "Sessionful MCP sessions (admin)"),
         (name = "clients", description = "Stateless 2026-07-28 clients (admin)"),
+        (name = "analytics", description = "Request and session figures over time, aggregated in the database (admin)"),
         (name = "reconnection", description = "Reconnect tokens: issued to admins, redeemed by clients"),
         (name = "meta", description = "This document, public"),
     )

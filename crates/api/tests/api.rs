@@ -761,7 +761,10 @@ async fn openapi_document_covers_every_route() {
         "/api/mcp/sessions/{id}",
         "/api/mcp/sessions/health",
         "/api/mcp/sessions/disconnected",
+        "/api/mcp/sessions/timeline",
         "/api/mcp/clients",
+        "/api/mcp/analytics",
+        "/api/mcp/usage/summary",
     ] {
         assert!(paths.contains(path), "{path} missing from {paths:?}");
     }
@@ -1029,4 +1032,119 @@ async fn failed_reconnects_are_rate_limited() {
     h.clock.advance(Duration::from_secs(61));
     let (status, body) = h.reconnect(id, &good).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analytics_usage_and_timeline_report_the_request_log() {
+    let h = start().await;
+    let a = h.create("claude-code").await;
+    let b = h.create("cursor").await;
+    let now = h.manager.now();
+    let call = |session: &Arc<LiveSession>, tool: &str, ms: u64, ok: bool| RequestLogEntry {
+        session_id: Some(session.id()),
+        client_key: None,
+        method: "tools/call".to_string(),
+        tool_name: Some(tool.to_string()),
+        started_at: now,
+        duration: Duration::from_millis(ms),
+        status: if ok {
+            RequestStatus::Success
+        } else {
+            RequestStatus::Error
+        },
+        error_code: None,
+        error_message: None,
+        bytes_in: 0,
+        bytes_out: 0,
+    };
+    for ms in 1..=10 {
+        h.manager.log_request(call(&a, "echo", ms, ms != 10)).await;
+    }
+    h.manager.log_request(call(&b, "search", 100, true)).await;
+    h.manager
+        .end(b.id(), DisconnectReason::ClientDisconnect)
+        .await
+        .unwrap();
+
+    let usage = eventually("the request log flush", || async {
+        let usage = h.get("/api/mcp/usage/summary?days=1").await;
+        (usage["summary"]["total_requests"] == 11).then_some(usage)
+    })
+    .await;
+    assert_eq!(usage["period"]["days"], 1);
+    assert_eq!(usage["summary"]["errors"], 1);
+    assert_eq!(usage["summary"]["unique_sessions"], 2);
+    assert_eq!(usage["summary"]["success_rate"], 90.9);
+    assert_eq!(usage["by_tool"]["echo"]["count"], 10);
+    assert_eq!(usage["by_tool"]["echo"]["errors"], 1);
+    assert_eq!(usage["by_tool"]["echo"]["avg_ms"], 5.5);
+    assert_eq!(usage["by_tool"]["search"]["count"], 1);
+
+    let report = h.get("/api/mcp/analytics?days=2&compare=true").await;
+    assert_eq!(
+        keys(&report),
+        keys(&json!({"period":0,"trends":0,"ratios":0,"response_times":0,"comparison":0}))
+    );
+    let daily = report["trends"]["daily"].as_array().unwrap();
+    assert_eq!(daily.len(), 2);
+    assert_eq!(daily[1]["requests"], 11);
+    assert_eq!(daily[0]["requests"], 0);
+    assert_eq!(daily[1]["date"], now.to_rfc3339()[..10]);
+    assert_eq!(report["trends"]["hourly"].as_array().unwrap().len(), 48);
+    assert_eq!(
+        report["ratios"],
+        json!({"success": 10, "error": 1, "timeout": 0, "success_rate": 90.9})
+    );
+    let echo = &report["response_times"]["by_tool"][0];
+    assert_eq!(echo["tool"], "echo");
+    assert_eq!(
+        (
+            echo["p50"].as_f64(),
+            echo["p95"].as_f64(),
+            echo["p99"].as_f64()
+        ),
+        (Some(5.0), Some(10.0), Some(10.0))
+    );
+    assert_eq!(echo["min_ms"], 1.0);
+    assert_eq!(echo["max_ms"], 10.0);
+    assert_eq!(report["response_times"]["p99"], 100.0);
+    assert_eq!(
+        report["comparison"]["requests"],
+        json!({"current": 11.0, "previous": 0.0, "change_percent": null})
+    );
+    assert!(h.get("/api/mcp/analytics").await["comparison"].is_null());
+
+    let timeline = eventually("the session end to be stored", || async {
+        let t = h.get("/api/mcp/sessions/timeline?hours=1").await;
+        let last = t["points"].as_array().unwrap().last().cloned().unwrap();
+        (last["disconnected"] == 1).then_some(t)
+    })
+    .await;
+    assert_eq!(timeline["bucket_seconds"], 60);
+    let points = timeline["points"].as_array().unwrap();
+    assert_eq!(points.len(), 60);
+    let last = points.last().unwrap();
+    assert_eq!(
+        (
+            last["connected"].as_u64(),
+            last["active"].as_u64(),
+            last["requests"].as_u64()
+        ),
+        (Some(2), Some(1), Some(11))
+    );
+    assert_eq!(
+        h.get("/api/mcp/sessions/timeline?hours=24").await["bucket_seconds"],
+        900
+    );
+
+    for bad in [
+        "/api/mcp/analytics?days=0",
+        "/api/mcp/usage/summary?days=91",
+        "/api/mcp/sessions/timeline?hours=169",
+        "/api/mcp/analytics?compare=maybe",
+    ] {
+        h.fails(Method::GET, bad, StatusCode::BAD_REQUEST).await;
+    }
+    let (status, _) = h.send(Method::GET, "/api/mcp/analytics", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

@@ -5,6 +5,7 @@
 //! the [`store::SessionStore`] port, implemented by `sessiongate-store`; the
 //! MCP transport and the management API sit on top of [`lifecycle::SessionManager`].
 
+pub mod analytics;
 pub mod client;
 pub mod clock;
 pub mod health;

@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::analytics::{Latency, RequestBucket, RequestTotals, SessionFlow, Window};
 use crate::clock::Timestamp;
 use crate::ids::SessionId;
 use crate::reconnect::{ReconnectState, Redemption, TokenGrant};
@@ -129,6 +130,29 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Deletes request-log rows started before `before`; returns how many.
     async fn prune_requests(&self, before: Timestamp) -> StoreResult<u64>;
+
+    /// Logged requests started in `window`, per `bucket`-long slice of it;
+    /// only non-empty buckets, by index.
+    async fn request_buckets(
+        &self,
+        window: Window,
+        bucket: std::time::Duration,
+    ) -> StoreResult<Vec<RequestBucket>>;
+
+    /// Logged requests started in `window`, in all.
+    async fn request_totals(&self, window: Window) -> StoreResult<RequestTotals>;
+
+    /// Durations of the requests started in `window`: one entry per tool
+    /// (most called first), then one over every request (`tool: None`)
+    /// unless there were none.
+    async fn latency(&self, window: Window) -> StoreResult<Vec<Latency>>;
+
+    /// Sessions connecting and ending in each `bucket` of `window`.
+    async fn session_flow(
+        &self,
+        window: Window,
+        bucket: std::time::Duration,
+    ) -> StoreResult<SessionFlow>;
 
     /// Replaces a session's reconnect token; false if there is no such session.
     async fn set_reconnect_token(&self, id: SessionId, grant: TokenGrant) -> StoreResult<bool>;

@@ -10,6 +10,7 @@
 //! are held to the same behaviour by the contract suite in
 //! `tests/contract.rs`.
 
+mod analytics;
 mod postgres;
 mod rows;
 mod sqlite;

@@ -90,7 +90,7 @@ fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-fn unsigned(what: &str, n: i64) -> StoreResult<u64> {
+pub(crate) fn unsigned(what: &str, n: i64) -> StoreResult<u64> {
     u64::try_from(n).map_err(|_| corrupt(what, format_args!("negative value {n}")))
 }
 

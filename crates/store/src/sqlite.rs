@@ -18,6 +18,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite};
 
+use sessiongate_core::analytics::{Latency, RequestBucket, RequestTotals, SessionFlow, Window};
 use sessiongate_core::clock::Timestamp;
 use sessiongate_core::ids::SessionId;
 use sessiongate_core::reconnect::{ReconnectState, Redemption, TokenGrant};
@@ -29,6 +30,7 @@ use sessiongate_core::store::{
 };
 use sessiongate_core::stream::{StoredEvent, StreamId};
 
+use crate::analytics;
 use crate::rows::{
     self, db_err, migrate_err, BucketRow, EventRow, ReasonRow, ReconnectRow, RequestRow,
     RequestValues, SessionRow, SessionValues, StatusCountRow, EVENT_COLUMNS,
@@ -449,6 +451,26 @@ impl SessionStore for SqliteStore {
                 return Ok(pruned);
             }
         }
+    }
+
+    async fn request_buckets(
+        &self,
+        window: Window,
+        bucket: Duration,
+    ) -> StoreResult<Vec<RequestBucket>> {
+        analytics::request_buckets(&self.reader, window, bucket).await
+    }
+
+    async fn request_totals(&self, window: Window) -> StoreResult<RequestTotals> {
+        analytics::request_totals(&self.reader, window).await
+    }
+
+    async fn latency(&self, window: Window) -> StoreResult<Vec<Latency>> {
+        analytics::latency(&self.reader, window).await
+    }
+
+    async fn session_flow(&self, window: Window, bucket: Duration) -> StoreResult<SessionFlow> {
+        analytics::session_flow(&self.reader, window, bucket).await
     }
 
     async fn set_reconnect_token(&self, id: SessionId, grant: TokenGrant) -> StoreResult<bool> {

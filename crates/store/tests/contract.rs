@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, PgConnection, SqliteConnection};
 
+use sessiongate_core::analytics::{Latency, RequestBucket, RequestTotals, SessionFlow, Window};
 use sessiongate_core::health::ConnectionWindow;
 use sessiongate_core::reconnect::{Redemption, TokenGrant, TokenHash};
 use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
@@ -208,6 +209,8 @@ contract_tests!(
     reconnect_tokens_rotate_by_compare_and_swap,
     redeeming_revives_only_revivable_sessions,
     event_log_replays_a_stream_in_order_and_prunes,
+    request_aggregates_bucket_count_and_rank,
+    session_flow_counts_arrivals_ends_and_the_active_at_start,
 );
 
 // ---------------------------------------------------------------------------
@@ -1343,4 +1346,176 @@ async fn event_log_replays_a_stream_in_order_and_prunes(ctx: Ctx) {
     assert_eq!(store.prune_events(ts(0), 2).await.unwrap(), 2);
     let left = store.events_after(a, stream, 0, 100).await.unwrap();
     assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
+}
+
+fn window(since: i64, until: i64) -> Window {
+    Window {
+        since: ts(since),
+        until: ts(until),
+    }
+}
+
+/// A logged request of a given tool, duration (ms) and outcome.
+fn call(
+    session: Option<SessionId>,
+    tool: Option<&str>,
+    at: i64,
+    ms: u64,
+    ok: bool,
+) -> RequestLogEntry {
+    RequestLogEntry {
+        session_id: session,
+        client_key: session.is_none().then(|| "stateless-client".to_string()),
+        method: if tool.is_some() { "tools/call" } else { "ping" }.into(),
+        tool_name: tool.map(str::to_string),
+        started_at: ts(at),
+        duration: Duration::from_millis(ms),
+        status: if ok {
+            RequestStatus::Success
+        } else {
+            RequestStatus::Error
+        },
+        error_code: None,
+        error_message: None,
+        bytes_in: 0,
+        bytes_out: 0,
+    }
+}
+
+async fn request_aggregates_bucket_count_and_rank(ctx: Ctx) {
+    let store = ctx.store().await;
+    let a = session(T0);
+    let b = session(T0);
+    store
+        .insert_sessions(&[a.clone(), b.clone()])
+        .await
+        .unwrap();
+    let (a, b) = (Some(a.session_id), Some(b.session_id));
+    let mut rows = vec![
+        // Outside the window on both sides.
+        call(a, Some("echo"), T0 - 1, 1_000, true),
+        call(a, Some("echo"), T0 + 120_000, 1_000, true),
+        call(b, None, T0 + 30_000, 7, true),
+        call(None, Some("search"), T0 + 61_000, 40, false),
+        call(None, Some("search"), T0 + 62_000, 20, true),
+    ];
+    // echo: 1..=100 ms, so nearest-rank p50/p95/p99 are 50/95/99.
+    rows.extend((1..=100).map(|i| call(a, Some("echo"), T0 + i, i as u64, i % 10 != 0)));
+    store.insert_requests(&rows).await.unwrap();
+    let w = window(T0, T0 + 120_000);
+
+    let buckets = store
+        .request_buckets(w, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let echo_us: i64 = (1..=100).sum::<i64>() * 1000;
+    assert_eq!(
+        buckets,
+        vec![
+            RequestBucket {
+                index: 0,
+                requests: 101,
+                errors: 10,
+                duration_us: echo_us + 7_000,
+            },
+            RequestBucket {
+                index: 1,
+                requests: 2,
+                errors: 1,
+                duration_us: 60_000,
+            },
+        ]
+    );
+
+    assert_eq!(
+        store.request_totals(w).await.unwrap(),
+        RequestTotals {
+            requests: 103,
+            errors: 11,
+            duration_us: echo_us + 67_000,
+            unique_sessions: 2,
+            unique_clients: 1,
+        }
+    );
+    assert_eq!(
+        store.request_totals(window(0, 1)).await.unwrap(),
+        RequestTotals::default()
+    );
+
+    let latency = store.latency(w).await.unwrap();
+    assert_eq!(
+        latency,
+        vec![
+            Latency {
+                tool: Some("echo".into()),
+                count: 100,
+                errors: 10,
+                sum_us: echo_us,
+                min_us: 1_000,
+                max_us: 100_000,
+                p50_us: 50_000,
+                p95_us: 95_000,
+                p99_us: 99_000,
+            },
+            Latency {
+                tool: Some("search".into()),
+                count: 2,
+                errors: 1,
+                sum_us: 60_000,
+                min_us: 20_000,
+                max_us: 40_000,
+                p50_us: 20_000,
+                p95_us: 40_000,
+                p99_us: 40_000,
+            },
+            Latency {
+                tool: None,
+                count: 103,
+                errors: 11,
+                sum_us: echo_us + 67_000,
+                min_us: 1_000,
+                max_us: 100_000,
+                // The 52nd of 103: 49 of echo's below it, and 7, 20, 40.
+                p50_us: 49_000,
+                p95_us: 95_000,
+                p99_us: 99_000,
+            },
+        ]
+    );
+    assert!(store.latency(window(0, 1)).await.unwrap().is_empty());
+}
+
+async fn session_flow_counts_arrivals_ends_and_the_active_at_start(ctx: Ctx) {
+    let store = ctx.store().await;
+    let minute = 60_000;
+    let sessions = [
+        // Active at the start: still active, and ended inside the window.
+        session(T0 - 5 * minute),
+        ended(session(T0 - minute), T0 + 90_000, DisconnectReason::Timeout),
+        // Over before the window: not counted anywhere.
+        ended(session(T0 - 3 * minute), T0 - 1, DisconnectReason::Timeout),
+        // Arrive in the window.
+        session(T0 + 10),
+        session(T0 + 20),
+        ended(
+            session(T0 + 61_000),
+            T0 + 62_000,
+            DisconnectReason::ClientDisconnect,
+        ),
+        // After it.
+        session(T0 + 3 * minute),
+    ];
+    store.insert_sessions(&sessions).await.unwrap();
+    let flow = store
+        .session_flow(window(T0, T0 + 2 * minute), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        flow,
+        SessionFlow {
+            active_at_start: 2,
+            connected: vec![(0, 2), (1, 1)],
+            disconnected: vec![(1, 2)],
+        }
+    );
 }
