@@ -23,6 +23,7 @@
   const EVENT_MEMORY_MS = 15_000;
   const KNOWN_CLIENTS = ['Claude Code', 'Cursor', 'Windsurf', 'Cline', 'Kiro', 'Augment', 'Gemini', 'unknown'];
   const SVG_NS = 'http://www.w3.org/2000/svg';
+  const LOADING = 'Loading…';
 
   // ------------------------------------------------------------ DOM helpers
   const byId = (id) => document.getElementById(id);
@@ -74,6 +75,7 @@
     let s = Number(seconds);
     if (!Number.isFinite(s)) return '–';
     if (s < 0) s = 0;
+    if (s < 10) return `${fmtNum(Math.floor(s * 10) / 10, 1)}s`;
     if (s < 60) return `${Math.floor(s)}s`;
     const m = Math.floor(s / 60);
     if (m < 60) return `${m}m ${Math.floor(s % 60)}s`;
@@ -748,8 +750,9 @@
   }
 
   function noData(container, message) {
-    container.replaceChildren(el('p', { class: 'nodata', 'data-testid': 'nodata', text: message }));
-    container.setAttribute('aria-busy', 'false');
+    const loading = message === LOADING;
+    container.replaceChildren(el('p', { class: loading ? 'placeholder loading' : 'placeholder nodata', text: message }));
+    container.setAttribute('aria-busy', String(loading));
   }
 
   function niceMax(v) {
@@ -757,6 +760,13 @@
     const exp = 10 ** Math.floor(Math.log10(v));
     for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * exp) return m * exp;
     return 10 * exp;
+  }
+
+  /** The top of a 4-gridline axis over values up to v: 4 × a round step (whole steps for counts). */
+  function axisMax(v, integers) {
+    let step = niceMax((v > 0 ? v : 1) / 4);
+    if (integers) step = Math.max(1, Math.ceil(step));
+    return step * 4;
   }
 
   function fmtAxis(v) {
@@ -769,13 +779,13 @@
    * A line chart: times (ms) on x, one or more series on y.
    * series: [{label, cls, values: number[]}]; the first is also filled.
    */
-  function lineChart(container, { times, series, label, unit = '', withDay = false }) {
+  function lineChart(container, { times, series, label, unit = '', withDay = false, integers = false }) {
     const { w, h } = chartSize(container);
     const pad = { l: 44, r: 12, t: 12, b: 26 };
     const iw = w - pad.l - pad.r;
     const ih = h - pad.t - pad.b;
     const n = times.length;
-    const max = niceMax(Math.max(0, ...series.flatMap((s) => s.values.filter(Number.isFinite))));
+    const max = axisMax(Math.max(0, ...series.flatMap((s) => s.values.filter(Number.isFinite))), integers);
     const t0 = times[0];
     const t1 = times[n - 1];
     const x = (t) => pad.l + (n < 2 || t1 === t0 ? iw / 2 : ((t - t0) / (t1 - t0)) * iw);
@@ -806,7 +816,7 @@
       if (pts.length === 1) root.append(svg('circle', { cx: pts[0][0], cy: pts[0][1], r: 3, class: `dot ${s.cls}` }));
     });
     // hover guide
-    const guide = svg('line', { class: 'guide', y1: pad.t, y2: pad.t + ih, x1: -10, x2: -10 });
+    const guide = svg('line', { class: 'guide', y1: pad.t, y2: pad.t + ih, x1: pad.l, x2: pad.l, visibility: 'hidden' });
     root.append(guide);
     const tip = el('div', { class: 'tip', hidden: true });
     const legend = el(
@@ -822,16 +832,17 @@
       const gx = x(times[best]);
       guide.setAttribute('x1', gx);
       guide.setAttribute('x2', gx);
+      guide.setAttribute('visibility', 'visible');
       tip.hidden = false;
       tip.textContent = `${fmtHourMinute(times[best], withDay)} · ${series.map((s) => `${s.label} ${fmtNum(s.values[best], 2)}${unit}`).join(' · ')}`;
       tip.style.left = `${Math.min(Math.max(0, (gx / w) * box.width - 60), box.width - 160)}px`;
     });
     root.addEventListener('pointerleave', () => {
       tip.hidden = true;
-      guide.setAttribute('x1', -10);
-      guide.setAttribute('x2', -10);
+      guide.setAttribute('visibility', 'hidden');
     });
     container.replaceChildren(legend, root, tip);
+    container.setAttribute('aria-busy', 'false');
   }
 
   /** Horizontal bars, one group per row: rows [{label, values: number[]}], keys [{label, cls}]. */
@@ -868,6 +879,7 @@
     }
     parts.push(root);
     container.replaceChildren(...parts);
+    container.setAttribute('aria-busy', 'false');
   }
 
   function renderCharts() {
@@ -881,7 +893,7 @@
     const rps = byId('chart-rps');
     const tl = state.timeline;
     if (!tl || tl.error) {
-      const msg = tl && tl.error ? tl.error : 'Loading…';
+      const msg = tl && tl.error ? tl.error : LOADING;
       noData(active, msg);
       noData(rps, msg);
       return;
@@ -900,11 +912,14 @@
     lineChart(active, {
       times,
       withDay,
+      integers: true,
       series: [{ label: 'active', cls: 's1', values: act }],
       label: `Active sessions over ${range}: now ${act[act.length - 1]}, peak ${Math.max(...act)}`,
     });
-    const req = points.map((p) => (Number(p.requests) || 0) / bucket);
-    const err = points.map((p) => (Number(p.errors) || 0) / bucket);
+    // The last bucket is still filling: divide by the seconds it has run.
+    const span = (i) => (i < points.length - 1 ? bucket : Math.min(bucket, Math.max(1, (now() - times[i]) / 1000)));
+    const req = points.map((p, i) => (Number(p.requests) || 0) / span(i));
+    const err = points.map((p, i) => (Number(p.errors) || 0) / span(i));
     lineChart(rps, {
       times,
       withDay,
@@ -922,16 +937,25 @@
     const an = state.analytics;
     const overall = byId('latency-overall');
     if (!an || an.error) {
-      noData(box, an && an.error ? an.error : 'Loading…');
+      noData(box, an && an.error ? an.error : LOADING);
       setText(overall, '');
       return;
     }
     const rt = an.response_times || {};
     const tools = (Array.isArray(rt.by_tool) ? rt.by_tool : []).filter((t) => t && t.tool);
     const hasPct = Number.isFinite(Number(rt.p50));
-    setText(overall, hasPct ? `all: p50 ${fmtMs(rt.p50)} · p95 ${fmtMs(rt.p95)} · p99 ${fmtMs(rt.p99)}` : '');
+    const parts = [];
+    if (hasPct) parts.push(`all requests: p50 ${fmtMs(rt.p50)} · p95 ${fmtMs(rt.p95)} · p99 ${fmtMs(rt.p99)}`);
+    const ratios = an.ratios || {};
+    if (Number.isFinite(Number(ratios.success_rate))) parts.push(`${fmtNum(ratios.success_rate, 1)} % success`);
+    const change = an.comparison && an.comparison.requests;
+    if (change && typeof change.change_percent === 'number' && Number.isFinite(change.change_percent)) {
+      const c = Number(change.change_percent);
+      parts.push(`requests ${c >= 0 ? '+' : '−'}${fmtNum(Math.abs(c), 1)} % vs the day before`);
+    }
+    setText(overall, parts.join(' · '));
     if (!tools.length) {
-      noData(box, 'No tool calls in the last 24 hours.');
+      noData(box, 'No tool calls today (UTC).');
       return;
     }
     tools.sort((a, b) => (Number(b.count) || 0) - (Number(a.count) || 0));
@@ -961,12 +985,12 @@
       counts = state.analytics.response_times.by_tool.map((t) => [t.tool, Number(t.count) || 0]);
     }
     if (!counts) {
-      noData(box, us && us.error ? us.error : 'Loading…');
+      noData(box, us && us.error ? us.error : LOADING);
       return;
     }
     counts = counts.filter(([t, c]) => t && c > 0).sort((a, b) => b[1] - a[1]);
     if (!counts.length) {
-      noData(box, 'No tool calls in the last 24 hours.');
+      noData(box, 'No tool calls today (UTC).');
       return;
     }
     const rows = counts.slice(0, 10).map(([tool, c]) => ({ label: tool, values: [c] }));
@@ -1222,13 +1246,14 @@
     showDashboard();
     updateMode();
     dirty.pager = true;
-    if (health) setHealth(health);
-    else call('/api/mcp/sessions/health').then(setHealth, () => {});
-    loadPage().catch(() => {});
+    const first = [health ? Promise.resolve(setHealth(health)) : call('/api/mcp/sessions/health').then(setHealth), loadPage()];
     connectWs();
     state.lastTick = Date.now();
     scheduleTick();
-    refreshCharts();
+    // The charts' queries wait until the cards and the first page are in.
+    Promise.allSettled(first).then(() => {
+      if (state.running && state.token === token) refreshCharts();
+    });
     state.clockTimer = setInterval(() => {
       dirty.clock = true;
       schedule();
