@@ -1,0 +1,366 @@
+// The web dashboard in headless Chromium, against a private sessiongate per
+// test, watched while a real MCP client (the TypeScript SDK) comes and goes.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { artifact, byTest, launch, mcpClient, openPage, PHONE, DESKTOP, row, signIn, waitMode } from '../lib/browser.mjs';
+import { Server } from '../lib/server.mjs';
+
+let browser;
+
+before(async () => {
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/** Runs fn with a fresh server and page; prints the server log if it fails. */
+async function withDashboard(fn, { server: serverOptions, page: pageOptions } = {}) {
+  const server = await Server.start(serverOptions);
+  const { context, page } = await openPage(browser, pageOptions);
+  const clients = [];
+  const connect = async (...args) => {
+    const c = await mcpClient(server, ...args);
+    clients.push(c);
+    return c;
+  };
+  try {
+    await fn({ server, page, context, connect });
+    assert.deepEqual(page.problems, [], 'no page errors or CSP violations');
+  } catch (e) {
+    console.error(`--- sessiongate log (tail) ---\n${server.logTail()}`);
+    throw e;
+  } finally {
+    for (const c of clients) await c.close();
+    await context.close();
+    await server.stop();
+  }
+}
+
+test('a wrong token is refused with a clear message; the right one signs in; sign out forgets it', () =>
+  withDashboard(async ({ server, page }) => {
+    await page.goto(server.baseUrl + '/');
+    await byTest(page, 'signin-token').fill('not-the-admin-token-at-all');
+    await byTest(page, 'signin-submit').click();
+    const error = byTest(page, 'signin-error');
+    await error.waitFor({ state: 'visible' });
+    assert.match(await error.textContent(), /refused.*401/i);
+    assert.equal(await byTest(page, 'dashboard').isVisible(), false, 'dashboard stays hidden');
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0, 'nothing stored for a refused token');
+
+    await byTest(page, 'signin-token').fill(server.adminToken);
+    await byTest(page, 'signin-submit').click();
+    await byTest(page, 'dashboard').waitFor({ state: 'visible' });
+    assert.equal(await error.isVisible(), false);
+    await waitMode(page, 'live');
+    const stored = await page.evaluate(() => Object.values(sessionStorage));
+    assert.deepEqual(stored, [server.adminToken], 'token kept in sessionStorage');
+
+    // A reload keeps the tab signed in.
+    await page.reload();
+    await byTest(page, 'dashboard').waitFor({ state: 'visible' });
+    await waitMode(page, 'live');
+
+    await byTest(page, 'signout').click();
+    await byTest(page, 'signin').waitFor({ state: 'visible' });
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0, 'sign out clears the token');
+    assert.equal(await byTest(page, 'mode').isVisible(), false);
+
+    // A stale token in the tab (e.g. the server's token changed) sends the page back to sign-in.
+    await page.evaluate(() => sessionStorage.setItem('sessiongate.adminToken', 'stale-token-stale-token'));
+    await page.reload();
+    await error.waitFor({ state: 'visible' });
+    assert.match(await error.textContent(), /401/);
+  }));
+
+test('cards, idle ages and connection health show the health report', () =>
+  withDashboard(async ({ server, page, connect }) => {
+    const a = await connect('health-a', '1');
+    await connect('health-b', '2');
+    await a.transport.terminateSession();
+    await signIn(page, server);
+    await waitMode(page, 'live');
+    const health = await server.health();
+    const sb = health.status_breakdown;
+    assert.deepEqual([sb.active, sb.disconnected, sb.total], [1, 1, 2]);
+    await page.waitForFunction(() => document.querySelector('[data-testid="card-total"]').textContent === '2');
+    assert.equal(await byTest(page, 'card-active').textContent(), '1');
+    assert.equal(await byTest(page, 'card-disconnected').textContent(), '1');
+    assert.equal(await byTest(page, 'card-active-percent').textContent(), '50 %');
+    assert.match(await byTest(page, 'age-healthy').textContent(), /^1\b/);
+    assert.equal(await byTest(page, 'conn-total').textContent(), '2');
+    assert.equal(await byTest(page, 'conn-disconnect-rate').textContent(), '50 %');
+    assert.equal(await page.locator('[data-testid="session-row"]').count(), 2);
+  }));
+
+test('a real MCP client: its session appears live within 1 s, echo updates its count, DELETE ends it', () =>
+  withDashboard(async ({ server, page, connect }) => {
+    await signIn(page, server);
+    await waitMode(page, 'live');
+    await page.evaluate(() => (window.__noReload = true));
+
+    const c = await connect('live-sdk-client', '9.9.9');
+    const connectedAt = Date.now();
+    const r = row(page, c.sessionId);
+    await r.waitFor({ state: 'visible', timeout: 1000 });
+    const appearedMs = Date.now() - connectedAt;
+    console.log(`new session on page 1 after ${appearedMs} ms`);
+    assert.ok(appearedMs <= 1000, `appeared after ${appearedMs} ms`);
+    assert.equal(await page.evaluate(() => window.__noReload), true, 'no page reload');
+    assert.equal(await r.locator('[data-testid="row-status"]').textContent(), 'active');
+    assert.match(await r.locator('[data-testid="row-client"]').textContent(), /live-sdk-client\s+9\.9\.9/);
+    assert.equal(await r.locator('[data-testid="row-protocol"]').textContent(), '2025-11-25');
+    assert.equal(await r.locator('[data-testid="row-id"] button').getAttribute('title'), c.sessionId);
+    // first page order: newest first
+    assert.equal(await page.locator('[data-testid="session-row"]').first().getAttribute('data-session-id'), c.sessionId);
+
+    const before = Number(await r.locator('[data-testid="row-requests"]').textContent());
+    for (let i = 0; i < 3; i++) {
+      const res = await c.client.callTool({ name: 'echo', arguments: { text: `hello ${i}` } });
+      assert.equal(res.isError ?? false, false);
+    }
+    const expected = (await server.session(c.sessionId)).request_count;
+    assert.ok(expected >= before + 3, `API count ${expected} after 3 echo calls (table had ${before})`);
+    await page.waitForFunction(
+      ([id, n]) => document.querySelector(`[data-testid="session-row"][data-session-id="${id}"] [data-testid="row-requests"]`)?.textContent === String(n),
+      [c.sessionId, expected],
+      { timeout: 5000 },
+    );
+
+    await c.transport.terminateSession();
+    await page.waitForFunction(
+      (id) => document.querySelector(`[data-session-id="${id}"] [data-testid="row-status"]`)?.textContent === 'disconnected',
+      c.sessionId,
+      { timeout: 3000 },
+    );
+    assert.equal(await r.locator('[data-testid="row-reason"]').textContent(), 'client_disconnect');
+    assert.equal((await server.session(c.sessionId)).disconnect_reason, 'client_disconnect');
+    assert.equal(await page.evaluate(() => window.__noReload), true, 'still no page reload');
+  }));
+
+test('the detail view shows the session and its requests; Terminate ends it as admin_terminated', () =>
+  withDashboard(async ({ server, page, connect }) => {
+    await signIn(page, server);
+    await waitMode(page, 'live');
+    const c = await connect('detail-client', '3.1.4');
+    await c.client.callTool({ name: 'echo', arguments: { text: 'for the log' } });
+    const r = row(page, c.sessionId);
+    await r.waitFor({ timeout: 2000 });
+    await r.locator('[data-testid="row-client"]').click();
+
+    const detail = byTest(page, 'detail');
+    await detail.waitFor({ state: 'visible' });
+    assert.equal(await byTest(page, 'detail-id').textContent(), c.sessionId);
+    assert.equal(await byTest(page, 'detail-status').textContent(), 'active');
+    assert.equal(await byTest(page, 'detail-client-name').textContent(), 'detail-client');
+    assert.equal(await byTest(page, 'detail-client-version').textContent(), '3.1.4');
+    assert.equal(await byTest(page, 'detail-reconnects').textContent(), '0');
+    // the request log is written behind (≤ 100 ms); the detail refetches on the session's updates
+    await page.waitForFunction(
+      () => [...document.querySelectorAll('[data-testid="detail-request"]')].some((tr) => tr.textContent.includes('tools/call') && tr.textContent.includes('echo')),
+      null,
+      { timeout: 5000 },
+    );
+    const text = await byTest(page, 'detail-requests').textContent();
+    assert.match(text, /initialize/);
+    assert.match(text, /success/);
+
+    // Dismissing the confirmation changes nothing.
+    page.once('dialog', (d) => d.dismiss());
+    await byTest(page, 'detail-terminate').click();
+    await sleep(200);
+    assert.equal((await server.session(c.sessionId)).status, 'active');
+
+    page.once('dialog', (d) => {
+      assert.match(d.message(), /Terminate session/);
+      d.accept();
+    });
+    await byTest(page, 'detail-terminate').click();
+    await page.waitForFunction(() => document.querySelector('[data-testid="detail-status"]').textContent === 'disconnected', null, { timeout: 3000 });
+    assert.equal(await byTest(page, 'detail-reason').textContent(), 'admin_terminated');
+    assert.equal(await byTest(page, 'detail-terminate').isDisabled(), true);
+    const record = await server.session(c.sessionId);
+    assert.equal(record.status, 'disconnected');
+    assert.equal(record.disconnect_reason, 'admin_terminated');
+    await page.screenshot({ path: artifact('detail-terminated.png') });
+
+    await byTest(page, 'detail-close').click();
+    await detail.waitFor({ state: 'hidden' });
+    await page.waitForFunction(
+      (id) => document.querySelector(`[data-session-id="${id}"] [data-testid="row-reason"]`)?.textContent === 'admin_terminated',
+      c.sessionId,
+      { timeout: 3000 },
+    );
+    await assert.rejects(c.client.callTool({ name: 'echo', arguments: { text: 'gone' } }), 'the client is cut off');
+  }));
+
+test('filters and paging go to the server', () =>
+  withDashboard(async ({ server, page, connect }) => {
+    const clients = [];
+    for (let i = 0; i < 6; i++) clients.push(await connect(`pager-${i % 2 ? 'odd' : 'even'}`, String(i)));
+    await clients[0].transport.terminateSession();
+    await signIn(page, server);
+    await waitMode(page, 'live');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="session-row"]').length === 6);
+
+    await byTest(page, 'filter-status').selectOption('disconnected');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="session-row"]').length === 1);
+    assert.equal(await page.locator('[data-testid="session-row"]').getAttribute('data-session-id'), clients[0].sessionId);
+
+    await byTest(page, 'filter-status').selectOption('active');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="session-row"]').length === 5);
+    await byTest(page, 'filter-client').selectOption('pager-odd');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="session-row"]').length === 3);
+
+    await byTest(page, 'filter-client').selectOption('');
+    await byTest(page, 'filter-status').selectOption('');
+    await byTest(page, 'filter-limit').selectOption('25');
+    await byTest(page, 'filter-search').fill(clients[3].sessionId.slice(0, 10));
+    await page.waitForFunction(() => [...document.querySelectorAll('[data-testid="session-row"]')].filter((r) => !r.hidden).length === 1);
+    await byTest(page, 'filter-search').fill('');
+    assert.match(await byTest(page, 'page-info').textContent(), /Page 1 of 1/);
+    assert.equal(await byTest(page, 'page-next').isDisabled(), true);
+  }));
+
+test('with the WebSocket blocked the page polls, and says so', () =>
+  withDashboard(async ({ server, page, connect }) => {
+    let attempts = 0;
+    await page.routeWebSocket(/\/api\/mcp\/ws\//, (ws) => {
+      attempts += 1;
+      ws.close();
+    });
+    const early = await connect('before-signin', '1');
+    await signIn(page, server);
+    await row(page, early.sessionId).waitFor({ timeout: 3000 });
+    await waitMode(page, 'polling', 3000);
+    await sleep(2500); // the socket is retried (with backoff) and fails again
+    assert.equal(await byTest(page, 'mode').textContent(), 'polling');
+    assert.ok(attempts >= 2, `socket retried (${attempts} attempts)`);
+
+    // A session opened now shows up at the next poll (10 s while visible).
+    const late = await connect('after-signin', '1');
+    await row(page, late.sessionId).waitFor({ timeout: 12_000 });
+    assert.equal(await byTest(page, 'mode').textContent(), 'polling');
+  }));
+
+test('charts: sessions over time, requests per second, tool latency and requests by tool (or "no data")', () =>
+  withDashboard(async ({ server, page, connect }) => {
+    const c = await connect('chart-client', '1');
+    for (let i = 0; i < 3; i++) await c.client.callTool({ name: 'echo', arguments: { text: `chart ${i}` } });
+    const usage = await server.admin('/api/mcp/usage/summary?days=1');
+    if (usage.status === 200) {
+      // the request log is written behind; wait for the three calls
+      const deadline = Date.now() + 5000;
+      let u = usage.body;
+      while ((u.by_tool?.echo?.count ?? 0) < 3 && Date.now() < deadline) {
+        await sleep(100);
+        u = (await server.admin('/api/mcp/usage/summary?days=1')).body;
+      }
+    }
+    await signIn(page, server);
+    await waitMode(page, 'live');
+    const charts = ['chart-active', 'chart-rps', 'chart-latency', 'chart-tools'];
+    await page.waitForFunction(
+      (ids) => ids.every((id) => document.querySelector(`[data-testid="${id}"] svg, [data-testid="${id}"] .nodata`)),
+      charts,
+    );
+    if (usage.status === 404) {
+      // the server has no analytics yet: every chart says so
+      for (const id of charts) assert.match(await byTest(page, id).textContent(), /No data/);
+      return;
+    }
+    assert.equal(usage.status, 200, JSON.stringify(usage.body));
+    for (const id of ['chart-active', 'chart-rps']) {
+      assert.equal(await page.locator(`[data-testid="${id}"] svg path.line`).count() > 0, true, `${id} draws a line`);
+    }
+    assert.match(await page.locator('[data-testid="chart-tools"] svg').textContent(), /echo/);
+    assert.match(await page.locator('[data-testid="chart-tools"] svg').getAttribute('aria-label'), /echo 3\b/);
+    assert.match(await page.locator('[data-testid="chart-latency"] svg').getAttribute('aria-label'), /echo p50 .* p95 .* p99/);
+    assert.match(await byTest(page, 'latency-overall').textContent(), /p50 .* p95 .* p99/);
+
+    // the range switch asks for 24 hours
+    const asked = page.waitForRequest((r) => r.url().includes('/api/mcp/sessions/timeline?hours=24'));
+    await byTest(page, 'range-24h').click();
+    await asked;
+    assert.equal(await byTest(page, 'range-24h').getAttribute('aria-pressed'), 'true');
+    assert.equal(await byTest(page, 'range-1h').getAttribute('aria-pressed'), 'false');
+    await page.waitForFunction(() => document.querySelector('[data-testid="chart-active"] svg path.line'));
+  }));
+
+test('charts say "no data" while the server answers their endpoints with 404', () =>
+  withDashboard(async ({ server, page }) => {
+    await page.route(/\/api\/mcp\/(analytics|usage\/summary|sessions\/timeline)\b/, (route) =>
+      route.fulfill({ status: 404, contentType: 'application/json', body: '{"detail":"Not Found"}' }),
+    );
+    await signIn(page, server);
+    await waitMode(page, 'live');
+    for (const id of ['chart-active', 'chart-rps', 'chart-latency', 'chart-tools']) {
+      await page.locator(`[data-testid="${id}"] .nodata`).waitFor();
+      assert.match(await byTest(page, id).textContent(), /No data/);
+    }
+    // the rest of the page works regardless
+    assert.equal(await byTest(page, 'card-total').textContent(), '0');
+    assert.equal(await byTest(page, 'mode').textContent(), 'live');
+  }));
+
+test('the badge says offline when the server goes away', () =>
+  withDashboard(async ({ server, page }) => {
+    await signIn(page, server);
+    await waitMode(page, 'live');
+    await server.stop();
+    await waitMode(page, 'offline', 5000);
+  }));
+
+test('screenshots of the main view: light and dark, desktop and phone', async () => {
+  const server = await Server.start();
+  const clients = [];
+  try {
+    const names = [
+      ['claude-code', '2.1.3'],
+      ['cursor-vscode', '1.7.0'],
+      ['windsurf-client', '1.12.4'],
+      ['my-internal-agent', '1.0.0'],
+    ];
+    for (const [name, version] of names) {
+      const c = await mcpClient(server, name, version);
+      clients.push(c);
+      await c.client.callTool({ name: 'echo', arguments: { text: name } });
+    }
+    await clients[3].transport.terminateSession();
+    for (const [label, device] of [
+      ['desktop', DESKTOP],
+      ['phone', PHONE],
+    ]) {
+      for (const colorScheme of ['light', 'dark']) {
+        const { context, page } = await openPage(browser, { ...device, colorScheme });
+        try {
+          await signIn(page, server);
+          await waitMode(page, 'live');
+          await page.waitForFunction(() => document.querySelectorAll('[data-testid="session-row"]').length === 4);
+          await page.waitForFunction(() => document.querySelectorAll('.chart .nodata, .chart svg').length === 4);
+          if (label === 'phone') {
+            const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+            assert.ok(overflow <= 0, `no sideways page scroll on a phone (${overflow} px too wide)`);
+          }
+          const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+          const dark = bg.match(/\d+/g).slice(0, 3).reduce((a, b) => a + Number(b), 0) < 200;
+          assert.equal(dark, colorScheme === 'dark', `${colorScheme} theme (body ${bg})`);
+          await page.screenshot({ path: artifact(`dashboard-${label}-${colorScheme}.png`), fullPage: true });
+          assert.deepEqual(page.problems, []);
+        } finally {
+          await context.close();
+        }
+      }
+    }
+  } catch (e) {
+    console.error(`--- sessiongate log (tail) ---\n${server.logTail()}`);
+    throw e;
+  } finally {
+    for (const c of clients) await c.close();
+    await server.stop();
+  }
+});
