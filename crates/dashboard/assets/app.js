@@ -288,9 +288,12 @@
     }
     if (state.firstRender && !state.firstRender.done && state.firstRender.health && state.firstRender.page) {
       state.firstRender.done = true;
-      const t = performance.now();
-      performance.mark('sessiongate:first-render');
-      document.documentElement.dataset.firstRenderMs = String(Math.round(t));
+      // The next frame's callback runs once this frame (cards and rows) has been painted.
+      requestAnimationFrame(() => {
+        const t = performance.now();
+        performance.mark('sessiongate:first-render');
+        document.documentElement.dataset.firstRenderMs = String(Math.round(t));
+      });
     }
   }
 

@@ -247,6 +247,80 @@ test('with the WebSocket blocked the page polls, and says so', () =>
     assert.equal(await byTest(page, 'mode').textContent(), 'polling');
   }));
 
+test('live protocol: events patch rows in place; lagged is followed by a snapshot that replaces the page', () =>
+  withDashboard(async ({ server, page }) => {
+    const now = new Date().toISOString();
+    const fake = (n, extra = {}) => ({
+      session_id: n.repeat(32),
+      client_type: 'Cursor',
+      client_name: 'cursor-vscode',
+      client_version: '1.7.0',
+      client_capabilities: {},
+      protocol_version: '2025-06-18',
+      principal: null,
+      remote_addr: '127.0.0.1:1',
+      user_agent: 'x',
+      connected_at: now,
+      last_activity: now,
+      status: 'active',
+      disconnected_at: null,
+      disconnect_reason: null,
+      total_duration: null,
+      request_count: 1,
+      metadata: {},
+      reconnect_count: 0,
+      ...extra,
+    });
+    const health = (active, total) => ({
+      status_breakdown: { active, disconnected: total - active, total },
+      age_distribution: { healthy: active, aging: 0, stale: 0 },
+      connection_health: { avg_duration_seconds: 1, sessions_per_hour: 0.1, disconnect_rate_percent: 0, total_sessions_24h: total },
+      recent_activity: [],
+      timestamp: now,
+      stateless_clients: { active: 0, total_24h: 0 },
+      session_timeout: 300,
+    });
+    const sockets = [];
+    await page.routeWebSocket(/\/api\/mcp\/ws\//, (ws) => {
+      sockets.push(ws);
+      ws.send(JSON.stringify({ type: 'snapshot', health: health(2, 2), sessions: [fake('b'), fake('a')], total: 2, timestamp: now }));
+    });
+    await signIn(page, server);
+    await waitMode(page, 'live');
+    await row(page, 'a'.repeat(32)).waitFor();
+    assert.equal(await page.locator('[data-testid="session-row"]').count(), 2);
+    assert.equal(await byTest(page, 'card-active').textContent(), '2');
+    const ws = sockets.at(-1);
+    await page.evaluate(() => {
+      window.__rowA = document.querySelector(`[data-session-id="${'a'.repeat(32)}"]`);
+    });
+
+    ws.send(JSON.stringify({ type: 'session_updated', session: fake('a', { request_count: 42 }), timestamp: now }));
+    await page.waitForFunction((id) => document.querySelector(`[data-session-id="${id}"] [data-testid="row-requests"]`).textContent === '42', 'a'.repeat(32));
+    assert.equal(await page.evaluate(() => window.__rowA.isConnected), true, 'the row was patched, not rebuilt');
+
+    ws.send(JSON.stringify({ type: 'session_created', session: fake('c'), timestamp: now }));
+    await page.waitForFunction(() => document.querySelector('[data-testid="session-row"]').dataset.sessionId === 'c'.repeat(32));
+    ws.send(JSON.stringify({ type: 'session_disconnected', session: fake('b', { status: 'disconnected', disconnect_reason: 'timeout', disconnected_at: now, total_duration: 0 }), reason: 'timeout', timestamp: now }));
+    await page.waitForFunction((id) => document.querySelector(`[data-session-id="${id}"] [data-testid="row-reason"]`).textContent === 'timeout', 'b'.repeat(32));
+    ws.send(JSON.stringify({ type: 'client_activity', client: { client_key: 'k' }, timestamp: now }));
+    ws.send(JSON.stringify({ type: 'health_update', data: health(9, 12) }));
+    await page.waitForFunction(() => document.querySelector('[data-testid="card-active"]').textContent === '9');
+
+    ws.send(JSON.stringify({ type: 'lagged', missed: 7 }));
+    ws.send(JSON.stringify({ type: 'snapshot', health: health(1, 1), sessions: [fake('d')], total: 1, timestamp: now }));
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="session-row"]').length === 1);
+    assert.equal(await page.locator('[data-testid="session-row"]').getAttribute('data-session-id'), 'd'.repeat(32));
+    assert.equal(await byTest(page, 'mode').textContent(), 'live');
+
+    // the socket closes: polling (the real, empty server), then live again on the retried socket
+    ws.close();
+    await waitMode(page, 'polling', 3000);
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="session-row"]').length === 0);
+    await waitMode(page, 'live', 5000);
+    assert.ok(sockets.length >= 2, 'the socket was retried');
+  }));
+
 test('charts: sessions over time, requests per second, tool latency and requests by tool (or "no data")', () =>
   withDashboard(async ({ server, page, connect }) => {
     const c = await connect('chart-client', '1');
