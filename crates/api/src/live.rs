@@ -105,23 +105,34 @@ fn session_event(state: &ApiState, kind: &str, id: SessionId) -> Option<Value> {
     Some(json!({"type": kind, "session": record, "timestamp": state.manager.now()}))
 }
 
-fn event_json(state: &ApiState, event: LifecycleEvent) -> Option<Value> {
+/// The messages one lifecycle event becomes: one per session of an
+/// activity flush, at most one otherwise.
+fn event_messages(state: &ApiState, event: LifecycleEvent) -> Vec<Value> {
     match event {
-        LifecycleEvent::Created(id) => session_event(state, "session_created", id),
-        LifecycleEvent::Updated(id) => session_event(state, "session_updated", id),
-        LifecycleEvent::Reconnected(id, _) => session_event(state, "session_reconnected", id),
-        LifecycleEvent::ClientActive(key) => {
-            let client = state.manager.client(&key)?;
-            Some(
-                json!({"type": "client_activity", "client": client, "timestamp": state.manager.now()}),
-            )
-        }
-        LifecycleEvent::Ended(record) => Some(json!({
+        LifecycleEvent::Created(id) => session_event(state, "session_created", id)
+            .into_iter()
+            .collect(),
+        LifecycleEvent::Updated(ids) => ids
+            .iter()
+            .filter_map(|id| session_event(state, "session_updated", *id))
+            .collect(),
+        LifecycleEvent::Reconnected(id, _) => session_event(state, "session_reconnected", id)
+            .into_iter()
+            .collect(),
+        LifecycleEvent::ClientActive(key) => state
+            .manager
+            .client(&key)
+            .map(|client| {
+                json!({"type": "client_activity", "client": client, "timestamp": state.manager.now()})
+            })
+            .into_iter()
+            .collect(),
+        LifecycleEvent::Ended(record) => vec![json!({
             "type": "session_disconnected",
             "session": record,
             "reason": record.disconnect_reason,
             "timestamp": state.manager.now(),
-        })),
+        })],
     }
 }
 
@@ -159,13 +170,14 @@ async fn serve(mut socket: WebSocket, state: ApiState) {
     loop {
         let out = tokio::select! {
             event = events.recv() => match event {
-                Ok(event) => event_json(&state, event),
+                Ok(event) => event_messages(&state, event),
                 Err(RecvError::Lagged(missed)) => {
+                    metrics::counter!("sessiongate_websocket_lagged_total").increment(1);
                     if !send(&mut socket, &json!({"type": "lagged", "missed": missed})).await {
                         return;
                     }
                     match snapshot(&state).await {
-                        Ok(s) => Some(s),
+                        Ok(s) => vec![s],
                         Err(_) => return,
                     }
                 }
@@ -178,24 +190,26 @@ async fn serve(mut socket: WebSocket, state: ApiState) {
                 let changed = ["status_breakdown", "age_distribution", "connection_health"]
                     .iter()
                     .any(|k| health[k] != last_health[k]);
-                changed.then(|| {
+                if changed {
                     last_health = health.clone();
-                    json!({"type": "health_update", "data": health})
-                })
+                    vec![json!({"type": "health_update", "data": health})]
+                } else {
+                    Vec::new()
+                }
             }
             _ = ping.tick() => {
                 if socket.send(Message::Ping(Default::default())).await.is_err() {
                     return;
                 }
-                None
+                Vec::new()
             }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
-                Some(Ok(_)) => None,
+                Some(Ok(_)) => Vec::new(),
             },
         };
-        if let Some(out) = out {
-            if !send(&mut socket, &out).await {
+        for message in &out {
+            if !send(&mut socket, message).await {
                 return;
             }
         }

@@ -79,6 +79,10 @@ fn describe() {
         "Open live event streams (/api/mcp/ws/sessions)"
     );
     describe_counter!(
+        "sessiongate_websocket_lagged_total",
+        "Times a live event stream fell behind and was sent a fresh snapshot"
+    );
+    describe_counter!(
         "sessiongate_store_errors_total",
         "Failed writes to the session store, by operation"
     );

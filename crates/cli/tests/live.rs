@@ -138,3 +138,157 @@ async fn live_stream_sends_a_snapshot_and_lifecycle_events() {
     ws.send(Message::Close(None)).await.unwrap();
     t.stop().await;
 }
+
+/// A subscriber whose socket can hold only a few kilobytes in flight, so it
+/// stalls as soon as it stops reading.
+async fn connect_small(t: &TestServer) -> Ws {
+    let addr: std::net::SocketAddr = t.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let url = format!("ws://{addr}/api/mcp/ws/sessions");
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {ADMIN_TOKEN}")).unwrap(),
+    );
+    let (ws, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+        .await
+        .unwrap();
+    ws
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_are_throttled_and_reconnects_are_announced() {
+    let t = TestServer::start().await;
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let mut ws = connect(&t, &[("authorization", &bearer)]).await.unwrap();
+    assert_eq!(next(&mut ws).await["type"], "snapshot");
+    let id = t.initialize("2025-11-25", "cursor").await;
+    next_of(&mut ws, "session_created").await;
+
+    // Twenty calls in well under a second: at most one update per second,
+    // plus the one that closes the burst.
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        t.call_tool(&id, "echo", json!({"text": "x"})).await;
+    }
+    let burst = started.elapsed();
+    let mut updates = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(2500);
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, ws.next()).await {
+        if let Message::Text(text) = msg {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            if v["type"] == "session_updated" {
+                updates += 1;
+            }
+        }
+    }
+    let allowed = burst.as_secs() + 2;
+    assert!(
+        (1..=allowed).contains(&updates),
+        "{updates} session_updated events for 20 calls in {burst:?}"
+    );
+
+    let token = t.admin_get(&format!("/api/mcp/sessions/{id}/token")).await["reconnect_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reconnected = reqwest::Client::new()
+        .post(format!("{}/api/mcp/sessions/{id}/reconnect", t.base))
+        .json(&json!({"token": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reconnected.status(), 200);
+    let event = next_of(&mut ws, "session_reconnected").await;
+    assert_eq!(event["session"]["session_id"], id);
+    assert_eq!(event["session"]["reconnect_count"], 1);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_subscriber_lags_without_slowing_anyone() {
+    // Enough events to overflow the server's send buffer (at most 4 MiB by
+    // Linux's default tcp_wmem, some 4,600 events) and then the stream's
+    // queue of 1,024.
+    const SESSIONS: usize = 10_000;
+    let t = std::sync::Arc::new(TestServer::start().await);
+    let mut stalled = connect_small(&t).await;
+    assert_eq!(next(&mut stalled).await["type"], "snapshot");
+
+    // A subscriber that keeps reading, in its own task, until told the total.
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let mut reader = connect(&t, &[("authorization", &bearer)]).await.unwrap();
+    assert_eq!(next(&mut reader).await["type"], "snapshot");
+    let reading = tokio::spawn(async move {
+        let (mut created, mut lagged) = (0, 0);
+        while created < SESSIONS {
+            let msg = tokio::time::timeout(Duration::from_secs(5), reader.next()).await;
+            let Ok(Some(Ok(msg))) = msg else { break };
+            let Message::Text(text) = msg else { continue };
+            let msg: Value = serde_json::from_str(&text).unwrap();
+            match msg["type"].as_str() {
+                Some("session_created") => created += 1,
+                // The snapshot that follows would stand for what was missed.
+                Some("lagged") => {
+                    lagged += 1;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        (created, lagged)
+    });
+
+    // MCP traffic while the stalled subscriber reads nothing: every session
+    // opens.
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let t = t.clone();
+            tokio::spawn(async move {
+                for _ in 0..SESSIONS / 8 {
+                    t.initialize("2025-11-25", "claude-code").await;
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    // The reading subscriber saw every one of them, without lagging.
+    let (created, lagged) = tokio::time::timeout(Duration::from_secs(20), reading)
+        .await
+        .expect("the reading subscriber keeps up")
+        .unwrap();
+    assert_eq!(
+        (created, lagged),
+        (SESSIONS, 0),
+        "the reading subscriber must see every session without lagging"
+    );
+
+    // The stalled one finds, after what its socket held, `lagged` and then a
+    // fresh snapshot with every session.
+    let mut held = 0;
+    let missed = loop {
+        let msg = next(&mut stalled).await;
+        if msg["type"] == "lagged" {
+            break msg["missed"].as_u64().unwrap();
+        }
+        assert!(
+            ["session_created", "session_updated", "health_update"]
+                .contains(&msg["type"].as_str().unwrap()),
+            "{msg}"
+        );
+        held += 1;
+    };
+    assert!(missed > 0);
+    let snapshot = next(&mut stalled).await;
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["total"], SESSIONS as u64);
+    eprintln!(
+        "{SESSIONS} sessions: the stalled subscriber held {held} events, missed {missed}, \
+         then got a snapshot"
+    );
+    std::sync::Arc::into_inner(t).unwrap().stop().await;
+}

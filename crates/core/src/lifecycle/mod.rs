@@ -111,9 +111,10 @@ pub enum LifecycleError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum LifecycleEvent {
     Created(SessionId),
-    /// Active and touched since the last activity flush: at most one per
-    /// session per `activity_flush_interval`.
-    Updated(SessionId),
+    /// Sessions active and touched since the last activity flush: one event
+    /// per flush, so a busy flush takes one slot of an observer's queue
+    /// instead of one per session.
+    Updated(Arc<[SessionId]>),
     /// The session's final record.
     Ended(Box<SessionRecord>),
     /// Reclaimed with a reconnect token; carries the new reconnect count.
@@ -618,9 +619,9 @@ impl SessionManager {
             })
             .collect();
         if self.observers.receiver_count() > 0 {
-            for u in &updates {
-                self.emit(LifecycleEvent::Updated(u.session_id));
-            }
+            self.emit(LifecycleEvent::Updated(
+                updates.iter().map(|u| u.session_id).collect(),
+            ));
         }
         if let Err(e) = self.store.record_activity(&updates).await {
             tracing::warn!(error = %e, sessions = updates.len(), "flushing activity failed; will retry");
