@@ -445,18 +445,43 @@
         state.sessions.set(id, next);
         dirty.rows.add(id);
       }
-    } else if (kind === 'session_created') {
-      if (!matchesFilters(s)) return;
-      if (fresh) state.total += 1;
+    } else if (matchesFilters(s)) {
+      // A session this page has not seen: a new one, or one whose creation
+      // was not reported (it ended before the server could send it), or one
+      // that now matches the filters (reconnected while listing active ones).
       if (state.offset === 0) {
-        state.order.unshift(id);
-        state.sessions.set(id, s);
-        while (state.order.length > state.limit) state.sessions.delete(state.order.pop());
-        dirty.structure = true;
+        const pos = insertionIndex(s);
+        if (pos >= 0) {
+          state.order.splice(pos, 0, id);
+          state.sessions.set(id, s);
+          while (state.order.length > state.limit) state.sessions.delete(state.order.pop());
+          if (fresh) state.total += 1;
+          dirty.structure = true;
+          dirty.pager = true;
+        }
+      } else if (fresh && kind === 'session_created') {
+        state.total += 1;
+        dirty.pager = true;
       }
-      dirty.pager = true;
     }
     schedule();
+  }
+
+  /** Newest connected_at first, then the larger id (the server's order). */
+  function before(a, b) {
+    const ta = Date.parse(a.connected_at);
+    const tb = Date.parse(b.connected_at);
+    if (ta !== tb) return ta > tb;
+    return a.session_id > b.session_id;
+  }
+
+  /** Where s belongs on the first page; -1 when past its end. */
+  function insertionIndex(s) {
+    for (let i = 0; i < state.order.length; i++) {
+      const other = state.sessions.get(state.order[i]);
+      if (other && before(s, other)) return i;
+    }
+    return state.order.length < state.limit ? state.order.length : -1;
   }
 
   function onSessionEvent(kind, s) {

@@ -49,6 +49,7 @@ test('a wrong token is refused with a clear message; the right one signs in; sig
     const error = byTest(page, 'signin-error');
     await error.waitFor({ state: 'visible' });
     assert.match(await error.textContent(), /refused.*401/i);
+    await page.screenshot({ path: artifact('signin-refused.png') });
     assert.equal(await byTest(page, 'dashboard').isVisible(), false, 'dashboard stays hidden');
     assert.equal(await page.evaluate(() => sessionStorage.length), 0, 'nothing stored for a refused token');
 
@@ -312,6 +313,13 @@ test('live protocol: events patch rows in place; lagged is followed by a snapsho
     await page.waitForFunction(() => document.querySelectorAll('[data-testid="session-row"]').length === 1);
     assert.equal(await page.locator('[data-testid="session-row"]').getAttribute('data-session-id'), 'd'.repeat(32));
     assert.equal(await byTest(page, 'mode').textContent(), 'live');
+
+    // A session that ended before its creation was reported still shows up, in order.
+    const later = new Date(Date.now() + 1000).toISOString();
+    ws.send(JSON.stringify({ type: 'session_disconnected', session: fake('e', { connected_at: later, status: 'disconnected', disconnect_reason: 'client_disconnect', disconnected_at: later, total_duration: 0 }), reason: 'client_disconnect', timestamp: later }));
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="session-row"]').length === 2);
+    assert.equal(await page.locator('[data-testid="session-row"]').first().getAttribute('data-session-id'), 'e'.repeat(32));
+    assert.equal(await row(page, 'e'.repeat(32)).locator('[data-testid="row-status"]').textContent(), 'disconnected');
 
     // the socket closes: polling (the real, empty server), then live again on the retried socket
     ws.close();
