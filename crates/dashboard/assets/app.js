@@ -601,6 +601,7 @@
     byId('pg-first').disabled = state.offset === 0;
     byId('pg-prev').disabled = state.offset === 0;
     byId('pg-next').disabled = state.offset + state.limit >= total;
+    byId('pg-last').disabled = state.offset + state.limit >= total;
   }
 
   function goToOffset(offset) {
@@ -1357,6 +1358,9 @@
     byId('pg-prev').addEventListener('click', () => goToOffset(state.offset - state.limit));
     byId('pg-next').addEventListener('click', () => {
       if (state.offset + state.limit < state.total) goToOffset(state.offset + state.limit);
+    });
+    byId('pg-last').addEventListener('click', () => {
+      if (state.total > 0) goToOffset(Math.floor((state.total - 1) / state.limit) * state.limit);
     });
     byId('sessions-body').addEventListener('click', (ev) => {
       const tr = ev.target.closest('tr[data-session-id]');

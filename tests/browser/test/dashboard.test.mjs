@@ -199,6 +199,34 @@ test('the detail view shows the session and its requests; Terminate ends it as a
     await assert.rejects(c.client.callTool({ name: 'echo', arguments: { text: 'gone' } }), 'the client is cut off');
   }));
 
+test('keyboard: a row opens with Enter, Escape closes and gives focus back; the theme toggle cycles auto, light, dark', () =>
+  withDashboard(async ({ server, page, connect }) => {
+    const c = await connect('keyboard-client', '1');
+    await signIn(page, server);
+    await waitMode(page, 'live');
+    const open = row(page, c.sessionId).locator('[data-testid="row-open"]');
+    await open.focus();
+    await page.keyboard.press('Enter');
+    await byTest(page, 'detail').waitFor({ state: 'visible' });
+    await page.keyboard.press('Escape');
+    await byTest(page, 'detail').waitFor({ state: 'hidden' });
+    assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'row-open');
+
+    const theme = () => page.evaluate(() => document.documentElement.dataset.theme ?? 'auto');
+    assert.equal(await theme(), 'auto');
+    await byTest(page, 'theme-toggle').click();
+    assert.equal(await theme(), 'light');
+    await byTest(page, 'theme-toggle').click();
+    assert.equal(await theme(), 'dark');
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    assert.equal(bg, 'rgb(15, 18, 22)');
+    await page.reload();
+    await byTest(page, 'dashboard').waitFor({ state: 'visible' });
+    assert.equal(await theme(), 'dark', 'the choice is remembered');
+    await byTest(page, 'theme-toggle').click();
+    assert.equal(await theme(), 'auto');
+  }));
+
 test('filters and paging go to the server', () =>
   withDashboard(async ({ server, page, connect }) => {
     const clients = [];
