@@ -43,6 +43,8 @@ pub struct ApiState {
     pub on_terminate: TerminateHook,
     /// When the API started, by the manager's clock (for `uptime_seconds`).
     pub started_at: Timestamp,
+    /// The live event stream's fan-out, shared by its subscribers.
+    pub live: Arc<live::LiveHub>,
 }
 
 impl ApiState {
@@ -54,6 +56,7 @@ impl ApiState {
             admin_token: admin_token.into(),
             on_terminate: Arc::new(|_| {}),
             started_at,
+            live: Arc::default(),
         }
     }
 

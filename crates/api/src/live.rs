@@ -10,10 +10,16 @@
 //! session per activity flush, `session_disconnected`, `session_reconnected`)
 //! `client_activity` for stateless 2026-07-28 clients (at most one per
 //! client per second), and `health_update` snapshots when the figures
-//! change, at most every 5 s. Each subscriber reads the lifecycle's broadcast on its own: a slow
-//! one falls behind without slowing anything, and is sent `lagged` and a
-//! fresh snapshot.
+//! change, at most every 5 s.
+//!
+//! One fan-out task ([`LiveHub`]) turns each lifecycle event into JSON once
+//! and broadcasts the text to every subscriber, so 500 subscribers cost 500
+//! socket writes, not 500 serializations. Each subscriber reads that
+//! broadcast through its own bounded queue and writes whatever has queued up
+//! in one flush: a slow one falls behind without slowing anything, and is
+//! sent `lagged` and a fresh snapshot.
 
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -21,11 +27,13 @@ use axum::extract::State;
 use axum::http::header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use futures::SinkExt;
 use serde_json::{json, Value};
 use sessiongate_core::lifecycle::LifecycleEvent;
 use sessiongate_core::store::SessionQuery;
 use sessiongate_core::SessionId;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::auth::{bearer, token_matches};
 use crate::error::ApiError;
@@ -37,6 +45,105 @@ pub const PROTOCOL: &str = "sessiongate.v1";
 const HEALTH_EVERY: Duration = Duration::from_secs(5);
 const PING_EVERY: Duration = Duration::from_secs(20);
 const SNAPSHOT_SESSIONS: u32 = 50;
+/// Frames a subscriber may fall behind by before it is resynchronized.
+const QUEUE: usize = 1024;
+/// Frames written to one socket per flush, at most.
+const BATCH: usize = 256;
+
+/// What the fan-out broadcasts to subscribers.
+#[derive(Debug, Clone)]
+enum Frame {
+    /// The messages of one lifecycle event or health change, serialized once.
+    Messages(Arc<[Utf8Bytes]>),
+    /// The fan-out itself fell behind the lifecycle: everyone resyncs.
+    Lagged(u64),
+}
+
+/// The fan-out from the session lifecycle to every live-stream subscriber.
+/// It starts with the first subscriber and then runs for the server's life,
+/// idle while nobody listens.
+pub struct LiveHub {
+    frames: broadcast::Sender<Frame>,
+    started: Once,
+}
+
+impl Default for LiveHub {
+    fn default() -> Self {
+        LiveHub {
+            frames: broadcast::channel(QUEUE).0,
+            started: Once::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for LiveHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveHub")
+            .field("subscribers", &self.frames.receiver_count())
+            .finish()
+    }
+}
+
+impl LiveHub {
+    fn subscribe(&self, state: &ApiState) -> broadcast::Receiver<Frame> {
+        let frames = self.frames.subscribe();
+        self.started.call_once(|| {
+            // Observe now, not in the task, so no event falls between this
+            // subscriber's snapshot and the fan-out's start.
+            let events = state.manager.observe();
+            tokio::spawn(fan_out(state.clone(), events));
+        });
+        frames
+    }
+}
+
+async fn fan_out(state: ApiState, mut events: broadcast::Receiver<LifecycleEvent>) {
+    let frames = state.live.frames.clone();
+    let mut last_health = Value::Null;
+    let mut health_tick = tokio::time::interval(HEALTH_EVERY);
+    health_tick.reset();
+    loop {
+        let frame = tokio::select! {
+            event = events.recv() => match event {
+                Ok(_) if frames.receiver_count() == 0 => continue,
+                Ok(event) => {
+                    let now = state.manager.now();
+                    let messages: Arc<[Utf8Bytes]> = event_messages(&state, event)
+                        .into_iter()
+                        .map(|mut m| {
+                            m["timestamp"] = json!(now);
+                            Utf8Bytes::from(m.to_string())
+                        })
+                        .collect();
+                    if messages.is_empty() {
+                        continue;
+                    }
+                    Frame::Messages(messages)
+                }
+                Err(RecvError::Lagged(missed)) => Frame::Lagged(missed),
+                Err(RecvError::Closed) => return,
+            },
+            _ = health_tick.tick() => {
+                if frames.receiver_count() == 0 {
+                    continue;
+                }
+                let Ok(health) = health_report(&state).await else { continue };
+                let health = serde_json::to_value(health).unwrap_or(Value::Null);
+                // The timestamp always moves; only the figures count as a change.
+                let changed = ["status_breakdown", "age_distribution", "connection_health"]
+                    .iter()
+                    .any(|k| health[k] != last_health[k]);
+                if !changed {
+                    continue;
+                }
+                let message = json!({"type": "health_update", "data": health}).to_string();
+                last_health = health;
+                Frame::Messages(Arc::new([Utf8Bytes::from(message)]))
+            }
+        };
+        let _ = frames.send(frame);
+    }
+}
 
 /// `GET /api/mcp/ws/sessions`: upgrades an authenticated request.
 pub async fn ws_sessions(
@@ -102,7 +209,7 @@ async fn snapshot(state: &ApiState) -> Result<Value, ApiError> {
 
 fn session_event(state: &ApiState, kind: &str, id: SessionId) -> Option<Value> {
     let record = state.manager.active(id)?.record();
-    Some(json!({"type": kind, "session": record, "timestamp": state.manager.now()}))
+    Some(json!({"type": kind, "session": record}))
 }
 
 /// The messages one lifecycle event becomes: one per session of an
@@ -122,16 +229,13 @@ fn event_messages(state: &ApiState, event: LifecycleEvent) -> Vec<Value> {
         LifecycleEvent::ClientActive(key) => state
             .manager
             .client(&key)
-            .map(|client| {
-                json!({"type": "client_activity", "client": client, "timestamp": state.manager.now()})
-            })
+            .map(|client| json!({"type": "client_activity", "client": client}))
             .into_iter()
             .collect(),
         LifecycleEvent::Ended(record) => vec![json!({
             "type": "session_disconnected",
             "session": record,
             "reason": record.disconnect_reason,
-            "timestamp": state.manager.now(),
         })],
     }
 }
@@ -155,61 +259,71 @@ impl Drop for Subscribed {
 async fn serve(mut socket: WebSocket, state: ApiState) {
     let _counted = Subscribed::new();
     // Subscribe before the snapshot, so nothing falls in between.
-    let mut events = state.manager.observe();
+    let mut frames = state.live.subscribe(&state);
     let Ok(first) = snapshot(&state).await else {
         return;
     };
     if !send(&mut socket, &first).await {
         return;
     }
-    let mut last_health = first["health"].clone();
-    let mut health_tick = tokio::time::interval(HEALTH_EVERY);
-    health_tick.reset();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.reset();
     loop {
-        let out = tokio::select! {
-            event = events.recv() => match event {
-                Ok(event) => event_messages(&state, event),
-                Err(RecvError::Lagged(missed)) => {
-                    metrics::counter!("sessiongate_websocket_lagged_total").increment(1);
-                    if !send(&mut socket, &json!({"type": "lagged", "missed": missed})).await {
-                        return;
+        let mut lagged = None;
+        let mut out: Vec<Utf8Bytes> = Vec::new();
+        tokio::select! {
+            frame = frames.recv() => {
+                let mut next = frame.map_err(|e| match e {
+                    RecvError::Lagged(n) => TryRecvError::Lagged(n),
+                    RecvError::Closed => TryRecvError::Closed,
+                });
+                // Whatever else has queued up goes out in the same write.
+                loop {
+                    match next {
+                        Ok(Frame::Messages(m)) => out.extend(m.iter().cloned()),
+                        Ok(Frame::Lagged(n)) | Err(TryRecvError::Lagged(n)) => {
+                            lagged = Some(n);
+                            break;
+                        }
+                        Err(TryRecvError::Closed) => return,
+                        Err(TryRecvError::Empty) => break,
                     }
-                    match snapshot(&state).await {
-                        Ok(s) => vec![s],
-                        Err(_) => return,
+                    if out.len() >= BATCH {
+                        break;
                     }
-                }
-                Err(RecvError::Closed) => return,
-            },
-            _ = health_tick.tick() => {
-                let Ok(health) = health_report(&state).await else { return };
-                let health = serde_json::to_value(health).unwrap_or(Value::Null);
-                // The timestamp always moves; only the figures count as a change.
-                let changed = ["status_breakdown", "age_distribution", "connection_health"]
-                    .iter()
-                    .any(|k| health[k] != last_health[k]);
-                if changed {
-                    last_health = health.clone();
-                    vec![json!({"type": "health_update", "data": health})]
-                } else {
-                    Vec::new()
+                    next = frames.try_recv();
                 }
             }
             _ = ping.tick() => {
                 if socket.send(Message::Ping(Default::default())).await.is_err() {
                     return;
                 }
-                Vec::new()
             }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
-                Some(Ok(_)) => Vec::new(),
+                Some(Ok(_)) => {}
             },
-        };
-        for message in &out {
-            if !send(&mut socket, message).await {
+        }
+        if !out.is_empty() {
+            for text in out {
+                if socket.feed(Message::Text(text)).await.is_err() {
+                    return;
+                }
+            }
+            if socket.flush().await.is_err() {
+                return;
+            }
+        }
+        if let Some(missed) = lagged {
+            metrics::counter!("sessiongate_websocket_lagged_total").increment(1);
+            // The queue is stale: start over from a fresh snapshot.
+            frames = frames.resubscribe();
+            let Ok(fresh) = snapshot(&state).await else {
+                return;
+            };
+            if !send(&mut socket, &json!({"type": "lagged", "missed": missed})).await
+                || !send(&mut socket, &fresh).await
+            {
                 return;
             }
         }

@@ -122,6 +122,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         admin_token: admin_token.clone().into(),
         on_terminate: Arc::new(move |id| peers.remove(id)),
         started_at: manager.now(),
+        live: Arc::default(),
     };
     let app = Router::new()
         .merge(sessiongate_dashboard::router())
