@@ -55,6 +55,12 @@ enum Command {
         #[command(flatten)]
         connection: Connection,
     },
+    /// Drive concurrent MCP clients against a server (ours or any other) and
+    /// check their sessions' lifecycle; exits 1 when a check fails
+    Loadtest {
+        #[command(flatten)]
+        args: Box<sessiongate_loadtest::LoadtestArgs>,
+    },
 }
 
 fn load(config: Option<PathBuf>, settings: Settings) -> anyhow::Result<Config> {
@@ -145,5 +151,19 @@ async fn main() -> anyhow::Result<()> {
             watched = client::watch(connection) => watched,
             _ = tokio::signal::ctrl_c() => Ok(()),
         },
+        Command::Loadtest { args } => loadtest(*args).await,
     }
+}
+
+async fn loadtest(args: sessiongate_loadtest::LoadtestArgs) -> anyhow::Result<()> {
+    let json = args.json.clone();
+    let report = sessiongate_loadtest::run(args).await?;
+    print!("{}", report.render());
+    if let Some(path) = json {
+        report.write_json(&path)?;
+    }
+    if !report.passed {
+        std::process::exit(1);
+    }
+    Ok(())
 }
