@@ -105,6 +105,24 @@ def eventlog_section:
         | .acceptance = {throughput_cost_le_10_percent: (.ratio_on_vs_off != null and .ratio_on_vs_off >= 0.9)})})
   | add;
 
+# live: per repeat, the throughput with subscribers over that without.
+def live_section:
+  (map(select(.subscribers > 0)) | .[0].subscribers) as $n
+  | (group_by(.target) | map({(.[0].target): (latency_figures + {
+        events_per_s: (map(.live.events_per_s) | median | round),
+        delivery_p50_ms: (map(.live.latency_ms.p50) | median | round3),
+        delivery_p99_ms: (map(.live.latency_ms.p99) | median | round3),
+        delivery_max_ms: (map(.live.latency_ms.max) | max | round3),
+        request_errors: (map(.live.request_errors) | add)})}) | add) as $targets
+  | (group_by(.rep) | map((map({(.subscribers | tostring): .rps}) | add) as $m
+      | ratio($m[$n | tostring]; $m["0"]))) as $per_rep
+  | {subscribers: $n, targets: $targets,
+     ratio_with_vs_without: ($per_rep | median | round3),
+     ratios_per_repeat: $per_rep | map(round3)}
+  | .acceptance = {
+      delivery_p99_le_50ms: ($targets["subscribers_\($n)"].delivery_p99_ms <= 50),
+      throughput_drop_le_10_percent: (.ratio_with_vs_without != null and .ratio_with_vs_without >= 0.9)};
+
 . as $runs
 | def runs_of($s): [$runs[] | select(.section == $s)];
 {}
@@ -115,13 +133,14 @@ def eventlog_section:
 | if (runs_of("health") | length) > 0 then .health = (runs_of("health") | health_section) else . end
 | if (runs_of("streams") | length) > 0 then .streams = (runs_of("streams") | streams_section) else . end
 | if (runs_of("eventlog") | length) > 0 then .eventlog = (runs_of("eventlog") | eventlog_section) else . end
+| if (runs_of("live") | length) > 0 then .live = (runs_of("live") | live_section) else . end
 | map_values(. + {date: $date, machine: {nproc: $nproc, cpu: $cpu, kernel: $kernel},
                   settings: {repeats: $repeats, duration: $duration, wrk_threads: $threads}})
 | . as $new
 | ($runs | map(.section) | unique) as $ran
 | {
     updated: $date,
-    acceptance_source: "issue 2, Figures: echo and stateless >= 2x rmcp, >= 0.6x floor, p99 <= 5 ms (wrk -t64 -c64); create >= 5000 sessions/s; 100k sessions <= 200 MB RSS; health p50 <= 20 ms with 1M rows on SQLite and PostgreSQL. issue 3: reconnect p50 <= 2 ms; replay of 1000 events p50 <= 50 ms (SQLite and PostgreSQL); event log costs <= 10% of tools/call throughput over SSE",
+    acceptance_source: "issue 2, Figures: echo and stateless >= 2x rmcp, >= 0.6x floor, p99 <= 5 ms (wrk -t64 -c64); create >= 5000 sessions/s; 100k sessions <= 200 MB RSS; health p50 <= 20 ms with 1M rows on SQLite and PostgreSQL. issue 3: reconnect p50 <= 2 ms; replay of 1000 events p50 <= 50 ms (SQLite and PostgreSQL); event log costs <= 10% of tools/call throughput over SSE. issue 4: with 500 WebSocket subscribers and 1000 session events/s, delivery p99 <= 50 ms and tools/call throughput drops <= 10%",
     sections: (($previous.sections // {}) + $new),
     runs: ((($previous.runs // []) | map(select(.section as $s | $ran | index($s) | not))) + $runs)
   }

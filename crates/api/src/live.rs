@@ -12,12 +12,13 @@
 //! client per second), and `health_update` snapshots when the figures
 //! change, at most every 5 s.
 //!
-//! One fan-out task ([`LiveHub`]) turns each lifecycle event into JSON once
-//! and broadcasts the text to every subscriber, so 500 subscribers cost 500
-//! socket writes, not 500 serializations. Each subscriber reads that
-//! broadcast through its own bounded queue and writes whatever has queued up
-//! in one flush: a slow one falls behind without slowing anything, and is
-//! sent `lagged` and a fresh snapshot.
+//! One fan-out task ([`LiveHub`]) turns each lifecycle event into JSON once,
+//! gathers messages for up to 20 ms and broadcasts them as one frame, so 500
+//! subscribers cost one serialization per event and at most 50 socket writes
+//! a second each. Each subscriber reads that broadcast through its own
+//! bounded queue and writes whatever has queued up in one flush: a slow one
+//! falls behind without slowing anything, and is sent `lagged` and a fresh
+//! snapshot. Every message is still its own WebSocket message.
 
 use std::sync::{Arc, Once};
 use std::time::Duration;
@@ -45,10 +46,15 @@ pub const PROTOCOL: &str = "sessiongate.v1";
 const HEALTH_EVERY: Duration = Duration::from_secs(5);
 const PING_EVERY: Duration = Duration::from_secs(20);
 const SNAPSHOT_SESSIONS: u32 = 50;
-/// Frames a subscriber may fall behind by before it is resynchronized.
-const QUEUE: usize = 1024;
-/// Frames written to one socket per flush, at most.
+/// Frames a subscriber may fall behind by before it is resynchronized: a
+/// frame holds up to 20 ms of events, so at a steady flow this is over a
+/// second behind, and a burst of up to 16,384 messages.
+const QUEUE: usize = 64;
+/// Messages written to one socket per flush, at most, and gathered into one
+/// frame by the fan-out, at most.
 const BATCH: usize = 256;
+/// How long the fan-out gathers messages before broadcasting them.
+const COALESCE: Duration = Duration::from_millis(20);
 
 /// What the fan-out broadcasts to subscribers.
 #[derive(Debug, Clone)]
@@ -102,27 +108,34 @@ async fn fan_out(state: ApiState, mut events: broadcast::Receiver<LifecycleEvent
     let mut last_health = Value::Null;
     let mut health_tick = tokio::time::interval(HEALTH_EVERY);
     health_tick.reset();
+    // Messages gathered for up to COALESCE, then broadcast as one frame: at
+    // a thousand events a second each subscriber writes fifty times, not a
+    // thousand.
+    let mut pending: Vec<Utf8Bytes> = Vec::new();
+    let mut due: Option<tokio::time::Instant> = None;
     loop {
-        let frame = tokio::select! {
+        let flush_at = due.unwrap_or_else(|| tokio::time::Instant::now() + HEALTH_EVERY);
+        tokio::select! {
             event = events.recv() => match event {
-                Ok(_) if frames.receiver_count() == 0 => continue,
+                Ok(_) if frames.receiver_count() == 0 => {}
                 Ok(event) => {
                     let now = state.manager.now();
-                    let messages: Arc<[Utf8Bytes]> = event_messages(&state, event)
-                        .into_iter()
-                        .map(|mut m| {
-                            m["timestamp"] = json!(now);
-                            Utf8Bytes::from(m.to_string())
-                        })
-                        .collect();
-                    if messages.is_empty() {
-                        continue;
+                    pending.extend(event_messages(&state, event).into_iter().map(|mut m| {
+                        m["timestamp"] = json!(now);
+                        Utf8Bytes::from(m.to_string())
+                    }));
+                    if !pending.is_empty() && due.is_none() {
+                        due = Some(tokio::time::Instant::now() + COALESCE);
                     }
-                    Frame::Messages(messages)
                 }
-                Err(RecvError::Lagged(missed)) => Frame::Lagged(missed),
+                Err(RecvError::Lagged(missed)) => {
+                    pending.clear();
+                    due = None;
+                    let _ = frames.send(Frame::Lagged(missed));
+                }
                 Err(RecvError::Closed) => return,
             },
+            _ = tokio::time::sleep_until(flush_at), if due.is_some() => {}
             _ = health_tick.tick() => {
                 if frames.receiver_count() == 0 {
                     continue;
@@ -133,15 +146,22 @@ async fn fan_out(state: ApiState, mut events: broadcast::Receiver<LifecycleEvent
                 let changed = ["status_breakdown", "age_distribution", "connection_health"]
                     .iter()
                     .any(|k| health[k] != last_health[k]);
-                if !changed {
-                    continue;
+                if changed {
+                    pending.push(Utf8Bytes::from(
+                        json!({"type": "health_update", "data": &health}).to_string(),
+                    ));
+                    last_health = health;
+                    due.get_or_insert_with(tokio::time::Instant::now);
                 }
-                let message = json!({"type": "health_update", "data": health}).to_string();
-                last_health = health;
-                Frame::Messages(Arc::new([Utf8Bytes::from(message)]))
             }
-        };
-        let _ = frames.send(frame);
+        }
+        let now = tokio::time::Instant::now();
+        if due.is_some_and(|d| d <= now) || pending.len() >= BATCH {
+            due = None;
+            if !pending.is_empty() {
+                let _ = frames.send(Frame::Messages(std::mem::take(&mut pending).into()));
+            }
+        }
     }
 }
 
@@ -216,9 +236,9 @@ fn session_event(state: &ApiState, kind: &str, id: SessionId) -> Option<Value> {
 /// activity flush, at most one otherwise.
 fn event_messages(state: &ApiState, event: LifecycleEvent) -> Vec<Value> {
     match event {
-        LifecycleEvent::Created(id) => session_event(state, "session_created", id)
-            .into_iter()
-            .collect(),
+        LifecycleEvent::Created(record) => {
+            vec![json!({"type": "session_created", "session": record})]
+        }
         LifecycleEvent::Updated(ids) => ids
             .iter()
             .filter_map(|id| session_event(state, "session_updated", *id))

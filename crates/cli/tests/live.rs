@@ -210,9 +210,9 @@ async fn updates_are_throttled_and_reconnects_are_announced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_subscriber_lags_without_slowing_anyone() {
     // Enough events to overflow the server's send buffer (at most 4 MiB by
-    // Linux's default tcp_wmem, some 4,600 events) and then the stream's
-    // queue of 1,024.
-    const SESSIONS: usize = 10_000;
+    // Linux's default tcp_wmem, some 4,600 events) and then, for over a
+    // second more, the stream's queue of 64 frames of 20 ms each.
+    const SESSIONS: usize = 16_000;
     let t = std::sync::Arc::new(TestServer::start().await);
     let mut stalled = connect_small(&t).await;
     assert_eq!(next(&mut stalled).await["type"], "snapshot");

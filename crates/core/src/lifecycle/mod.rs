@@ -110,7 +110,9 @@ pub enum LifecycleError {
 /// Something that happened to a session, for live observers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LifecycleEvent {
-    Created(SessionId),
+    /// The new session's record: carried, so observers can describe it even
+    /// if it has already ended by the time they look.
+    Created(Box<SessionRecord>),
     /// Sessions active and touched since the last activity flush: one event
     /// per flush, so a busy flush takes one slot of an observer's queue
     /// instead of one per session.
@@ -334,7 +336,9 @@ impl SessionManager {
             .push(now.saturating_add(self.config.idle_timeout), live.id());
         self.window.lock().expect("window poisoned").on_connect(now);
         metrics::counter!("sessiongate_sessions_created_total").increment(1);
-        self.emit(LifecycleEvent::Created(live.id()));
+        if self.observers.receiver_count() > 0 {
+            self.emit(LifecycleEvent::Created(Box::new(live.record())));
+        }
         Ok(Created {
             session: live,
             token,
