@@ -108,6 +108,14 @@ def eventlog_section:
 # live: per repeat, the throughput with subscribers over that without.
 def live_section:
   (map(select(.subscribers > 0)) | .[0].subscribers) as $n
+  | (map(select(.target == "quiet")) | {
+      delivery_p50_ms: (map(.live.latency_ms.p50) | median | round3),
+      delivery_p99_ms: (map(.live.latency_ms.p99) | median | round3),
+      delivery_max_ms: (map(.live.latency_ms.max) | max | round3),
+      events_per_s: (map(.live.events_per_s) | median | round),
+      request_errors: (map(.live.request_errors) | add),
+      repeats: length}) as $quiet
+  | map(select(.target != "quiet"))
   | (group_by(.target) | map({(.[0].target): (latency_figures + {
         events_per_s: (map(.live.events_per_s) | median | round),
         delivery_p50_ms: (map(.live.latency_ms.p50) | median | round3),
@@ -116,11 +124,11 @@ def live_section:
         request_errors: (map(.live.request_errors) | add)})}) | add) as $targets
   | (group_by(.rep) | map((map({(.subscribers | tostring): .rps}) | add) as $m
       | ratio($m[$n | tostring]; $m["0"]))) as $per_rep
-  | {subscribers: $n, targets: $targets,
+  | {subscribers: $n, quiet: $quiet, targets: $targets,
      ratio_with_vs_without: ($per_rep | median | round3),
      ratios_per_repeat: $per_rep | map(round3)}
   | .acceptance = {
-      delivery_p99_le_50ms: ($targets["subscribers_\($n)"].delivery_p99_ms <= 50),
+      delivery_p99_le_50ms: ($quiet.delivery_p99_ms <= 50),
       throughput_drop_le_10_percent: (.ratio_with_vs_without != null and .ratio_with_vs_without >= 0.9)};
 
 . as $runs

@@ -40,7 +40,7 @@ def verdict: to_entries | map("\(.key)=\(if .value then "pass" else "MISS" end)"
    ($s.live // empty
     | .subscribers as $n
     | ["live", "\($n) WS subscribers, 1000 events/s, wrk echo",
-       "with \(.targets["subscribers_\($n)"] | lat), delivery p50 \(.targets["subscribers_\($n)"].delivery_p50_ms | n2) p99 \(.targets["subscribers_\($n)"].delivery_p99_ms | n2) ms; without \(.targets.subscribers_0 | lat)",
+       "delivery p50 \(.quiet.delivery_p50_ms | n2) p99 \(.quiet.delivery_p99_ms | n2) ms (\(.targets["subscribers_\($n)"].delivery_p99_ms | n2) under wrk); echo with \(.targets["subscribers_\($n)"] | lat), without \(.targets.subscribers_0 | lat)",
        "-", "-", "-", "with/without \(.ratio_with_vs_without | n2)", ([.targets[].other_cores_max] | max | n2),
        (.acceptance | verdict)]))
 | @tsv
