@@ -70,9 +70,8 @@ impl AdminApi {
             .ok_or("no health API at /api/mcp/sessions/health")?;
         report["session_timeout"]
             .as_f64()
-            .filter(|s| *s >= 0.0)
-            .map(Duration::from_secs_f64)
-            .ok_or_else(|| "the health report has no session_timeout".into())
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .ok_or_else(|| "the health report has no valid session_timeout".into())
     }
 
     /// `GET /api/mcp/sessions/{id}`; `None` for an unknown session.

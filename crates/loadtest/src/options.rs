@@ -175,31 +175,6 @@ pub struct LoadtestArgs {
 }
 
 impl LoadtestArgs {
-    /// Options for `url` with every other option at its default.
-    pub fn new(url: impl Into<String>) -> LoadtestArgs {
-        LoadtestArgs {
-            url: url.into(),
-            clients: 10,
-            duration: None,
-            iterations: None,
-            scenario: Scenario::Throughput,
-            protocol: Protocol::Sessionful(SESSIONFUL[2].into()),
-            tools: Vec::new(),
-            tool_args: Vec::new(),
-            think_time: Duration::ZERO,
-            idle_time: None,
-            idle_timeout: None,
-            tolerance: Duration::from_secs(2),
-            idle_fraction: 0.5,
-            calls_per_session: 3,
-            admin_token: None,
-            api_url: None,
-            request_timeout: Duration::from_secs(30),
-            max_errors: None,
-            json: None,
-        }
-    }
-
     /// Rejects contradictory or meaningless combinations.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |m: String| Err(Error::Options(m));
@@ -226,15 +201,6 @@ impl LoadtestArgs {
                 return bad(format!(
                     "the {:?} scenario needs sessions; {v} has none (use a sessionful revision or mixed)",
                     self.scenario
-                ));
-            }
-        }
-        if let (Some(idle), Some(timeout)) = (self.idle_time, self.idle_timeout) {
-            if idle >= timeout {
-                return bad(format!(
-                    "--idle-time {} must be below --idle-timeout {}",
-                    humantime::format_duration(idle),
-                    humantime::format_duration(timeout)
                 ));
             }
         }

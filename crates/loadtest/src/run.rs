@@ -60,10 +60,11 @@ async fn preflight(endpoint: &Arc<Endpoint>, args: &LoadtestArgs) -> Result<Pref
             .request(Op::ToolsList, "tools/list", params, Vec::new(), false)
             .await
             .map_err(|f| unreachable("tools/list", f))?;
-        if let Some(page) = reply.result["tools"].as_array() {
+        let result = reply.value();
+        if let Some(page) = result["tools"].as_array() {
             tools.extend(page.iter().cloned());
         }
-        cursor = reply.result["nextCursor"].as_str().map(str::to_string);
+        cursor = result["nextCursor"].as_str().map(str::to_string);
         if cursor.is_none() {
             break;
         }
@@ -91,7 +92,7 @@ fn api_base(args: &LoadtestArgs, endpoint: &Endpoint) -> String {
 /// the run early; the report covers what ran.
 pub async fn run(args: LoadtestArgs) -> Result<Report, Error> {
     args.validate()?;
-    os::raise_open_files();
+    let open_files = os::raise_open_files();
     let endpoint = Arc::new(Endpoint::new(
         &args.url,
         args.request_timeout,
@@ -100,6 +101,12 @@ pub async fn run(args: LoadtestArgs) -> Result<Report, Error> {
     let pre = preflight(&endpoint, &args).await?;
     let tools = ToolMix::choose(&args.tools, &args.tool_args, &pre.tools)?;
     let mut notes = Vec::new();
+    // Each client holds a connection; the server's answers need a few more.
+    if open_files > 0 && open_files < args.clients as u64 + 64 {
+        notes.push(format!(
+            "the open-file limit ({open_files}) is below --clients + 64: connections may fail"
+        ));
+    }
 
     let mut admin = None;
     let mut server_timeout = None;

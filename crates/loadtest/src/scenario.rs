@@ -41,6 +41,8 @@ pub struct Ctx {
 
 /// Pause before retrying after a failed session open.
 const BACKOFF: Duration = Duration::from_millis(100);
+/// Failed opens in a row after which a client without a deadline stops.
+const MAX_OPEN_FAILURES: u32 = 10;
 
 /// Runs client `index` to the end of the plan.
 pub async fn client(ctx: Arc<Ctx>, index: usize) {
@@ -148,11 +150,17 @@ impl Client {
         true
     }
 
-    /// Opens a session, retrying while the run lasts.
+    /// Opens a session, retrying while the run lasts; a run without a
+    /// deadline (`--iterations`) gives up after a few failures in a row.
     async fn open_retrying(&mut self) -> bool {
+        let mut failures = 0;
         while self.running() {
             if self.open().await {
                 return true;
+            }
+            failures += 1;
+            if self.ctx.plan.deadline.is_none() && failures >= MAX_OPEN_FAILURES {
+                return false;
             }
         }
         false

@@ -3,7 +3,11 @@
 //! the `Mcp-Param-*` headers 2026-07-28 mirrors from `x-mcp-header`
 //! annotations.
 
+use std::borrow::Cow;
+
 use reqwest::header::HeaderName;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::client::{mirrored_header, Extra, Failure};
@@ -190,26 +194,33 @@ fn collect_headers(
     Ok(())
 }
 
+/// The parts of a `tools/call` result the check reads.
+#[derive(Deserialize)]
+struct ToolResult<'a> {
+    #[serde(borrow, default)]
+    content: Vec<Part<'a>>,
+    #[serde(default, rename = "isError")]
+    is_error: bool,
+}
+
+#[derive(Deserialize)]
+struct Part<'a> {
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+}
+
 /// Checks a tool result: not an error, and an echo carries its text back.
-pub fn check_result(result: &Value, expect: Option<&str>) -> Result<(), Failure> {
-    let text = || {
-        result["content"]
-            .as_array()
-            .map(|c| {
-                c.iter()
-                    .filter_map(|p| p["text"].as_str())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
-            .unwrap_or_default()
-    };
-    if result["isError"] == true {
-        let mut t = text();
+pub fn check_result(result: &RawValue, expect: Option<&str>) -> Result<(), Failure> {
+    let r: ToolResult = serde_json::from_str(result.get())
+        .map_err(|_| Failure::Invalid("not a tool result".into()))?;
+    let mut texts = r.content.iter().filter_map(|p| p.text.as_deref());
+    if r.is_error {
+        let mut t = texts.collect::<Vec<_>>().join("\n");
         t.truncate(200);
         return Err(Failure::Tool(t));
     }
     match expect {
-        Some(want) if !text().contains(want) => Err(Failure::WrongAnswer(format!(
+        Some(want) if !texts.any(|t| t.contains(want)) => Err(Failure::WrongAnswer(format!(
             "expected {want:?} in the answer"
         ))),
         _ => Ok(()),
@@ -235,12 +246,16 @@ mod tests {
         assert_eq!(call.args, json!({"message": "lt-1-1"}));
         assert_eq!(call.expect.as_deref(), Some("lt-1-1"));
         assert_eq!(call.headers[0].0.as_str(), "mcp-param-msg");
-        assert!(check_result(
-            &json!({"content": [{"type": "text", "text": "Echo: lt-1-1"}]}),
-            call.expect.as_deref()
-        )
-        .is_ok());
-        assert!(check_result(&json!({"content": []}), call.expect.as_deref()).is_err());
+        let raw = |v: Value| RawValue::from_string(v.to_string()).unwrap();
+        let echoed = raw(json!({"content": [{"type": "text", "text": "Echo: lt-1-1"}]}));
+        assert!(check_result(&echoed, call.expect.as_deref()).is_ok());
+        let empty = raw(json!({"content": []}));
+        assert!(matches!(
+            check_result(&empty, call.expect.as_deref()),
+            Err(Failure::WrongAnswer(_))
+        ));
+        let failed = raw(json!({"content": [{"type": "text", "text": "boom"}], "isError": true}));
+        assert!(matches!(check_result(&failed, None), Err(Failure::Tool(t)) if t == "boom"));
     }
 
     #[test]
