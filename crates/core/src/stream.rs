@@ -3,11 +3,15 @@
 //!
 //! Every event id names its stream and its place in it (`r1f3a…-7`), so a
 //! client's `Last-Event-ID` tells the server which stream to resume and from
-//! where. Stream ids are 64 random bits, so ids are unique across all of a
-//! server's streams, before and after restarts.
+//! where. Stream ids grow with time (milliseconds since the epoch, then a
+//! counter), so ids are unique across all of a server's streams, before and
+//! after restarts, and a session's new streams land at the end of the event
+//! log's key order instead of at random places in it.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::clock::Timestamp;
 use crate::ids::SessionId;
@@ -21,18 +25,34 @@ pub enum StreamKind {
     Standalone,
 }
 
-/// A stream's identity: its kind and 64 random bits.
+/// A stream's identity: its kind and 64 bits that only grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct StreamId {
     pub kind: StreamKind,
     pub n: u64,
 }
 
+/// The last stream number handed out in this process.
+static LAST: AtomicU64 = AtomicU64::new(0);
+
 impl StreamId {
+    /// A new stream id: the wall clock's milliseconds shifted left by 20
+    /// bits, or one more than the last id if that is larger. Wall-clock time
+    /// (not the injectable [`crate::Clock`]) because this only has to order
+    /// and tell apart, including across restarts.
     pub fn generate(kind: StreamKind) -> Self {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+            << 20;
+        let prev = LAST
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+                Some(now.max(last + 1))
+            })
+            .unwrap_or_default();
         StreamId {
             kind,
-            n: rand::random(),
+            n: now.max(prev + 1),
         }
     }
 }
@@ -119,6 +139,17 @@ impl StoredEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_ids_grow_in_number_and_in_text() {
+        let ids: Vec<StreamId> = (0..1000)
+            .map(|_| StreamId::generate(StreamKind::Request))
+            .collect();
+        for pair in ids.windows(2) {
+            assert!(pair[0].n < pair[1].n);
+            assert!(pair[0].to_string() < pair[1].to_string());
+        }
+    }
 
     #[test]
     fn event_ids_round_trip_and_reject_foreign_ids() {
