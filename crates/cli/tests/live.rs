@@ -159,7 +159,7 @@ async fn connect_small(t: &TestServer) -> Ws {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn updates_are_throttled_and_reconnects_are_announced() {
+async fn updates_are_throttled_reconnects_announced_and_health_updated() {
     let t = TestServer::start().await;
     let bearer = format!("Bearer {ADMIN_TOKEN}");
     let mut ws = connect(&t, &[("authorization", &bearer)]).await.unwrap();
@@ -204,6 +204,25 @@ async fn updates_are_throttled_and_reconnects_are_announced() {
     let event = next_of(&mut ws, "session_reconnected").await;
     assert_eq!(event["session"]["session_id"], id);
     assert_eq!(event["session"]["reconnect_count"], 1);
+
+    // The figures changed since the snapshot: within the 5 s health tick, a
+    // health_update in the reference dashboard's shape.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    let update = loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("a health_update within 8 s")
+            .expect("the stream is open")
+            .unwrap();
+        let Message::Text(text) = msg else { continue };
+        let v: Value = serde_json::from_str(&text).unwrap();
+        if v["type"] == "health_update" {
+            break v;
+        }
+    };
+    assert_eq!(update["data"]["status_breakdown"]["active"], 1);
+    assert_eq!(update["data"]["status_breakdown"]["total"], 1);
+    assert!(update["data"]["age_distribution"].is_object());
     t.stop().await;
 }
 
