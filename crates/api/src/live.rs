@@ -62,7 +62,7 @@ const COALESCE: Duration = Duration::from_millis(20);
 /// What the fan-out broadcasts to subscribers.
 #[derive(Debug, Clone)]
 enum Frame {
-    /// The messages of one lifecycle event or health change, serialized once.
+    /// Messages gathered over up to 20 ms, each serialized once for all.
     Messages(Arc<[Utf8Bytes]>),
     /// The fan-out itself fell behind the lifecycle: everyone resyncs.
     Lagged(u64),
