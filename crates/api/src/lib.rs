@@ -4,9 +4,11 @@
 //! This module owns the router and its shared state: which path goes to which
 //! handler, which paths are public (`/api/health`, `/api/openapi.json`) and
 //! which need the admin token (everything under `/api/mcp/`). The handlers
-//! live in [`sessions`], authentication in [`auth`], the error shape in
-//! [`error`] and the OpenAPI document in [`openapi`]. The binary merges
-//! [`router`] with the MCP transport's router.
+//! live in [`sessions`], [`reconnect`] and [`analytics`], the live event
+//! stream in [`live`], Prometheus in [`metrics`], authentication in
+//! [`auth`], the error shape in [`error`] and the OpenAPI document in
+//! [`openapi`]. The binary merges [`router`] with the MCP transport's and
+//! the dashboard's routers.
 
 pub mod analytics;
 pub mod auth;
