@@ -18,15 +18,9 @@ use sessiongate_core::reconnect::SigningKey;
 use sessiongate_mcp::{OriginPolicy, TransportConfig};
 use sessiongate_store::Database;
 
-/// A duration given as seconds (`300`) or with units (`5m`, `100ms`, `7days`).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{s:?} is not a duration ({e}); use e.g. 300, 5m, 100ms"))
-}
+/// Durations are given as seconds (`300`) or with units (`5m`, `100ms`,
+/// `7days`), the same way as to `sessiongate loadtest`.
+pub use sessiongate_loadtest::parse_duration;
 
 fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     #[derive(Deserialize)]

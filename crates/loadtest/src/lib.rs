@@ -20,7 +20,7 @@ mod tools;
 use std::path::PathBuf;
 
 pub use checks::CheckFailure;
-pub use options::{LoadtestArgs, Protocol, Scenario};
+pub use options::{parse_duration, LoadtestArgs, Protocol, Scenario};
 pub use report::Report;
 pub use run::run;
 
