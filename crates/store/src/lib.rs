@@ -12,6 +12,7 @@
 
 mod analytics;
 mod postgres;
+mod retention;
 mod rows;
 mod sqlite;
 

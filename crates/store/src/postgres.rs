@@ -27,12 +27,12 @@ use sessiongate_core::store::{
 };
 use sessiongate_core::stream::{StoredEvent, StreamId};
 
-use crate::analytics;
 use crate::rows::{
     self, db_err, migrate_err, BucketRow, EventRow, ReasonRow, ReconnectRow, RequestRow,
-    RequestValues, SessionRow, SessionValues, StatusCountRow, EVENT_COLUMNS,
-    PRUNE_EXCESS_EVENTS_SQL, RECONNECT_COLUMNS, REQUEST_COLUMNS, SESSION_COLUMNS,
+    RequestValues, SessionRow, SessionValues, StatusCountRow, EVENT_COLUMNS, RECONNECT_COLUMNS,
+    REQUEST_COLUMNS, SESSION_COLUMNS,
 };
+use crate::{analytics, retention};
 
 pub(crate) const BACKEND: &str = "postgres";
 
@@ -531,19 +531,7 @@ impl SessionStore for PostgresStore {
     }
 
     async fn prune_events(&self, before: Timestamp, keep_per_session: u32) -> StoreResult<u64> {
-        let old = sqlx::query("DELETE FROM session_events WHERE created_at < $1")
-            .bind(before.as_millis())
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-        let excess = sqlx::query(PRUNE_EXCESS_EVENTS_SQL)
-            .bind(i64::from(keep_per_session))
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-        Ok(old + excess)
+        retention::prune_events(&self.pool, &self.pool, before, keep_per_session).await
     }
 }
 

@@ -45,16 +45,6 @@ pub(crate) const RECONNECT_COLUMNS: &str =
 /// The columns of an [`EventRow`], in select and insert order.
 pub(crate) const EVENT_COLUMNS: &str = "session_id, stream_id, seq, created_at, message";
 
-/// Deletes every session's events beyond its newest N (bind 1: N). Runs on
-/// both backends; the table holds only the retention window's events.
-pub(crate) const PRUNE_EXCESS_EVENTS_SQL: &str =
-    "DELETE FROM session_events WHERE (session_id, stream_id, seq) IN ( \
-       SELECT session_id, stream_id, seq FROM ( \
-         SELECT session_id, stream_id, seq, ROW_NUMBER() OVER ( \
-           PARTITION BY session_id ORDER BY created_at DESC, seq DESC) AS newest \
-         FROM session_events) AS ranked \
-       WHERE newest > $1)";
-
 /// How many columns [`REQUEST_COLUMNS`] has.
 pub(crate) const REQUEST_COLUMN_COUNT: usize = 11;
 
@@ -595,10 +585,4 @@ where
     if let Some(client_type) = q.client_type.as_deref() {
         qb.push(sep).push("client_type = ").push_bind(client_type);
     }
-}
-
-/// Rows per batch statement so `columns` bind parameters per row stay within
-/// `max_binds`.
-pub(crate) fn rows_per_statement(max_binds: usize, columns: usize) -> usize {
-    (max_binds / columns).max(1)
 }

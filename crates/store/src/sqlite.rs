@@ -30,13 +30,12 @@ use sessiongate_core::store::{
 };
 use sessiongate_core::stream::{StoredEvent, StreamId};
 
-use crate::analytics;
 use crate::rows::{
     self, db_err, migrate_err, BucketRow, EventRow, ReasonRow, ReconnectRow, RequestRow,
-    RequestValues, SessionRow, SessionValues, StatusCountRow, EVENT_COLUMNS,
-    PRUNE_EXCESS_EVENTS_SQL, RECONNECT_COLUMNS, REQUEST_COLUMNS, REQUEST_COLUMN_COUNT,
-    SESSION_COLUMNS, SESSION_COLUMN_COUNT,
+    RequestValues, SessionRow, SessionValues, StatusCountRow, EVENT_COLUMNS, RECONNECT_COLUMNS,
+    REQUEST_COLUMNS, REQUEST_COLUMN_COUNT, SESSION_COLUMNS, SESSION_COLUMN_COUNT,
 };
+use crate::{analytics, retention};
 
 pub(crate) const BACKEND: &str = "sqlite";
 
@@ -44,6 +43,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// SQLite's default limit on bind parameters per statement (since 3.32).
 const MAX_BINDS: usize = 32_766;
+
+/// Rows in the largest batch statement.
+const MAX_ROWS_PER_STATEMENT: usize = 256;
 /// Connections reading concurrently, besides the one writer.
 const READERS: u32 = 3;
 /// The writer's page cache, in KiB (SQLite's negative `cache_size`); it is
@@ -131,7 +133,7 @@ impl SessionStore for SqliteStore {
         }
         let values: Vec<SessionValues> = sessions.iter().map(SessionValues::new).collect();
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        for chunk in values.chunks(rows::rows_per_statement(MAX_BINDS, SESSION_COLUMN_COUNT)) {
+        for chunk in statement_chunks(&values, SESSION_COLUMN_COUNT) {
             let mut qb =
                 QueryBuilder::<Sqlite>::new(format!("INSERT INTO sessions ({SESSION_COLUMNS}) "));
             qb.push_values(chunk, |mut b, v| {
@@ -156,11 +158,7 @@ impl SessionStore for SqliteStore {
                     .push_bind(v.reconnect_token_hash.as_deref())
                     .push_bind(v.reconnect_expires_at);
             });
-            qb.build()
-                .persistent(false)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            qb.build().execute(&mut *tx).await.map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)
     }
@@ -171,7 +169,7 @@ impl SessionStore for SqliteStore {
             return Ok(());
         }
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        for chunk in updates.chunks(rows::rows_per_statement(MAX_BINDS, 3)) {
+        for chunk in statement_chunks(&updates, 3) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "UPDATE sessions SET \
                  last_activity = max(sessions.last_activity, u.column2), \
@@ -184,11 +182,7 @@ impl SessionStore for SqliteStore {
                     .push_bind(u.request_count);
             });
             qb.push(") AS u WHERE sessions.session_id = u.column1 AND sessions.status = 'active'");
-            qb.build()
-                .persistent(false)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            qb.build().execute(&mut *tx).await.map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)
     }
@@ -200,7 +194,7 @@ impl SessionStore for SqliteStore {
         }
         let mut changed = 0;
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        for chunk in ends.chunks(rows::rows_per_statement(MAX_BINDS, 6)) {
+        for chunk in statement_chunks(&ends, 6) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "UPDATE sessions SET \
                  status = 'disconnected', \
@@ -222,7 +216,6 @@ impl SessionStore for SqliteStore {
             qb.push(") AS u WHERE sessions.session_id = u.column1 AND sessions.status = 'active'");
             changed += qb
                 .build()
-                .persistent(false)
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?
@@ -391,7 +384,7 @@ impl SessionStore for SqliteStore {
         }
         let values: Vec<RequestValues> = entries.iter().map(RequestValues::new).collect();
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        for chunk in values.chunks(rows::rows_per_statement(MAX_BINDS, REQUEST_COLUMN_COUNT)) {
+        for chunk in statement_chunks(&values, REQUEST_COLUMN_COUNT) {
             let mut qb =
                 QueryBuilder::<Sqlite>::new(format!("INSERT INTO requests ({REQUEST_COLUMNS}) "));
             qb.push_values(chunk, |mut b, v| {
@@ -407,11 +400,7 @@ impl SessionStore for SqliteStore {
                     .push_bind(v.bytes_in)
                     .push_bind(v.bytes_out);
             });
-            qb.build()
-                .persistent(false)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            qb.build().execute(&mut *tx).await.map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)
     }
@@ -517,7 +506,7 @@ impl SessionStore for SqliteStore {
             return Ok(());
         }
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        for chunk in events.chunks(rows::rows_per_statement(MAX_BINDS, 5)) {
+        for chunk in statement_chunks(events, 5) {
             let mut qb = QueryBuilder::<Sqlite>::new(format!(
                 "INSERT OR IGNORE INTO session_events ({EVENT_COLUMNS}) "
             ));
@@ -528,11 +517,7 @@ impl SessionStore for SqliteStore {
                     .push_bind(e.at.as_millis())
                     .push_bind(rows::scrub(&e.message));
             });
-            qb.build()
-                .persistent(false)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            qb.build().execute(&mut *tx).await.map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)
     }
@@ -559,19 +544,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn prune_events(&self, before: Timestamp, keep_per_session: u32) -> StoreResult<u64> {
-        let old = sqlx::query("DELETE FROM session_events WHERE created_at < ?")
-            .bind(before.as_millis())
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-        let excess = sqlx::query(PRUNE_EXCESS_EVENTS_SQL)
-            .bind(i64::from(keep_per_session))
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-        Ok(old + excess)
+        retention::prune_events(&self.reader, &self.writer, before, keep_per_session).await
     }
 }
 
@@ -590,3 +563,45 @@ const REDEEM_SQL: &str = "UPDATE sessions SET \
        AND (disconnect_reason IS NULL \
             OR disconnect_reason NOT IN ('client_disconnect', 'admin_terminated')) \
      RETURNING reconnect_count";
+
+/// Splits a batch into multi-row statements: as many of the largest size as
+/// fit, then the rest in powers of two. Each size is one SQL text that the
+/// connection prepares once and keeps; a statement sized to each batch was
+/// parsed anew every time, its cost growing with the batch.
+fn statement_chunks<T>(rows: &[T], columns: usize) -> impl Iterator<Item = &[T]> {
+    let largest = (MAX_BINDS / columns).clamp(1, MAX_ROWS_PER_STATEMENT);
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let size = if rest.len() >= largest {
+            largest
+        } else {
+            1 << rest.len().ilog2()
+        };
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::statement_chunks;
+
+    #[test]
+    fn batches_split_into_recurring_statement_sizes() {
+        let sizes = |n: usize, columns| {
+            statement_chunks(&vec![0u8; n], columns)
+                .map(<[u8]>::len)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(0, 5), Vec::<usize>::new());
+        assert_eq!(sizes(1, 5), [1]);
+        assert_eq!(sizes(600, 5), [256, 256, 64, 16, 8]);
+        assert_eq!(sizes(255, 5), [128, 64, 32, 16, 8, 4, 2, 1]);
+        // Never more bind parameters than SQLite takes.
+        assert_eq!(sizes(5000, 20_000), [1, 1, 1, 1, 1].repeat(1000));
+    }
+}

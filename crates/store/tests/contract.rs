@@ -1346,6 +1346,25 @@ async fn event_log_replays_a_stream_in_order_and_prunes(ctx: Ctx) {
     assert_eq!(store.prune_events(ts(0), 2).await.unwrap(), 2);
     let left = store.events_after(a, stream, 0, 100).await.unwrap();
     assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
+
+    // Events of one millisecond, on two streams: the newest N are those of
+    // the later stream, then the later positions; exactly N stay.
+    let c = SessionId::generate();
+    let (early, late) = (
+        StreamId::generate(StreamKind::Standalone),
+        StreamId::generate(StreamKind::Request),
+    );
+    let same_ms: Vec<StoredEvent> = (1..=4)
+        .flat_map(|n| [event(c, early, n, T0 + 10), event(c, late, n, T0 + 10)])
+        .collect();
+    store.append_events(&same_ms).await.unwrap();
+    assert_eq!(store.prune_events(ts(0), 5).await.unwrap(), 3);
+    for (s, kept) in [(early, &[4][..]), (late, &[1, 2, 3, 4][..])] {
+        let left = store.events_after(c, s, 0, 100).await.unwrap();
+        assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), kept);
+    }
+    // Session a was left alone: at its limit already.
+    assert_eq!(store.events_after(a, stream, 0, 100).await.unwrap().len(), 2);
 }
 
 fn window(since: i64, until: i64) -> Window {

@@ -40,7 +40,7 @@ impl Default for EventLogConfig {
             enabled: true,
             keep_per_session: 1000,
             retention: Duration::from_secs(15 * 60),
-            prune_interval: Duration::from_secs(60),
+            prune_interval: Duration::from_secs(10),
             flush_interval: Duration::from_millis(100),
         }
     }
@@ -69,13 +69,17 @@ impl EventLog {
         shutdown: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(8192);
-        let task = tokio::spawn(run_writer(
+        let pruner = tokio::spawn(run_pruner(
             store.clone(),
             clock,
             config.clone(),
-            rx,
-            shutdown,
+            shutdown.clone(),
         ));
+        let writer = run_writer(store.clone(), config.flush_interval, rx, shutdown);
+        let task = tokio::spawn(async move {
+            writer.await;
+            pruner.abort();
+        });
         (
             EventLog {
                 store,
@@ -131,29 +135,39 @@ impl EventLog {
     }
 }
 
-async fn run_writer(
+/// Prunes the log on its own schedule, apart from the writer, so appends
+/// never wait for a prune.
+async fn run_pruner(
     store: Arc<dyn SessionStore>,
     clock: SharedClock,
     config: EventLogConfig,
+    shutdown: CancellationToken,
+) {
+    let mut prune = tokio::time::interval(config.prune_interval);
+    prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = prune.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let before = clock.now().saturating_sub(config.retention);
+        match store.prune_events(before, config.keep_per_session).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(pruned = n, "pruned the event log"),
+            Err(e) => tracing::warn!(error = %e, "pruning the event log failed"),
+        }
+    }
+}
+
+async fn run_writer(
+    store: Arc<dyn SessionStore>,
+    flush_interval: Duration,
     mut rx: mpsc::Receiver<Append>,
     shutdown: CancellationToken,
 ) {
     let mut buf = Vec::with_capacity(GROUP_MAX);
-    let mut prune = tokio::time::interval(config.prune_interval);
-    prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        // Pruning first: under steady appends it would otherwise never run.
         let closing = tokio::select! {
-            biased;
-            _ = prune.tick() => {
-                let before = clock.now().saturating_sub(config.retention);
-                match store.prune_events(before, config.keep_per_session).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(pruned = n, "pruned the event log"),
-                    Err(e) => tracing::warn!(error = %e, "pruning the event log failed"),
-                }
-                continue;
-            }
             n = rx.recv_many(&mut buf, GROUP_MAX) => n == 0,
             _ = shutdown.cancelled() => true,
         };
@@ -161,7 +175,7 @@ async fn run_writer(
             // Let a batch gather: one transaction per message would cost
             // the streams more than the messages themselves.
             tokio::select! {
-                _ = tokio::time::sleep(config.flush_interval) => {}
+                _ = tokio::time::sleep(flush_interval) => {}
                 _ = shutdown.cancelled() => {}
             }
         }
