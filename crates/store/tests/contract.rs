@@ -1364,7 +1364,10 @@ async fn event_log_replays_a_stream_in_order_and_prunes(ctx: Ctx) {
         assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), kept);
     }
     // Session a was left alone: at its limit already.
-    assert_eq!(store.events_after(a, stream, 0, 100).await.unwrap().len(), 2);
+    assert_eq!(
+        store.events_after(a, stream, 0, 100).await.unwrap().len(),
+        2
+    );
 }
 
 fn window(since: i64, until: i64) -> Window {
