@@ -51,6 +51,11 @@ const READERS: u32 = 3;
 /// The writer's page cache, in KiB (SQLite's negative `cache_size`); it is
 /// filled only as pages are used.
 const WRITER_CACHE_KIB: &str = "-32768";
+/// How often the write-ahead log is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// Pages in the write-ahead log (4 MiB) past which the writer finishes a
+/// checkpoint itself, so the log starts over.
+const RESTART_LOG_AT_PAGES: i64 = 1000;
 /// How long a statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Request-log rows deleted per statement, so pruning never holds the write
@@ -61,6 +66,7 @@ const PRUNE_CHUNK: i64 = 10_000;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    checkpoints: tokio::task::AbortHandle,
 }
 
 impl SqliteStore {
@@ -89,6 +95,10 @@ impl SqliteStore {
                 base.clone()
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
+                    // Checkpoints run on a connection of their own (below):
+                    // in the writer, each one's copy and fsync held up every
+                    // write queued behind it.
+                    .pragma("wal_autocheckpoint", "0")
                     // Session ids are random, so inserts land all over the
                     // primary-key B-tree; past the default 2 MB of cache
                     // each one would read pages back from disk.
@@ -102,18 +112,62 @@ impl SqliteStore {
             .execute(&writer)
             .await
             .map_err(db_err)?;
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(base.clone())
+            .await
+            .map_err(|e| open_err(path, e))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
             .connect_with(base)
             .await
             .map_err(|e| open_err(path, e))?;
-        Ok(SqliteStore { writer, reader })
+        let checkpoints = tokio::spawn(checkpoint(checkpointer, writer.clone())).abort_handle();
+        Ok(SqliteStore {
+            writer,
+            reader,
+            checkpoints,
+        })
     }
 
     /// Closes every connection, checkpointing the write-ahead log.
     pub async fn close(&self) {
+        self.checkpoints.abort();
         self.reader.close().await;
         self.writer.close().await;
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.checkpoints.abort();
+    }
+}
+
+/// Copies committed pages from the write-ahead log into the database file,
+/// beside the writer: a passive checkpoint never blocks it. But the log
+/// starts over only from a checkpoint that caught up with every write, and
+/// writes go on while this one runs; so once the log is long, the writer
+/// runs one too, between its writes, with little left to copy.
+async fn checkpoint(checkpointer: SqlitePool, writer: SqlitePool) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        // (busy, pages in the log, pages checkpointed)
+        let passive = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)");
+        let done = match passive.fetch_one(&checkpointer).await {
+            Ok((_, log, _)) if log >= RESTART_LOG_AT_PAGES => {
+                sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&writer)
+                    .await
+                    .map(drop)
+            }
+            other => other.map(drop),
+        };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "checkpointing the SQLite write-ahead log failed");
+        }
     }
 }
 
