@@ -78,8 +78,9 @@ where
         .map_err(db_err)?;
     let mut pruned = 0;
     for (session, count, oldest) in sessions {
-        // Beyond the newest `keep`: everything up to the first event not
-        // kept, which also covers the window when that event is older.
+        // Over its limit: delete up to the newest event not kept, which
+        // takes everything older than the window along; unless that event
+        // is older than the window itself, when deleting by time does both.
         let first_dropped: Option<(i64, String, i64)> = if count > i64::from(keep) {
             sqlx::query_as(FIRST_DROPPED)
                 .bind(session.clone())
