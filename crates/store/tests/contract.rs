@@ -1347,8 +1347,9 @@ async fn event_log_replays_a_stream_in_order_and_prunes(ctx: Ctx) {
     let left = store.events_after(a, stream, 0, 100).await.unwrap();
     assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
 
-    // Events of one millisecond, on two streams: the newest N are those of
-    // the later stream, then the later positions; exactly N stay.
+    // Events of one millisecond, on two streams: ties go by stream id, then
+    // position, so the newest N are the larger id's events first; exactly
+    // N stay.
     let c = SessionId::generate();
     let (early, late) = (
         StreamId::generate(StreamKind::Standalone),
