@@ -141,6 +141,7 @@ def live_section:
 | if (runs_of("health") | length) > 0 then .health = (runs_of("health") | health_section) else . end
 | if (runs_of("streams") | length) > 0 then .streams = (runs_of("streams") | streams_section) else . end
 | if (runs_of("eventlog") | length) > 0 then .eventlog = (runs_of("eventlog") | eventlog_section) else . end
+| if (runs_of("eventlog_streamed") | length) > 0 then .eventlog_streamed = (runs_of("eventlog_streamed") | eventlog_section) else . end
 | if (runs_of("live") | length) > 0 then .live = (runs_of("live") | live_section) else . end
 | map_values(. + {date: $date, machine: {nproc: $nproc, cpu: $cpu, kernel: $kernel},
                   settings: {repeats: $repeats, duration: $duration, wrk_threads: $threads}})

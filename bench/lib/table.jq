@@ -33,7 +33,12 @@ def verdict: to_entries | map("\(.key)=\(if .value then "pass" else "MISS" end)"
        "reconnect p50 \(.reconnect_p50_ms | n2) ms; replay \(.replay_events) events p50 \(.replay_p50_ms | n2) ms",
        "-", "-", "-", "-", "-", (.acceptance | verdict)]),
    ($s.eventlog // {} | to_entries[] | select(.key | startswith("t")) | .value
-    | ["eventlog", "wrk -t\(.threads) -c\(.connections), SSE answers",
+    | ["eventlog", "wrk -t\(.threads) -c\(.connections), SSE answers ready at once",
+       "log on \(.targets.log_on | lat); off \(.targets.log_off | lat)",
+       "-", "-", "-", "on/off \(.ratio_on_vs_off | n2)", ([.targets[].other_cores_max] | max | n2),
+       (.acceptance | verdict)]),
+   ($s.eventlog_streamed // {} | to_entries[] | select(.key | startswith("t")) | .value
+    | ["eventlog", "wrk -t\(.threads) -c\(.connections), SSE answers streamed",
        "log on \(.targets.log_on | lat); off \(.targets.log_off | lat)",
        "-", "-", "-", "on/off \(.ratio_on_vs_off | n2)", ([.targets[].other_cores_max] | max | n2),
        (.acceptance | verdict)]),

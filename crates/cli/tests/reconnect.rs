@@ -256,6 +256,69 @@ async fn a_dropped_response_stream_resumes_with_last_event_id_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_ready_at_once_is_one_event_and_a_streamed_one_is_logged() {
+    let t = TestServer::start().await;
+    let session = t.initialize(V, "claude-code").await;
+    let sse_only = [("accept", "text/event-stream")];
+
+    // Ready at once: a whole body with the answer as its only event.
+    let response = tool(&t, &session, "echo", json!({"text": "hi"}), &sse_only).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("content-length"));
+    let events = SseReader::new(response).rest().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let id = events[0]
+        .id
+        .clone()
+        .expect("the answer carries an event id");
+    assert!(id.ends_with("-1"), "{id}");
+    let answer = events[0].message().unwrap();
+    assert_eq!(answer["result"]["content"][0]["text"], "hi");
+    // Nothing follows it, so nothing is kept for a resumption to read.
+    assert!(resume(&t, &session, &id).await.is_empty());
+    let stream = id
+        .parse::<sessiongate_core::stream::EventId>()
+        .unwrap()
+        .stream;
+    let events_log = t.server.manager.events();
+    events_log.flushed().await.unwrap();
+    let sid = session.parse().unwrap();
+    assert!(events_log.after(sid, stream, 0).await.unwrap().is_empty());
+
+    // A notification first: the answer streams, primed and logged.
+    let response = t
+        .post(
+            json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{
+                "name":"echo","arguments":{"text":"hi"},"_meta":{"progressToken":"e"}}}),
+            &[
+                ("mcp-session-id", &session),
+                ("mcp-protocol-version", V),
+                ("accept", "text/event-stream"),
+            ],
+        )
+        .await;
+    let events = SseReader::new(response).rest().await;
+    assert_eq!(events.len(), 3, "priming, progress, answer: {events:?}");
+    assert!(events[0].data.is_empty() && events[0].retry.is_some());
+    assert_eq!(
+        events[1].message().unwrap()["method"],
+        "notifications/progress"
+    );
+    assert_eq!(events[2].message().unwrap()["id"], 4);
+    let priming = events[0].id.clone().unwrap();
+    let stream = priming
+        .parse::<sessiongate_core::stream::EventId>()
+        .unwrap()
+        .stream;
+    events_log.flushed().await.unwrap();
+    assert_eq!(events_log.after(sid, stream, 0).await.unwrap().len(), 2);
+    let replayed = resume(&t, &session, &priming).await;
+    assert_eq!(replayed.len(), 2, "{replayed:?}");
+    assert_eq!(replayed[1]["result"]["content"][0]["text"], "hi");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_can_make_a_client_poll_for_its_result() {
     let t = TestServer::start_with(Settings {
         conformance: true,

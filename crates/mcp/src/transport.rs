@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -222,6 +223,33 @@ where
     let events = stream
         .map(|frame| Ok::<_, Infallible>(Event::default().data(String::from_utf8_lossy(&frame))));
     sse_events(events, keepalive)
+}
+
+/// A one-message SSE response sent as one body of known length: one write,
+/// no stream machinery.
+fn sse_whole(id: Option<EventId>, message: &[u8]) -> Response {
+    let mut text = Vec::with_capacity(message.len() + 64);
+    if let Some(id) = id {
+        let _ = writeln!(text, "id: {id}");
+    }
+    // JSON has no raw line breaks, but SSE needs each line as its own field.
+    for line in message.split(|&b| b == b'\n') {
+        text.extend_from_slice(b"data: ");
+        text.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+        text.push(b'\n');
+    }
+    text.push(b'\n');
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        text,
+    )
+        .into_response()
 }
 
 fn sse_events<S>(events: S, keepalive: Duration) -> Response
@@ -949,6 +977,18 @@ async fn run(
             let (status, body) = finish.complete(outcome).await;
             if early.is_empty() && (accept.json || !accept.sse) {
                 return json_bytes(status, body);
+            }
+            if early.is_empty() {
+                // The answer is the stream's only message: sent whole, it
+                // leaves nothing to resume. A client holding its id has it
+                // all, one that lost the connection before it holds no id
+                // of this stream, so neither a priming event nor the event
+                // log would ever be read.
+                let id = resumable.map(|_| EventId {
+                    stream: StreamId::generate(StreamKind::Request),
+                    seq: 1,
+                });
+                return sse_whole(id, &body);
             }
             early.push(Bytes::from(body));
             match resumable {

@@ -42,7 +42,8 @@ impl ToolHandler for Echo {
     fn tool(&self) -> Tool {
         Tool::new(
             "echo",
-            "Returns its `text` argument unchanged: a connectivity check.",
+            "Returns its `text` argument unchanged: a connectivity check. Given a progressToken, \
+             it reports progress 1 of 1 first, which checks the streamed path too.",
             schema(json!({
                 "type": "object",
                 "properties": { "text": { "type": "string", "description": "Text to echo back" } },
@@ -53,10 +54,12 @@ impl ToolHandler for Echo {
 
     async fn call(
         &self,
-        _: &RequestContext,
+        ctx: &RequestContext,
         args: JsonObject,
     ) -> Result<CallToolResult, ErrorData> {
-        Ok(text_result(string_arg(&args, "text")?))
+        let text = string_arg(&args, "text")?;
+        ctx.progress(1.0, Some(1.0), None).await;
+        Ok(text_result(text))
     }
 }
 
