@@ -174,6 +174,10 @@ async fn initialize_negotiates_and_answers_per_accept() {
         .unwrap()
         .starts_with("text/event-stream"));
     assert!(sse.headers().contains_key("mcp-session-id"));
+    assert!(
+        sse.headers().contains_key("content-length"),
+        "one whole body"
+    );
     let text = sse.text().await.unwrap();
     assert!(
         text.contains("data: {\"jsonrpc\":\"2.0\",\"id\":0,\"result\""),
@@ -434,6 +438,29 @@ async fn stateless_requests_are_served_and_attributed() {
     let client = &clients["clients"][0];
     assert_eq!(client["client_name"], "cursor-test");
     assert_eq!(client["request_count"], 4);
+
+    // Over SSE, what a call sent and its answer go out as one whole body.
+    let mut call = stateless(
+        "tools/call",
+        json!({"name":"echo","arguments":{"text":"p"}}),
+    );
+    call["params"]["_meta"]["progressToken"] = json!("t");
+    let mut h = headers("tools/call");
+    h.extend([("mcp-name", "echo"), ("accept", "text/event-stream")]);
+    let response = t.post(call, &h).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("content-length"));
+    let events = common::SseReader::new(response).rest().await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events.iter().all(|e| e.id.is_none()), "{events:?}");
+    assert_eq!(
+        events[0].message().unwrap()["method"],
+        "notifications/progress"
+    );
+    assert_eq!(
+        events[1].message().unwrap()["result"]["content"][0]["text"],
+        "p"
+    );
     t.stop().await;
 }
 

@@ -225,20 +225,22 @@ where
     sse_events(events, keepalive)
 }
 
-/// A one-message SSE response sent as one body of known length: one write,
-/// no stream machinery.
-fn sse_whole(id: Option<EventId>, message: &[u8]) -> Response {
-    let mut text = Vec::with_capacity(message.len() + 64);
-    if let Some(id) = id {
-        let _ = writeln!(text, "id: {id}");
-    }
-    // JSON has no raw line breaks, but SSE needs each line as its own field.
-    for line in message.split(|&b| b == b'\n') {
-        text.extend_from_slice(b"data: ");
-        text.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+/// An SSE response whose messages are all known: one body of known length,
+/// one write, no stream machinery.
+fn sse_whole<'a>(messages: impl IntoIterator<Item = (Option<EventId>, &'a [u8])>) -> Response {
+    let mut text = Vec::new();
+    for (id, message) in messages {
+        if let Some(id) = id {
+            let _ = writeln!(text, "id: {id}");
+        }
+        // JSON has no raw line breaks, but SSE needs each line as its own field.
+        for line in message.split(|&b| b == b'\n') {
+            text.extend_from_slice(b"data: ");
+            text.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+            text.push(b'\n');
+        }
         text.push(b'\n');
     }
-    text.push(b'\n');
     (
         [
             (
@@ -516,10 +518,7 @@ async fn initialize(
     let mut response = if accept.json {
         json_bytes(StatusCode::OK, body)
     } else {
-        sse_response(
-            futures::stream::iter([Bytes::from(body)]),
-            st.config.keepalive,
-        )
+        sse_whole([(None, &body[..])])
     };
     response.headers_mut().insert(
         HEADER_SESSION_ID,
@@ -988,7 +987,7 @@ async fn run(
                     stream: StreamId::generate(StreamKind::Request),
                     seq: 1,
                 });
-                return sse_whole(id, &body);
+                return sse_whole([(id, &body[..])]);
             }
             early.push(Bytes::from(body));
             match resumable {
@@ -996,7 +995,8 @@ async fn run(
                     drop(tx);
                     resumable_response(st, session, early, rx, poll)
                 }
-                None => sse_response(futures::stream::iter(early), st.config.keepalive),
+                // 2026-07-28: no ids, nothing to resume, all of it at hand.
+                None => sse_whole(early.iter().map(|m| (None, &m[..]))),
             }
         }
         Next::Stream(first) => {
