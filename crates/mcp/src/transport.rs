@@ -974,10 +974,10 @@ async fn run(
                 early.push(frame);
             }
             let (status, body) = finish.complete(outcome).await;
-            if early.is_empty() && (accept.json || !accept.sse) {
-                return json_bytes(status, body);
-            }
             if early.is_empty() {
+                if accept.json || !accept.sse {
+                    return json_bytes(status, body);
+                }
                 // The answer is the stream's only message: sent whole, it
                 // leaves nothing to resume. A client holding its id has it
                 // all, one that lost the connection before it holds no id
