@@ -5,9 +5,11 @@
 //! Sessions themselves live in `sessiongate-core`; this crate only reads and
 //! touches them.
 
+mod clients;
 pub mod context;
 pub mod guard;
 pub mod jsonrpc;
+mod metrics;
 pub mod peers;
 pub mod protocol;
 pub mod server;

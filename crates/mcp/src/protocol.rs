@@ -4,14 +4,18 @@
 //! `initialize`; the stateless revision 2026-07-28 carries protocol version,
 //! client info and capabilities in every request's `_meta`.
 
-pub const HEADER_SESSION_ID: &str = "mcp-session-id";
-pub const HEADER_PROTOCOL_VERSION: &str = "mcp-protocol-version";
-pub const HEADER_METHOD: &str = "mcp-method";
-pub const HEADER_NAME: &str = "mcp-name";
+use axum::http::HeaderName;
+
+// Header names as `HeaderName`s: a lookup by `&str` parses and hashes the
+// name anew on every request.
+pub const HEADER_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+pub const HEADER_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+pub const HEADER_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+pub const HEADER_NAME: HeaderName = HeaderName::from_static("mcp-name");
 /// sessiongate's own: a session's reconnect token, in responses that issue
 /// one and in requests that reclaim a timed-out session in place.
-pub const HEADER_RECONNECT_TOKEN: &str = "mcp-reconnect-token";
-pub const HEADER_LAST_EVENT_ID: &str = "last-event-id";
+pub const HEADER_RECONNECT_TOKEN: HeaderName = HeaderName::from_static("mcp-reconnect-token");
+pub const HEADER_LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
 pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";

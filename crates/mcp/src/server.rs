@@ -6,12 +6,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use rmcp::model::{CallToolResult, ErrorCode, ErrorData, JsonObject, Tool};
+use rmcp::model::{CallToolResult, ErrorCode, ErrorData, JsonObject, MetaObject, ResultType, Tool};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use crate::context::{is_log_level, RequestContext};
+use crate::jsonrpc::{self, Id};
 use crate::protocol::{self, META_SERVER_INFO};
 
 /// A tool the server can run.
@@ -155,13 +156,13 @@ impl McpServer {
         ctx: &RequestContext,
         method: &str,
         params: Option<&RawValue>,
-    ) -> Result<Value, ErrorData> {
+    ) -> Result<Answer, ErrorData> {
         let stateless = ctx.is_stateless();
         let mut result = match method {
             "ping" if !stateless => Ok(json!({})),
             "server/discover" if stateless => Ok(self.discover()),
             "tools/list" => Ok(json!({ "tools": self.tool_list })),
-            "tools/call" => self.call_tool(ctx, params).await,
+            "tools/call" => return self.call_tool(ctx, params).await.map(Answer::Tool),
             "resources/list" if self.resources.is_some() => Ok(json!({
                 "resources": self.resources.as_ref().map(|r| r.resources()).unwrap_or_default()
             })),
@@ -196,7 +197,7 @@ impl McpServer {
             )),
         }?;
         shape_result(&mut result, method, stateless, || self.server_info());
-        Ok(result)
+        Ok(Answer::Json(result))
     }
 
     fn discover(&self) -> Value {
@@ -215,7 +216,7 @@ impl McpServer {
         &self,
         ctx: &RequestContext,
         params: Option<&RawValue>,
-    ) -> Result<Value, ErrorData> {
+    ) -> Result<CallToolResult, ErrorData> {
         #[derive(Deserialize)]
         struct CallParams {
             name: String,
@@ -229,10 +230,21 @@ impl McpServer {
                 None,
             ));
         };
-        let result = self.tools[index]
+        let mut result = self.tools[index]
             .call(ctx, p.arguments.unwrap_or_default())
             .await?;
-        serde_json::to_value(result).map_err(|e| ErrorData::internal_error(e.to_string(), None))
+        // What `shape_result` does to other results, on the typed one.
+        if ctx.is_stateless() {
+            result.result_type.get_or_insert(ResultType::COMPLETE);
+            result
+                .meta
+                .get_or_insert_with(MetaObject::default)
+                .0
+                .insert(META_SERVER_INFO.into(), self.server_info());
+        } else {
+            result.result_type = None;
+        }
+        Ok(result)
     }
 
     async fn read_resource(
@@ -319,6 +331,51 @@ impl McpServer {
 }
 
 /// Methods whose 2026-07-28 results are cacheable (`ttlMs`, `cacheScope`).
+/// What a method answers. A tool's result stays typed until it is written
+/// out: `tools/call` is the hot path, and serializing it straight to the
+/// wire spares building and dropping a JSON tree per call.
+#[derive(Debug)]
+pub enum Answer {
+    Json(Value),
+    Tool(CallToolResult),
+}
+
+impl Answer {
+    /// `Some` when a tool reported failure (`isError`), with the text it gave.
+    pub fn tool_error(&self) -> Option<Option<String>> {
+        let first_text = |texts: &mut dyn Iterator<Item = &str>| {
+            texts.next().map(|t| t.chars().take(500).collect())
+        };
+        match self {
+            Answer::Tool(r) => (r.is_error == Some(true)).then(|| {
+                first_text(
+                    &mut r
+                        .content
+                        .iter()
+                        .filter_map(|c| Some(c.as_text()?.text.as_str())),
+                )
+            }),
+            Answer::Json(v) => {
+                (v.get("isError").and_then(Value::as_bool) == Some(true)).then(|| {
+                    let content = v["content"]
+                        .as_array()
+                        .map(Vec::as_slice)
+                        .unwrap_or_default();
+                    first_text(&mut content.iter().filter_map(|b| b["text"].as_str()))
+                })
+            }
+        }
+    }
+
+    /// The JSON-RPC response that carries this result.
+    pub fn response_bytes(&self, id: &Id) -> Vec<u8> {
+        match self {
+            Answer::Json(v) => jsonrpc::result_bytes(id, v),
+            Answer::Tool(r) => jsonrpc::result_bytes(id, r),
+        }
+    }
+}
+
 const CACHEABLE: [&str; 6] = [
     "server/discover",
     "tools/list",

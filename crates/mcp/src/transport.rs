@@ -36,12 +36,14 @@ use sessiongate_core::{DisconnectReason, SessionId};
 use tokio::sync::{mpsc, Notify};
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::clients::{Announced, ClientCache, Known};
 use crate::context::{Caller, RequestContext};
 use crate::guard::{self, OriginPolicy};
 use crate::jsonrpc::{self, Body, Id, Invalid, Message};
+use crate::metrics::RequestDurations;
 use crate::peers::Peers;
 use crate::protocol::{self, *};
-use crate::server::McpServer;
+use crate::server::{Answer, McpServer};
 use crate::streams::{self, BodyOptions, Streams};
 
 /// Transport settings.
@@ -84,6 +86,8 @@ pub struct McpState {
     pub peers: Peers,
     pub streams: Streams,
     pub config: Arc<TransportConfig>,
+    clients: Arc<ClientCache>,
+    durations: Arc<RequestDurations>,
 }
 
 impl McpState {
@@ -94,6 +98,8 @@ impl McpState {
             peers: Peers::default(),
             streams: Streams::default(),
             config: Arc::new(config),
+            clients: Arc::default(),
+            durations: Arc::default(),
         }
     }
 
@@ -269,7 +275,7 @@ where
 
 // ------------------------------------------------------------------ headers
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -281,7 +287,7 @@ struct Accepts {
 }
 
 fn accepts(headers: &HeaderMap) -> Accepts {
-    let Some(accept) = header_str(headers, header::ACCEPT.as_str()) else {
+    let Some(accept) = header_str(headers, header::ACCEPT) else {
         // No Accept header means anything is acceptable.
         return Accepts {
             json: true,
@@ -292,28 +298,28 @@ fn accepts(headers: &HeaderMap) -> Accepts {
         json: false,
         sse: false,
     };
-    for item in accept.split(',') {
+    // Bytes, not chars: this runs on every request.
+    for item in accept.as_bytes().split(|&b| b == b',') {
         let media = item
-            .split(';')
+            .split(|&b| b == b';')
             .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        match media.as_str() {
-            "application/json" | "application/*" => a.json = true,
-            "text/event-stream" | "text/*" => a.sse = true,
-            "*/*" => {
-                a.json = true;
-                a.sse = true;
-            }
-            _ => {}
+            .unwrap_or(b"")
+            .trim_ascii();
+        let is = |name: &str| media.eq_ignore_ascii_case(name.as_bytes());
+        if is("application/json") || is("application/*") {
+            a.json = true;
+        } else if is("text/event-stream") || is("text/*") {
+            a.sse = true;
+        } else if media == b"*/*" {
+            a.json = true;
+            a.sse = true;
         }
     }
     a
 }
 
 fn is_json_content(headers: &HeaderMap) -> bool {
-    header_str(headers, header::CONTENT_TYPE.as_str())
+    header_str(headers, header::CONTENT_TYPE)
         .and_then(|ct| ct.split(';').next())
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
 }
@@ -341,10 +347,12 @@ fn session_header(headers: &HeaderMap) -> Option<Result<SessionId, ()>> {
 struct RequestMeta {
     #[serde(rename = "io.modelcontextprotocol/protocolVersion")]
     protocol_version: Option<Value>,
+    // Kept raw: a client repeats both on every request, and
+    // [`ClientCache`] reads them only when they change.
     #[serde(rename = "io.modelcontextprotocol/clientInfo")]
-    client_info: Option<Value>,
+    client_info: Option<Box<RawValue>>,
     #[serde(rename = "io.modelcontextprotocol/clientCapabilities")]
-    client_capabilities: Option<Value>,
+    client_capabilities: Option<Box<RawValue>>,
     #[serde(rename = "io.modelcontextprotocol/logLevel")]
     log_level: Option<String>,
     #[serde(rename = "progressToken")]
@@ -490,7 +498,7 @@ async fn initialize(
         protocol_version: version.to_string(),
         principal: None,
         remote_addr: remote.map(|ip| ip.to_string()),
-        user_agent: header_str(headers, header::USER_AGENT.as_str()).map(str::to_string),
+        user_agent: header_str(headers, header::USER_AGENT).map(str::to_string),
     };
     let metadata = json!({
         "clientInfo": info,
@@ -675,7 +683,12 @@ async fn stateless(
             ),
         );
     }
-    let Some(capabilities) = meta.client_capabilities.filter(Value::is_object) else {
+    let Some(capabilities) = meta
+        .client_capabilities
+        .as_deref()
+        .map(RawValue::get)
+        .filter(|c| c.starts_with('{'))
+    else {
         return rpc_error(
             StatusCode::BAD_REQUEST,
             id_ref,
@@ -690,26 +703,12 @@ async fn stateless(
         return accepted();
     };
 
-    let info: Option<ClientInfo> = meta
-        .client_info
-        .and_then(|v| serde_json::from_value(v).ok());
-    let name = info.as_ref().and_then(|i| i.name.clone());
-    let client_version = info.as_ref().and_then(|i| i.version.clone());
-    let key: Arc<str> = format!(
-        "anonymous/{}/{}",
-        name.as_deref().unwrap_or("unknown"),
-        client_version.as_deref().unwrap_or("-")
-    )
-    .into();
-    let identity = Arc::new(ClientIdentity {
-        client_type: detect_client_type(name.as_deref()),
-        client_name: name,
-        client_version,
-        client_capabilities: capabilities,
-        protocol_version: version.to_string(),
-        principal: None,
-        remote_addr: remote.map(|ip| ip.to_string()),
-        user_agent: header_str(headers, header::USER_AGENT.as_str()).map(str::to_string),
+    let Known { key, identity } = st.clients.identify(&Announced {
+        info: meta.client_info.as_deref().map(RawValue::get),
+        capabilities,
+        protocol_version: version,
+        remote,
+        user_agent: header_str(headers, header::USER_AGENT),
     });
     st.manager.touch_client(&key, || identity.as_ref().clone());
 
@@ -942,6 +941,7 @@ async fn run(
         started_at,
         bytes_in,
         stateless,
+        durations: st.durations.clone(),
     };
     let server = st.server.clone();
     let mut work = Box::pin(async move {
@@ -958,7 +958,7 @@ async fn run(
     };
 
     enum Next {
-        Done(Result<Value, ErrorData>),
+        Done(Result<Answer, ErrorData>),
         Stream(Option<Bytes>),
     }
     let next = tokio::select! {
@@ -1097,20 +1097,17 @@ struct Finisher {
     stateless: bool,
     /// Whether `tool_name` is one of the server's tools.
     known_tool: bool,
+    durations: Arc<RequestDurations>,
 }
 
 impl Finisher {
-    async fn complete(self, outcome: Result<Value, ErrorData>) -> (StatusCode, Vec<u8>) {
+    async fn complete(self, outcome: Result<Answer, ErrorData>) -> (StatusCode, Vec<u8>) {
         let (status, body, error) = match &outcome {
-            Ok(result) => {
-                let tool_failed = result.get("isError").and_then(Value::as_bool) == Some(true);
-                let error = tool_failed.then(|| (None, tool_error_text(result)));
-                (
-                    StatusCode::OK,
-                    jsonrpc::result_bytes(&self.id, result),
-                    error,
-                )
-            }
+            Ok(answer) => (
+                StatusCode::OK,
+                answer.response_bytes(&self.id),
+                answer.tool_error().map(|text| (None, text)),
+            ),
             Err(e) => (
                 error_status(e, self.stateless),
                 jsonrpc::error_bytes(Some(&self.id), e),
@@ -1120,25 +1117,22 @@ impl Finisher {
         // Labels only from the server's own vocabulary: a client naming
         // made-up methods or tools must not mint new time series.
         let unknown_method = matches!(&outcome, Err(e) if e.code == ErrorCode::METHOD_NOT_FOUND);
-        let method: String = if unknown_method {
-            "unknown".into()
-        } else {
-            self.method.clone()
+        let tool = match &self.tool_name {
+            Some(t) if self.known_tool => t.as_str(),
+            Some(_) => "unknown",
+            None => "",
         };
-        let tool: String = match &self.tool_name {
-            Some(t) if self.known_tool => t.clone(),
-            Some(_) => "unknown".into(),
-            None => String::new(),
-        };
-        let outcome = if error.is_some() { "error" } else { "success" };
-        metrics::histogram!(
-            "sessiongate_request_duration_seconds",
-            "method" => method,
-            "tool" => tool,
-            "status" => outcome,
-            "generation" => if self.stateless { "2026-07-28" } else { "sessionful" },
-        )
-        .record(self.started.elapsed().as_secs_f64());
+        self.durations.record(
+            if unknown_method {
+                "unknown"
+            } else {
+                &self.method
+            },
+            tool,
+            error.is_some(),
+            self.stateless,
+            self.started.elapsed(),
+        );
         self.manager
             .log_request(RequestLogEntry {
                 session_id: self.session,
@@ -1160,13 +1154,6 @@ impl Finisher {
             .await;
         (status, body)
     }
-}
-
-fn tool_error_text(result: &Value) -> Option<String> {
-    result["content"]
-        .as_array()
-        .and_then(|c| c.iter().find_map(|b| b["text"].as_str()))
-        .map(|t| t.chars().take(500).collect())
 }
 
 /// 2026-07-28 puts protocol-level failures in the HTTP status; earlier

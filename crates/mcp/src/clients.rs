@@ -1,0 +1,171 @@
+//! Who a stateless (2026-07-28) request comes from. Every such request
+//! repeats its client's `clientInfo` and capabilities in `_meta`; the
+//! identity built from them (key, detected client type, address, user
+//! agent) is remembered per `clientInfo` text, so a client's next request
+//! with the same `_meta` reuses it instead of parsing and building it again.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use serde::Deserialize;
+use sessiongate_core::client::detect_client_type;
+use sessiongate_core::session::ClientIdentity;
+
+/// Identities remembered at most; past it the cache starts over, so
+/// clients that make up a new `clientInfo` per request cannot grow it.
+const CAPACITY: usize = 4096;
+
+/// What a request says about its client, as sent.
+pub(crate) struct Announced<'a> {
+    /// `_meta["io.modelcontextprotocol/clientInfo"]`, raw JSON.
+    pub info: Option<&'a str>,
+    /// `_meta["io.modelcontextprotocol/clientCapabilities"]`, raw JSON.
+    pub capabilities: &'a str,
+    pub protocol_version: &'a str,
+    pub remote: Option<IpAddr>,
+    pub user_agent: Option<&'a str>,
+}
+
+/// A client's attribution key and identity.
+#[derive(Clone)]
+pub(crate) struct Known {
+    pub key: Arc<str>,
+    pub identity: Arc<ClientIdentity>,
+}
+
+struct Entry {
+    capabilities: Box<str>,
+    protocol_version: Box<str>,
+    remote: Option<IpAddr>,
+    user_agent: Option<Box<str>>,
+    known: Known,
+}
+
+impl Entry {
+    fn matches(&self, a: &Announced<'_>) -> bool {
+        *self.capabilities == *a.capabilities
+            && *self.protocol_version == *a.protocol_version
+            && self.remote == a.remote
+            && self.user_agent.as_deref() == a.user_agent
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct ClientCache {
+    by_info: DashMap<Box<str>, Entry>,
+}
+
+#[derive(Deserialize)]
+struct ClientInfo {
+    name: Option<String>,
+    version: Option<String>,
+}
+
+impl ClientCache {
+    /// The key and identity of the client a request announces. A
+    /// `clientInfo` that is not an object with string fields counts as
+    /// unnamed, as does none.
+    pub(crate) fn identify(&self, a: &Announced<'_>) -> Known {
+        let info = a.info.unwrap_or("");
+        if let Some(entry) = self.by_info.get(info) {
+            if entry.matches(a) {
+                return entry.known.clone();
+            }
+        }
+        let known = build(a);
+        if self.by_info.len() >= CAPACITY {
+            self.by_info.clear();
+        }
+        self.by_info.insert(
+            info.into(),
+            Entry {
+                capabilities: a.capabilities.into(),
+                protocol_version: a.protocol_version.into(),
+                remote: a.remote,
+                user_agent: a.user_agent.map(Into::into),
+                known: known.clone(),
+            },
+        );
+        known
+    }
+}
+
+fn build(a: &Announced<'_>) -> Known {
+    let info: Option<ClientInfo> = a.info.and_then(|raw| serde_json::from_str(raw).ok());
+    let (name, version) = info.map_or((None, None), |i| (i.name, i.version));
+    let key = format!(
+        "anonymous/{}/{}",
+        name.as_deref().unwrap_or("unknown"),
+        version.as_deref().unwrap_or("-")
+    );
+    Known {
+        key: key.into(),
+        identity: Arc::new(ClientIdentity {
+            client_type: detect_client_type(name.as_deref()),
+            client_name: name,
+            client_version: version,
+            // Raw JSON the request parser already checked.
+            client_capabilities: serde_json::from_str(a.capabilities).unwrap_or_default(),
+            protocol_version: a.protocol_version.to_string(),
+            principal: None,
+            remote_addr: a.remote.map(|ip| ip.to_string()),
+            user_agent: a.user_agent.map(str::to_string),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn announced<'a>(info: &'a str, capabilities: &'a str, ua: &'a str) -> Announced<'a> {
+        Announced {
+            info: Some(info),
+            capabilities,
+            protocol_version: "2026-07-28",
+            remote: Some(IpAddr::from([127, 0, 0, 1])),
+            user_agent: Some(ua),
+        }
+    }
+
+    #[test]
+    fn a_client_repeating_its_meta_gets_the_same_identity() {
+        let cache = ClientCache::default();
+        let info = r#"{"name":"claude-code","version":"2.1"}"#;
+        let first = cache.identify(&announced(info, "{}", "ua"));
+        assert_eq!(&*first.key, "anonymous/claude-code/2.1");
+        assert_eq!(first.identity.client_type, "Claude Code");
+        assert_eq!(first.identity.remote_addr.as_deref(), Some("127.0.0.1"));
+        let again = cache.identify(&announced(info, "{}", "ua"));
+        assert!(Arc::ptr_eq(&first.identity, &again.identity));
+    }
+
+    #[test]
+    fn anything_else_announced_differently_builds_a_new_identity() {
+        let cache = ClientCache::default();
+        let info = r#"{"name":"cursor","version":"1"}"#;
+        let first = cache.identify(&announced(info, "{}", "ua"));
+        let other_caps = cache.identify(&announced(info, r#"{"sampling":{}}"#, "ua"));
+        assert!(!Arc::ptr_eq(&first.identity, &other_caps.identity));
+        assert_eq!(
+            other_caps.identity.client_capabilities["sampling"],
+            serde_json::json!({})
+        );
+        let other_ua = cache.identify(&announced(info, "{}", "ua2"));
+        assert_eq!(other_ua.identity.user_agent.as_deref(), Some("ua2"));
+        assert_eq!(other_ua.key, first.key);
+    }
+
+    #[test]
+    fn unnamed_clients_share_the_unknown_key() {
+        let cache = ClientCache::default();
+        for info in [None, Some("[1]"), Some(r#"{"name":7}"#)] {
+            let a = Announced {
+                info,
+                ..announced("", "{}", "ua")
+            };
+            assert_eq!(&*cache.identify(&a).key, "anonymous/unknown/-");
+        }
+    }
+}
