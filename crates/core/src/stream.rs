@@ -63,7 +63,11 @@ impl fmt::Display for StreamId {
             StreamKind::Request => 'r',
             StreamKind::Standalone => 'g',
         };
-        write!(f, "{k}{:016x}", self.n)
+        // Written for every logged event and every SSE id: see SessionId's.
+        let mut text = [0u8; 17];
+        text[0] = k as u8;
+        hex::encode_to_slice(self.n.to_be_bytes(), &mut text[1..]).map_err(|_| fmt::Error)?;
+        f.pad(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -160,6 +164,14 @@ mod tests {
             };
             assert_eq!(id.to_string().parse::<EventId>().unwrap(), id);
         }
+        let small = EventId {
+            stream: StreamId {
+                kind: StreamKind::Standalone,
+                n: 0xABC,
+            },
+            seq: 7,
+        };
+        assert_eq!(small.to_string(), "g0000000000000abc-7");
         for bad in [
             "",
             "42",
