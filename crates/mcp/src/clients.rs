@@ -43,6 +43,8 @@ struct Entry {
 }
 
 impl Entry {
+    /// Whether `a` would build this entry's identity: everything `build`
+    /// reads besides the `clientInfo` the entry is found by.
     fn matches(&self, a: &Announced<'_>) -> bool {
         *self.capabilities == *a.capabilities
             && *self.protocol_version == *a.protocol_version
