@@ -330,7 +330,6 @@ impl McpServer {
     }
 }
 
-/// Methods whose 2026-07-28 results are cacheable (`ttlMs`, `cacheScope`).
 /// What a method answers. A tool's result stays typed until it is written
 /// out: `tools/call` is the hot path, and serializing it straight to the
 /// wire spares building and dropping a JSON tree per call.
@@ -376,6 +375,7 @@ impl Answer {
     }
 }
 
+/// Methods whose 2026-07-28 results are cacheable (`ttlMs`, `cacheScope`).
 const CACHEABLE: [&str; 6] = [
     "server/discover",
     "tools/list",
