@@ -47,6 +47,8 @@ async fn a_session_lives_from_initialize_to_delete() {
 
     let echo = t.call_tool(&id, "echo", json!({"text": "hello"})).await;
     assert_eq!(echo["result"]["content"][0]["text"], "hello");
+    assert!(echo["result"].get("resultType").is_none(), "{echo}");
+    assert!(echo["result"].get("_meta").is_none(), "{echo}");
 
     let info = t.call_tool(&id, "session_info", json!({})).await;
     let record = &info["result"]["structuredContent"];
@@ -405,6 +407,10 @@ async fn stateless_requests_are_served_and_attributed() {
     let echo: Value = response.json().await.unwrap();
     assert_eq!(echo["result"]["content"][0]["text"], "hi");
     assert_eq!(echo["result"]["resultType"], "complete");
+    assert_eq!(
+        echo["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "sessiongate"
+    );
 
     // Base64-encoded Mcp-Name is decoded before comparing.
     let mut h = headers("tools/call");
@@ -689,17 +695,27 @@ async fn request_log_rows_are_written_behind() {
     let id = t.initialize("2025-11-25", "logger").await;
     t.call_tool(&id, "echo", json!({"text":"a"})).await;
     t.call_tool(&id, "nope", json!({})).await;
+    // A tool that reports failure in its result (isError), not as a
+    // JSON-RPC error.
+    let refused = t
+        .call_tool(
+            &id,
+            "reconnect_session",
+            json!({"session_id": id, "reconnect_token": "not-a-token"}),
+        )
+        .await;
+    assert_eq!(refused["result"]["isError"], true, "{refused}");
     let path = format!("/api/mcp/sessions/{id}");
     let mut requests = Value::Null;
     for _ in 0..100 {
         requests = t.admin_get(&path).await["requests"].clone();
-        if requests.as_array().is_some_and(|r| r.len() == 3) {
+        if requests.as_array().is_some_and(|r| r.len() == 4) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let rows = requests.as_array().expect("requests listed");
-    assert_eq!(rows.len(), 3, "{requests}");
+    assert_eq!(rows.len(), 4, "{requests}");
     let echo = rows.iter().find(|r| r["tool_name"] == "echo").unwrap();
     assert_eq!(echo["method"], "tools/call");
     assert_eq!(echo["status"], "success");
@@ -707,5 +723,15 @@ async fn request_log_rows_are_written_behind() {
     let failed = rows.iter().find(|r| r["tool_name"] == "nope").unwrap();
     assert_eq!(failed["status"], "error");
     assert_eq!(failed["error_code"], -32602);
+    let tool_failed = rows
+        .iter()
+        .find(|r| r["tool_name"] == "reconnect_session")
+        .unwrap();
+    assert_eq!(tool_failed["status"], "error");
+    assert_eq!(tool_failed["error_code"], Value::Null);
+    assert_eq!(
+        tool_failed["error_message"], refused["result"]["content"][0]["text"],
+        "{tool_failed}"
+    );
     t.stop().await;
 }
