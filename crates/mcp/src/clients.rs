@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sessiongate_core::client::detect_client_type;
 use sessiongate_core::session::ClientIdentity;
 
@@ -58,10 +58,13 @@ pub(crate) struct ClientCache {
     by_info: DashMap<Box<str>, Entry>,
 }
 
-#[derive(Deserialize)]
-struct ClientInfo {
-    name: Option<String>,
-    version: Option<String>,
+/// `clientInfo` as a client sends it, in `initialize` or in `_meta`.
+#[derive(Deserialize, Serialize, Clone)]
+pub(crate) struct ClientInfo {
+    pub name: Option<String>,
+    pub version: Option<String>,
+    #[serde(flatten)]
+    pub rest: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ClientCache {

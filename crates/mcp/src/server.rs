@@ -340,30 +340,17 @@ pub enum Answer {
 }
 
 impl Answer {
-    /// `Some` when a tool reported failure (`isError`), with the text it gave.
+    /// `Some` when a tool reported failure (`isError`), with the first
+    /// text it gave. Only tools report failure in a result.
     pub fn tool_error(&self) -> Option<Option<String>> {
-        let first_text = |texts: &mut dyn Iterator<Item = &str>| {
-            texts.next().map(|t| t.chars().take(500).collect())
+        let Answer::Tool(r) = self else {
+            return None;
         };
-        match self {
-            Answer::Tool(r) => (r.is_error == Some(true)).then(|| {
-                first_text(
-                    &mut r
-                        .content
-                        .iter()
-                        .filter_map(|c| Some(c.as_text()?.text.as_str())),
-                )
-            }),
-            Answer::Json(v) => {
-                (v.get("isError").and_then(Value::as_bool) == Some(true)).then(|| {
-                    let content = v["content"]
-                        .as_array()
-                        .map(Vec::as_slice)
-                        .unwrap_or_default();
-                    first_text(&mut content.iter().filter_map(|b| b["text"].as_str()))
-                })
-            }
-        }
+        (r.is_error == Some(true)).then(|| {
+            r.content
+                .iter()
+                .find_map(|c| Some(c.as_text()?.text.chars().take(500).collect()))
+        })
     }
 
     /// The JSON-RPC response that carries this result.

@@ -36,7 +36,7 @@ use sessiongate_core::{DisconnectReason, SessionId};
 use tokio::sync::{mpsc, Notify};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::clients::{Announced, ClientCache, Known};
+use crate::clients::{Announced, ClientCache, ClientInfo, Known};
 use crate::context::{Caller, RequestContext};
 use crate::guard::{self, OriginPolicy};
 use crate::jsonrpc::{self, Body, Id, Invalid, Message};
@@ -455,14 +455,6 @@ struct InitializeParams {
     #[serde(default)]
     capabilities: Option<Value>,
     client_info: Option<ClientInfo>,
-}
-
-#[derive(Deserialize, serde::Serialize, Clone)]
-struct ClientInfo {
-    name: Option<String>,
-    version: Option<String>,
-    #[serde(flatten)]
-    rest: serde_json::Map<String, Value>,
 }
 
 #[allow(clippy::too_many_arguments)]
