@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! bench-live --url http://127.0.0.1:PORT --token TOKEN [--subscribers 500]
-//!            [--rate 1000] [--duration 20] [--ready FILE]
+//!            [--rate 1000] [--duration 20] [--deflate 1] [--ready FILE]
 //! ```
 //!
 //! Connects the subscribers and waits for each one's snapshot, writes
@@ -17,7 +17,10 @@
 //! that request's own handling). The others, once past their snapshot, only
 //! drain their socket and count bytes: this process shares the machine with
 //! the server, and decoding half a million WebSocket messages a second
-//! would measure the client more than the server. Prints one JSON object.
+//! would measure the client more than the server. All offer
+//! permessage-deflate as browsers do (`--deflate 0`: none does), so the
+//! server sends compressed batches; the sampling ones inflate them with
+//! yawc. Prints one JSON object.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,13 +41,14 @@ struct Options {
     subscribers: usize,
     rate: u64,
     duration: Duration,
+    deflate: bool,
     ready: Option<String>,
 }
 
 fn usage(problem: &str) -> ! {
     eprintln!(
         "bench-live: {problem}\nusage: bench-live --url URL --token TOKEN [--subscribers N] \
-         [--rate EVENTS_PER_S] [--duration SECONDS] [--ready FILE]"
+         [--rate EVENTS_PER_S] [--duration SECONDS] [--deflate 0|1] [--ready FILE]"
     );
     std::process::exit(2)
 }
@@ -56,6 +60,7 @@ fn parse_args() -> Options {
         subscribers: 500,
         rate: 1000,
         duration: Duration::from_secs(20),
+        deflate: true,
         ready: None,
     };
     let mut args = std::env::args().skip(1);
@@ -71,6 +76,7 @@ fn parse_args() -> Options {
             "--subscribers" => o.subscribers = number(&value) as usize,
             "--rate" => o.rate = number(&value).max(2),
             "--duration" => o.duration = Duration::from_secs(number(&value)),
+            "--deflate" => o.deflate = number(&value) != 0,
             "--ready" => o.ready = Some(value),
             _ => usage(&format!("unknown argument {arg}")),
         }
@@ -104,23 +110,34 @@ async fn subscriber(
     url: String,
     token: String,
     sample: bool,
+    deflate: bool,
     received: Arc<AtomicU64>,
     ready: tokio::sync::mpsc::Sender<()>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Option<Vec<Seen>> {
+    let bearer = format!("Bearer {token}");
+    if sample {
+        return Some(sample_events(url, bearer, deflate, received, ready, stop).await);
+    }
     let mut request = url.into_client_request().expect("websocket url");
     request.headers_mut().insert(
         "authorization",
-        HeaderValue::from_str(&format!("Bearer {token}")).expect("token header"),
+        HeaderValue::from_str(&bearer).expect("token header"),
     );
+    if deflate {
+        // Chromium's offer, word for word.
+        request.headers_mut().insert(
+            "sec-websocket-extensions",
+            HeaderValue::from_static("permessage-deflate; client_max_window_bits"),
+        );
+    }
     let (mut ws, _) = tokio_tungstenite::connect_async(request)
         .await
         .unwrap_or_else(|e| panic!("cannot subscribe: {e}"));
     // The snapshot comes first.
     while !matches!(ws.next().await, Some(Ok(Message::Text(_)))) {}
     let _ = ready.send(()).await;
-    let mut seen = Vec::new();
-    if !sample {
+    {
         let MaybeTlsStream::Plain(mut tcp) = ws.into_inner() else {
             unreachable!("plain ws:// only")
         };
@@ -135,21 +152,54 @@ async fn subscriber(
                 Ok(n) => received.fetch_add(n as u64, Ordering::Relaxed),
             };
         }
-        return None;
     }
+    None
+}
+
+/// A subscriber that reads every event and timestamps it, with yawc, which
+/// inflates permessage-deflate as a browser would.
+async fn sample_events(
+    url: String,
+    bearer: String,
+    deflate: bool,
+    received: Arc<AtomicU64>,
+    ready: tokio::sync::mpsc::Sender<()>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<Seen> {
+    let options = if deflate {
+        yawc::Options::default().with_low_latency_compression()
+    } else {
+        yawc::Options::default()
+    };
+    let mut ws = yawc::WebSocket::connect(url.parse().expect("websocket url"))
+        .with_options(options.with_limits(16 << 20, 32 << 20))
+        .with_request(yawc::HttpRequestBuilder::new().header("authorization", bearer))
+        .await
+        .unwrap_or_else(|e| panic!("cannot subscribe: {e}"));
+    // The snapshot comes first.
+    while ws
+        .next()
+        .await
+        .is_some_and(|f| f.opcode() != yawc::frame::OpCode::Text)
+    {}
+    let _ = ready.send(()).await;
+    let mut seen = Vec::new();
     loop {
-        let msg = tokio::select! {
-            msg = ws.next() => msg,
+        let frame = tokio::select! {
+            frame = ws.next() => frame,
             _ = stop.changed() => break,
         };
-        let Some(Ok(msg)) = msg else { break };
-        let Message::Text(text) = msg else { continue };
+        let Some(frame) = frame else { break };
+        if frame.opcode() != yawc::frame::OpCode::Text {
+            continue;
+        }
+        let text = frame.as_str();
         received.fetch_add(text.len() as u64, Ordering::Relaxed);
-        if let Some((id, ended)) = event_of(&text) {
+        if let Some((id, ended)) = event_of(text) {
             seen.push((id, ended, Instant::now()));
         }
     }
-    Some(seen)
+    seen
 }
 
 /// When each session's initialize and DELETE were sent.
@@ -215,6 +265,7 @@ async fn main() {
             ws_url.clone(),
             o.token.clone(),
             i % 10 == 0,
+            o.deflate,
             received.clone(),
             ready_tx.clone(),
             stop_rx.clone(),
@@ -281,6 +332,7 @@ async fn main() {
     let report: Value = json!({
         "subscribers": o.subscribers,
         "rate_target": o.rate,
+        "deflate": o.deflate,
         "duration_s": elapsed.as_secs_f64(),
         "events": events,
         "events_per_s": events as f64 / elapsed.as_secs_f64(),

@@ -311,3 +311,170 @@ async fn a_stalled_subscriber_lags_without_slowing_anyone() {
     );
     std::sync::Arc::into_inner(t).unwrap().stop().await;
 }
+
+/// A WebSocket client that offers permessage-deflate as browsers do and
+/// inflates compressed messages in one context for the whole connection
+/// (RFC 7692 §7.2.2), which tungstenite cannot; written on a bare socket.
+struct Deflating {
+    tcp: tokio::net::TcpStream,
+    buf: Vec<u8>,
+    inflater: flate2::Decompress,
+    /// Compressed messages' bytes as they came over the wire, and inflated.
+    wire: usize,
+    text: usize,
+}
+
+impl Deflating {
+    /// Connects offering `extensions`; returns what the server accepted.
+    async fn connect(t: &TestServer, extensions: &str) -> (Deflating, Option<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let host = t.base.trim_start_matches("http://");
+        let mut tcp = tokio::net::TcpStream::connect(host).await.unwrap();
+        let request = format!(
+            "GET /api/mcp/ws/sessions HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
+             Sec-WebSocket-Extensions: {extensions}\r\n\r\n"
+        );
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let end = loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+            assert_ne!(
+                tcp.read_buf(&mut buf).await.unwrap(),
+                0,
+                "closed in handshake"
+            );
+        };
+        let head = String::from_utf8(buf.drain(..end).collect()).unwrap();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        assert!(head.contains("sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+        let accepted = head
+            .lines()
+            .find_map(|l| l.strip_prefix("sec-websocket-extensions: "))
+            .map(str::to_string);
+        let ws = Deflating {
+            tcp,
+            buf,
+            inflater: flate2::Decompress::new(false),
+            wire: 0,
+            text: 0,
+        };
+        (ws, accepted)
+    }
+
+    async fn fill(&mut self, n: usize) {
+        use tokio::io::AsyncReadExt;
+        while self.buf.len() < n {
+            let read =
+                tokio::time::timeout(Duration::from_secs(5), self.tcp.read_buf(&mut self.buf))
+                    .await
+                    .expect("a message within 5 s")
+                    .unwrap();
+            assert_ne!(read, 0, "the server closed the stream");
+        }
+    }
+
+    /// The next text message, and whether it came compressed.
+    async fn next(&mut self) -> (bool, Value) {
+        loop {
+            self.fill(2).await;
+            let (b0, b1) = (self.buf[0], self.buf[1]);
+            assert_eq!(b0 & 0x80, 0x80, "the server sends whole messages");
+            assert_eq!(b1 & 0x80, 0, "server frames are unmasked");
+            let (len, header) = match b1 & 0x7f {
+                126 => {
+                    self.fill(4).await;
+                    (u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize, 4)
+                }
+                127 => {
+                    self.fill(10).await;
+                    (
+                        u64::from_be_bytes(self.buf[2..10].try_into().unwrap()) as usize,
+                        10,
+                    )
+                }
+                n => (n as usize, 2),
+            };
+            self.fill(header + len).await;
+            let payload: Vec<u8> = self.buf.drain(..header + len).skip(header).collect();
+            if b0 & 0x0f != 1 {
+                continue; // pings
+            }
+            let compressed = b0 & 0x40 != 0;
+            let text = if compressed {
+                self.wire += payload.len();
+                let mut input = payload;
+                input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+                let mut out = Vec::with_capacity(1 << 20);
+                self.inflater
+                    .decompress_vec(&input, &mut out, flate2::FlushDecompress::Sync)
+                    .unwrap();
+                self.text += out.len();
+                out
+            } else {
+                payload
+            };
+            return (compressed, serde_json::from_slice(&text).unwrap());
+        }
+    }
+
+    async fn next_of(&mut self, kind: &str) -> (bool, Value) {
+        loop {
+            let (compressed, msg) = self.next().await;
+            if msg["type"] == kind {
+                return (compressed, msg);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_offering_permessage_deflate_get_events_compressed() {
+    let t = TestServer::start().await;
+    let (mut ws, accepted) =
+        Deflating::connect(&t, "permessage-deflate; client_max_window_bits").await;
+    assert_eq!(accepted.as_deref(), Some("permessage-deflate"));
+    // The snapshot is this subscriber's alone: sent plain.
+    let (compressed, snapshot) = ws.next().await;
+    assert!(!compressed);
+    assert_eq!(snapshot["type"], "snapshot");
+
+    // Events broadcast in separate batches, all inflated in one context.
+    let mut ids = Vec::new();
+    for client in ["cursor", "claude-code", "windsurf"] {
+        let id = t.initialize("2025-11-25", client).await;
+        let (compressed, created) = ws.next_of("session_created").await;
+        assert!(compressed);
+        assert_eq!(created["session"]["session_id"], id);
+        ids.push(id);
+    }
+    for id in &ids {
+        assert_eq!(t.delete(id).await.status(), 200);
+    }
+    for id in &ids {
+        let (compressed, gone) = ws.next_of("session_disconnected").await;
+        assert!(compressed);
+        assert_eq!(&gone["session"]["session_id"], id);
+        assert_eq!(gone["reason"], "client_disconnect");
+    }
+    assert!(
+        ws.wire * 2 < ws.text,
+        "{} bytes on the wire for {} of JSON",
+        ws.wire,
+        ws.text
+    );
+
+    // An offer the shared batches cannot honour is declined: plain text.
+    let (mut plain, accepted) =
+        Deflating::connect(&t, "permessage-deflate; server_no_context_takeover").await;
+    assert_eq!(accepted, None);
+    assert_eq!(plain.next().await.1["type"], "snapshot");
+    t.initialize("2025-11-25", "cline").await;
+    let (compressed, created) = plain.next_of("session_created").await;
+    assert!(!compressed);
+    assert_eq!(created["session"]["client_name"], "cline");
+    t.stop().await;
+}

@@ -143,6 +143,41 @@ test('a real MCP client: its session appears live within 1 s, echo updates its c
     assert.equal(await page.evaluate(() => window.__noReload), true, 'still no page reload');
   }));
 
+test('Chromium takes the live stream compressed (permessage-deflate) and inflates every event', () =>
+  withDashboard(async ({ server, page, connect }) => {
+    await signIn(page, server);
+    await waitMode(page, 'live');
+    await page.evaluate(([url, token]) => {
+      window.__probe = { extensions: null, types: [] };
+      const ws = new WebSocket(url, ['sessiongate.v1', `bearer.${token}`]);
+      ws.onopen = () => (window.__probe.extensions = ws.extensions);
+      ws.onmessage = (e) => window.__probe.types.push(JSON.parse(e.data).type);
+    }, [server.baseUrl.replace(/^http/, 'ws') + '/api/mcp/ws/sessions', server.adminToken]);
+    await page.waitForFunction(() => window.__probe.types.includes('snapshot'));
+    assert.equal(await page.evaluate(() => window.__probe.extensions), 'permessage-deflate');
+
+    // Events in several batches, read in the one context the socket keeps.
+    const clients = [];
+    for (let i = 0; i < 3; i++) clients.push(await connect(`deflate-client-${i}`, '1.0.0'));
+    await clients[0].client.callTool({ name: 'echo', arguments: { text: 'x' } });
+    for (const c of clients) await c.transport.terminateSession();
+    await page.waitForFunction(
+      () => window.__probe.types.filter((t) => t === 'session_disconnected').length === 3,
+      null,
+      { timeout: 5000 },
+    );
+    const types = await page.evaluate(() => window.__probe.types);
+    assert.equal(types.filter((t) => t === 'session_created').length, 3, types.join(' '));
+    // The dashboard's own socket read the same stream.
+    for (const c of clients) {
+      await page.waitForFunction(
+        (id) => document.querySelector(`[data-session-id="${id}"] [data-testid="row-status"]`)?.textContent === 'disconnected',
+        c.sessionId,
+        { timeout: 3000 },
+      );
+    }
+  }));
+
 test('the detail view shows the session and its requests; Terminate ends it as admin_terminated', () =>
   withDashboard(async ({ server, page, connect }) => {
     await signIn(page, server);

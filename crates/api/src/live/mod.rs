@@ -18,28 +18,34 @@
 //! a second each. Each subscriber reads that broadcast through its own
 //! bounded queue and writes whatever has queued up in one flush: a slow one
 //! falls behind without slowing anything, and is sent `lagged` and a fresh
-//! snapshot. Every message is still its own WebSocket message.
+//! snapshot. Every message is still its own WebSocket message, compressed
+//! (once per batch, for all) for subscribers that negotiated
+//! permessage-deflate, as browsers do ([`socket`]).
 
-use std::sync::{Arc, Once};
+mod socket;
+
+use std::sync::{Arc, Once, OnceLock};
 use std::time::Duration;
 
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use futures::SinkExt;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use sessiongate_core::lifecycle::LifecycleEvent;
 use sessiongate_core::store::SessionQuery;
 use sessiongate_core::SessionId;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::auth::{bearer, token_matches};
 use crate::error::ApiError;
 use crate::sessions::health_report;
 use crate::ApiState;
+use socket::{Handshake, Socket};
 
 /// The subprotocol a browser offers next to its `bearer.<token>`.
 pub const PROTOCOL: &str = "sessiongate.v1";
@@ -62,10 +68,31 @@ const COALESCE: Duration = Duration::from_millis(20);
 /// What the fan-out broadcasts to subscribers.
 #[derive(Debug, Clone)]
 enum Frame {
-    /// Messages gathered over up to 20 ms, each serialized once for all.
-    Messages(Arc<[Utf8Bytes]>),
+    /// Messages gathered over up to 20 ms.
+    Messages(Arc<Batch>),
     /// The fan-out itself fell behind the lifecycle: everyone resyncs.
     Lagged(u64),
+}
+
+/// One broadcast's messages, each serialized once for all subscribers and
+/// compressed once for all that take permessage-deflate.
+#[derive(Debug)]
+struct Batch {
+    texts: Vec<Utf8Bytes>,
+    deflated: OnceLock<Option<Vec<Bytes>>>,
+}
+
+impl Batch {
+    /// The batch as one subscriber's WebSocket messages.
+    fn messages(&self, deflate: bool) -> Vec<Message> {
+        let deflated = deflate
+            .then(|| self.deflated.get_or_init(|| socket::deflate(&self.texts)))
+            .and_then(Option::as_ref);
+        match deflated {
+            Some(payloads) => payloads.iter().cloned().map(socket::compressed).collect(),
+            None => self.texts.iter().cloned().map(Message::Text).collect(),
+        }
+    }
 }
 
 /// The fan-out from the session lifecycle to every live-stream subscriber.
@@ -162,18 +189,22 @@ async fn fan_out(state: ApiState, mut events: broadcast::Receiver<LifecycleEvent
         if due.is_some_and(|d| d <= now) || pending.len() >= BATCH {
             due = None;
             if !pending.is_empty() {
-                let _ = frames.send(Frame::Messages(std::mem::take(&mut pending).into()));
+                let _ = frames.send(Frame::Messages(Arc::new(Batch {
+                    texts: std::mem::take(&mut pending),
+                    deflated: OnceLock::new(),
+                })));
             }
         }
     }
 }
 
 /// `GET /api/mcp/ws/sessions`: upgrades an authenticated request.
-pub async fn ws_sessions(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
+pub async fn ws_sessions(State(state): State<ApiState>, mut request: Request) -> Response {
+    let handshake = match Handshake::read(&mut request) {
+        Ok(handshake) => handshake,
+        Err(e) => return e.into_response(),
+    };
+    let headers = request.headers();
     let offered: Vec<&str> = headers
         .get_all(SEC_WEBSOCKET_PROTOCOL)
         .iter()
@@ -199,21 +230,20 @@ pub async fn ws_sessions(
         }
         .into_response();
     }
-    let ws = if offered.contains(&PROTOCOL) {
-        ws.protocols([PROTOCOL])
-    } else {
-        ws
-    };
+    let protocol = offered.contains(&PROTOCOL).then_some(PROTOCOL);
     // Subscribers send nothing but control frames. tungstenite zeroes its
     // whole read buffer (128 KiB by default) before every read, and the
     // serve loop polls for input after each write: at 500 subscribers that
     // zeroing alone took a fifth of the server's CPU.
-    ws.read_buffer_size(SUBSCRIBER_READ_BUFFER)
-        .max_message_size(SUBSCRIBER_MAX_MESSAGE)
-        .on_upgrade(move |socket| serve(socket, state))
+    let config = WebSocketConfig::default()
+        .read_buffer_size(SUBSCRIBER_READ_BUFFER)
+        .max_message_size(Some(SUBSCRIBER_MAX_MESSAGE));
+    handshake.accept(protocol, config, move |socket, deflate| {
+        serve(socket, deflate, state)
+    })
 }
 
-async fn send(socket: &mut WebSocket, value: &Value) -> bool {
+async fn send(socket: &mut Socket, value: &Value) -> bool {
     let text = Utf8Bytes::from(value.to_string());
     socket.send(Message::Text(text)).await.is_ok()
 }
@@ -285,7 +315,7 @@ impl Drop for Subscribed {
     }
 }
 
-async fn serve(mut socket: WebSocket, state: ApiState) {
+async fn serve(mut socket: Socket, deflate: bool, state: ApiState) {
     let _counted = Subscribed::new();
     // Subscribe before the snapshot, so nothing falls in between.
     let mut frames = state.live.subscribe(&state);
@@ -299,7 +329,8 @@ async fn serve(mut socket: WebSocket, state: ApiState) {
     ping.reset();
     loop {
         let mut lagged = None;
-        let mut out: Vec<Utf8Bytes> = Vec::new();
+        let mut out: Vec<Arc<Batch>> = Vec::new();
+        let mut queued = 0;
         tokio::select! {
             frame = frames.recv() => {
                 let mut next = frame.map_err(|e| match e {
@@ -309,7 +340,10 @@ async fn serve(mut socket: WebSocket, state: ApiState) {
                 // Whatever else has queued up goes out in the same write.
                 loop {
                     match next {
-                        Ok(Frame::Messages(m)) => out.extend(m.iter().cloned()),
+                        Ok(Frame::Messages(batch)) => {
+                            queued += batch.texts.len();
+                            out.push(batch);
+                        }
                         Ok(Frame::Lagged(n)) | Err(TryRecvError::Lagged(n)) => {
                             lagged = Some(n);
                             break;
@@ -317,7 +351,7 @@ async fn serve(mut socket: WebSocket, state: ApiState) {
                         Err(TryRecvError::Closed) => return,
                         Err(TryRecvError::Empty) => break,
                     }
-                    if out.len() >= BATCH {
+                    if queued >= BATCH {
                         break;
                     }
                     next = frames.try_recv();
@@ -328,14 +362,14 @@ async fn serve(mut socket: WebSocket, state: ApiState) {
                     return;
                 }
             }
-            incoming = socket.recv() => match incoming {
+            incoming = socket.next() => match incoming {
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
                 Some(Ok(_)) => {}
             },
         }
         if !out.is_empty() {
-            for text in out {
-                if socket.feed(Message::Text(text)).await.is_err() {
+            for message in out.iter().flat_map(|batch| batch.messages(deflate)) {
+                if socket.feed(message).await.is_err() {
                     return;
                 }
             }
