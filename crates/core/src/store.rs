@@ -11,7 +11,7 @@ use crate::ids::SessionId;
 use crate::reconnect::{ReconnectState, Redemption, TokenGrant};
 use crate::request_log::RequestLogEntry;
 use crate::session::{ActivityUpdate, SessionEnd, SessionRecord, SessionStatus};
-use crate::stream::{StoredEvent, StreamId};
+use crate::stream::{EventStretch, StoredEvent, StreamId};
 
 /// A failure of the storage backend.
 #[derive(Debug, thiserror::Error)]
@@ -179,7 +179,9 @@ pub trait SessionStore: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<StoredEvent>>;
 
-    /// Deletes events written before `before`, and every session's events
-    /// beyond its newest `keep_per_session`; returns how many.
-    async fn prune_events(&self, before: Timestamp, keep_per_session: u32) -> StoreResult<u64>;
+    /// Deletes events written before `before`; returns how many.
+    async fn prune_events(&self, before: Timestamp) -> StoreResult<u64>;
+
+    /// Deletes the events of each stretch; returns how many.
+    async fn drop_events(&self, stretches: &[EventStretch]) -> StoreResult<u64>;
 }

@@ -140,6 +140,16 @@ impl StoredEvent {
     }
 }
 
+/// The start of one of a session's streams, up to and including position
+/// `through`: what the event log drops once newer events have pushed it out
+/// of the session's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventStretch {
+    pub session_id: SessionId,
+    pub stream: StreamId,
+    pub through: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

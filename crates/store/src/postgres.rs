@@ -25,7 +25,7 @@ use sessiongate_core::store::{
     ConnectionBucket, DisconnectStats, SessionPage, SessionQuery, SessionStore, StatusCounts,
     StoreError, StoreResult,
 };
-use sessiongate_core::stream::{StoredEvent, StreamId};
+use sessiongate_core::stream::{EventStretch, StoredEvent, StreamId};
 
 use crate::rows::{
     self, db_err, migrate_err, BucketRow, EventRow, ReasonRow, ReconnectRow, RequestRow,
@@ -530,8 +530,29 @@ impl SessionStore for PostgresStore {
         rows::into_events(rows)
     }
 
-    async fn prune_events(&self, before: Timestamp, keep_per_session: u32) -> StoreResult<u64> {
-        retention::prune_events(&self.pool, &self.pool, before, keep_per_session).await
+    async fn prune_events(&self, before: Timestamp) -> StoreResult<u64> {
+        retention::prune_events(&self.pool, before).await
+    }
+
+    async fn drop_events(&self, stretches: &[EventStretch]) -> StoreResult<u64> {
+        if stretches.is_empty() {
+            return Ok(0);
+        }
+        let streams = column!(stretches, |s| s.stream.to_string());
+        let throughs = column!(stretches, |s| rows::to_i64(s.through));
+        let sessions = column!(stretches, |s| s.session_id.to_string());
+        let done = sqlx::query(
+            "DELETE FROM session_events e \
+             USING UNNEST($1::text[], $2::int8[], $3::text[]) AS d(stream_id, through, session_id) \
+             WHERE e.stream_id = d.stream_id AND e.seq <= d.through AND e.session_id = d.session_id",
+        )
+        .bind(&streams)
+        .bind(&throughs)
+        .bind(&sessions)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
     }
 }
 

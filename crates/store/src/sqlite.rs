@@ -28,7 +28,7 @@ use sessiongate_core::store::{
     ConnectionBucket, DisconnectStats, SessionPage, SessionQuery, SessionStore, StatusCounts,
     StoreError, StoreResult,
 };
-use sessiongate_core::stream::{StoredEvent, StreamId};
+use sessiongate_core::stream::{EventStretch, StoredEvent, StreamId};
 
 use crate::rows::{
     self, db_err, migrate_err, BucketRow, EventRow, ReasonRow, ReconnectRow, RequestRow,
@@ -597,8 +597,32 @@ impl SessionStore for SqliteStore {
         rows::into_events(rows)
     }
 
-    async fn prune_events(&self, before: Timestamp, keep_per_session: u32) -> StoreResult<u64> {
-        retention::prune_events(&self.reader, &self.writer, before, keep_per_session).await
+    async fn prune_events(&self, before: Timestamp) -> StoreResult<u64> {
+        retention::prune_events(&self.writer, before).await
+    }
+
+    async fn drop_events(&self, stretches: &[EventStretch]) -> StoreResult<u64> {
+        if stretches.is_empty() {
+            return Ok(0);
+        }
+        // One prepared statement per stretch: in-process calls cost little,
+        // and each is a primary-key range.
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let mut dropped = 0;
+        for s in stretches {
+            dropped += sqlx::query(
+                "DELETE FROM session_events WHERE stream_id = ? AND seq <= ? AND session_id = ?",
+            )
+            .bind(s.stream.to_string())
+            .bind(rows::to_i64(s.through))
+            .bind(s.session_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(dropped)
     }
 }
 

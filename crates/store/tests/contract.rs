@@ -19,6 +19,7 @@ use sqlx::{Connection, PgConnection, SqliteConnection};
 
 use sessiongate_core::analytics::{Latency, RequestBucket, RequestTotals, SessionFlow, Window};
 use sessiongate_core::health::ConnectionWindow;
+use sessiongate_core::lifecycle::{EventLogConfig, LifecycleConfig, SessionManager};
 use sessiongate_core::reconnect::{Redemption, TokenGrant, TokenHash};
 use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
 use sessiongate_core::session::{
@@ -27,8 +28,8 @@ use sessiongate_core::session::{
 use sessiongate_core::store::{
     ConnectionBucket, SessionQuery, SessionStore, StatusCounts, StoreError,
 };
-use sessiongate_core::stream::{StoredEvent, StreamId, StreamKind};
-use sessiongate_core::{SessionId, Timestamp};
+use sessiongate_core::stream::{EventStretch, StoredEvent, StreamId, StreamKind};
+use sessiongate_core::{Clock, ManualClock, SessionId, Timestamp};
 use sessiongate_store::{connect, migrate, Database};
 
 // ---------------------------------------------------------------------------
@@ -209,6 +210,7 @@ contract_tests!(
     reconnect_tokens_rotate_by_compare_and_swap,
     redeeming_revives_only_revivable_sessions,
     event_log_replays_a_stream_in_order_and_prunes,
+    event_log_drops_what_leaves_a_session_window,
     request_aggregates_bucket_count_and_rank,
     session_flow_counts_arrivals_ends_and_the_active_at_start,
 );
@@ -1339,36 +1341,121 @@ async fn event_log_replays_a_stream_in_order_and_prunes(ctx: Ctx) {
         .unwrap()
         .is_empty());
 
-    // Older than the cutoff: gone. Beyond the newest N per session: gone.
-    assert_eq!(store.prune_events(ts(T0 + 2), 100).await.unwrap(), 3);
+    // Older than the cutoff: gone, on every stream.
+    assert_eq!(store.prune_events(ts(T0 + 2)).await.unwrap(), 3);
     let left = store.events_after(a, stream, 0, 100).await.unwrap();
     assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3, 4, 5]);
-    assert_eq!(store.prune_events(ts(0), 2).await.unwrap(), 2);
+    assert_eq!(store.prune_events(ts(T0 + 2)).await.unwrap(), 0);
+
+    // A stretch goes up to its position, on its session's stream only: b's
+    // events on a stream of the same id stay.
+    store
+        .append_events(&[event(b, stream, 7, T0 + 9), event(b, other, 1, T0 + 9)])
+        .await
+        .unwrap();
+    let stretch = |session, stream, through| EventStretch {
+        session_id: session,
+        stream,
+        through,
+    };
+    let dropped = store
+        .drop_events(&[stretch(a, stream, 3), stretch(b, other, 1)])
+        .await
+        .unwrap();
+    assert_eq!(dropped, 3);
     let left = store.events_after(a, stream, 0, 100).await.unwrap();
     assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
+    let left = store.events_after(b, stream, 0, 100).await.unwrap();
+    assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), [7]);
+    assert!(store
+        .events_after(b, other, 0, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.drop_events(&[]).await.unwrap(), 0);
 
-    // Events of one millisecond, on two streams: ties go by stream id, then
-    // position, so the newest N are the larger id's events first; exactly
-    // N stay.
+    // Many chunks' worth by age: all of them, and nothing newer.
     let c = SessionId::generate();
-    let (early, late) = (
-        StreamId::generate(StreamKind::Standalone),
-        StreamId::generate(StreamKind::Request),
-    );
-    let same_ms: Vec<StoredEvent> = (1..=4)
-        .flat_map(|n| [event(c, early, n, T0 + 10), event(c, late, n, T0 + 10)])
+    let mut many: Vec<StoredEvent> = (0..25_000)
+        .map(|_| event(c, StreamId::generate(StreamKind::Request), 1, T0 + 10))
         .collect();
-    store.append_events(&same_ms).await.unwrap();
-    assert_eq!(store.prune_events(ts(0), 5).await.unwrap(), 3);
-    for (s, kept) in [(early, &[4][..]), (late, &[1, 2, 3, 4][..])] {
-        let left = store.events_after(c, s, 0, 100).await.unwrap();
-        assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), kept);
-    }
-    // Session a was left alone: at its limit already.
+    many.push(event(c, stream, 1, T0 + 20));
+    store.append_events(&many).await.unwrap();
+    // c's, a's two and b's one.
+    assert_eq!(store.prune_events(ts(T0 + 11)).await.unwrap(), 25_000 + 3);
+    assert!(store
+        .events_after(a, stream, 0, 100)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(
-        store.events_after(a, stream, 0, 100).await.unwrap().len(),
-        2
+        store.events_after(c, stream, 0, 100).await.unwrap().len(),
+        1
     );
+}
+
+/// The lifecycle's event log over the store: once newer events push a
+/// session's oldest stretch out of its window, the pruner drops it there.
+async fn event_log_drops_what_leaves_a_session_window(ctx: Ctx) {
+    let store = ctx.store().await;
+    let config = LifecycleConfig {
+        event_log: EventLogConfig {
+            keep_per_session: 3,
+            prune_interval: Duration::from_millis(20),
+            flush_interval: Duration::from_millis(5),
+            ..EventLogConfig::default()
+        },
+        ..LifecycleConfig::default()
+    };
+    let clock = ManualClock::starting_now();
+    let manager = SessionManager::start(store.clone(), Arc::new(clock.clone()), config)
+        .await
+        .unwrap();
+    let (a, b) = (SessionId::generate(), SessionId::generate());
+    let streams: Vec<StreamId> = (0..3)
+        .map(|_| StreamId::generate(StreamKind::Request))
+        .collect();
+    let event = |session, stream, seq| StoredEvent {
+        session_id: session,
+        stream,
+        seq,
+        at: clock.now(),
+        message: "{}".into(),
+    };
+    for &s in &streams {
+        for seq in 1..=2 {
+            manager.events().append(event(a, s, seq)).await;
+        }
+    }
+    manager.events().append(event(b, streams[0], 1)).await;
+    manager.events().flushed().await.unwrap();
+
+    // Six events, three kept: the first stream's two go, the rest stay.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !store
+        .events_after(a, streams[0], 0, 10)
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the oldest stretch was never dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for &s in &streams[1..] {
+        assert_eq!(store.events_after(a, s, 0, 10).await.unwrap().len(), 2);
+    }
+    assert_eq!(
+        store
+            .events_after(b, streams[0], 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    manager.shutdown().await;
 }
 
 fn window(since: i64, until: i64) -> Window {
