@@ -69,6 +69,16 @@ async fn live_stream_sends_a_snapshot_and_lifecycle_events() {
         401,
     );
     let bearer = format!("Bearer {ADMIN_TOKEN}");
+    // A plain GET is told what is missing.
+    let plain = reqwest::Client::new()
+        .get(format!("{}/api/mcp/ws/sessions", t.base))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 400);
+    let detail = plain.json::<Value>().await.unwrap()["detail"].to_string();
+    assert!(detail.contains("Not a WebSocket upgrade"), "{detail}");
     let mut ws = connect(&t, &[("authorization", &bearer)]).await.unwrap();
     let snapshot = next(&mut ws).await;
     assert_eq!(snapshot["type"], "snapshot");
