@@ -23,8 +23,7 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::SharedClock;
-use crate::clock::Timestamp;
+use crate::clock::{SharedClock, Timestamp};
 use crate::ids::SessionId;
 use crate::store::{SessionStore, StoreError, StoreResult};
 use crate::stream::{EventStretch, StoredEvent, StreamId};
