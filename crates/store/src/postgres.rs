@@ -47,8 +47,6 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 const MAX_CONNECTIONS: u32 = 10;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Request-log rows deleted per statement, so pruning holds no long locks.
-const PRUNE_CHUNK: i64 = 10_000;
 
 /// A [`SessionStore`] on a PostgreSQL database.
 pub struct PostgresStore {
@@ -389,23 +387,7 @@ impl SessionStore for PostgresStore {
     }
 
     async fn prune_requests(&self, before: Timestamp) -> StoreResult<u64> {
-        let mut pruned = 0;
-        loop {
-            let n = sqlx::query(
-                "DELETE FROM requests WHERE id IN \
-                 (SELECT id FROM requests WHERE started_at < $1 LIMIT $2)",
-            )
-            .bind(before.as_millis())
-            .bind(PRUNE_CHUNK)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-            pruned += n;
-            if n < PRUNE_CHUNK as u64 {
-                return Ok(pruned);
-            }
-        }
+        retention::prune_before(&self.pool, retention::REQUESTS_BEFORE, before).await
     }
 
     async fn request_buckets(
@@ -531,7 +513,7 @@ impl SessionStore for PostgresStore {
     }
 
     async fn prune_events(&self, before: Timestamp) -> StoreResult<u64> {
-        retention::prune_events(&self.pool, before).await
+        retention::prune_before(&self.pool, retention::EVENTS_BEFORE, before).await
     }
 
     async fn drop_events(&self, stretches: &[EventStretch]) -> StoreResult<u64> {

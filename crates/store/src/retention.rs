@@ -1,13 +1,14 @@
-//! Event-log pruning by age, shared by both backends: one SQL text (with
-//! `$n` placeholders, which SQLite also reads) and one loop.
+//! Pruning by age, shared by both backends and both logs (requests and
+//! events): one SQL text each (with `$n` placeholders, which SQLite also
+//! reads) and one loop.
 //!
-//! Every event the log appends is deleted again once it leaves the window,
+//! Every row the logs append is deleted again once it leaves the window,
 //! so deleting must cost little and must never hold the writer for long:
-//! events go oldest first, a bounded chunk per statement, through the time
-//! index, whose oldest entries and the log's oldest streams both sit at the
-//! left edge of their B-trees. (A session's events beyond its newest N are
-//! dropped by stretch instead, as the writer names them:
-//! `SessionStore::drop_events`.)
+//! rows go oldest first, a bounded chunk per statement, so writes queued
+//! behind get their turn in between. The event log's time index and its
+//! oldest streams both sit at the left edge of their B-trees. (A session's
+//! events beyond its newest N are dropped by stretch instead, as the
+//! writer names them: `SessionStore::drop_events`.)
 
 use sqlx::{Database, Encode, Executor, IntoArguments, Type};
 
@@ -16,11 +17,17 @@ use sessiongate_core::Timestamp;
 
 use crate::rows::db_err;
 
-/// Events deleted per statement.
+/// Rows deleted per statement.
 const CHUNK: i64 = 10_000;
 
+/// Deletes the oldest request-log rows written before a time (binds:
+/// time, how many).
+pub(crate) const REQUESTS_BEFORE: &str = "DELETE FROM requests WHERE id IN \
+     (SELECT id FROM requests WHERE started_at < $1 LIMIT $2)";
+
 /// Deletes the oldest events written before a time (binds: time, how many).
-const DROP_BEFORE: &str = "DELETE FROM session_events WHERE (stream_id, seq, session_id) IN \
+pub(crate) const EVENTS_BEFORE: &str = "DELETE FROM session_events \
+     WHERE (stream_id, seq, session_id) IN \
      (SELECT stream_id, seq, session_id FROM session_events \
       WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
 
@@ -41,9 +48,13 @@ impl RowsAffected for sqlx::postgres::PgQueryResult {
     }
 }
 
-/// Deletes events written before `before`, a chunk at a time, so writes
-/// queued behind get their turn in between; returns how many.
-pub(crate) async fn prune_events<'c, DB, W>(write: W, before: Timestamp) -> StoreResult<u64>
+/// Runs `delete` (one of the statements above) until it deletes less than
+/// a chunk; returns how many rows went.
+pub(crate) async fn prune_before<'c, DB, W>(
+    write: W,
+    delete: &'static str,
+    before: Timestamp,
+) -> StoreResult<u64>
 where
     DB: Database,
     W: Executor<'c, Database = DB> + Copy,
@@ -53,7 +64,7 @@ where
 {
     let mut pruned = 0;
     loop {
-        let n = sqlx::query(DROP_BEFORE)
+        let n = sqlx::query(delete)
             .bind(before.as_millis())
             .bind(CHUNK)
             .execute(write)

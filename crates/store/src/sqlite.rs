@@ -58,9 +58,6 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 const RESTART_LOG_AT_PAGES: i64 = 1000;
 /// How long a statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Request-log rows deleted per statement, so pruning never holds the write
-/// lock for long.
-const PRUNE_CHUNK: i64 = 10_000;
 
 /// A [`SessionStore`] on an SQLite file.
 pub struct SqliteStore {
@@ -477,23 +474,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn prune_requests(&self, before: Timestamp) -> StoreResult<u64> {
-        let mut pruned = 0;
-        loop {
-            let n = sqlx::query(
-                "DELETE FROM requests WHERE id IN \
-                 (SELECT id FROM requests WHERE started_at < ? LIMIT ?)",
-            )
-            .bind(before.as_millis())
-            .bind(PRUNE_CHUNK)
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-            pruned += n;
-            if n < PRUNE_CHUNK as u64 {
-                return Ok(pruned);
-            }
-        }
+        retention::prune_before(&self.writer, retention::REQUESTS_BEFORE, before).await
     }
 
     async fn request_buckets(
@@ -598,7 +579,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn prune_events(&self, before: Timestamp) -> StoreResult<u64> {
-        retention::prune_events(&self.writer, before).await
+        retention::prune_before(&self.writer, retention::EVENTS_BEFORE, before).await
     }
 
     async fn drop_events(&self, stretches: &[EventStretch]) -> StoreResult<u64> {

@@ -47,7 +47,7 @@ pub(super) struct Handshake {
     key: HeaderValue,
     on_upgrade: OnUpgrade,
     /// Whether the subscriber's messages may be compressed.
-    pub deflate: bool,
+    deflate: bool,
 }
 
 impl Handshake {
