@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sessiongate::app;
 use sessiongate::config::Settings;
-use sessiongate_core::stream::{EventId, StoredEvent, StreamId, StreamKind};
+use sessiongate_core::stream::{EventId, EventPage, StreamId, StreamKind};
 use sessiongate_core::{SessionId, SystemClock};
 
 const ADMIN: &str = "bench-streams-admin-token-0123456789";
@@ -125,25 +125,25 @@ async fn run(database: Option<String>, o: &Options) -> Value {
         }
     }
 
-    // A finished response stream of `events` messages, as the event log keeps it.
+    // A finished response stream of `events` messages, as the event log
+    // keeps it when they came slowly: one page each (a busy session's
+    // batches share pages, which reads faster).
     let stream = StreamId::generate(StreamKind::Request);
     let now = server.manager.now();
-    let events: Vec<StoredEvent> = (1..=o.events)
-        .map(|seq| StoredEvent {
-            session_id: session,
-            stream,
-            seq,
-            at: now,
-            message: json!({"jsonrpc":"2.0","method":"notifications/progress",
+    let pages: Vec<EventPage> = (1..=o.events)
+        .map(|seq| {
+            let message = json!({"jsonrpc":"2.0","method":"notifications/progress",
                 "params":{"progressToken":"bench","progress":seq,"total":o.events,
-                          "message":"step done"}})
-            .to_string(),
+                          "message":"step done"}});
+            let mut page = EventPage::new(session, now);
+            page.push(stream, seq, message.to_string().as_bytes());
+            page
         })
         .collect();
     server
         .manager
         .store()
-        .append_events(&events)
+        .append_event_pages(&pages)
         .await
         .expect("seeding the event log");
     let start = EventId { stream, seq: 0 }.to_string();

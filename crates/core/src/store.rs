@@ -11,7 +11,7 @@ use crate::ids::SessionId;
 use crate::reconnect::{ReconnectState, Redemption, TokenGrant};
 use crate::request_log::RequestLogEntry;
 use crate::session::{ActivityUpdate, SessionEnd, SessionRecord, SessionStatus};
-use crate::stream::{EventStretch, StoredEvent, StreamId};
+use crate::stream::{EventPage, PageId, PageKey};
 
 /// A failure of the storage backend.
 #[derive(Debug, thiserror::Error)]
@@ -167,21 +167,17 @@ pub trait SessionStore: Send + Sync + 'static {
     /// current (someone else used or replaced it first).
     async fn redeem_reconnect_token(&self, r: &Redemption) -> StoreResult<Option<u64>>;
 
-    /// Appends server-to-client events in one transaction.
-    async fn append_events(&self, events: &[StoredEvent]) -> StoreResult<()>;
+    /// Appends pages of the event log in one transaction. A page already
+    /// stored stays as it is (a retried batch).
+    async fn append_event_pages(&self, pages: &[EventPage]) -> StoreResult<()>;
 
-    /// Events of one of a session's streams after position `after`, in order.
-    async fn events_after(
-        &self,
-        session: SessionId,
-        stream: StreamId,
-        after: u64,
-        limit: u32,
-    ) -> StoreResult<Vec<StoredEvent>>;
+    /// A session's pages with ids from `from` on, oldest first.
+    async fn event_pages(&self, session: SessionId, from: PageId) -> StoreResult<Vec<EventPage>>;
 
-    /// Deletes events written before `before`; returns how many.
-    async fn prune_events(&self, before: Timestamp) -> StoreResult<u64>;
+    /// Deletes the event log's pages written before `before`; returns how
+    /// many.
+    async fn prune_event_pages(&self, before: Timestamp) -> StoreResult<u64>;
 
-    /// Deletes the events of each stretch; returns how many.
-    async fn drop_events(&self, stretches: &[EventStretch]) -> StoreResult<u64>;
+    /// Deletes the named pages; returns how many there were.
+    async fn drop_event_pages(&self, pages: &[PageKey]) -> StoreResult<u64>;
 }

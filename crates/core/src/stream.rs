@@ -13,6 +13,8 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+
 use crate::clock::Timestamp;
 use crate::ids::SessionId;
 
@@ -32,41 +34,56 @@ pub struct StreamId {
     pub n: u64,
 }
 
-/// The last stream number handed out in this process.
+/// The last number [`ordered_number`] handed out in this process.
 static LAST: AtomicU64 = AtomicU64::new(0);
 
+/// A number that only grows: the wall clock's milliseconds shifted left by
+/// 20 bits, or one more than the last number if that is larger. Wall-clock
+/// time (not the injectable [`crate::Clock`]) because this only has to order
+/// and tell apart, including across restarts. Stream and page ids share it,
+/// so a page drawn after a stream opened has the larger number.
+fn ordered_number() -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+        << 20;
+    let prev = LAST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(now.max(last + 1))
+        })
+        .unwrap_or_default();
+    now.max(prev + 1)
+}
+
 impl StreamId {
-    /// A new stream id: the wall clock's milliseconds shifted left by 20
-    /// bits, or one more than the last id if that is larger. Wall-clock time
-    /// (not the injectable [`crate::Clock`]) because this only has to order
-    /// and tell apart, including across restarts.
+    /// A new stream id, larger than every one before it.
     pub fn generate(kind: StreamKind) -> Self {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
-            << 20;
-        let prev = LAST
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
-                Some(now.max(last + 1))
-            })
-            .unwrap_or_default();
         StreamId {
             kind,
-            n: now.max(prev + 1),
+            n: ordered_number(),
         }
+    }
+}
+
+impl StreamId {
+    /// The id as text: its kind's letter and 16 hex digits. Written for
+    /// every logged event and every SSE id, so without the formatting
+    /// machinery.
+    fn text(&self) -> [u8; 17] {
+        let mut text = [0u8; 17];
+        text[0] = match self.kind {
+            StreamKind::Request => b'r',
+            StreamKind::Standalone => b'g',
+        };
+        // Eight bytes always fit sixteen digits.
+        let _ = hex::encode_to_slice(self.n.to_be_bytes(), &mut text[1..]);
+        text
     }
 }
 
 impl fmt::Display for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let k = match self.kind {
-            StreamKind::Request => 'r',
-            StreamKind::Standalone => 'g',
-        };
-        // Written for every logged event and every SSE id: see SessionId's.
-        let mut text = [0u8; 17];
-        text[0] = k as u8;
-        hex::encode_to_slice(self.n.to_be_bytes(), &mut text[1..]).map_err(|_| fmt::Error)?;
+        let text = self.text();
         f.pad(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
@@ -126,9 +143,8 @@ pub struct StoredEvent {
     pub session_id: SessionId,
     pub stream: StreamId,
     pub seq: u64,
-    pub at: Timestamp,
-    /// The JSON-RPC message, as sent.
-    pub message: String,
+    /// The JSON-RPC message, as sent (shared with the stream that sent it).
+    pub message: Bytes,
 }
 
 impl StoredEvent {
@@ -140,14 +156,123 @@ impl StoredEvent {
     }
 }
 
-/// The start of one of a session's streams, up to and including position
-/// `through`: what the event log drops once newer events have pushed it out
-/// of the session's window.
+/// The id of a page of the event log; ids grow with time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PageId(pub u64);
+
+impl PageId {
+    /// A new page id, larger than the id of every stream opened before.
+    pub fn generate() -> Self {
+        PageId(ordered_number())
+    }
+}
+
+/// Which page of which session: what the log drops once newer pages push
+/// it out of the session's window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EventStretch {
+pub struct PageKey {
     pub session_id: SessionId,
-    pub stream: StreamId,
-    pub through: u64,
+    pub page: PageId,
+}
+
+/// One session's events from one write of the event log, stored as one
+/// row: a busy session's hundreds of messages per write cost the store one
+/// row, not one each.
+///
+/// Each event is encoded as a text header, `<stream id> <seq> <length>`
+/// and a newline, then the message's `length` bytes: self-delimiting
+/// whatever the message holds, and simple enough for SQL to build (the
+/// migration that introduced pages does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPage {
+    pub session_id: SessionId,
+    pub id: PageId,
+    pub at: Timestamp,
+    pub body: Vec<u8>,
+}
+
+/// A page whose body is not a sequence of encoded events.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event page {page} of session {session} is malformed at byte {at}")]
+pub struct BadPage {
+    pub session: SessionId,
+    pub page: u64,
+    pub at: usize,
+}
+
+impl EventPage {
+    /// An empty page of `session`, written at `at`.
+    pub fn new(session_id: SessionId, at: Timestamp) -> Self {
+        EventPage {
+            session_id,
+            id: PageId::generate(),
+            at,
+            body: Vec::new(),
+        }
+    }
+
+    pub fn key(&self) -> PageKey {
+        PageKey {
+            session_id: self.session_id,
+            page: self.id,
+        }
+    }
+
+    /// Adds a message of this page's session.
+    pub fn push(&mut self, stream: StreamId, seq: u64, message: &[u8]) {
+        let mut number = itoa::Buffer::new();
+        self.body.extend_from_slice(&stream.text());
+        self.body.push(b' ');
+        self.body.extend_from_slice(number.format(seq).as_bytes());
+        self.body.push(b' ');
+        self.body
+            .extend_from_slice(number.format(message.len()).as_bytes());
+        self.body.push(b'\n');
+        self.body.extend_from_slice(message);
+    }
+
+    /// The page's events, in the order they were pushed; each message
+    /// shares the page's bytes.
+    pub fn into_events(self) -> Result<Vec<StoredEvent>, BadPage> {
+        let body = Bytes::from(self.body);
+        let bad = |at| BadPage {
+            session: self.session_id,
+            page: self.id.0,
+            at,
+        };
+        let mut events = Vec::new();
+        let mut at = 0;
+        while at < body.len() {
+            let line_end = body[at..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map(|n| at + n)
+                .ok_or_else(|| bad(at))?;
+            let header = std::str::from_utf8(&body[at..line_end]).map_err(|_| bad(at))?;
+            let mut fields = header.split(' ');
+            let (Some(stream), Some(seq), Some(len), None) =
+                (fields.next(), fields.next(), fields.next(), fields.next())
+            else {
+                return Err(bad(at));
+            };
+            let stream = stream.parse().map_err(|_| bad(at))?;
+            let seq = seq.parse().map_err(|_| bad(at))?;
+            let len: usize = len.parse().map_err(|_| bad(at))?;
+            let start = line_end + 1;
+            let end = start
+                .checked_add(len)
+                .filter(|&end| end <= body.len())
+                .ok_or_else(|| bad(at))?;
+            events.push(StoredEvent {
+                session_id: self.session_id,
+                stream,
+                seq,
+                message: body.slice(start..end),
+            });
+            at = end;
+        }
+        Ok(events)
+    }
 }
 
 #[cfg(test)]
@@ -191,6 +316,45 @@ mod tests {
             "r0000000000000000-x",
         ] {
             assert!(bad.parse::<EventId>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_page_holds_any_message_bytes_and_refuses_a_malformed_body() {
+        let session = SessionId::generate();
+        let stream = StreamId::generate(StreamKind::Request);
+        let messages: [&[u8]; 4] = [b"{}", b"", b"line\nbreak 3 4\n", &[0, 0xff, b'\n']];
+        let mut page = EventPage::new(session, Timestamp::from_millis(1));
+        for (seq, m) in (1..).zip(messages) {
+            page.push(stream, seq, m);
+        }
+        let back = page.clone().into_events().unwrap();
+        assert_eq!(back.len(), messages.len());
+        for ((e, m), seq) in back.iter().zip(messages).zip(1..) {
+            assert_eq!(
+                (e.session_id, e.stream, e.seq, &e.message[..]),
+                (session, stream, seq, m)
+            );
+        }
+
+        let body = page.body.clone();
+        for bad in [
+            &body[..body.len() - 1],
+            b"r0000000000000001 1 2".as_slice(),
+            b"r0000000000000001 1\n{}",
+            b"r0000000000000001 1 -2\n{}",
+            b"x0000000000000001 1 2\n{}",
+            b"r0000000000000001 1 18446744073709551615\n{}",
+        ] {
+            let page = EventPage {
+                body: bad.to_vec(),
+                ..page.clone()
+            };
+            assert!(
+                page.into_events().is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -39,7 +39,7 @@ impl From<StoredEvent> for Frame {
     fn from(e: StoredEvent) -> Self {
         Frame {
             seq: e.seq,
-            data: Bytes::from(e.message),
+            data: e.message,
         }
     }
 }
@@ -147,8 +147,7 @@ impl Streams {
                         session_id: session,
                         stream: id,
                         seq,
-                        at: manager.now(),
-                        message: String::from_utf8_lossy(&data).into_owned(),
+                        message: data.clone(),
                     })
                     .await;
                 let frame = Frame { seq, data };

@@ -25,12 +25,12 @@ use sessiongate_core::store::{
     ConnectionBucket, DisconnectStats, SessionPage, SessionQuery, SessionStore, StatusCounts,
     StoreError, StoreResult,
 };
-use sessiongate_core::stream::{EventStretch, StoredEvent, StreamId};
+use sessiongate_core::stream::{EventPage, PageId, PageKey};
 
 use crate::rows::{
-    self, db_err, migrate_err, BucketRow, EventRow, ReasonRow, ReconnectRow, RequestRow,
-    RequestValues, SessionRow, SessionValues, StatusCountRow, EVENT_COLUMNS, RECONNECT_COLUMNS,
-    REQUEST_COLUMNS, SESSION_COLUMNS,
+    self, db_err, migrate_err, BucketRow, EventPageRow, ReasonRow, ReconnectRow, RequestRow,
+    RequestValues, SessionRow, SessionValues, StatusCountRow, EVENT_PAGE_COLUMNS,
+    RECONNECT_COLUMNS, REQUEST_COLUMNS, SESSION_COLUMNS,
 };
 use crate::{analytics, retention};
 
@@ -466,71 +466,59 @@ impl SessionStore for PostgresStore {
         Ok(count.map(|c| u64::try_from(c).unwrap_or(0)))
     }
 
-    async fn append_events(&self, events: &[StoredEvent]) -> StoreResult<()> {
-        if events.is_empty() {
+    async fn append_event_pages(&self, pages: &[EventPage]) -> StoreResult<()> {
+        if pages.is_empty() {
             return Ok(());
         }
-        let sessions = column!(events, |e| e.session_id.to_string());
-        let streams = column!(events, |e| e.stream.to_string());
-        let seqs = column!(events, |e| rows::to_i64(e.seq));
-        let ats = column!(events, |e| e.at.as_millis());
-        let messages = column!(events, |e| rows::scrub(&e.message).into_owned());
+        let sessions = column!(pages, |p| p.session_id.to_string());
+        let ids = column!(pages, |p| rows::to_i64(p.id.0));
+        let ats = column!(pages, |p| p.at.as_millis());
+        let bodies = column!(pages, |p| p.body.as_slice());
         sqlx::query(&format!(
-            "INSERT INTO session_events ({EVENT_COLUMNS}) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], $5::text[]) \
+            "INSERT INTO session_event_pages ({EVENT_PAGE_COLUMNS}) \
+             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::bytea[]) \
              ON CONFLICT DO NOTHING"
         ))
         .bind(&sessions)
-        .bind(&streams)
-        .bind(&seqs)
+        .bind(&ids)
         .bind(&ats)
-        .bind(&messages)
+        .bind(&bodies)
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
         Ok(())
     }
 
-    async fn events_after(
-        &self,
-        session: SessionId,
-        stream: StreamId,
-        after: u64,
-        limit: u32,
-    ) -> StoreResult<Vec<StoredEvent>> {
-        let rows: Vec<EventRow> = sqlx::query_as(&format!(
-            "SELECT {EVENT_COLUMNS} FROM session_events \
-             WHERE session_id = $1 AND stream_id = $2 AND seq > $3 ORDER BY seq LIMIT $4"
+    async fn event_pages(&self, session: SessionId, from: PageId) -> StoreResult<Vec<EventPage>> {
+        let rows: Vec<EventPageRow> = sqlx::query_as(&format!(
+            "SELECT {EVENT_PAGE_COLUMNS} FROM session_event_pages \
+             WHERE session_id = $1 AND page_id >= $2 ORDER BY page_id"
         ))
         .bind(session.to_string())
-        .bind(stream.to_string())
-        .bind(rows::to_i64(after))
-        .bind(i64::from(limit))
+        .bind(rows::to_i64(from.0))
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
-        rows::into_events(rows)
+        rows::into_pages(rows)
     }
 
-    async fn prune_events(&self, before: Timestamp) -> StoreResult<u64> {
-        retention::prune_before(&self.pool, retention::EVENTS_BEFORE, before).await
+    async fn prune_event_pages(&self, before: Timestamp) -> StoreResult<u64> {
+        retention::prune_before(&self.pool, retention::EVENT_PAGES_BEFORE, before).await
     }
 
-    async fn drop_events(&self, stretches: &[EventStretch]) -> StoreResult<u64> {
-        if stretches.is_empty() {
+    async fn drop_event_pages(&self, pages: &[PageKey]) -> StoreResult<u64> {
+        if pages.is_empty() {
             return Ok(0);
         }
-        let streams = column!(stretches, |s| s.stream.to_string());
-        let throughs = column!(stretches, |s| rows::to_i64(s.through));
-        let sessions = column!(stretches, |s| s.session_id.to_string());
+        let sessions = column!(pages, |p| p.session_id.to_string());
+        let ids = column!(pages, |p| rows::to_i64(p.page.0));
         let done = sqlx::query(
-            "DELETE FROM session_events e \
-             USING UNNEST($1::text[], $2::int8[], $3::text[]) AS d(stream_id, through, session_id) \
-             WHERE e.stream_id = d.stream_id AND e.seq <= d.through AND e.session_id = d.session_id",
+            "DELETE FROM session_event_pages e \
+             USING UNNEST($1::text[], $2::int8[]) AS d(session_id, page_id) \
+             WHERE e.session_id = d.session_id AND e.page_id = d.page_id",
         )
-        .bind(&streams)
-        .bind(&throughs)
         .bind(&sessions)
+        .bind(&ids)
         .execute(&self.pool)
         .await
         .map_err(db_err)?;

@@ -5,10 +5,10 @@
 //! Every row the logs append is deleted again once it leaves the window,
 //! so deleting must cost little and must never hold the writer for long:
 //! rows go oldest first, a bounded chunk per statement, so writes queued
-//! behind get their turn in between. The event log's time index and its
-//! oldest streams both sit at the left edge of their B-trees. (A session's
-//! events beyond its newest N are dropped by stretch instead, as the
-//! writer names them: `SessionStore::drop_events`.)
+//! behind get their turn in between. The event log's time index keeps its
+//! oldest pages at the left edge of its B-tree. (A session's pages beyond
+//! its newest N events are dropped by key instead, as the writer names
+//! them: `SessionStore::drop_event_pages`.)
 
 use sqlx::{Database, Encode, Executor, IntoArguments, Type};
 
@@ -25,10 +25,11 @@ const CHUNK: i64 = 10_000;
 pub(crate) const REQUESTS_BEFORE: &str = "DELETE FROM requests WHERE id IN \
      (SELECT id FROM requests WHERE started_at < $1 LIMIT $2)";
 
-/// Deletes the oldest events written before a time (binds: time, how many).
-pub(crate) const EVENTS_BEFORE: &str = "DELETE FROM session_events \
-     WHERE (stream_id, seq, session_id) IN \
-     (SELECT stream_id, seq, session_id FROM session_events \
+/// Deletes the oldest event-log pages written before a time (binds: time,
+/// how many).
+pub(crate) const EVENT_PAGES_BEFORE: &str = "DELETE FROM session_event_pages \
+     WHERE (session_id, page_id) IN \
+     (SELECT session_id, page_id FROM session_event_pages \
       WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
 
 /// What a backend's `DELETE` reports.

@@ -22,7 +22,7 @@ use sessiongate_core::session::{
 use sessiongate_core::store::{
     ConnectionBucket, DisconnectStats, SessionQuery, StoreError, StoreResult,
 };
-use sessiongate_core::stream::StoredEvent;
+use sessiongate_core::stream::{EventPage, PageId};
 
 /// The columns of a [`SessionRow`], in the order every session query selects
 /// and every insert writes them.
@@ -42,8 +42,8 @@ pub(crate) const REQUEST_COLUMNS: &str = "session_id, client_key, method, tool_n
 pub(crate) const RECONNECT_COLUMNS: &str =
     "reconnect_token_hash, reconnect_expires_at, reconnect_used_hash, reconnect_count";
 
-/// The columns of an [`EventRow`], in select and insert order.
-pub(crate) const EVENT_COLUMNS: &str = "session_id, stream_id, seq, created_at, message";
+/// The columns of an [`EventPageRow`], in select and insert order.
+pub(crate) const EVENT_PAGE_COLUMNS: &str = "session_id, page_id, created_at, events";
 
 /// How many columns [`REQUEST_COLUMNS`] has.
 pub(crate) const REQUEST_COLUMN_COUNT: usize = 11;
@@ -254,33 +254,28 @@ impl ReconnectRow {
     }
 }
 
-/// A `session_events` row as stored.
+/// A `session_event_pages` row as stored.
 #[derive(Debug, sqlx::FromRow)]
-pub(crate) struct EventRow {
+pub(crate) struct EventPageRow {
     session_id: String,
-    stream_id: String,
-    seq: i64,
+    page_id: i64,
     created_at: i64,
-    message: String,
+    events: Vec<u8>,
 }
 
-impl EventRow {
-    pub(crate) fn into_event(self) -> StoreResult<StoredEvent> {
-        Ok(StoredEvent {
+impl EventPageRow {
+    pub(crate) fn into_page(self) -> StoreResult<EventPage> {
+        Ok(EventPage {
             session_id: session_id(&self.session_id)?,
-            stream: self
-                .stream_id
-                .parse()
-                .map_err(|e| corrupt("event stream_id", e))?,
-            seq: unsigned("event seq", self.seq)?,
+            id: PageId(unsigned("event page_id", self.page_id)?),
             at: Timestamp::from_millis(self.created_at),
-            message: self.message,
+            body: self.events,
         })
     }
 }
 
-pub(crate) fn into_events(rows: Vec<EventRow>) -> StoreResult<Vec<StoredEvent>> {
-    rows.into_iter().map(EventRow::into_event).collect()
+pub(crate) fn into_pages(rows: Vec<EventPageRow>) -> StoreResult<Vec<EventPage>> {
+    rows.into_iter().map(EventPageRow::into_page).collect()
 }
 
 pub(crate) fn into_records(rows: Vec<SessionRow>) -> StoreResult<Vec<SessionRecord>> {

@@ -28,12 +28,13 @@ use sessiongate_core::store::{
     ConnectionBucket, DisconnectStats, SessionPage, SessionQuery, SessionStore, StatusCounts,
     StoreError, StoreResult,
 };
-use sessiongate_core::stream::{EventStretch, StoredEvent, StreamId};
+use sessiongate_core::stream::{EventPage, PageId, PageKey};
 
 use crate::rows::{
-    self, db_err, migrate_err, BucketRow, EventRow, ReasonRow, ReconnectRow, RequestRow,
-    RequestValues, SessionRow, SessionValues, StatusCountRow, EVENT_COLUMNS, RECONNECT_COLUMNS,
-    REQUEST_COLUMNS, REQUEST_COLUMN_COUNT, SESSION_COLUMNS, SESSION_COLUMN_COUNT,
+    self, db_err, migrate_err, BucketRow, EventPageRow, ReasonRow, ReconnectRow, RequestRow,
+    RequestValues, SessionRow, SessionValues, StatusCountRow, EVENT_PAGE_COLUMNS,
+    RECONNECT_COLUMNS, REQUEST_COLUMNS, REQUEST_COLUMN_COUNT, SESSION_COLUMNS,
+    SESSION_COLUMN_COUNT,
 };
 use crate::{analytics, retention};
 
@@ -536,71 +537,60 @@ impl SessionStore for SqliteStore {
         Ok(count.map(|c| u64::try_from(c).unwrap_or(0)))
     }
 
-    async fn append_events(&self, events: &[StoredEvent]) -> StoreResult<()> {
-        if events.is_empty() {
+    async fn append_event_pages(&self, pages: &[EventPage]) -> StoreResult<()> {
+        if pages.is_empty() {
             return Ok(());
         }
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        for chunk in statement_chunks(events, 5) {
+        for chunk in statement_chunks(pages, 4) {
             let mut qb = QueryBuilder::<Sqlite>::new(format!(
-                "INSERT OR IGNORE INTO session_events ({EVENT_COLUMNS}) "
+                "INSERT OR IGNORE INTO session_event_pages ({EVENT_PAGE_COLUMNS}) "
             ));
-            qb.push_values(chunk, |mut b, e| {
-                b.push_bind(e.session_id.to_string())
-                    .push_bind(e.stream.to_string())
-                    .push_bind(rows::to_i64(e.seq))
-                    .push_bind(e.at.as_millis())
-                    .push_bind(rows::scrub(&e.message));
+            qb.push_values(chunk, |mut b, p| {
+                b.push_bind(p.session_id.to_string())
+                    .push_bind(rows::to_i64(p.id.0))
+                    .push_bind(p.at.as_millis())
+                    .push_bind(p.body.as_slice());
             });
             qb.build().execute(&mut *tx).await.map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)
     }
 
-    async fn events_after(
-        &self,
-        session: SessionId,
-        stream: StreamId,
-        after: u64,
-        limit: u32,
-    ) -> StoreResult<Vec<StoredEvent>> {
-        let rows: Vec<EventRow> = sqlx::query_as(&format!(
-            "SELECT {EVENT_COLUMNS} FROM session_events \
-             WHERE session_id = ? AND stream_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+    async fn event_pages(&self, session: SessionId, from: PageId) -> StoreResult<Vec<EventPage>> {
+        let rows: Vec<EventPageRow> = sqlx::query_as(&format!(
+            "SELECT {EVENT_PAGE_COLUMNS} FROM session_event_pages \
+             WHERE session_id = ? AND page_id >= ? ORDER BY page_id"
         ))
         .bind(session.to_string())
-        .bind(stream.to_string())
-        .bind(rows::to_i64(after))
-        .bind(i64::from(limit))
+        .bind(rows::to_i64(from.0))
         .fetch_all(&self.reader)
         .await
         .map_err(db_err)?;
-        rows::into_events(rows)
+        rows::into_pages(rows)
     }
 
-    async fn prune_events(&self, before: Timestamp) -> StoreResult<u64> {
-        retention::prune_before(&self.writer, retention::EVENTS_BEFORE, before).await
+    async fn prune_event_pages(&self, before: Timestamp) -> StoreResult<u64> {
+        retention::prune_before(&self.writer, retention::EVENT_PAGES_BEFORE, before).await
     }
 
-    async fn drop_events(&self, stretches: &[EventStretch]) -> StoreResult<u64> {
-        if stretches.is_empty() {
+    async fn drop_event_pages(&self, pages: &[PageKey]) -> StoreResult<u64> {
+        if pages.is_empty() {
             return Ok(0);
         }
-        // One prepared statement per stretch: in-process calls cost little,
-        // and each is a primary-key range.
+        // One prepared statement per page: in-process calls cost little,
+        // and each is a primary-key lookup.
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         let mut dropped = 0;
-        for s in stretches {
-            dropped += sqlx::query(
-                "DELETE FROM session_events WHERE stream_id = ? AND seq <= ? AND session_id = ?",
-            )
-            .bind(s.stream.to_string())
-            .bind(rows::to_i64(s.through))
-            .bind(s.session_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
+        for p in pages {
+            dropped +=
+                sqlx::query("DELETE FROM session_event_pages WHERE session_id = ? AND page_id = ?")
+                    .bind(p.session_id.to_string())
+                    .bind(rows::to_i64(p.page.0))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected();
         }
         tx.commit().await.map_err(db_err)?;
         Ok(dropped)

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use serde_json::{json, Value};
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, PgConnection, SqliteConnection};
 
@@ -28,8 +29,8 @@ use sessiongate_core::session::{
 use sessiongate_core::store::{
     ConnectionBucket, SessionQuery, SessionStore, StatusCounts, StoreError,
 };
-use sessiongate_core::stream::{EventStretch, StoredEvent, StreamId, StreamKind};
-use sessiongate_core::{Clock, ManualClock, SessionId, Timestamp};
+use sessiongate_core::stream::{EventPage, PageId, PageKey, StoredEvent, StreamId, StreamKind};
+use sessiongate_core::{ManualClock, SessionId, Timestamp};
 use sessiongate_store::{connect, migrate, Database};
 
 // ---------------------------------------------------------------------------
@@ -75,6 +76,36 @@ impl Ctx {
                     .expect("raw postgres connection");
                 sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
                 conn.close().await.expect("closing raw connection");
+            }
+        }
+    }
+
+    /// Brings a new database to schema `version` (an earlier release's), so
+    /// that a test can fill it before the store migrates the rest.
+    async fn migrate_to(&self, version: usize) {
+        let dir = match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        };
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(dir);
+        let mut migrator = Migrator::new(source).await.expect("reading the migrations");
+        migrator.migrations = migrator.migrations[..version].to_vec().into();
+        match &self.db {
+            Database::Sqlite { path } => {
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true);
+                let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
+                migrator.run(&mut conn).await.expect("migrating");
+                conn.close().await.unwrap();
+            }
+            Database::Postgres { url } => {
+                let mut conn = PgConnection::connect(url).await.unwrap();
+                migrator.run(&mut conn).await.expect("migrating");
+                conn.close().await.unwrap();
             }
         }
     }
@@ -209,8 +240,9 @@ contract_tests!(
     concurrent_batches_do_not_deadlock,
     reconnect_tokens_rotate_by_compare_and_swap,
     redeeming_revives_only_revivable_sessions,
-    event_log_replays_a_stream_in_order_and_prunes,
-    event_log_drops_what_leaves_a_session_window,
+    event_log_pages_round_trip_and_prune,
+    event_log_upgrade_keeps_logged_events,
+    event_log_replays_streams_and_drops_what_leaves_a_session_window,
     request_aggregates_bucket_count_and_rank,
     session_flow_counts_arrivals_ends_and_the_active_at_start,
 );
@@ -1302,101 +1334,144 @@ async fn redeeming_revives_only_revivable_sessions(ctx: Ctx) {
     );
 }
 
-async fn event_log_replays_a_stream_in_order_and_prunes(ctx: Ctx) {
+async fn event_log_pages_round_trip_and_prune(ctx: Ctx) {
     let store = ctx.store().await;
     let a = SessionId::generate();
     let b = SessionId::generate();
     let stream = StreamId::generate(StreamKind::Request);
     let other = StreamId::generate(StreamKind::Standalone);
-    let event = |session, stream, seq: u64, at: i64| StoredEvent {
-        session_id: session,
-        stream,
-        seq,
-        at: ts(at),
-        message: format!(
-            "{{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"params\":{{\"n\":{seq},\"s\":\"ü\0\"}}}}"
-        ),
+    let page = |session, at: i64, events: &[(StreamId, u64)]| {
+        let mut page = EventPage::new(session, ts(at));
+        for &(stream, seq) in events {
+            // Stored as bytes: NUL and invalid UTF-8 come back unchanged.
+            let mut message = format!("{{\"n\":{seq},\"s\":\"ü\0\"}}").into_bytes();
+            message.push(0xff);
+            page.push(stream, seq, &message);
+        }
+        page
     };
-    let mut events: Vec<StoredEvent> = (1..=5)
-        .rev()
-        .map(|n| event(a, stream, n, T0 + n as i64))
-        .collect();
-    events.push(event(a, other, 1, T0));
-    events.push(event(b, stream, 1, T0));
-    store.append_events(&events).await.unwrap();
-    // Appending the same event again is harmless (a retried batch).
-    store.append_events(&events[..1]).await.unwrap();
-    store.append_events(&[]).await.unwrap();
-
-    let after = store.events_after(a, stream, 2, 100).await.unwrap();
-    assert_eq!(after.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4, 5]);
-    assert_eq!(after[0].stream, stream);
-    assert_eq!(after[0].session_id, a);
-    assert!(after[0].message.contains(r#""n":3"#));
-    assert!(!after[0].message.contains('\0'));
-    assert_eq!(store.events_after(a, stream, 0, 2).await.unwrap().len(), 2);
-    assert!(store
-        .events_after(b, other, 0, 100)
-        .await
-        .unwrap()
-        .is_empty());
-
-    // Older than the cutoff: gone, on every stream.
-    assert_eq!(store.prune_events(ts(T0 + 2)).await.unwrap(), 3);
-    let left = store.events_after(a, stream, 0, 100).await.unwrap();
-    assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3, 4, 5]);
-    assert_eq!(store.prune_events(ts(T0 + 2)).await.unwrap(), 0);
-
-    // A stretch goes up to its position, on its session's stream only: b's
-    // events on a stream of the same id stay.
+    let p1 = page(
+        a,
+        T0 + 1,
+        &[(stream, 1), (stream, 2), (other, 1), (stream, 3)],
+    );
+    let p2 = page(a, T0 + 3, &[(stream, 4), (stream, 5)]);
+    let q = page(b, T0, &[(stream, 1)]);
     store
-        .append_events(&[event(b, stream, 7, T0 + 9), event(b, other, 1, T0 + 9)])
+        .append_event_pages(&[p1.clone(), q.clone(), p2.clone()])
         .await
         .unwrap();
-    let stretch = |session, stream, through| EventStretch {
-        session_id: session,
-        stream,
-        through,
+    // A page already stored stays as it is (a retried batch).
+    let retried = EventPage {
+        body: b"garbage".to_vec(),
+        ..p1.clone()
+    };
+    store.append_event_pages(&[retried]).await.unwrap();
+    store.append_event_pages(&[]).await.unwrap();
+
+    let pages = |session, from| {
+        let store = store.clone();
+        async move { store.event_pages(session, PageId(from)).await.unwrap() }
+    };
+    assert_eq!(pages(a, 0).await, [p1.clone(), p2.clone()]);
+    assert_eq!(pages(a, p1.id.0 + 1).await, std::slice::from_ref(&p2));
+    assert_eq!(pages(b, 0).await, std::slice::from_ref(&q));
+    assert!(pages(SessionId::generate(), 0).await.is_empty());
+    let back = pages(a, 0).await.remove(0).into_events().unwrap();
+    assert_eq!(back.len(), 4);
+    assert_eq!(
+        back[3].message,
+        p1.clone().into_events().unwrap()[3].message
+    );
+
+    // Older than the cutoff: gone, whoever's.
+    assert_eq!(store.prune_event_pages(ts(T0 + 2)).await.unwrap(), 2);
+    assert_eq!(pages(a, 0).await, std::slice::from_ref(&p2));
+    assert!(pages(b, 0).await.is_empty());
+    assert_eq!(store.prune_event_pages(ts(T0 + 2)).await.unwrap(), 0);
+
+    // Dropped by key, in its session only.
+    let q2 = page(b, T0 + 9, &[(other, 2)]);
+    store
+        .append_event_pages(std::slice::from_ref(&q2))
+        .await
+        .unwrap();
+    let key = |session_id, page: &EventPage| PageKey {
+        session_id,
+        page: page.id,
     };
     let dropped = store
-        .drop_events(&[stretch(a, stream, 3), stretch(b, other, 1)])
+        .drop_event_pages(&[key(a, &p2), key(a, &q2), key(b, &p2)])
         .await
         .unwrap();
-    assert_eq!(dropped, 3);
-    let left = store.events_after(a, stream, 0, 100).await.unwrap();
-    assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
-    let left = store.events_after(b, stream, 0, 100).await.unwrap();
-    assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), [7]);
-    assert!(store
-        .events_after(b, other, 0, 100)
-        .await
-        .unwrap()
-        .is_empty());
-    assert_eq!(store.drop_events(&[]).await.unwrap(), 0);
+    assert_eq!(dropped, 1);
+    assert!(pages(a, 0).await.is_empty());
+    assert_eq!(pages(b, 0).await, std::slice::from_ref(&q2));
+    assert_eq!(store.drop_event_pages(&[]).await.unwrap(), 0);
 
     // Many chunks' worth by age: all of them, and nothing newer.
     let c = SessionId::generate();
-    let mut many: Vec<StoredEvent> = (0..25_000)
-        .map(|_| event(c, StreamId::generate(StreamKind::Request), 1, T0 + 10))
+    let mut many: Vec<EventPage> = (0..25_000)
+        .map(|_| page(c, T0 + 10, &[(StreamId::generate(StreamKind::Request), 1)]))
         .collect();
-    many.push(event(c, stream, 1, T0 + 20));
-    store.append_events(&many).await.unwrap();
-    // c's, a's two and b's one.
-    assert_eq!(store.prune_events(ts(T0 + 11)).await.unwrap(), 25_000 + 3);
-    assert!(store
-        .events_after(a, stream, 0, 100)
-        .await
-        .unwrap()
-        .is_empty());
+    let newest = page(c, T0 + 20, &[(stream, 1)]);
+    many.push(newest.clone());
+    store.append_event_pages(&many).await.unwrap();
+    // c's and b's one.
     assert_eq!(
-        store.events_after(c, stream, 0, 100).await.unwrap().len(),
+        store.prune_event_pages(ts(T0 + 11)).await.unwrap(),
+        25_000 + 1
+    );
+    assert_eq!(pages(c, 0).await, [newest]);
+}
+
+/// Events logged by a release that kept a row per event replay after the
+/// upgrade to pages (schema 6).
+async fn event_log_upgrade_keeps_logged_events(ctx: Ctx) {
+    ctx.migrate_to(5).await;
+    let (a, b) = (SessionId::generate(), SessionId::generate());
+    // Logged in the millisecond the stream opened, which was far from the
+    // first of that millisecond: its pages must still come after it.
+    let at = T0;
+    let stream = StreamId {
+        kind: StreamKind::Request,
+        n: ((at as u64) << 20) + 500,
+    };
+    ctx.raw(&format!(
+        "INSERT INTO session_events (session_id, stream_id, seq, created_at, message) VALUES \
+         ('{a}', '{stream}', 2, {at}, '{{\"s\":\"ü€\"}}'), \
+         ('{a}', '{stream}', 1, {at}, '{{}}'), \
+         ('{b}', '{stream}', 1, {at}, 'b')"
+    ))
+    .await;
+    let store = ctx.store().await;
+    let mut events = Vec::new();
+    for page in store.event_pages(a, PageId(stream.n)).await.unwrap() {
+        assert_eq!(page.at, ts(at));
+        events.extend(page.into_events().unwrap());
+    }
+    events.sort_by_key(|e| e.seq);
+    let got: Vec<(SessionId, StreamId, u64, &[u8])> = events
+        .iter()
+        .map(|e| (e.session_id, e.stream, e.seq, &e.message[..]))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (a, stream, 1, b"{}".as_slice()),
+            (a, stream, 2, "{\"s\":\"ü€\"}".as_bytes())
+        ]
+    );
+    assert_eq!(
+        store.event_pages(b, PageId(stream.n)).await.unwrap().len(),
         1
     );
 }
 
-/// The lifecycle's event log over the store: once newer events push a
-/// session's oldest stretch out of its window, the pruner drops it there.
-async fn event_log_drops_what_leaves_a_session_window(ctx: Ctx) {
+/// The lifecycle's event log over the store: a stream replays from the
+/// pages its session's batches were written to, and once newer pages push
+/// a session's oldest out of its window, the pruner drops it there.
+async fn event_log_replays_streams_and_drops_what_leaves_a_session_window(ctx: Ctx) {
     let store = ctx.store().await;
     let config = LifecycleConfig {
         event_log: EventLogConfig {
@@ -1419,42 +1494,43 @@ async fn event_log_drops_what_leaves_a_session_window(ctx: Ctx) {
         session_id: session,
         stream,
         seq,
-        at: clock.now(),
-        message: "{}".into(),
+        message: format!("{{\"seq\":{seq}}}").into(),
     };
+    let log = manager.events();
+    // One batch each: a's streams land on three pages of two events.
     for &s in &streams {
         for seq in 1..=2 {
-            manager.events().append(event(a, s, seq)).await;
+            log.append(event(a, s, seq)).await;
         }
+        log.append(event(b, streams[0], 1)).await;
+        log.flushed().await.unwrap();
     }
-    manager.events().append(event(b, streams[0], 1)).await;
-    manager.events().flushed().await.unwrap();
+    let seqs = |session, stream| async move {
+        let events = log.after(session, stream, 0).await.unwrap();
+        assert!(events
+            .iter()
+            .all(|e| e.session_id == session && e.stream == stream));
+        events.into_iter().map(|e| e.seq).collect::<Vec<_>>()
+    };
+    assert_eq!(seqs(b, streams[0]).await, [1, 1, 1]);
+    assert_eq!(
+        log.after(a, streams[2], 1).await.unwrap()[0].message,
+        "{\"seq\":2}"
+    );
 
-    // Six events, three kept: the first stream's two go, the rest stay.
+    // Six events, three kept: the first page goes, the rest stay.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !store
-        .events_after(a, streams[0], 0, 10)
-        .await
-        .unwrap()
-        .is_empty()
-    {
+    while !seqs(a, streams[0]).await.is_empty() {
         assert!(
             Instant::now() < deadline,
-            "the oldest stretch was never dropped"
+            "the oldest page was never dropped"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     for &s in &streams[1..] {
-        assert_eq!(store.events_after(a, s, 0, 10).await.unwrap().len(), 2);
+        assert_eq!(seqs(a, s).await, [1, 2]);
     }
-    assert_eq!(
-        store
-            .events_after(b, streams[0], 0, 10)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(seqs(b, streams[0]).await, [1, 1, 1]);
     manager.shutdown().await;
 }
 

@@ -7,26 +7,30 @@
 //! for at most 100 ms), never
 //! what a finished stream sent.
 //!
+//! Each batch goes to the store as one page per session ([`EventPage`]):
+//! under load a session's hundreds of messages per batch cost one row, and
+//! a row per message cost the streams more than the messages themselves.
+//! Page ids grow with time and are drawn after the streams whose events
+//! they hold opened, so a stream's events are on the session's pages from
+//! the stream's own id on.
+//!
 //! The log keeps each session's newest events within a retention window.
-//! The store orders events by stream, and stream ids grow with time, so
-//! appends land at the end of its key order; finding a session's oldest
-//! events there would take an index by session, written out of order for
-//! every event. So the writer tracks each session's window itself
-//! ([`SessionWindows`]) and hands the pruner the stretches of streams that
-//! fell out of it; events older than the retention time go by time.
+//! The writer tracks each session's pages itself ([`SessionWindows`]) and
+//! hands the pruner the pages that fell out of the window; pages older
+//! than the retention time go by time.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{SharedClock, Timestamp};
 use crate::ids::SessionId;
 use crate::store::{SessionStore, StoreError, StoreResult};
-use crate::stream::{EventStretch, StoredEvent, StreamId};
+use crate::stream::{EventPage, PageId, PageKey, StoredEvent, StreamId};
 
 /// What the event log keeps.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,8 +38,7 @@ pub struct EventLogConfig {
     /// Off: streams still carry ids and resume while the server runs, but
     /// nothing is written (for measuring the log's cost).
     pub enabled: bool,
-    /// Newest events kept per session, at least (whole stretches of a
-    /// stream go at once).
+    /// Newest events kept per session, at least (whole pages go at once).
     pub keep_per_session: u32,
     /// Events older than this are pruned.
     pub retention: Duration,
@@ -125,7 +128,13 @@ impl EventLog {
         if !self.config.enabled {
             return;
         }
-        if self.appends.send(Append::Event(event)).await.is_err() {
+        // Most appends find room: skip the waiting machinery for them.
+        let sent = match self.appends.try_send(Append::Event(event)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(event)) => self.appends.send(event).await.map_err(drop),
+            Err(TrySendError::Closed(_)) => Err(()),
+        };
+        if sent.is_err() {
             tracing::warn!("event log closed; event dropped during shutdown");
         }
     }
@@ -155,17 +164,27 @@ impl EventLog {
         if !self.config.enabled {
             return Ok(Vec::new());
         }
-        self.store
-            .events_after(session, stream, after, self.config.keep_per_session)
-            .await
+        let pages = self.store.event_pages(session, PageId(stream.n)).await?;
+        let mut events = Vec::new();
+        for page in pages {
+            let page = page
+                .into_events()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            events.extend(
+                page.into_iter()
+                    .filter(|e| e.stream == stream && e.seq > after),
+            );
+        }
+        events.sort_by_key(|e| e.seq);
+        events.truncate(self.config.keep_per_session as usize);
+        Ok(events)
     }
 }
 
-/// Stretches that fell out of their sessions' windows, waiting for the
-/// pruner.
-type Dropped = Arc<Mutex<Vec<EventStretch>>>;
+/// Pages that fell out of their sessions' windows, waiting for the pruner.
+type Dropped = Arc<Mutex<Vec<PageKey>>>;
 
-/// Stretches deleted per store call.
+/// Pages deleted per store call.
 const DROP_CHUNK: usize = 1000;
 
 /// Prunes the log on its own schedule, apart from the writer, so appends
@@ -184,19 +203,17 @@ async fn run_pruner(
             _ = prune.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        let mut stretches = std::mem::take(&mut *dropped.lock().unwrap_or_else(|e| e.into_inner()));
-        // Oldest stream first, as the store orders them, so each chunk
-        // deletes from neighbouring pages.
-        stretches.sort_unstable_by_key(|s| s.stream.n);
+        let mut pages = std::mem::take(&mut *dropped.lock().unwrap_or_else(|e| e.into_inner()));
+        pages.sort_unstable_by_key(|p| p.page);
         let mut pruned = 0;
-        for chunk in stretches.chunks(DROP_CHUNK) {
-            match store.drop_events(chunk).await {
+        for chunk in pages.chunks(DROP_CHUNK) {
+            match store.drop_event_pages(chunk).await {
                 Ok(n) => pruned += n,
                 Err(e) => tracing::warn!(error = %e, "dropping old events from the log failed"),
             }
         }
         let before = clock.now().saturating_sub(config.retention);
-        match store.prune_events(before).await {
+        match store.prune_event_pages(before).await {
             Ok(n) => pruned += n,
             Err(e) => tracing::warn!(error = %e, "pruning the event log failed"),
         }
@@ -259,7 +276,8 @@ async fn run_writer(
                     Append::Barrier(ack) => barriers.push(ack),
                 }
             }
-            let result = write_with_retry(&*store, &events).await;
+            let (pages, counts) = paginate(&events, clock.now());
+            let result = write_with_retry(&*store, &pages, events.len()).await;
             for ack in barriers {
                 let _ = ack.send(match &result {
                     Ok(()) => Ok(()),
@@ -268,7 +286,9 @@ async fn run_writer(
             }
             if result.is_ok() {
                 let mut out = Vec::new();
-                windows.record(&events, &mut out);
+                for (page, &count) in pages.iter().zip(&counts) {
+                    windows.record(page.key(), count, page.at, &mut out);
+                }
                 if !out.is_empty() {
                     dropped
                         .lock()
@@ -287,34 +307,55 @@ async fn run_writer(
     }
 }
 
+/// A batch's events as one page per session, in the order of the batch,
+/// and how many events each page holds.
+fn paginate(events: &[StoredEvent], at: Timestamp) -> (Vec<EventPage>, Vec<u32>) {
+    let mut index: HashMap<SessionId, usize> = HashMap::new();
+    let (mut pages, mut counts) = (Vec::new(), Vec::new());
+    for e in events {
+        let i = *index.entry(e.session_id).or_insert_with(|| {
+            pages.push(EventPage::new(e.session_id, at));
+            counts.push(0);
+            pages.len() - 1
+        });
+        pages[i].push(e.stream, e.seq, &e.message);
+        counts[i] += 1;
+    }
+    (pages, counts)
+}
+
 /// Retries a failed batch a few times; the queue behind it fills meanwhile
 /// and slows the streams down instead of losing events.
-async fn write_with_retry(store: &dyn SessionStore, events: &[StoredEvent]) -> StoreResult<()> {
+async fn write_with_retry(
+    store: &dyn SessionStore,
+    pages: &[EventPage],
+    events: usize,
+) -> StoreResult<()> {
     let mut delay = Duration::from_millis(50);
     let mut attempt = 1;
     loop {
-        match store.append_events(events).await {
+        match store.append_event_pages(pages).await {
             Ok(()) => return Ok(()),
             Err(e) if attempt < 5 => {
                 metrics::counter!("sessiongate_store_errors_total", "operation" => "event_log")
                     .increment(1);
-                tracing::warn!(error = %e, attempt, count = events.len(), "appending to the event log failed");
+                tracing::warn!(error = %e, attempt, count = events, "appending to the event log failed");
                 tokio::time::sleep(delay).await;
                 delay *= 2;
                 attempt += 1;
             }
             Err(e) => {
-                tracing::error!(error = %e, count = events.len(), "appending to the event log failed; events lost");
+                tracing::error!(error = %e, count = events, "appending to the event log failed; events lost");
                 return Err(e);
             }
         }
     }
 }
 
-/// Each session's newest logged events, as runs of one stream, oldest
-/// first: enough to tell which stretches fall out of a session's window
-/// without reading the log. It covers what this process wrote; events from
-/// before a restart leave by time alone.
+/// Each session's newest logged pages, oldest first: enough to tell which
+/// pages fall out of a session's window without reading the log. It covers
+/// what this process wrote; pages from before a restart leave by time
+/// alone.
 #[derive(Debug)]
 struct SessionWindows {
     keep: u32,
@@ -323,17 +364,15 @@ struct SessionWindows {
 
 #[derive(Debug, Default)]
 struct Window {
-    runs: VecDeque<Run>,
+    pages: VecDeque<Page>,
     events: u32,
 }
 
-/// Consecutive events of one stream in a session's log.
 #[derive(Debug)]
-struct Run {
-    stream: StreamId,
-    last_seq: u64,
-    count: u32,
-    last_at: Timestamp,
+struct Page {
+    id: PageId,
+    events: u32,
+    at: Timestamp,
 }
 
 impl SessionWindows {
@@ -344,50 +383,39 @@ impl SessionWindows {
         }
     }
 
-    /// Takes in events just written; adds to `out` the stretches that no
-    /// longer fit their session's window.
-    fn record(&mut self, events: &[StoredEvent], out: &mut Vec<EventStretch>) {
-        for e in events {
-            let window = self.sessions.entry(e.session_id).or_default();
-            match window.runs.back_mut() {
-                Some(run) if run.stream == e.stream && run.last_seq < e.seq => {
-                    run.last_seq = e.seq;
-                    run.count += 1;
-                    run.last_at = e.at;
-                }
-                _ => window.runs.push_back(Run {
-                    stream: e.stream,
-                    last_seq: e.seq,
-                    count: 1,
-                    last_at: e.at,
-                }),
+    /// Takes in a page just written; adds to `out` the pages of its session
+    /// that no longer fit the window.
+    fn record(&mut self, key: PageKey, events: u32, at: Timestamp, out: &mut Vec<PageKey>) {
+        let window = self.sessions.entry(key.session_id).or_default();
+        window.pages.push_back(Page {
+            id: key.page,
+            events,
+            at,
+        });
+        window.events += events;
+        while let Some(oldest) = window.pages.front() {
+            if window.events - oldest.events < self.keep {
+                break;
             }
-            window.events += 1;
-            while let Some(oldest) = window.runs.front() {
-                if window.events - oldest.count < self.keep {
-                    break;
-                }
-                window.events -= oldest.count;
-                out.push(EventStretch {
-                    session_id: e.session_id,
-                    stream: oldest.stream,
-                    through: oldest.last_seq,
-                });
-                window.runs.pop_front();
-            }
+            window.events -= oldest.events;
+            out.push(PageKey {
+                session_id: key.session_id,
+                page: oldest.id,
+            });
+            window.pages.pop_front();
         }
     }
 
-    /// Forgets runs that end before `before`: the store prunes those by
+    /// Forgets pages written before `before`: the store prunes those by
     /// time, and sessions that went quiet must not be remembered forever.
     fn forget_before(&mut self, before: Timestamp) {
         self.sessions.retain(|_, window| {
-            while window.runs.front().is_some_and(|r| r.last_at < before) {
-                if let Some(run) = window.runs.pop_front() {
-                    window.events -= run.count;
+            while window.pages.front().is_some_and(|p| p.at < before) {
+                if let Some(page) = window.pages.pop_front() {
+                    window.events -= page.events;
                 }
             }
-            !window.runs.is_empty()
+            !window.pages.is_empty()
         });
     }
 }
@@ -397,62 +425,71 @@ mod tests {
     use super::*;
     use crate::stream::StreamKind;
 
-    fn event(session: SessionId, stream: StreamId, seq: u64, at: i64) -> StoredEvent {
+    fn event(session: SessionId, stream: StreamId, seq: u64) -> StoredEvent {
         StoredEvent {
             session_id: session,
             stream,
             seq,
-            at: Timestamp::from_millis(at),
-            message: String::new(),
+            message: format!("message {seq}").into(),
         }
     }
 
     #[test]
-    fn a_session_keeps_its_newest_events_and_drops_whole_older_stretches() {
+    fn a_batch_becomes_one_page_per_session_that_reads_back_in_order() {
         let (a, b) = (SessionId::generate(), SessionId::generate());
-        let (s1, s2, s3) = (
-            StreamId::generate(StreamKind::Request),
+        let (s1, s2) = (
             StreamId::generate(StreamKind::Request),
             StreamId::generate(StreamKind::Standalone),
         );
+        let batch = [
+            event(a, s1, 1),
+            event(b, s2, 1),
+            event(a, s2, 1),
+            event(a, s1, 2),
+        ];
+        let (pages, counts) = paginate(&batch, Timestamp::from_millis(7));
+        assert_eq!(counts, [3, 1]);
+        assert!(pages.iter().all(|p| p.id.0 > s2.n), "pages follow streams");
+        let back: Vec<Vec<StoredEvent>> = pages
+            .into_iter()
+            .map(|p| p.into_events().unwrap())
+            .collect();
+        assert_eq!(
+            back,
+            [
+                vec![batch[0].clone(), batch[2].clone(), batch[3].clone()],
+                vec![batch[1].clone()]
+            ]
+        );
+    }
+
+    #[test]
+    fn a_session_keeps_its_newest_events_and_drops_whole_older_pages() {
+        let (a, b) = (SessionId::generate(), SessionId::generate());
+        let key = |session_id, n| PageKey {
+            session_id,
+            page: PageId(n),
+        };
+        let at = Timestamp::from_millis;
         let mut windows = SessionWindows::new(3);
         let mut out = Vec::new();
-        windows.record(
-            &[event(a, s1, 1, 1), event(a, s1, 2, 2), event(b, s2, 1, 2)],
-            &mut out,
-        );
+        windows.record(key(a, 1), 2, at(1), &mut out);
+        windows.record(key(b, 2), 1, at(2), &mut out);
+        windows.record(key(a, 3), 1, at(3), &mut out);
         assert!(out.is_empty(), "{out:?}");
-        // Interleaved streams make separate runs; a's s1 (2 events) leaves
-        // once 3 newer ones are in, and b's single event stays.
-        windows.record(
-            &[event(a, s3, 1, 3), event(a, s2, 1, 4), event(a, s3, 2, 5)],
-            &mut out,
-        );
-        assert_eq!(
-            out,
-            [EventStretch {
-                session_id: a,
-                stream: s1,
-                through: 2
-            }]
-        );
+        // a's first page (2 events) leaves once 3 newer ones are in; b's
+        // single event stays.
+        windows.record(key(a, 4), 2, at(4), &mut out);
+        assert_eq!(out, [key(a, 1)]);
         out.clear();
-        // An older run of the same stream goes on its own, up to its end.
-        windows.record(&[event(a, s2, 2, 6)], &mut out);
-        assert_eq!(
-            out,
-            [EventStretch {
-                session_id: a,
-                stream: s3,
-                through: 1
-            }]
-        );
+        windows.record(key(a, 5), 1, at(5), &mut out);
+        assert_eq!(out, [key(a, 3)]);
 
-        // Quiet sessions are forgotten once their runs are past the window.
-        windows.forget_before(Timestamp::from_millis(3));
+        // Quiet sessions are forgotten once their pages are past the window.
+        windows.forget_before(at(3));
         assert!(!windows.sessions.contains_key(&b));
         assert_eq!(windows.sessions[&a].events, 3);
-        windows.forget_before(Timestamp::from_millis(100));
+        windows.forget_before(at(100));
         assert!(windows.sessions.is_empty());
     }
 }
