@@ -307,17 +307,27 @@ async fn run_writer(
     }
 }
 
-/// A batch's events as one page per session, in the order of the batch,
-/// and how many events each page holds.
+/// A page takes no more messages once it holds this many bytes, so that a
+/// session sending large messages fast never makes a row the database
+/// refuses.
+const PAGE_BYTES: usize = 1 << 20;
+
+/// A batch's events as pages, one per session unless its messages fill
+/// more than one, in the order of the batch; and how many events each page
+/// holds.
 fn paginate(events: &[StoredEvent], at: Timestamp) -> (Vec<EventPage>, Vec<u32>) {
-    let mut index: HashMap<SessionId, usize> = HashMap::new();
-    let (mut pages, mut counts) = (Vec::new(), Vec::new());
+    let mut open: HashMap<SessionId, usize> = HashMap::new();
+    let (mut pages, mut counts) = (Vec::<EventPage>::new(), Vec::new());
     for e in events {
-        let i = *index.entry(e.session_id).or_insert_with(|| {
-            pages.push(EventPage::new(e.session_id, at));
-            counts.push(0);
-            pages.len() - 1
-        });
+        let i = match open.get(&e.session_id) {
+            Some(&i) if pages[i].body.len() < PAGE_BYTES => i,
+            _ => {
+                pages.push(EventPage::new(e.session_id, at));
+                counts.push(0);
+                open.insert(e.session_id, pages.len() - 1);
+                pages.len() - 1
+            }
+        };
         pages[i].push(e.stream, e.seq, &e.message);
         counts[i] += 1;
     }
@@ -461,6 +471,25 @@ mod tests {
                 vec![batch[1].clone()]
             ]
         );
+    }
+
+    #[test]
+    fn a_session_sending_large_messages_fills_several_pages() {
+        let session = SessionId::generate();
+        let stream = StreamId::generate(StreamKind::Request);
+        let big = |seq| StoredEvent {
+            message: vec![b'x'; PAGE_BYTES * 3 / 5].into(),
+            ..event(session, stream, seq)
+        };
+        let (pages, counts) = paginate(&[big(1), big(2), big(3)], Timestamp::from_millis(1));
+        assert_eq!(counts, [2, 1]);
+        assert!(pages[0].id < pages[1].id);
+        let seqs: Vec<u64> = pages
+            .into_iter()
+            .flat_map(|p| p.into_events().unwrap())
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, [1, 2, 3]);
     }
 
     #[test]
