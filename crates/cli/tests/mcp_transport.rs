@@ -593,6 +593,7 @@ async fn idle_sessions_expire_on_the_driven_clock() {
     t.clock.advance(Duration::from_secs(200));
     t.call_tool(&busy, "echo", json!({"text":"still here"}))
         .await;
+    t.streams_closed(&busy).await;
     t.clock.advance(Duration::from_secs(99));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let health = t.admin_get("/api/mcp/sessions/health").await;
@@ -672,11 +673,7 @@ async fn an_open_get_stream_keeps_a_session_alive() {
     let manager = t.server.manager.clone();
     let sid = id.parse().unwrap();
     // Idle time counts from the stream's close.
-    eventually(Duration::from_secs(2), || {
-        let manager = manager.clone();
-        async move { manager.active(sid).map(|s| s.open_streams()) == Some(0) }
-    })
-    .await;
+    t.streams_closed(&id).await;
     t.clock.advance(Duration::from_secs(59));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(t.server.manager.active(sid).is_some());

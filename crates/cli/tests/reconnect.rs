@@ -77,6 +77,7 @@ async fn initialize_hands_the_holder_a_token_and_a_timed_out_session_revives_in_
     assert_ne!(fresh, header_token);
 
     // The session times out; a plain request gets 404 ...
+    t.streams_closed(&id).await;
     t.clock.advance(Duration::from_secs(61));
     common::eventually(Duration::from_secs(5), || async {
         tool(&t, &id, "echo", json!({"text": "x"}), &[])

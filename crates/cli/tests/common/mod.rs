@@ -48,6 +48,19 @@ impl TestServer {
         }
     }
 
+    /// Waits until none of the session's streams is open. A response's
+    /// stream closes just after the client has read its body, and idle time
+    /// counts from the close, so a test waits for it before moving the clock.
+    pub async fn streams_closed(&self, session: &str) {
+        let manager = self.server.manager.clone();
+        let id = session.parse().expect("a session id");
+        eventually(Duration::from_secs(5), || {
+            let manager = manager.clone();
+            async move { manager.active(id).map(|s| s.open_streams()) == Some(0) }
+        })
+        .await;
+    }
+
     pub fn mcp_url(&self) -> String {
         format!("{}/mcp", self.base)
     }
