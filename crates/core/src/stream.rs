@@ -63,9 +63,7 @@ impl StreamId {
             n: ordered_number(),
         }
     }
-}
 
-impl StreamId {
     /// The id as text: its kind's letter and 16 hex digits. Written for
     /// every logged event and every SSE id, so without the formatting
     /// machinery.
