@@ -205,13 +205,7 @@ pub async fn ws_sessions(State(state): State<ApiState>, mut request: Request) ->
         Err(e) => return e.into_response(),
     };
     let headers = request.headers();
-    let offered: Vec<&str> = headers
-        .get_all(SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect();
+    let offered: Vec<&str> = socket::header_list(headers, SEC_WEBSOCKET_PROTOCOL).collect();
     let by_header = headers
         .get(AUTHORIZATION)
         .and_then(|v| bearer(v.as_bytes()))

@@ -22,7 +22,7 @@ use axum::http::header::{
     CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY,
     SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Version};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use flate2::{Compress, Compression, FlushCompress};
@@ -144,13 +144,18 @@ impl Handshake {
     }
 }
 
-fn has_token(headers: &HeaderMap, name: axum::http::HeaderName, token: &str) -> bool {
+/// The items of a comma-separated header, over all its lines, trimmed.
+pub(super) fn header_list(headers: &HeaderMap, name: HeaderName) -> impl Iterator<Item = &str> {
     headers
         .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+        .map(str::trim)
+}
+
+fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    header_list(headers, name).any(|t| t.eq_ignore_ascii_case(token))
 }
 
 /// Whether the client offered permessage-deflate on terms the shared batches
@@ -159,22 +164,17 @@ fn has_token(headers: &HeaderMap, name: axum::http::HeaderName, token: &str) -> 
 /// own side, which the server need not answer since it receives only control
 /// frames).
 fn offers_deflate(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(SEC_WEBSOCKET_EXTENSIONS)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|offer| {
-            let mut params = offer.split(';').map(str::trim);
-            params.next() == Some(DEFLATE)
-                && params.all(|p| {
-                    let name = p.split_once('=').map_or(p, |(name, _)| name.trim());
-                    matches!(
-                        name,
-                        "client_no_context_takeover" | "client_max_window_bits"
-                    )
-                })
-        })
+    header_list(headers, SEC_WEBSOCKET_EXTENSIONS).any(|offer| {
+        let mut params = offer.split(';').map(str::trim);
+        params.next() == Some(DEFLATE)
+            && params.all(|p| {
+                let name = p.split_once('=').map_or(p, |(name, _)| name.trim());
+                matches!(
+                    name,
+                    "client_no_context_takeover" | "client_max_window_bits"
+                )
+            })
+    })
 }
 
 /// A batch's messages compressed as one fresh run of a permessage-deflate
