@@ -31,16 +31,20 @@ def compare_section:
     (.[0].threads) as $threads
     | (group_by(.target) | map({(.[0].target): latency_figures}) | add) as $targets
     | (group_by(.rep) | map((map({(.target): .rps}) | add) as $m
-        | {rmcp: ratio($m.sessiongate; $m.rmcp), floor: ratio($m.sessiongate; $m.floor)})) as $per_rep
+        | {rmcp: ratio($m.sessiongate; $m.rmcp), floor: ratio($m.sessiongate; $m.floor),
+           baseline: ratio($m.sessiongate; $m.baseline)})) as $per_rep
     | {("t\($threads)"): (
         {threads: $threads, connections: 64, targets: $targets,
          ratio_vs_rmcp: ($per_rep | map(.rmcp) | median | round3),
          ratio_vs_floor: ($per_rep | map(.floor) | median | round3),
+         ratio_vs_baseline: ($per_rep | map(.baseline) | median | round3),
          ratios_per_repeat: $per_rep | map(map_values(round3))}
         | .acceptance = {
             ratio_vs_rmcp_ge_2: (.ratio_vs_rmcp != null and .ratio_vs_rmcp >= 2),
             ratio_vs_floor_ge_0_6: (.ratio_vs_floor != null and .ratio_vs_floor >= 0.6),
-            p99_le_5ms: (.targets.sessiongate.p99_ms != null and .targets.sessiongate.p99_ms <= 5)})})
+            p99_le_5ms: (.targets.sessiongate.p99_ms != null and .targets.sessiongate.p99_ms <= 5)}
+          + if .ratio_vs_baseline == null then {}
+            else {cost_vs_baseline_le_3pct: (.ratio_vs_baseline >= 0.97)} end)})
   | add;
 
 def create_section:

@@ -5,47 +5,47 @@ def n2: if . == null then "-" else ((. * 100 | round) / 100 | tostring) end;
 def lat: "\(.rps | n0)/s p50 \(.p50_ms | n2) p99 \(.p99_ms | n2) ms";
 def verdict: to_entries | map("\(.key)=\(if .value then "pass" else "MISS" end)") | join(" ");
 
-["SECTION", "SETUP", "SESSIONGATE", "RMCP", "FLOOR", "X_RMCP", "X_FLOOR", "OTHER_CPU", "ACCEPTANCE"],
+["SECTION", "SETUP", "SESSIONGATE", "RMCP", "FLOOR", "X_RMCP", "X_FLOOR", "X_BASE", "OTHER_CPU", "ACCEPTANCE"],
 (.sections as $s
  | (["echo", "stateless"][] as $sec | $s[$sec] // empty
     | to_entries[] | select(.key | startswith("t")) | .value
     | [$sec, "wrk -t\(.threads) -c\(.connections)",
        (.targets.sessiongate | lat), (.targets.rmcp | lat), (.targets.floor | lat),
-       (.ratio_vs_rmcp | n2), (.ratio_vs_floor | n2),
+       (.ratio_vs_rmcp | n2), (.ratio_vs_floor | n2), (.ratio_vs_baseline | n2),
        ([.targets[].other_cores_max] | max | n2),
        (.acceptance | verdict)]),
    ($s.create // empty | to_entries[] | select(.key | startswith("t")) | .value
     | ["create", "wrk -t\(.threads) -c\(.connections) initialize",
        "\(.sessions_per_s | n0) sessions/s p50 \(.p50_ms | n2) p99 \(.p99_ms | n2) ms (health count \(if .verified_by_health_count then "agrees" else "DISAGREES" end))",
-       "-", "-", "-", "-", (.other_cores_max | n2), (.acceptance | verdict)]),
+       "-", "-", "-", "-", "-", (.other_cores_max | n2), (.acceptance | verdict)]),
    ($s.memory // empty
     | ["memory", "\(.sessions) sessions",
        "VmRSS \(.rss_mb | n2) MB (start \(.rss_at_start_mb | n2), peak \(.peak_rss_mb | n2), \(.bytes_per_session) B/session; after restart \(.rss_after_restart_mb | n2))",
-       "-", "-", "-", "-", "-", (.acceptance | verdict)]),
+       "-", "-", "-", "-", "-", "-", (.acceptance | verdict)]),
    ($s.health // {} | to_entries[] | select(.value | type == "object" and has("p50_ms"))
     | .key as $backend | .value
     | ["health", "\($backend), \(.rows) rows, wrk -t2 -c4",
        "p50 \(.p50_ms | n2) p99 \(.p99_ms | n2) ms, \(.rps | n0)/s (startup \(.startup_s) s)",
-       "-", "-", "-", "-", (.other_cores_max | n2), (.acceptance | verdict)]),
+       "-", "-", "-", "-", "-", (.other_cores_max | n2), (.acceptance | verdict)]),
    ($s.streams // {} | to_entries[] | select(.value | type == "object" and has("reconnect_p50_ms"))
     | .key as $backend | .value
     | ["streams", "\($backend), sequential over HTTP",
        "reconnect p50 \(.reconnect_p50_ms | n2) ms; replay \(.replay_events) events p50 \(.replay_p50_ms | n2) ms",
-       "-", "-", "-", "-", "-", (.acceptance | verdict)]),
+       "-", "-", "-", "-", "-", "-", (.acceptance | verdict)]),
    ($s.eventlog // {} | to_entries[] | select(.key | startswith("t")) | .value
     | ["eventlog", "wrk -t\(.threads) -c\(.connections), SSE answers ready at once",
        "log on \(.targets.log_on | lat); off \(.targets.log_off | lat)",
-       "-", "-", "-", "on/off \(.ratio_on_vs_off | n2)", ([.targets[].other_cores_max] | max | n2),
+       "-", "-", "-", "on/off \(.ratio_on_vs_off | n2)", "-", ([.targets[].other_cores_max] | max | n2),
        (.acceptance | verdict)]),
    ($s.eventlog_streamed // {} | to_entries[] | select(.key | startswith("t")) | .value
     | ["eventlog", "wrk -t\(.threads) -c\(.connections), SSE answers streamed",
        "log on \(.targets.log_on | lat); off \(.targets.log_off | lat)",
-       "-", "-", "-", "on/off \(.ratio_on_vs_off | n2)", ([.targets[].other_cores_max] | max | n2),
+       "-", "-", "-", "on/off \(.ratio_on_vs_off | n2)", "-", ([.targets[].other_cores_max] | max | n2),
        (.acceptance | verdict)]),
    ($s.live // empty
     | .subscribers as $n
     | ["live", "\($n) WS subscribers, 1000 events/s, wrk echo",
        "delivery p50 \(.quiet.delivery_p50_ms | n2) p99 \(.quiet.delivery_p99_ms | n2) ms (\(.targets["subscribers_\($n)"].delivery_p99_ms | n2) under wrk); echo with \(.targets["subscribers_\($n)"] | lat), without \(.targets.subscribers_0 | lat)",
-       "-", "-", "-", "with/without \(.ratio_with_vs_without | n2)", ([.targets[].other_cores_max] | max | n2),
+       "-", "-", "-", "with/without \(.ratio_with_vs_without | n2)", "-", ([.targets[].other_cores_max] | max | n2),
        (.acceptance | verdict)]))
 | @tsv
