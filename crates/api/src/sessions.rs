@@ -361,7 +361,7 @@ pub async fn terminate_session(
     match state.manager.end(id, reason).await? {
         Some(record) => {
             (state.on_terminate)(id);
-            tracing::info!(session = %id, "session terminated by an administrator");
+            tracing::info!(session = %id.short(), "session terminated by an administrator");
             Ok(Json(Terminated {
                 success: true,
                 session_id: id,

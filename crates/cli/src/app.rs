@@ -1,6 +1,6 @@
-//! Assembles the running server: store, session manager, MCP endpoint,
-//! management API, and an orderly shutdown that keeps sessions for the next
-//! start.
+//! Assembles the running server: the data directory's lock, store, session
+//! manager, MCP endpoint, management API, and an orderly shutdown that keeps
+//! sessions for the next start.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::datadir::{self, DataDirLock};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -31,6 +32,8 @@ pub struct RunningServer {
     pub manager: Arc<SessionManager>,
     stop: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
+    /// Last, so it is released after everything else is dropped.
+    _data_dir_lock: DataDirLock,
 }
 
 impl RunningServer {
@@ -75,8 +78,8 @@ fn mcp_server(conformance: bool) -> McpServer {
 pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<RunningServer> {
     // Before anything is counted.
     sessiongate_api::metrics::handle();
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    // First of all: a second server must stop before it touches the store.
+    let data_dir_lock = datadir::acquire(&config)?;
     let store = sessiongate_store::connect(&config.database)
         .await
         .with_context(|| format!("cannot open the session store {}", config.database))?;
@@ -180,5 +183,6 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         manager,
         stop,
         task,
+        _data_dir_lock: data_dir_lock,
     })
 }

@@ -1,5 +1,6 @@
 //! Identifiers. A session id is 128 bits from the operating system's CSPRNG,
-//! written as 32 lowercase hex digits on the wire and in the store.
+//! written as 32 lowercase hex digits on the wire and in the store; logs
+//! above debug level write only its [`ShortId`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,6 +21,28 @@ impl SessionId {
             .try_fill_bytes(&mut bytes)
             .expect("the operating system's random number generator failed");
         SessionId(u128::from_be_bytes(bytes))
+    }
+
+    /// The id's first 8 hex digits, for logs: enough to tell sessions
+    /// apart, too few to use one (the full id is the session's credential).
+    pub fn short(self) -> ShortId {
+        ShortId((self.0 >> 96) as u32)
+    }
+}
+
+/// The first 8 hex digits of a [`SessionId`], as logs write it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ShortId(u32);
+
+impl fmt::Display for ShortId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:08x}", self.0)
+    }
+}
+
+impl fmt::Debug for ShortId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ShortId({self})")
     }
 }
 
@@ -94,6 +117,13 @@ mod tests {
         ] {
             assert!(bad.parse::<SessionId>().is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn short_form_is_the_first_eight_digits() {
+        let id = SessionId::generate();
+        assert_eq!(id.short().to_string(), id.to_string()[..8]);
+        assert_eq!(SessionId(0xABC).short().to_string(), "00000000");
     }
 
     #[test]

@@ -189,9 +189,10 @@ pub struct EventPage {
     pub body: Vec<u8>,
 }
 
-/// A page whose body is not a sequence of encoded events.
+/// A page whose body is not a sequence of encoded events. Its message names
+/// the session by its short id: it ends up in error logs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("event page {page} of session {session} is malformed at byte {at}")]
+#[error("event page {page} of session {} is malformed at byte {at}", .session.short())]
 pub struct BadPage {
     pub session: SessionId,
     pub page: u64,

@@ -168,7 +168,7 @@ impl Streams {
             // tail resumable until the log has it.
             live.state().subscriber.take();
             if let Err(e) = manager.events().flushed().await {
-                tracing::warn!(error = %e, session = %session, "event log flush failed");
+                tracing::warn!(error = %e, session = %session.short(), "event log flush failed");
             }
             streams.0.remove(&id);
         });

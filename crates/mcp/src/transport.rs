@@ -1214,7 +1214,7 @@ async fn get(st: McpState, req: Request) -> Response {
             {
                 Ok(r) => r,
                 Err(e) => {
-                    tracing::error!(error = %e, session = %session.id(), "reading the event log failed");
+                    tracing::error!(error = %e, session = %session.id().short(), "reading the event log failed");
                     return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response();
                 }
             };
@@ -1292,7 +1292,7 @@ async fn delete(st: McpState, req: Request) -> Response {
         Ok(Some(_)) => StatusCode::OK.into_response(),
         Ok(None) => session_not_found(),
         Err(e) => {
-            tracing::error!(error = %e, session = %id, "ending a session failed");
+            tracing::error!(error = %e, session = %id.short(), "ending a session failed");
             (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
         }
     }

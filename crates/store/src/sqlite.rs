@@ -69,13 +69,18 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file and its parent
-    /// directory, and applies pending migrations.
+    /// directory, and applies pending migrations. What it creates is private
+    /// (directory 0700, file 0600): the rows hold session ids, which are
+    /// credentials. SQLite gives the `-wal` and `-shm` files the database
+    /// file's mode.
     pub async fn open(path: &Path) -> StoreResult<Self> {
+        let created = |what: &Path, e: std::io::Error| {
+            StoreError::Database(format!("creating {}: {e}", what.display()))
+        };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| StoreError::Database(format!("creating {}: {e}", parent.display())))?;
+            private::create_dir(parent).map_err(|e| created(parent, e))?;
         }
+        private::create_file(path).map_err(|e| created(path, e))?;
         let base = SqliteConnectOptions::new()
             .filename(path)
             .busy_timeout(BUSY_TIMEOUT)
@@ -133,6 +138,49 @@ impl SqliteStore {
         self.checkpoints.abort();
         self.reader.close().await;
         self.writer.close().await;
+    }
+}
+
+/// Creating files readable by their owner only, whatever the umask.
+mod private {
+    use std::io;
+    use std::path::Path;
+
+    #[cfg(unix)]
+    pub(super) fn create_dir(path: &Path) -> io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+    }
+
+    #[cfg(not(unix))]
+    pub(super) fn create_dir(path: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(path)
+    }
+
+    /// Creates an empty file of mode 0600 unless `path` exists; SQLite
+    /// takes an empty file for a new database.
+    #[cfg(unix)]
+    pub(super) fn create_file(path: &Path) -> io::Result<()> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            // The umask may have taken bits away from the mode, never added.
+            Ok(file) => file.set_permissions(std::fs::Permissions::from_mode(0o600)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    #[cfg(not(unix))]
+    pub(super) fn create_file(_path: &Path) -> io::Result<()> {
+        Ok(())
     }
 }
 

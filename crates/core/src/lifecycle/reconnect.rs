@@ -129,7 +129,7 @@ impl SessionManager {
         let outcome = match &result {
             Ok(_) => "success",
             Err(ReconnectError::Refused(refusal)) => {
-                tracing::info!(session = %id, remote, %refusal, "reconnect refused");
+                tracing::info!(session = %id.short(), remote, %refusal, "reconnect refused");
                 self.limiter.fail(&keys, now);
                 "refused"
             }
@@ -202,7 +202,7 @@ impl SessionManager {
             }
             None => self.revive(record, count),
         };
-        tracing::info!(session = %id, reconnect_count = count, "session reconnected");
+        tracing::info!(session = %id.short(), reconnect_count = count, "session reconnected");
         self.emit(LifecycleEvent::Reconnected(id, count));
         Ok(Reconnected {
             session,

@@ -1,13 +1,19 @@
 //! The built-in tools: `echo`, `health_check`, `session_info`,
 //! `list_sessions`, and reconnection's `get_reconnect_token` and
 //! `reconnect_session`.
+//!
+//! A session id is its holder's credential, so no tool shows another
+//! client's session: reports name only the caller's own session, lists hold
+//! only sessions of the caller's principal, and a session's own operations
+//! act on the calling session, never on one named in the arguments (except
+//! `reconnect_session`, which proves ownership with the session's token).
 
 use async_trait::async_trait;
 use rmcp::model::{CallToolResult, ErrorData, JsonObject, Tool};
 use serde_json::{json, Value};
 use sessiongate_core::lifecycle::ReconnectError;
 use sessiongate_core::store::SessionQuery;
-use sessiongate_core::SessionId;
+use sessiongate_core::{SessionId, SessionRecord};
 
 use super::{json_result, schema, string_arg, text_result};
 use crate::context::RequestContext;
@@ -70,13 +76,17 @@ impl ToolHandler for HealthCheck {
     fn tool(&self) -> Tool {
         Tool::new(
             "health_check",
-            "The server's session health: status counts, idle ages, 24 h connection figures.",
+            "The server's session health: status counts, idle ages, 24 h connection figures, \
+             and the calling session among the recently active ones.",
             schema(json!({ "type": "object", "properties": {} })),
         )
     }
 
     async fn call(&self, ctx: &RequestContext, _: JsonObject) -> Result<CallToolResult, ErrorData> {
-        let health = ctx.manager.health().await.map_err(internal)?;
+        let mut health = ctx.manager.health().await.map_err(internal)?;
+        // Other sessions are counted, never named.
+        let own = ctx.session().map(|s| s.id());
+        health.recent_activity.retain(|a| Some(a.session_id) == own);
         let mut value = serde_json::to_value(health).map_err(internal)?;
         value["status"] = json!("healthy");
         Ok(json_result(value))
@@ -115,7 +125,8 @@ impl ToolHandler for ListSessions {
     fn tool(&self) -> Tool {
         Tool::new(
             "list_sessions",
-            "Recent sessions of the caller's principal, newest first.",
+            "The caller's sessions, newest first: those of its principal, or without one its \
+             own session only.",
             schema(json!({
                 "type": "object",
                 "properties": {
@@ -146,24 +157,37 @@ impl ToolHandler for ListSessions {
                 .ok_or_else(|| ErrorData::invalid_params("limit must be 1..100", None))?
                 as u32,
         };
-        let principal = ctx.identity().principal.clone();
-        // The store filters by status; the principal filter keeps one user's
-        // sessions out of another's view.
-        let page = ctx
-            .manager
-            .list(&SessionQuery {
-                status,
-                client_type: None,
-                limit: 500,
-                offset: 0,
-            })
-            .await
-            .map_err(internal)?;
-        let sessions: Vec<Value> = page
-            .sessions
+        let sessions: Vec<SessionRecord> = match &ctx.identity().principal {
+            // Without a principal the caller is known as nothing but its own
+            // session (if it has one): anonymous clients are strangers.
+            None => ctx
+                .session()
+                .map(|s| s.record())
+                .filter(|r| status.is_none_or(|s| r.status == s))
+                .into_iter()
+                .collect(),
+            Some(principal) => {
+                // The store filters by status; the principal filter keeps one
+                // user's sessions out of another's view.
+                let page = ctx
+                    .manager
+                    .list(&SessionQuery {
+                        status,
+                        client_type: None,
+                        limit: 500,
+                        offset: 0,
+                    })
+                    .await
+                    .map_err(internal)?;
+                page.sessions
+                    .into_iter()
+                    .filter(|s| s.client.principal.as_ref() == Some(principal))
+                    .take(limit as usize)
+                    .collect()
+            }
+        };
+        let sessions: Vec<Value> = sessions
             .into_iter()
-            .filter(|s| s.client.principal == principal)
-            .take(limit as usize)
             .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
             .collect();
         Ok(json_result(
