@@ -259,12 +259,16 @@ async fn idle_and_slow_connections_do_not_starve_clients() {
     )
     .await;
 
+    // A server that stops accepting fills its backlog, and connecting hangs.
     let connect = |n: usize| {
         let addr = gw.addr.clone();
         async move {
             let mut all = Vec::with_capacity(n);
             for _ in 0..n {
-                all.push(TcpStream::connect(&addr).await.unwrap());
+                let tcp = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&addr))
+                    .await
+                    .expect("the server keeps accepting connections");
+                all.push(tcp.unwrap());
             }
             all
         }
@@ -420,5 +424,78 @@ async fn oversized_client_info_is_refused_with_the_field_and_limit() {
             .contains("io.modelcontextprotocol/clientInfo"),
         "{body}"
     );
+    ts.stop().await;
+}
+
+/// MCP requests cannot take the connections kept for the management API:
+/// with all MCP slots held by open streams, another MCP request gets 503
+/// and the management API still answers.
+#[tokio::test]
+async fn the_management_api_answers_when_mcp_holds_every_slot_it_may() {
+    let ts = TestServer::start_with(Settings {
+        max_connections: Some(20),
+        connection_reserve: Some(5),
+        ..Default::default()
+    })
+    .await;
+    let mut sessions = Vec::new();
+    for i in 0..16 {
+        sessions.push(ts.initialize("2025-11-25", &format!("c{i}")).await);
+    }
+    // Each client on its own connection, as separate processes would be.
+    let mut streams = Vec::new();
+    for session in &sessions[..15] {
+        let http = reqwest::Client::new();
+        let r = http
+            .get(ts.mcp_url())
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        streams.push((http, r));
+    }
+    let http = reqwest::Client::new();
+    let r = http
+        .post(ts.mcp_url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .header("mcp-session-id", &sessions[15])
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let health = http
+        .get(format!("{}/api/health", ts.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    ts.admin_get("/api/mcp/sessions").await;
+    // A closed stream frees its slot.
+    streams.pop();
+    common::eventually(Duration::from_secs(5), || {
+        let (http, url, session) = (&http, ts.mcp_url(), &sessions[15]);
+        async move {
+            http.post(url)
+                .header("content-type", "application/json")
+                .header("accept", "application/json")
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-11-25")
+                .body(json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}).to_string())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                == 200
+        }
+    })
+    .await;
+    drop(streams);
     ts.stop().await;
 }
