@@ -397,7 +397,8 @@ impl Settings {
                 ));
             }
         }
-        let at_least_one = |name: &str, n: Option<usize>, default: usize| match n.unwrap_or(default) {
+        let at_least_one = |name: &str, n: Option<usize>, default: usize| match n.unwrap_or(default)
+        {
             0 => Err(ConfigError::Invalid(format!("{name} must be at least 1"))),
             n => Ok(n),
         };

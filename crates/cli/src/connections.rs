@@ -87,7 +87,7 @@ pub fn raise_fd_limit() -> io::Result<u64> {
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
             let e = io::Error::last_os_error();
             tracing::warn!(soft = before, hard = limit.rlim_max, error = %e, "cannot raise the open-file limit");
-            return Ok(before as u64);
+            return Ok(before);
         }
         tracing::info!(
             from = before,
@@ -95,7 +95,7 @@ pub fn raise_fd_limit() -> io::Result<u64> {
             "raised the open-file soft limit to the hard limit"
         );
     }
-    Ok(limit.rlim_cur as u64)
+    Ok(limit.rlim_cur)
 }
 
 /// `max_connections` as configured, or as many as the open-file limit allows;
@@ -343,7 +343,11 @@ async fn serve_connection(
             }
         }
     }
-    shared.open.lock().expect("connections poisoned").remove(key);
+    shared
+        .open
+        .lock()
+        .expect("connections poisoned")
+        .remove(key);
     open.decrement(1.0);
 }
 

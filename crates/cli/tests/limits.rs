@@ -157,7 +157,12 @@ async fn client_metadata_cannot_grow_memory() {
     let gw = Gateway::start(dir.path(), &["--max-stateless-clients", "200"], None).await;
     let http = reqwest::Client::new();
     for i in 0..20 {
-        let r = post_stateless(&http, &gw.base, stateless_from(&format!("warm-{i}"), &json!({})).to_string()).await;
+        let r = post_stateless(
+            &http,
+            &gw.base,
+            stateless_from(&format!("warm-{i}"), &json!({})).to_string(),
+        )
+        .await;
         assert_eq!(r.status(), 200);
     }
     let idle = gw.rss_bytes();
@@ -188,16 +193,22 @@ async fn client_metadata_cannot_grow_memory() {
         .post(format!("{}/mcp", gw.base))
         .header("content-type", "application/json")
         .header("accept", "application/json")
-        .body(json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+        .body(
+            json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
             "protocolVersion":"2025-11-25","capabilities":big,
-            "clientInfo":{"name":"big","version":"1"}}}).to_string())
+            "clientInfo":{"name":"big","version":"1"}}})
+            .to_string(),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(init.status(), 400);
     let body: Value = init.json().await.unwrap();
     assert_eq!(body["error"]["code"], -32602);
-    assert!(body["error"]["message"].as_str().unwrap().contains("params.capabilities"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("params.capabilities"));
 
     let caps = json!({ "experimental": { "note": "y".repeat(2048) } });
     futures::stream::iter(0..1500)
@@ -303,23 +314,41 @@ async fn idle_and_slow_connections_do_not_starve_clients() {
         .build()
         .unwrap();
     let started = Instant::now();
-    let health = http.get(format!("{}/api/health", gw.base)).send().await.unwrap();
+    let health = http
+        .get(format!("{}/api/health", gw.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
     timed("GET /api/health", started);
     let started = Instant::now();
     assert_eq!(gw.admin(&http, "/api/mcp/sessions").await.status(), 200);
     timed("GET /api/mcp/sessions", started);
     let started = Instant::now();
-    let r = post_stateless(&http, &gw.base, stateless("tools/call", json!({"name":"echo","arguments":{"text":"hi"}})).to_string()).await;
+    let r = post_stateless(
+        &http,
+        &gw.base,
+        stateless(
+            "tools/call",
+            json!({"name":"echo","arguments":{"text":"hi"}}),
+        )
+        .to_string(),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     timed("an MCP tools/call", started);
 
     // Half-sent headers are closed after the header timeout (1 s).
-    let closed = join_all(half_headers.iter_mut().map(|s| async move {
-        read_until_closed(s, Duration::from_secs(4)).await.1
-    }))
+    let closed = join_all(
+        half_headers
+            .iter_mut()
+            .map(|s| async move { read_until_closed(s, Duration::from_secs(4)).await.1 }),
+    )
     .await;
-    assert!(closed.iter().all(|c| *c), "a half-sent request head stayed open");
+    assert!(
+        closed.iter().all(|c| *c),
+        "a half-sent request head stayed open"
+    );
     assert!(opened.elapsed() < Duration::from_secs(5));
     // Slow bodies are answered 408 and closed.
     for s in &mut slow_bodies {
@@ -376,12 +405,27 @@ async fn initialize_past_the_rate_gets_429_with_retry_after() {
         )
         .await;
     assert_eq!(r.status(), 429);
-    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(wait, 2);
     let body: Value = r.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("retry in 2s"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("retry in 2s"));
     // Other requests of the address are not limited.
-    let s = ts.post(stateless("tools/list", json!({})), &[("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/list")]).await;
+    let s = ts
+        .post(
+            stateless("tools/list", json!({})),
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/list"),
+            ],
+        )
+        .await;
     assert_eq!(s.status(), 200);
     ts.stop().await;
 }
@@ -414,7 +458,10 @@ async fn oversized_client_info_is_refused_with_the_field_and_limit() {
     let r = ts
         .post(
             request,
-            &[("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/list")],
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/list"),
+            ],
         )
         .await;
     assert_eq!(r.status(), 400);

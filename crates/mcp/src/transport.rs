@@ -228,16 +228,17 @@ fn refused(limit: &'static str, response: Response) -> Response {
     response
 }
 
-/// Client metadata over its size limit: 400, invalid params, naming the field.
-fn check_metadata_size(
+/// Client metadata over its size limit: the 400 (invalid params, naming
+/// the field and the limit) to answer with.
+fn oversized_metadata(
     st: &McpState,
     id: Option<&Id>,
     field: &str,
     raw: Option<&RawValue>,
-) -> Result<(), Response> {
+) -> Option<Response> {
     let limit = st.config.max_client_metadata_bytes;
     match raw.map(|r| r.get().len()) {
-        Some(len) if len > limit => Err(refused(
+        Some(len) if len > limit => Some(refused(
             "client_metadata",
             rpc_error(
                 StatusCode::BAD_REQUEST,
@@ -248,7 +249,7 @@ fn check_metadata_size(
                 ),
             ),
         )),
-        _ => Ok(()),
+        _ => None,
     }
 }
 
@@ -572,7 +573,7 @@ async fn initialize(
         ("params.capabilities", &p.capabilities),
         ("params.clientInfo", &p.client_info),
     ] {
-        if let Err(r) = check_metadata_size(st, Some(&id), field, raw.as_deref()) {
+        if let Some(r) = oversized_metadata(st, Some(&id), field, raw.as_deref()) {
             return r;
         }
     }
@@ -815,9 +816,12 @@ async fn stateless(
     };
     for (field, raw) in [
         (META_CLIENT_INFO_FIELD, meta.client_info.as_deref()),
-        (META_CLIENT_CAPABILITIES_FIELD, meta.client_capabilities.as_deref()),
+        (
+            META_CLIENT_CAPABILITIES_FIELD,
+            meta.client_capabilities.as_deref(),
+        ),
     ] {
-        if let Err(r) = check_metadata_size(st, id_ref, field, raw) {
+        if let Some(r) = oversized_metadata(st, id_ref, field, raw) {
             return r;
         }
     }

@@ -101,13 +101,10 @@ impl RateLimiter {
         if buckets.len() >= SWEEP_AT {
             // A bucket that has refilled is the same as none.
             let (rate, burst) = (self.per_second, self.burst);
-            buckets.retain(|_, (tokens, at)| {
-                *tokens + now.since(*at).as_secs_f64() * rate < burst
-            });
+            buckets.retain(|_, (tokens, at)| *tokens + now.since(*at).as_secs_f64() * rate < burst);
         }
         let (tokens, at) = buckets.entry(key).or_insert((self.burst, now));
-        let refilled =
-            (*tokens + now.since(*at).as_secs_f64() * self.per_second).min(self.burst);
+        let refilled = (*tokens + now.since(*at).as_secs_f64() * self.per_second).min(self.burst);
         *at = now;
         if refilled >= 1.0 {
             *tokens = refilled - 1.0;
