@@ -95,10 +95,7 @@ fn describe() {
         "Requests refused by a limit (client_metadata, initialize_rate, body_size, \
          body_read_timeout, mcp_connections)"
     );
-    describe_gauge!(
-        "sessiongate_connections_open",
-        "Open client connections"
-    );
+    describe_gauge!("sessiongate_connections_open", "Open client connections");
     describe_counter!(
         "sessiongate_connections_closed_total",
         "Connections closed by the server, by reason (header_timeout, idle, evicted)"

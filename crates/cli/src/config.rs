@@ -609,5 +609,53 @@ mod tests {
             ..Default::default()
         };
         assert!(short.resolve().is_err());
+        for (bad, name) in [
+            ("initialize_rate = 0.0", "initialize_rate"),
+            ("initialize_burst = 0", "initialize_burst"),
+            ("max_stateless_clients = 0", "max_stateless_clients"),
+            (
+                "max_client_metadata_bytes = 10",
+                "max_client_metadata_bytes",
+            ),
+            ("max_connections = 0", "max_connections"),
+            ("header_read_timeout = 0", "header_read_timeout"),
+        ] {
+            let settings: Settings = toml::from_str(bad).unwrap();
+            let err = settings.resolve().unwrap_err().to_string();
+            assert!(err.contains(name), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn limits_come_from_the_file() {
+        let file: Settings = toml::from_str(
+            r#"
+            max_client_metadata_bytes = 4096
+            max_stateless_clients = 50
+            initialize_rate = 2.5
+            initialize_burst = 10
+            body_read_timeout = "5s"
+            header_read_timeout = "2s"
+            connection_idle_timeout = "30s"
+            max_connections = 500
+            connection_reserve = 8
+            "#,
+        )
+        .unwrap();
+        let c = file.resolve().unwrap();
+        assert_eq!(c.transport.max_client_metadata_bytes, 4096);
+        assert_eq!(c.lifecycle.max_stateless_clients, 50);
+        assert_eq!(c.transport.initialize_per_second, 2.5);
+        assert_eq!(c.transport.initialize_burst, 10);
+        assert_eq!(c.transport.body_read_timeout, Duration::from_secs(5));
+        assert_eq!(
+            c.connections,
+            ConnectionLimits {
+                max_connections: Some(500),
+                reserve: 8,
+                header_read_timeout: Duration::from_secs(2),
+                idle_timeout: Duration::from_secs(30),
+            }
+        );
     }
 }

@@ -322,7 +322,13 @@ async fn serve_connection(
                 }
                 break;
             }
-            _ = conn.evict.notified() => break,
+            _ = conn.evict.notified() => {
+                // A request may have started since it was picked: let it finish.
+                if conn.in_flight.load(Ordering::Relaxed) == 0 {
+                    break;
+                }
+                conn.evicting.store(false, Ordering::Relaxed);
+            }
             _ = stopped(&mut stop), if !stopping => {
                 stopping = true;
                 http.as_mut().graceful_shutdown();
