@@ -180,7 +180,7 @@ async fn client_metadata_cannot_grow_memory() {
                 body["error"]["message"].as_str().unwrap().to_string()
             }
         })
-        .buffer_unordered(8)
+        .buffer_unordered(4)
         .collect::<Vec<_>>()
         .await;
     assert!(
