@@ -129,6 +129,8 @@ struct Conn {
     head_started: AtomicU64,
     evicting: AtomicBool,
     evict: Notify,
+    /// Held here, so a request takes one reference count, its connection's.
+    shared: Arc<Shared>,
 }
 
 struct Shared {
@@ -289,6 +291,7 @@ async fn serve_connection(
         head_started: AtomicU64::new(0),
         evicting: AtomicBool::new(false),
         evict: Notify::new(),
+        shared: shared.clone(),
     });
     let key = shared
         .open
@@ -301,12 +304,10 @@ async fn serve_connection(
     let io = TokioIo::new(Tracked {
         inner: tcp,
         conn: conn.clone(),
-        shared: shared.clone(),
     });
     let service = ConnService {
         app,
         conn: conn.clone(),
-        shared: shared.clone(),
         remote: ConnectInfo(remote),
     };
     let mut http = pin!(hyper::server::conn::http1::Builder::new()
@@ -361,7 +362,6 @@ async fn serve_connection(
 struct Tracked {
     inner: TcpStream,
     conn: Arc<Conn>,
-    shared: Arc<Shared>,
 }
 
 impl AsyncRead for Tracked {
@@ -379,7 +379,7 @@ impl AsyncRead for Tracked {
         {
             this.conn
                 .head_started
-                .store(this.shared.now_ms(), Ordering::Relaxed);
+                .store(this.conn.shared.now_ms(), Ordering::Relaxed);
         }
         polled
     }
@@ -420,25 +420,24 @@ impl AsyncWrite for Tracked {
 struct ConnService {
     app: Router,
     conn: Arc<Conn>,
-    shared: Arc<Shared>,
     remote: ConnectInfo<SocketAddr>,
 }
 
 /// Held from a request's start until its response is fully sent.
 struct InFlight {
     conn: Arc<Conn>,
-    shared: Arc<Shared>,
     mcp: bool,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        let shared = &self.conn.shared;
         self.conn
             .last_active
-            .store(self.shared.now_ms(), Ordering::Relaxed);
+            .store(shared.now_ms(), Ordering::Relaxed);
         self.conn.in_flight.fetch_sub(1, Ordering::Relaxed);
         if self.mcp {
-            self.shared.mcp_in_flight.fetch_sub(1, Ordering::Relaxed);
+            shared.mcp_in_flight.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -451,18 +450,18 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
     fn call(&self, mut req: Request<Incoming>) -> Responding {
         self.conn.in_flight.fetch_add(1, Ordering::Relaxed);
         self.conn.head_started.store(0, Ordering::Relaxed);
+        let shared = &self.conn.shared;
         self.conn
             .last_active
-            .store(self.shared.now_ms(), Ordering::Relaxed);
+            .store(shared.now_ms(), Ordering::Relaxed);
         let mut guard = InFlight {
             conn: self.conn.clone(),
-            shared: self.shared.clone(),
             mcp: false,
         };
         if req.uri().path() == "/mcp" {
-            let busy = self.shared.mcp_in_flight.fetch_add(1, Ordering::Relaxed);
+            let busy = shared.mcp_in_flight.fetch_add(1, Ordering::Relaxed);
             guard.mcp = true;
-            if busy >= self.shared.mcp_cap {
+            if busy >= shared.mcp_cap {
                 return Responding {
                     routed: None,
                     refused: Some(mcp_busy()),
@@ -561,6 +560,14 @@ mod tests {
             head_started: AtomicU64::new(head_started),
             evicting: AtomicBool::new(false),
             evict: Notify::new(),
+            shared: Arc::new(Shared {
+                epoch: Instant::now(),
+                limits: ConnectionLimits::default(),
+                max_connections: 1,
+                mcp_cap: 1,
+                mcp_in_flight: AtomicUsize::new(0),
+                open: Mutex::new(Slab::new()),
+            }),
         }
     }
 
