@@ -86,6 +86,24 @@ fn describe() {
         "sessiongate_store_errors_total",
         "Failed writes to the session store, by operation"
     );
+    describe_counter!(
+        "sessiongate_client_evictions_total",
+        "Stateless client identities forgotten at the cap, by table (identities, clients)"
+    );
+    describe_counter!(
+        "sessiongate_limit_refusals_total",
+        "Requests refused by a limit (client_metadata, initialize_rate, body_size, \
+         body_read_timeout, mcp_connections)"
+    );
+    describe_gauge!("sessiongate_connections_open", "Open client connections");
+    describe_counter!(
+        "sessiongate_connections_closed_total",
+        "Connections closed by the server, by reason (header_timeout, idle, evicted)"
+    );
+    describe_counter!(
+        "sessiongate_connections_refused_total",
+        "Connections closed on accept: at max_connections with none idle to evict"
+    );
 }
 
 /// `GET /metrics`: the Prometheus text exposition format.

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use axum::Router;
 use sessiongate_api::ApiState;
 use sessiongate_core::lifecycle::SessionManager;
@@ -20,6 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::connections::{self, Listener};
 use crate::datadir::{self, DataDirLock};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -132,11 +132,13 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         .merge(sessiongate_mcp::router(mcp.clone()))
         .merge(sessiongate_api::router(api));
 
+    let fd_limit = connections::raise_fd_limit().context("cannot read the open-file limit")?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let (stop, mut stopped) = watch::channel(false);
+    let listener = Listener::new(listener, config.connections.clone(), fd_limit);
+    let (stop, stopped) = watch::channel(false);
 
     let pruner = {
         let mcp = mcp.clone();
@@ -151,29 +153,18 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     let task = tokio::spawn({
         let manager = manager.clone();
         async move {
-            let shutdown = {
-                let mcp = mcp.clone();
+            let close_streams = {
+                let mut stopped = stopped.clone();
                 async move {
                     let _ = stopped.wait_for(|s| *s).await;
                     // Open GET streams would hold the graceful shutdown forever.
                     mcp.close_streams();
                 }
             };
-            // Without TCP_NODELAY small responses stall on Nagle + delayed ACK.
-            let listener = listener.tap_io(|tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::warn!(error = %e, "cannot set TCP_NODELAY");
-                }
-            });
-            let served = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown)
-            .await;
+            tokio::join!(listener.serve(app, stopped), close_streams);
             pruner.abort();
             manager.shutdown().await;
-            served.context("HTTP server failed")
+            Ok(())
         }
     });
     Ok(RunningServer {

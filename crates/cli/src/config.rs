@@ -18,6 +18,8 @@ use sessiongate_core::reconnect::SigningKey;
 use sessiongate_mcp::{OriginPolicy, TransportConfig};
 use sessiongate_store::Database;
 
+use crate::connections::ConnectionLimits;
+
 /// Durations are given as seconds (`300`) or with units (`5m`, `100ms`,
 /// `7days`), the same way as to `sessiongate loadtest`.
 pub use sessiongate_loadtest::parse_duration;
@@ -107,6 +109,53 @@ pub struct Settings {
     #[arg(long, env = "SESSIONGATE_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
 
+    /// Largest clientInfo and largest capabilities a client may announce
+    /// (initialize, stateless _meta), in JSON bytes [default: 65536]
+    #[arg(long, env = "SESSIONGATE_MAX_CLIENT_METADATA_BYTES")]
+    pub max_client_metadata_bytes: Option<usize>,
+
+    /// Stateless clients remembered (GET /api/mcp/clients); past it the least
+    /// recently seen is forgotten [default: 1000]
+    #[arg(long, env = "SESSIONGATE_MAX_STATELESS_CLIENTS")]
+    pub max_stateless_clients: Option<usize>,
+
+    /// initialize requests per second per remote address, in the long run
+    /// [default: 20]
+    #[arg(long, env = "SESSIONGATE_INITIALIZE_RATE")]
+    pub initialize_rate: Option<f64>,
+
+    /// initialize requests a remote address may send at once [default: 200]
+    #[arg(long, env = "SESSIONGATE_INITIALIZE_BURST")]
+    pub initialize_burst: Option<u32>,
+
+    /// A request body not received in full after this long is refused (408)
+    /// [default: 30s]
+    #[arg(long, env = "SESSIONGATE_BODY_READ_TIMEOUT", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub body_read_timeout: Option<Duration>,
+
+    /// A connection that started a request but has not sent all its headers
+    /// after this long is closed [default: 10s]
+    #[arg(long, env = "SESSIONGATE_HEADER_READ_TIMEOUT", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub header_read_timeout: Option<Duration>,
+
+    /// A keep-alive connection without a request for this long is closed
+    /// [default: 60s]
+    #[arg(long, env = "SESSIONGATE_CONNECTION_IDLE_TIMEOUT", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub connection_idle_timeout: Option<Duration>,
+
+    /// Open connections at most; at the cap a new one evicts the least
+    /// recently active idle one [default: the open-file limit less 256]
+    #[arg(long, env = "SESSIONGATE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Connections MCP requests cannot take, kept for the management API and
+    /// /metrics [default: 64]
+    #[arg(long, env = "SESSIONGATE_CONNECTION_RESERVE")]
+    pub connection_reserve: Option<usize>,
+
     /// Extra allowed browser origin (loopback origins are always allowed);
     /// repeat the flag or separate with commas
     #[arg(
@@ -195,6 +244,7 @@ pub struct Config {
     pub admin_token: Option<String>,
     pub lifecycle: LifecycleConfig,
     pub transport: TransportConfig,
+    pub connections: ConnectionLimits,
     pub conformance: bool,
     pub log: String,
 }
@@ -248,6 +298,19 @@ impl Settings {
             health_stale_after: self.health_stale_after.or(lower.health_stale_after),
             keepalive_interval: self.keepalive_interval.or(lower.keepalive_interval),
             max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
+            max_client_metadata_bytes: self
+                .max_client_metadata_bytes
+                .or(lower.max_client_metadata_bytes),
+            max_stateless_clients: self.max_stateless_clients.or(lower.max_stateless_clients),
+            initialize_rate: self.initialize_rate.or(lower.initialize_rate),
+            initialize_burst: self.initialize_burst.or(lower.initialize_burst),
+            body_read_timeout: self.body_read_timeout.or(lower.body_read_timeout),
+            header_read_timeout: self.header_read_timeout.or(lower.header_read_timeout),
+            connection_idle_timeout: self
+                .connection_idle_timeout
+                .or(lower.connection_idle_timeout),
+            max_connections: self.max_connections.or(lower.max_connections),
+            connection_reserve: self.connection_reserve.or(lower.connection_reserve),
             allowed_origins: if self.allowed_origins.is_empty() {
                 lower.allowed_origins
             } else {
@@ -334,10 +397,63 @@ impl Settings {
                 ));
             }
         }
+        let at_least_one = |name: &str, n: Option<usize>, default: usize| match n.unwrap_or(default)
+        {
+            0 => Err(ConfigError::Invalid(format!("{name} must be at least 1"))),
+            n => Ok(n),
+        };
+        let transport_defaults = TransportConfig::default();
+        let max_client_metadata_bytes = self
+            .max_client_metadata_bytes
+            .unwrap_or(transport_defaults.max_client_metadata_bytes);
+        if max_client_metadata_bytes < 256 {
+            return Err(ConfigError::Invalid(
+                "max_client_metadata_bytes must be at least 256".into(),
+            ));
+        }
+        let initialize_rate = self
+            .initialize_rate
+            .unwrap_or(transport_defaults.initialize_per_second);
+        if !(initialize_rate.is_finite() && initialize_rate > 0.0) {
+            return Err(ConfigError::Invalid(
+                "initialize_rate must be a number greater than zero".into(),
+            ));
+        }
+        let initialize_burst = self
+            .initialize_burst
+            .unwrap_or(transport_defaults.initialize_burst);
+        if initialize_burst == 0 {
+            return Err(ConfigError::Invalid(
+                "initialize_burst must be at least 1".into(),
+            ));
+        }
+        let connection_defaults = ConnectionLimits::default();
+        let connections = ConnectionLimits {
+            max_connections: match self.max_connections {
+                Some(0) => {
+                    return Err(ConfigError::Invalid(
+                        "max_connections must be at least 1".into(),
+                    ))
+                }
+                n => n,
+            },
+            reserve: self
+                .connection_reserve
+                .unwrap_or(connection_defaults.reserve),
+            header_read_timeout: positive(
+                "header_read_timeout",
+                self.header_read_timeout,
+                connection_defaults.header_read_timeout,
+            )?,
+            idle_timeout: positive(
+                "connection_idle_timeout",
+                self.connection_idle_timeout,
+                connection_defaults.idle_timeout,
+            )?,
+        };
         let event_log_keep = self
             .event_log_keep
             .unwrap_or(defaults.event_log.keep_per_session);
-        let transport_defaults = TransportConfig::default();
         if let Some(token) = &self.admin_token {
             if token.trim().len() < 16 {
                 return Err(ConfigError::Invalid(
@@ -397,6 +513,11 @@ impl Settings {
                     )?,
                     ..defaults.event_log.clone()
                 },
+                max_stateless_clients: at_least_one(
+                    "max_stateless_clients",
+                    self.max_stateless_clients,
+                    defaults.max_stateless_clients,
+                )?,
             },
             transport: TransportConfig {
                 origins: OriginPolicy {
@@ -416,7 +537,16 @@ impl Settings {
                     self.stream_idle_close,
                     transport_defaults.stream_idle_close,
                 )?,
+                max_client_metadata_bytes,
+                initialize_per_second: initialize_rate,
+                initialize_burst,
+                body_read_timeout: positive(
+                    "body_read_timeout",
+                    self.body_read_timeout,
+                    transport_defaults.body_read_timeout,
+                )?,
             },
+            connections,
             conformance: self.conformance,
             log: self.log.unwrap_or_else(|| "info".into()),
         })
@@ -479,5 +609,53 @@ mod tests {
             ..Default::default()
         };
         assert!(short.resolve().is_err());
+        for (bad, name) in [
+            ("initialize_rate = 0.0", "initialize_rate"),
+            ("initialize_burst = 0", "initialize_burst"),
+            ("max_stateless_clients = 0", "max_stateless_clients"),
+            (
+                "max_client_metadata_bytes = 10",
+                "max_client_metadata_bytes",
+            ),
+            ("max_connections = 0", "max_connections"),
+            ("header_read_timeout = 0", "header_read_timeout"),
+        ] {
+            let settings: Settings = toml::from_str(bad).unwrap();
+            let err = settings.resolve().unwrap_err().to_string();
+            assert!(err.contains(name), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn limits_come_from_the_file() {
+        let file: Settings = toml::from_str(
+            r#"
+            max_client_metadata_bytes = 4096
+            max_stateless_clients = 50
+            initialize_rate = 2.5
+            initialize_burst = 10
+            body_read_timeout = "5s"
+            header_read_timeout = "2s"
+            connection_idle_timeout = "30s"
+            max_connections = 500
+            connection_reserve = 8
+            "#,
+        )
+        .unwrap();
+        let c = file.resolve().unwrap();
+        assert_eq!(c.transport.max_client_metadata_bytes, 4096);
+        assert_eq!(c.lifecycle.max_stateless_clients, 50);
+        assert_eq!(c.transport.initialize_per_second, 2.5);
+        assert_eq!(c.transport.initialize_burst, 10);
+        assert_eq!(c.transport.body_read_timeout, Duration::from_secs(5));
+        assert_eq!(
+            c.connections,
+            ConnectionLimits {
+                max_connections: Some(500),
+                reserve: 8,
+                header_read_timeout: Duration::from_secs(2),
+                idle_timeout: Duration::from_secs(30),
+            }
+        );
     }
 }

@@ -5,4 +5,5 @@
 pub mod app;
 pub mod client;
 pub mod config;
+pub mod connections;
 pub mod datadir;

@@ -242,7 +242,15 @@ async fn a_stalled_subscriber_lags_without_slowing_anyone() {
     // Linux's default tcp_wmem, some 4,600 events) and then, for over a
     // second more, the stream's queue of 64 frames of 20 ms each.
     const SESSIONS: usize = 16_000;
-    let t = std::sync::Arc::new(TestServer::start().await);
+    // All from one address, far past the initialize rate limit.
+    let t = std::sync::Arc::new(
+        TestServer::start_with(sessiongate::config::Settings {
+            initialize_rate: Some(1e9),
+            initialize_burst: Some(u32::MAX),
+            ..Default::default()
+        })
+        .await,
+    );
     let mut stalled = connect_small(&t).await;
     assert_eq!(next(&mut stalled).await["type"], "snapshot");
 

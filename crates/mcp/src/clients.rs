@@ -3,18 +3,18 @@
 //! identity built from them (key, detected client type, address, user
 //! agent) is remembered per `clientInfo` text, so a client's next request
 //! with the same `_meta` reuses it instead of parsing and building it again.
+//! It holds at most a configured number of identities; a new one past it
+//! evicts the least recently used, so clients that make up a new
+//! `clientInfo` per request cannot grow it.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use sessiongate_core::client::detect_client_type;
 use sessiongate_core::session::ClientIdentity;
-
-/// Identities remembered at most; past it the cache starts over, so
-/// clients that make up a new `clientInfo` per request cannot grow it.
-const CAPACITY: usize = 4096;
 
 /// What a request says about its client, as sent.
 pub(crate) struct Announced<'a> {
@@ -40,6 +40,8 @@ struct Entry {
     remote: Option<IpAddr>,
     user_agent: Option<Box<str>>,
     known: Known,
+    /// The cache's use counter when this entry was last used.
+    used: AtomicU64,
 }
 
 impl Entry {
@@ -53,9 +55,10 @@ impl Entry {
     }
 }
 
-#[derive(Default)]
 pub(crate) struct ClientCache {
     by_info: DashMap<Box<str>, Entry>,
+    capacity: usize,
+    uses: AtomicU64,
 }
 
 /// `clientInfo` as a client sends it, in `initialize` or in `_meta`.
@@ -68,19 +71,41 @@ pub(crate) struct ClientInfo {
 }
 
 impl ClientCache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        ClientCache {
+            by_info: DashMap::new(),
+            capacity: capacity.max(1),
+            uses: AtomicU64::new(0),
+        }
+    }
+
     /// The key and identity of the client a request announces. A
     /// `clientInfo` that is not an object with string fields counts as
     /// unnamed, as does none.
     pub(crate) fn identify(&self, a: &Announced<'_>) -> Known {
         let info = a.info.unwrap_or("");
+        let now = self.uses.fetch_add(1, Ordering::Relaxed);
         if let Some(entry) = self.by_info.get(info) {
             if entry.matches(a) {
+                entry.used.store(now, Ordering::Relaxed);
                 return entry.known.clone();
             }
         }
         let known = build(a);
-        if self.by_info.len() >= CAPACITY {
-            self.by_info.clear();
+        // Only a new identity pays for the scan, and only at capacity.
+        while self.by_info.len() >= self.capacity && !self.by_info.contains_key(info) {
+            let Some(oldest) = self
+                .by_info
+                .iter()
+                .min_by_key(|e| e.used.load(Ordering::Relaxed))
+                .map(|e| e.key().clone())
+            else {
+                break;
+            };
+            if self.by_info.remove(&oldest).is_some() {
+                metrics::counter!("sessiongate_client_evictions_total", "table" => "identities")
+                    .increment(1);
+            }
         }
         self.by_info.insert(
             info.into(),
@@ -90,6 +115,7 @@ impl ClientCache {
                 remote: a.remote,
                 user_agent: a.user_agent.map(Into::into),
                 known: known.clone(),
+                used: AtomicU64::new(now),
             },
         );
         known
@@ -136,7 +162,7 @@ mod tests {
 
     #[test]
     fn a_client_repeating_its_meta_gets_the_same_identity() {
-        let cache = ClientCache::default();
+        let cache = ClientCache::new(16);
         let info = r#"{"name":"claude-code","version":"2.1"}"#;
         let first = cache.identify(&announced(info, "{}", "ua"));
         assert_eq!(&*first.key, "anonymous/claude-code/2.1");
@@ -148,7 +174,7 @@ mod tests {
 
     #[test]
     fn anything_else_announced_differently_builds_a_new_identity() {
-        let cache = ClientCache::default();
+        let cache = ClientCache::new(16);
         let info = r#"{"name":"cursor","version":"1"}"#;
         let first = cache.identify(&announced(info, "{}", "ua"));
         let other_caps = cache.identify(&announced(info, r#"{"sampling":{}}"#, "ua"));
@@ -163,8 +189,23 @@ mod tests {
     }
 
     #[test]
+    fn past_capacity_the_least_recently_used_identity_is_evicted() {
+        let cache = ClientCache::new(2);
+        let a = r#"{"name":"a"}"#;
+        let b = r#"{"name":"b"}"#;
+        let first_a = cache.identify(&announced(a, "{}", "ua"));
+        cache.identify(&announced(b, "{}", "ua"));
+        cache.identify(&announced(a, "{}", "ua"));
+        cache.identify(&announced(r#"{"name":"c"}"#, "{}", "ua"));
+        assert_eq!(cache.by_info.len(), 2);
+        assert!(!cache.by_info.contains_key(b));
+        let again_a = cache.identify(&announced(a, "{}", "ua"));
+        assert!(Arc::ptr_eq(&first_a.identity, &again_a.identity));
+    }
+
+    #[test]
     fn unnamed_clients_share_the_unknown_key() {
-        let cache = ClientCache::default();
+        let cache = ClientCache::new(16);
         for info in [None, Some("[1]"), Some(r#"{"name":7}"#)] {
             let a = Announced {
                 info,

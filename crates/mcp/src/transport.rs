@@ -27,7 +27,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use sessiongate_core::client::detect_client_type;
-use sessiongate_core::lifecycle::{LiveSession, ReconnectError, SessionManager};
+use sessiongate_core::lifecycle::{
+    LiveSession, RateLimited, RateLimiter, ReconnectError, SessionManager,
+};
 use sessiongate_core::reconnect::IssuedToken;
 use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
 use sessiongate_core::session::ClientIdentity;
@@ -63,6 +65,15 @@ pub struct TransportConfig {
     /// A standalone GET stream (2025-11-25) quiet for this long is closed
     /// with a `retry` hint, so the client polls instead of holding it open.
     pub stream_idle_close: Duration,
+    /// Largest `clientInfo` and largest capabilities a client may announce,
+    /// in `initialize` or a stateless request's `_meta`, as JSON bytes.
+    pub max_client_metadata_bytes: usize,
+    /// `initialize` requests per second per remote address, in the long run.
+    pub initialize_per_second: f64,
+    /// `initialize` requests a remote address may send at once.
+    pub initialize_burst: u32,
+    /// A request body not received in full after this long is refused (408).
+    pub body_read_timeout: Duration,
 }
 
 impl Default for TransportConfig {
@@ -74,6 +85,10 @@ impl Default for TransportConfig {
             sse_after: Duration::from_secs(1),
             retry: Duration::from_secs(1),
             stream_idle_close: Duration::from_secs(10 * 60),
+            max_client_metadata_bytes: 64 * 1024,
+            initialize_per_second: 20.0,
+            initialize_burst: 200,
+            body_read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -88,17 +103,22 @@ pub struct McpState {
     pub config: Arc<TransportConfig>,
     clients: Arc<ClientCache>,
     durations: Arc<RequestDurations>,
+    initialize_limiter: Arc<RateLimiter>,
 }
 
 impl McpState {
     pub fn new(manager: Arc<SessionManager>, server: McpServer, config: TransportConfig) -> Self {
         McpState {
+            clients: Arc::new(ClientCache::new(manager.config().max_stateless_clients)),
+            initialize_limiter: Arc::new(RateLimiter::new(
+                config.initialize_per_second,
+                config.initialize_burst,
+            )),
             manager,
             server: Arc::new(server),
             peers: Peers::default(),
             streams: Streams::default(),
             config: Arc::new(config),
-            clients: Arc::default(),
             durations: Arc::default(),
         }
     }
@@ -200,6 +220,37 @@ fn reconnect_refused(e: ReconnectError) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     response
+}
+
+/// A refused request because of a limit, counted by the limit's name.
+fn refused(limit: &'static str, response: Response) -> Response {
+    metrics::counter!("sessiongate_limit_refusals_total", "limit" => limit).increment(1);
+    response
+}
+
+/// Client metadata over its size limit: the 400 (invalid params, naming
+/// the field and the limit) to answer with.
+fn oversized_metadata(
+    st: &McpState,
+    id: Option<&Id>,
+    field: &str,
+    raw: Option<&RawValue>,
+) -> Option<Response> {
+    let limit = st.config.max_client_metadata_bytes;
+    match raw.map(|r| r.get().len()) {
+        Some(len) if len > limit => Some(refused(
+            "client_metadata",
+            rpc_error(
+                StatusCode::BAD_REQUEST,
+                id,
+                ErrorData::invalid_params(
+                    format!("{field} is {len} bytes; the limit is {limit} bytes"),
+                    Some(json!({ "field": field, "size": len, "limit": limit })),
+                ),
+            ),
+        )),
+        _ => None,
+    }
 }
 
 fn set_token_header(response: &mut Response, token: &IssuedToken) {
@@ -390,18 +441,43 @@ async fn post(st: McpState, req: Request) -> Response {
             .into_response();
     }
     let remote = remote_addr(&req);
-    let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, st.config.max_body_bytes).await {
-        Ok(b) => b,
-        Err(_) => {
-            return (
+    let too_large = || {
+        refused(
+            "body_size",
+            (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
                     "request body exceeds the limit of {} bytes",
                     st.config.max_body_bytes
                 ),
             )
-                .into_response()
+                .into_response(),
+        )
+    };
+    // A declared length over the limit is refused before a byte is read.
+    let declared = header_str(req.headers(), header::CONTENT_LENGTH)
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > st.config.max_body_bytes as u64) {
+        return too_large();
+    }
+    let (parts, body) = req.into_parts();
+    let read = axum::body::to_bytes(body, st.config.max_body_bytes);
+    let bytes = match tokio::time::timeout(st.config.body_read_timeout, read).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return too_large(),
+        Err(_) => {
+            return refused(
+                "body_read_timeout",
+                (
+                    StatusCode::REQUEST_TIMEOUT,
+                    [(header::CONNECTION, HeaderValue::from_static("close"))],
+                    format!(
+                        "the request body did not arrive within {:?}",
+                        st.config.body_read_timeout
+                    ),
+                )
+                    .into_response(),
+            )
         }
     };
     let headers = parts.headers;
@@ -452,9 +528,10 @@ async fn post(st: McpState, req: Request) -> Response {
 #[serde(rename_all = "camelCase")]
 struct InitializeParams {
     protocol_version: Option<String>,
+    // Kept raw until their size is checked.
     #[serde(default)]
-    capabilities: Option<Value>,
-    client_info: Option<ClientInfo>,
+    capabilities: Option<Box<RawValue>>,
+    client_info: Option<Box<RawValue>>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -469,24 +546,67 @@ async fn initialize(
 ) -> Response {
     let started = Instant::now();
     let started_at = st.manager.now();
+    // Each initialize writes a durable session: limited per address.
+    if let Some(ip) = remote {
+        if let Err(RateLimited { retry_after }) = st.initialize_limiter.acquire(ip, started_at) {
+            let secs = retry_after.as_secs().max(1);
+            let mut response = rpc_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(&id),
+                ErrorData::new(
+                    ErrorCode(-32000),
+                    format!("Too many initialize requests from this address; retry in {secs}s"),
+                    None,
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            return refused("initialize_rate", response);
+        }
+    }
     let p: InitializeParams = match crate::server::parse_params(params.as_deref()) {
         Ok(p) => p,
         Err(e) => return rpc_error(StatusCode::BAD_REQUEST, Some(&id), e),
     };
-    if p.capabilities.as_ref().is_some_and(|c| !c.is_object()) {
-        return rpc_error(
-            StatusCode::BAD_REQUEST,
-            Some(&id),
-            ErrorData::invalid_params("capabilities must be an object", None),
-        );
+    for (field, raw) in [
+        ("params.capabilities", &p.capabilities),
+        ("params.clientInfo", &p.client_info),
+    ] {
+        if let Some(r) = oversized_metadata(st, Some(&id), field, raw.as_deref()) {
+            return r;
+        }
     }
+    let capabilities = match p.capabilities.as_deref().map(RawValue::get) {
+        None | Some("null") => json!({}),
+        Some(raw) if raw.starts_with('{') => serde_json::from_str(raw).unwrap_or_default(),
+        Some(_) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                Some(&id),
+                ErrorData::invalid_params("capabilities must be an object", None),
+            )
+        }
+    };
+    let info: Option<ClientInfo> = match p.client_info.as_deref().map(RawValue::get) {
+        None | Some("null") => None,
+        Some(raw) => match serde_json::from_str(raw) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    Some(&id),
+                    ErrorData::invalid_params(format!("Invalid params: clientInfo: {e}"), None),
+                )
+            }
+        },
+    };
     let version = protocol::negotiate(p.protocol_version.as_deref());
-    let info = p.client_info.clone();
     let identity = ClientIdentity {
         client_type: detect_client_type(info.as_ref().and_then(|i| i.name.as_deref())),
         client_name: info.as_ref().and_then(|i| i.name.clone()),
         client_version: info.as_ref().and_then(|i| i.version.clone()),
-        client_capabilities: p.capabilities.unwrap_or_else(|| json!({})),
+        client_capabilities: capabilities,
         protocol_version: version.to_string(),
         principal: None,
         remote_addr: remote.map(|ip| ip.to_string()),
@@ -558,6 +678,10 @@ fn decode_header_value(value: &str) -> Option<String> {
         None => Some(value.to_string()),
     }
 }
+
+const META_CLIENT_INFO_FIELD: &str = "params._meta[\"io.modelcontextprotocol/clientInfo\"]";
+const META_CLIENT_CAPABILITIES_FIELD: &str =
+    "params._meta[\"io.modelcontextprotocol/clientCapabilities\"]";
 
 fn header_mismatch(id: Option<&Id>, message: String) -> Response {
     rpc_error(
@@ -690,6 +814,17 @@ async fn stateless(
             ),
         );
     };
+    for (field, raw) in [
+        (META_CLIENT_INFO_FIELD, meta.client_info.as_deref()),
+        (
+            META_CLIENT_CAPABILITIES_FIELD,
+            meta.client_capabilities.as_deref(),
+        ),
+    ] {
+        if let Some(r) = oversized_metadata(st, id_ref, field, raw) {
+            return r;
+        }
+    }
     let Some(id) = id else {
         // 2026-07-28 defines no client notifications over HTTP; accept and ignore.
         return accepted();

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use clients::ClientActivity;
 pub use events::{EventLog, EventLogConfig};
+pub use limiter::{RateLimited, RateLimiter};
 pub use live::LiveSession;
 pub use reconnect::{ReconnectConfig, ReconnectError, Reconnected};
 
@@ -60,6 +61,9 @@ pub struct LifecycleConfig {
     pub health_window: Duration,
     pub reconnect: ReconnectConfig,
     pub event_log: EventLogConfig,
+    /// Stateless clients remembered at most; past it the least recently
+    /// seen is forgotten.
+    pub max_stateless_clients: usize,
 }
 
 impl Default for LifecycleConfig {
@@ -72,6 +76,7 @@ impl Default for LifecycleConfig {
             health_window: Duration::from_secs(24 * 3600),
             reconnect: ReconnectConfig::default(),
             event_log: EventLogConfig::default(),
+            max_stateless_clients: 1000,
         }
     }
 }
@@ -230,7 +235,7 @@ impl SessionManager {
             request_log: log_tx,
             window: Mutex::new(window),
             disconnected_total: AtomicU64::new(counts.disconnected),
-            clients: clients::Clients::default(),
+            clients: clients::Clients::new(config.max_stateless_clients),
             signer: TokenSigner::new(&key, config.reconnect.token_ttl),
             limiter: limiter::FailureLimiter::new(
                 config.reconnect.max_failures,
