@@ -768,3 +768,63 @@ proptest! {
         rt.block_on(run_ws_case(server, case))?;
     }
 }
+
+/// The longest durations a file can give still make a server that serves:
+/// deadlines saturate instead of overflowing, and a keep-alive interval
+/// that would overflow is refused (it took the response stream down).
+#[tokio::test]
+async fn the_longest_durations_serve() {
+    let max = u64::MAX.to_string();
+    let refused = toml::from_str::<Settings>(&format!("keepalive_interval = \"{max}\""))
+        .unwrap()
+        .resolve()
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("keepalive_interval"),
+        "{refused}"
+    );
+    let text = String::from("keepalive_interval = \"1day\"\n")
+        + &[
+            "idle_timeout",
+            "activity_flush_interval",
+            "request_log_flush_interval",
+            "request_log_retention",
+            "health_stale_after",
+            "reconnect_token_ttl",
+            "event_log_retention",
+            "sse_after",
+            "stream_idle_close",
+        ]
+        .iter()
+        .map(|k| format!("{k} = \"{max}\"\n"))
+        .collect::<String>()
+        + &format!("health_aging_after = \"{}\"\n", u64::MAX - 1);
+    let settings: Settings = toml::from_str(&text).unwrap();
+    let server = TestServer::start_with(settings).await;
+    let session = server.initialize("2025-11-25", "fuzz").await;
+    let echoed = server
+        .call_tool(&session, "echo", json!({"text": "hi"}))
+        .await;
+    assert!(echoed["result"].is_object(), "{echoed}");
+    let token = server
+        .call_tool(&session, "get_reconnect_token", json!({}))
+        .await;
+    assert!(token["result"].is_object(), "{token}");
+    let stream = server
+        .http
+        .get(server.mcp_url())
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    drop(stream);
+    server.clock.advance(Duration::from_secs(3600));
+    for path in ["/api/mcp/sessions/health", "/api/mcp/sessions"] {
+        let v = server.admin_get(path).await;
+        assert!(v.is_object(), "{path}: {v}");
+    }
+    assert_eq!(server.delete(&session).await.status(), 200);
+    server.stop().await;
+}
