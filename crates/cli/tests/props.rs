@@ -753,8 +753,57 @@ async fn run_ws_case(server: &TestServer, case: WsCase) -> Result<(), TestCaseEr
     Ok(())
 }
 
+/// A 2026-07-28 `tools/call` naming `name`, with `header` as `Mcp-Name`:
+/// whether the server found the header mismatched.
+async fn name_mismatch(
+    server: &TestServer,
+    name: &str,
+    header: &str,
+) -> Result<bool, TestCaseError> {
+    let body = common::stateless("tools/call", json!({"name": name, "arguments": {}}));
+    let response = server
+        .http
+        .post(server.mcp_url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", header)
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| TestCaseError::fail(format!("no answer: {e}")))?;
+    let status = response.status();
+    let answer: Value = response
+        .json()
+        .await
+        .map_err(|e| TestCaseError::fail(format!("not JSON: {e}")))?;
+    prop_assert!(!status.is_server_error(), "{status}: {answer}");
+    Ok(answer["error"]["code"] == json!(-32020))
+}
+
 proptest! {
     #![proptest_config(server_config())]
+
+    /// Any tool name, sent base64-encoded in `Mcp-Name` (or plain, where
+    /// it is printable ASCII), matches the body; another name does not.
+    #[test]
+    fn mcp_name_headers_match_their_names(name in any::<String>(), other in any::<String>()) {
+        let (rt, server) = server();
+        rt.block_on(async {
+            let encoded = format!("=?base64?{}?=", b64(name.as_bytes()));
+            prop_assert!(!name_mismatch(server, &name, &encoded).await?, "{encoded}");
+            let printable = |s: &str| s.bytes().all(|b| (0x21..0x7f).contains(&b));
+            if printable(&name) && !name.starts_with("=?base64?") {
+                prop_assert!(!name_mismatch(server, &name, &name).await?);
+            }
+            if other != name {
+                let encoded = format!("=?base64?{}?=", b64(other.as_bytes()));
+                prop_assert!(name_mismatch(server, &name, &encoded).await?);
+            }
+            Ok(())
+        })?;
+    }
 
     #[test]
     fn every_mcp_request_gets_a_well_formed_answer(case in mcp_case()) {
