@@ -753,6 +753,76 @@ async fn run_ws_case(server: &TestServer, case: WsCase) -> Result<(), TestCaseEr
     Ok(())
 }
 
+/// A request to the management API: a path, its query and a body.
+fn api_request() -> impl Strategy<Value = (reqwest::Method, String, bool, Vec<u8>)> {
+    let id = prop_oneof![
+        "[0-9a-f]{32}",
+        "[0-9a-zA-Z%._-]{0,40}",
+        Just("health".to_string()),
+    ];
+    let path = prop_oneof![
+        Just("/api/mcp/sessions".to_string()),
+        Just("/api/mcp/sessions/disconnected".to_string()),
+        Just("/api/mcp/sessions/timeline".to_string()),
+        Just("/api/mcp/analytics".to_string()),
+        Just("/api/mcp/usage/summary".to_string()),
+        Just("/api/mcp/clients".to_string()),
+        id.clone().prop_map(|id| format!("/api/mcp/sessions/{id}")),
+        id.clone()
+            .prop_map(|id| format!("/api/mcp/sessions/{id}/token")),
+        id.prop_map(|id| format!("/api/mcp/sessions/{id}/reconnect")),
+        "/api(/[a-z%]{0,8}){0,3}",
+    ];
+    let param = (
+        proptest::sample::select(vec![
+            "status",
+            "client_type",
+            "limit",
+            "offset",
+            "page",
+            "per_page",
+            "days",
+            "hours",
+            "compare",
+            "x",
+        ]),
+        prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            "[0-9]{1,30}",
+            Just("active".to_string()),
+            Just("true".to_string()),
+            "[a-zA-Z0-9%+&=._-]{0,12}",
+        ],
+    )
+        .prop_map(|(k, v)| format!("{k}={v}"));
+    let body = prop_oneof![
+        any::<String>().prop_map(|t| json!({ "token": t }).to_string().into_bytes()),
+        json_value().prop_map(|v| v.to_string().into_bytes()),
+        proptest::collection::vec(any::<u8>(), 0..100),
+    ];
+    (
+        prop_oneof![
+            6 => Just(reqwest::Method::GET),
+            2 => Just(reqwest::Method::POST),
+            1 => Just(reqwest::Method::DELETE),
+            1 => Just(reqwest::Method::PUT),
+        ],
+        path,
+        proptest::collection::vec(param, 0..4),
+        proptest::bool::weighted(0.9),
+        body,
+    )
+        .prop_map(|(method, path, params, admin, body)| {
+            let url = if params.is_empty() {
+                path
+            } else {
+                format!("{path}?{}", params.join("&"))
+            };
+            (method, url, admin, body)
+        })
+}
+
 /// A 2026-07-28 `tools/call` naming `name`, with `header` as `Mcp-Name`:
 /// whether the server found the header mismatched.
 async fn name_mismatch(
@@ -784,6 +854,38 @@ async fn name_mismatch(
 
 proptest! {
     #![proptest_config(server_config())]
+
+    /// The management API answers any path, query and body with JSON: a
+    /// result or a 4xx with its reason, never a 5xx.
+    #[test]
+    fn every_api_request_gets_a_json_answer((method, url, admin, body) in api_request()) {
+        let (rt, server) = server();
+        rt.block_on(async {
+            let mut request = server
+                .http
+                .request(method, format!("{}{url}", server.base))
+                .header("content-type", "application/json")
+                .body(body);
+            if admin {
+                request = request.bearer_auth(ADMIN_TOKEN);
+            }
+            let response = tokio::time::timeout(ANSWER_WITHIN, request.send())
+                .await
+                .map_err(|_| TestCaseError::fail("no answer: the request hung"))?
+                .map_err(|e| TestCaseError::fail(format!("no answer: {e}")))?;
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            prop_assert!(!status.is_server_error(), "{url}: {status} {text}");
+            if url.starts_with("/metrics") {
+                return Ok(());
+            }
+            prop_assert!(
+                status == 405 || serde_json::from_str::<Value>(&text).is_ok(),
+                "{url}: {status} not JSON: {text:?}"
+            );
+            Ok(())
+        })?;
+    }
 
     /// Any tool name, sent base64-encoded in `Mcp-Name` (or plain, where
     /// it is printable ASCII), matches the body; another name does not.
