@@ -100,7 +100,7 @@ pub struct Settings {
     #[serde(default, deserialize_with = "de_duration")]
     pub health_stale_after: Option<Duration>,
 
-    /// Interval of SSE keep-alive comments on open streams [default: 15s]
+    /// Interval of SSE keep-alive comments on open streams [default: 15s, at most 1 day]
     #[arg(long, env = "SESSIONGATE_KEEPALIVE_INTERVAL", value_parser = parse_duration)]
     #[serde(default, deserialize_with = "de_duration")]
     pub keepalive_interval: Option<Duration>,
@@ -250,6 +250,7 @@ pub struct Config {
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8051";
+const MAX_KEEPALIVE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The default data directory: `$XDG_DATA_HOME/sessiongate`, else
 /// `~/.local/share/sessiongate`, else `./sessiongate-data`.
@@ -454,6 +455,18 @@ impl Settings {
         let event_log_keep = self
             .event_log_keep
             .unwrap_or(defaults.event_log.keep_per_session);
+        let keepalive = positive(
+            "keepalive_interval",
+            self.keepalive_interval,
+            transport_defaults.keepalive,
+        )?;
+        // Each keep-alive is scheduled as now + interval, which overflows
+        // (a panic in the response stream) for intervals of centuries.
+        if keepalive > MAX_KEEPALIVE {
+            return Err(ConfigError::Invalid(
+                "keepalive_interval must be at most 1 day".into(),
+            ));
+        }
         if let Some(token) = &self.admin_token {
             if token.trim().len() < 16 {
                 return Err(ConfigError::Invalid(
@@ -525,11 +538,7 @@ impl Settings {
                     allowed_hosts: self.allowed_hosts,
                 },
                 max_body_bytes,
-                keepalive: positive(
-                    "keepalive_interval",
-                    self.keepalive_interval,
-                    transport_defaults.keepalive,
-                )?,
+                keepalive,
                 sse_after: self.sse_after.unwrap_or(transport_defaults.sse_after),
                 retry: transport_defaults.retry,
                 stream_idle_close: positive(

@@ -101,7 +101,8 @@ impl FromStr for StreamId {
             _ => return Err(bad()),
         };
         let hex = &s[1..];
-        if hex.len() != 16 {
+        // `from_str_radix` also takes a leading `+`.
+        if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad());
         }
         let n = u64::from_str_radix(hex, 16).map_err(|_| bad())?;
@@ -128,6 +129,10 @@ impl FromStr for EventId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || BadEventId(s.to_string());
         let (stream, seq) = s.trim().split_once('-').ok_or_else(bad)?;
+        // Digits only: `u64::from_str` also takes a leading `+`.
+        if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
         Ok(EventId {
             stream: stream.parse().map_err(|_| bad())?,
             seq: seq.parse().map_err(|_| bad())?,
@@ -313,6 +318,8 @@ mod tests {
             "r00-1",
             "r0000000000000000-",
             "r0000000000000000-x",
+            "r+000000000000000-1",
+            "r0000000000000000-+1",
         ] {
             assert!(bad.parse::<EventId>().is_err(), "{bad}");
         }

@@ -58,11 +58,13 @@ struct Envelope {
     id: Option<Value>,
     method: Option<String>,
     params: Option<Box<RawValue>>,
+    // `"result": null` is a result; only an absent one is none.
+    #[serde(default, deserialize_with = "present")]
     result: Option<Value>,
     error: Option<ErrorData>,
 }
 
-/// Distinguishes `"id": null` (present) from an absent id.
+/// Distinguishes a member that is `null` (present) from an absent one.
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
 }
@@ -86,10 +88,16 @@ pub fn invalid_request(detail: impl Into<String>) -> ErrorData {
 /// Parses a POST body. A body that is not JSON is a parse error; JSON that
 /// is not a JSON-RPC message is an invalid request.
 pub fn parse(body: &[u8]) -> Result<Body, Invalid> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    // JSON is UTF-8 throughout, also in the members the envelope skips,
+    // which serde_json would pass over unchecked.
+    let body = std::str::from_utf8(body).map_err(|e| Invalid {
+        id: None,
+        error: parse_error(e),
+    })?;
+    let first = body.bytes().find(|b| !b.is_ascii_whitespace());
     match first {
         Some(b'[') => {
-            let items: Vec<Box<RawValue>> = serde_json::from_slice(body).map_err(|e| Invalid {
+            let items: Vec<Box<RawValue>> = serde_json::from_str(body).map_err(|e| Invalid {
                 id: None,
                 error: parse_error(e),
             })?;
@@ -100,16 +108,13 @@ pub fn parse(body: &[u8]) -> Result<Body, Invalid> {
                 });
             }
             Ok(Body::Batch(
-                items
-                    .iter()
-                    .map(|raw| classify(raw.get().as_bytes()))
-                    .collect(),
+                items.iter().map(|raw| classify(raw.get())).collect(),
             ))
         }
         Some(b'{') => classify(body).map(Body::Single),
         _ => {
             // Not an object or array: still tell parse errors from valid JSON.
-            match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            match serde_json::from_str::<serde::de::IgnoredAny>(body) {
                 Err(e) => Err(Invalid {
                     id: None,
                     error: parse_error(e),
@@ -123,12 +128,17 @@ pub fn parse(body: &[u8]) -> Result<Body, Invalid> {
     }
 }
 
-fn classify(raw: &[u8]) -> Result<Message, Invalid> {
-    let env: Envelope = serde_json::from_slice(raw).map_err(|e| {
+fn classify(raw: &str) -> Result<Message, Invalid> {
+    let env: Envelope = serde_json::from_str(raw).map_err(|e| {
         let error = if e.is_syntax() || e.is_eof() {
             parse_error(e)
         } else {
-            invalid_request(e.to_string())
+            // A member of the wrong type stops the read before the rest is
+            // seen: it is an invalid request only if the rest is JSON.
+            match serde_json::from_str::<serde::de::IgnoredAny>(raw) {
+                Err(syntax) => parse_error(syntax),
+                Ok(_) => invalid_request(e.to_string()),
+            }
         };
         Invalid { id: None, error }
     })?;
@@ -285,6 +295,33 @@ mod tests {
             -32600
         );
         assert_eq!(code(r#"{"jsonrpc":"2.0","id":1}"#), -32600);
+    }
+
+    /// Found by the property tests (tests/props.rs).
+    #[test]
+    fn what_is_not_json_is_a_parse_error_wherever_it_shows() {
+        // A member of the wrong type before the body breaks off.
+        assert_eq!(code(r#"{"method":7,"id""#), -32700);
+        // Invalid UTF-8 in a member the envelope skips.
+        let mut body = br#"{"jsonrpc":"2.0","id":1,"method":"ping","x":"?"}"#.to_vec();
+        let at = body.iter().position(|&b| b == b'?').unwrap();
+        body[at] = 0xff;
+        assert_eq!(parse(&body).unwrap_err().error.code.0, -32700);
+    }
+
+    #[test]
+    fn a_null_result_is_a_result() {
+        assert!(matches!(
+            parse(br#"{"jsonrpc":"2.0","id":3,"result":null}"#),
+            Ok(Body::Single(Message::Response {
+                outcome: Ok(Value::Null),
+                ..
+            }))
+        ));
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","method":"m","result":null}"#),
+            -32600
+        );
     }
 
     #[test]

@@ -78,6 +78,9 @@ impl Handshake {
         let Some(key) = headers.get(SEC_WEBSOCKET_KEY).cloned() else {
             return bad("Sec-WebSocket-Key missing");
         };
+        if !is_nonce(key.as_bytes()) {
+            return bad("Sec-WebSocket-Key must be 16 bytes in base64");
+        }
         let deflate = offers_deflate(headers);
         let Some(on_upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
             return bad("this connection cannot be upgraded");
@@ -152,6 +155,14 @@ pub(super) fn header_list(headers: &HeaderMap, name: HeaderName) -> impl Iterato
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
+}
+
+/// RFC 6455 §4.2.1: the key is a base64-encoded 16-byte nonce.
+fn is_nonce(key: &[u8]) -> bool {
+    use base64::Engine;
+    let mut nonce = [0u8; 18];
+    key.len() == 24
+        && base64::engine::general_purpose::STANDARD.decode_slice(key, &mut nonce) == Ok(16)
 }
 
 fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
@@ -235,6 +246,67 @@ mod tests {
         assert!(!offer("permessage-deflate; unknown_param"));
         assert!(!offer("x-webkit-deflate-frame"));
         assert!(!offers_deflate(&HeaderMap::new()));
+    }
+
+    fn handshake_error(key: &str) -> String {
+        let mut request = Request::builder()
+            .header(CONNECTION, "Upgrade")
+            .header(UPGRADE, "websocket")
+            .header(SEC_WEBSOCKET_VERSION, "13")
+            .header(SEC_WEBSOCKET_KEY, key)
+            .body(Body::empty())
+            .unwrap();
+        match Handshake::read(&mut request) {
+            Ok(_) => unreachable!("a request without a connection cannot be upgraded"),
+            Err(e) => format!("{e:?}"),
+        }
+    }
+
+    /// Found by the property tests (crates/cli/tests/props.rs).
+    #[test]
+    fn the_key_is_a_16_byte_nonce() {
+        for bad in [
+            "",
+            "x",
+            "dGhlIHNhbXBsZSBub25jZQ",
+            "dGhlIHNhbXBsZSBub25jZQ==x",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ] {
+            assert!(
+                handshake_error(bad).contains("Sec-WebSocket-Key"),
+                "{bad:?} taken"
+            );
+        }
+        assert!(handshake_error("dGhlIHNhbXBsZSBub25jZQ==").contains("cannot be upgraded"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn offers_never_panic_and_never_take_server_parameters(value in "[ -~]{0,80}") {
+            let mut headers = HeaderMap::new();
+            headers.insert(SEC_WEBSOCKET_EXTENSIONS, value.parse().unwrap());
+            if offers_deflate(&headers) {
+                proptest::prop_assert!(value.contains(DEFLATE));
+                proptest::prop_assert!(!value.contains("server_"));
+            }
+        }
+
+        /// Any batch of texts comes back whole to a client inflating
+        /// everything it was sent in one context.
+        #[test]
+        fn any_batches_decompress(batches in proptest::collection::vec(
+            proptest::collection::vec(".{0,300}", 0..8),
+            1..4,
+        )) {
+            let mut client = flate2::Decompress::new(false);
+            for texts in batches {
+                let texts: Vec<Utf8Bytes> = texts.into_iter().map(Utf8Bytes::from).collect();
+                let payloads = deflate(&texts).unwrap();
+                let back = inflate_all(&payloads, &mut client);
+                let want: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+                proptest::prop_assert_eq!(back, want);
+            }
+        }
     }
 
     /// What a client does (RFC 7692 §7.2.2): one inflater for the whole
