@@ -96,7 +96,7 @@ impl Load {
                                 return;
                             }
                         }
-                        if round % 2 == 0 {
+                        if round.is_multiple_of(2) {
                             match gw.delete(&id).await {
                                 Ok(()) => {
                                     ledger.lock().unwrap().deleted.insert(id);
