@@ -334,7 +334,7 @@ async fn a_full_disk_refuses_writes_with_503_loses_nothing_and_recovers_by_itsel
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let ledger = load.finish().await;
+    let mut ledger = load.finish().await;
     eprintln!(
         "acknowledged: {} sessions, {} ends, {} logged requests; refused: {}",
         ledger.created.len(),
@@ -354,6 +354,16 @@ async fn a_full_disk_refuses_writes_with_503_loses_nothing_and_recovers_by_itsel
         "request-log rows: {} stored of {want_rows} acknowledged",
         stored.requests
     );
+
+    // A session whose DELETE was refused goes on, and can be ended now.
+    let refused: Vec<&String> = ledger.delete_refused.iter().collect();
+    eprintln!("{} DELETEs were refused", refused.len());
+    if let Some(id) = refused.first() {
+        gw.echo(id, "after a refused DELETE").await.unwrap();
+        gw.delete(id).await.unwrap();
+        assert_eq!(sqlite_stored(&db).await.status[*id], "disconnected");
+        ledger.deleted.insert(id.to_string());
+    }
 
     // And after a hard restart.
     let gw = Arc::try_unwrap(gw).ok().unwrap();
