@@ -48,7 +48,8 @@ struct Load {
 
 impl Load {
     /// `workers` clients, each opening a session, calling `echo` on it and
-    /// deleting every other one, over and over.
+    /// deleting every other one, over and over; while `initialize` is
+    /// refused, each calls `echo` on the first session it opened.
     fn start(gw: &Arc<Gateway>, workers: usize) -> Load {
         let ledger = Arc::new(Mutex::new(Ledger::default()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -57,6 +58,7 @@ impl Load {
                 let (gw, ledger, stop) = (gw.clone(), ledger.clone(), stop.clone());
                 tokio::spawn(async move {
                     let mut round = 0u64;
+                    let mut home: Option<String> = None;
                     while !stop.load(Ordering::Relaxed) {
                         round += 1;
                         // False once the server is gone.
@@ -78,11 +80,21 @@ impl Load {
                                 let mut l = ledger.lock().unwrap();
                                 l.created.push(id.clone());
                                 l.logged += 1;
+                                if home.is_none() {
+                                    // Kept: never deleted, called on while
+                                    // new sessions are refused.
+                                    home = Some(id);
+                                    continue;
+                                }
                                 id
                             }
                             Err((503, _)) => {
                                 ledger.lock().unwrap().refused += 1;
-                                tokio::time::sleep(Duration::from_millis(20)).await;
+                                // Sessions that exist go on meanwhile.
+                                let Some(home) = &home else { continue };
+                                if !note(gw.echo(home, &format!("{w}-{round}")).await) {
+                                    return;
+                                }
                                 continue;
                             }
                             Err((0, _)) => {
@@ -487,7 +499,20 @@ async fn postgres_unreachable_for_10_s_loses_no_session_and_no_request_row() {
     let proxy = Proxy::start(upstream).await;
     let (_, through_proxy) = split_authority(&direct, &format!("127.0.0.1:{}", proxy.port));
     let port = free_port();
-    let gw = Arc::new(Gateway::start(port, &["--database-url", &through_proxy]).await);
+    // A short request-log queue, so that it fills during the outage: the
+    // requests behind it wait, then are refused, and no row is dropped.
+    let gw = Arc::new(
+        Gateway::start(
+            port,
+            &[
+                "--database-url",
+                &through_proxy,
+                "--request-log-queue",
+                "256",
+            ],
+        )
+        .await,
+    );
     let load = Load::start(&gw, 8);
     tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -504,6 +529,11 @@ async fn postgres_unreachable_for_10_s_loses_no_session_and_no_request_row() {
     })
     .await;
     eprintln!("first 503 {refused_during:?} into the outage");
+    wait_for("the request-log queue full", Duration::from_secs(8), || {
+        let gw = gw.clone();
+        async move { gw.health().await["store_health"]["request_log_queue_depth"] == 256 }
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(10).saturating_sub(cut.elapsed())).await;
 
     proxy.restore();

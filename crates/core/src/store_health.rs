@@ -33,7 +33,7 @@ use crate::stream::{EventPage, PageId, PageKey};
 pub const UNAVAILABLE: &str = "the session store is unavailable, retry later";
 
 /// `Retry-After` on a 503 for a failing store, in seconds: the writers try
-/// again within half a second.
+/// again within a quarter of a second.
 pub const RETRY_AFTER_SECS: u64 = 1;
 
 /// The kind of a store call, each tracked on its own.

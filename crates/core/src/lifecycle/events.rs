@@ -351,7 +351,9 @@ async fn write_with_retry(
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
-        tracing::warn!(error = %e, attempt, count = events, "appending to the event log failed; retrying");
+        if attempt == 1 || attempt.is_multiple_of(40) {
+            tracing::warn!(error = %e, attempt, count = events, "appending to the event log failed; retrying");
+        }
         if shutdown.is_cancelled() {
             let at = *give_up_at
                 .get_or_insert_with(|| tokio::time::Instant::now() + Duration::from_secs(5));
@@ -361,7 +363,7 @@ async fn write_with_retry(
             }
         }
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_millis(500));
+        delay = (delay * 2).min(Duration::from_millis(250));
         attempt += 1;
     }
 }

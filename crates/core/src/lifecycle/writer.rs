@@ -37,10 +37,10 @@ pub(crate) enum SessionWrite {
 
 const GROUP_MAX: usize = 1024;
 /// First pause before a failed write is tried again; it doubles up to
-/// [`RETRY_MAX`], so the writers notice a store that came back within
-/// half a second.
+/// [`RETRY_MAX`], so the writers notice a store that came back within a
+/// quarter of a second.
 const RETRY_FIRST: Duration = Duration::from_millis(50);
-const RETRY_MAX: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_millis(250);
 /// How long a writer keeps retrying at shutdown before it gives up.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -234,7 +234,9 @@ async fn write_with_retry(
         metrics::histogram!("sessiongate_request_log_flush_seconds")
             .record(started.elapsed().as_secs_f64());
         let Err(e) = written else { return };
-        tracing::warn!(error = %e, attempt, rows = rows.len(), "writing request log failed; retrying");
+        if attempt == 1 || attempt.is_multiple_of(40) {
+            tracing::warn!(error = %e, attempt, rows = rows.len(), "writing request log failed; retrying");
+        }
         if shutdown.is_cancelled() {
             let at =
                 *give_up_at.get_or_insert_with(|| tokio::time::Instant::now() + SHUTDOWN_GRACE);
