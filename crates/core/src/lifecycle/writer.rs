@@ -137,9 +137,12 @@ pub(crate) async fn run_session_writer(
 }
 
 fn clone_result(r: &StoreResult<()>) -> StoreResult<()> {
+    use crate::store::StoreError;
     match r {
         Ok(()) => Ok(()),
-        Err(e) => Err(crate::store::StoreError::Database(e.to_string())),
+        Err(StoreError::Database(m)) => Err(StoreError::Database(m.clone())),
+        Err(StoreError::Corrupt(m)) => Err(StoreError::Corrupt(m.clone())),
+        Err(StoreError::Migration(m)) => Err(StoreError::Migration(m.clone())),
     }
 }
 
