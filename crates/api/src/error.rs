@@ -18,6 +18,7 @@ use serde::Serialize;
 use sessiongate_core::lifecycle::{LifecycleError, ReconnectError};
 use sessiongate_core::reconnect::Refusal;
 use sessiongate_core::store::StoreError;
+use sessiongate_core::store_health;
 use utoipa::ToSchema;
 
 /// The body of every error response.
@@ -79,6 +80,9 @@ impl From<LifecycleError> for ApiError {
         match e {
             LifecycleError::Store(e) => ApiError::Store(e),
             LifecycleError::ShuttingDown => ApiError::ShuttingDown,
+            e @ LifecycleError::RequestLogFull => {
+                ApiError::Store(StoreError::Database(e.to_string()))
+            }
         }
     }
 }
@@ -104,7 +108,7 @@ impl ApiError {
 
     fn detail(&self) -> String {
         match self {
-            ApiError::Store(StoreError::Database(_)) => "Session store unavailable".to_string(),
+            ApiError::Store(StoreError::Database(_)) => store_health::UNAVAILABLE.to_string(),
             ApiError::Store(_) => "Session store error".to_string(),
             other => other.to_string(),
         }
@@ -136,6 +140,12 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static(
                         "Bearer realm=\"sessiongate\", error=\"invalid_token\"",
                     ),
+                );
+            }
+            ApiError::Store(StoreError::Database(_)) | ApiError::ShuttingDown => {
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    HeaderValue::from(store_health::RETRY_AFTER_SECS),
                 );
             }
             ApiError::RateLimited(wait) => {

@@ -84,7 +84,19 @@ fn describe() {
     );
     describe_counter!(
         "sessiongate_store_errors_total",
-        "Failed writes to the session store, by operation"
+        "Failed calls to the session store, by operation"
+    );
+    describe_gauge!(
+        "sessiongate_store_up",
+        "1 while the session store's last write and read succeeded, else 0"
+    );
+    describe_counter!(
+        "sessiongate_requests_refused_total",
+        "Requests refused with 503 before doing anything, by reason"
+    );
+    describe_counter!(
+        "sessiongate_request_log_rows_lost_total",
+        "Request-log rows given up at shutdown because the store stayed unavailable"
     );
     describe_counter!(
         "sessiongate_client_evictions_total",

@@ -40,22 +40,42 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 
 // ---------------------------------------------------------------- /api/health
 
-/// `GET /api/health`: the server is up.
+/// `GET /api/health`: the server is up, and whether its store works.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ServiceHealth {
-    /// Always `healthy` when the server answers.
+    /// `healthy`, or `degraded` while the session store is failing (the
+    /// server answers, but creating and ending sessions gets 503).
     pub status: &'static str,
+    /// Why the status is `degraded`; null when healthy.
+    pub reason: Option<String>,
     /// The sessiongate version.
     pub version: &'static str,
     /// The session store backend: `sqlite` or `postgres`.
     pub store: &'static str,
+    /// The session store's state, as the server's last calls to it found.
+    pub store_health: StoreHealthBody,
     /// Sessions active now.
     pub active_sessions: u64,
     /// Whole seconds since the management API started.
     pub uptime_seconds: u64,
 }
 
-/// Liveness probe. Public: it needs no token and reveals only counts.
+/// The session store's state in `/api/health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoreHealthBody {
+    /// False from a failed write (or read) until a later one succeeds.
+    pub ok: bool,
+    /// When the current failure began; null while ok.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub failing_since: Option<sessiongate_core::Timestamp>,
+    /// Failed store calls since the server started.
+    pub errors_total: u64,
+    /// Request-log rows waiting for the store.
+    pub request_log_queue_depth: u64,
+}
+
+/// Liveness probe. Public: it needs no token and reveals only counts and,
+/// while the store fails, which kind of call fails (never the error).
 #[utoipa::path(
     get,
     path = "/api/health",
@@ -64,10 +84,18 @@ pub struct ServiceHealth {
 )]
 pub async fn service_health(State(state): State<ApiState>) -> Json<ServiceHealth> {
     let manager = &state.manager;
+    let store = manager.store_health().status();
     Json(ServiceHealth {
-        status: "healthy",
+        status: if store.ok { "healthy" } else { "degraded" },
+        reason: store.reason,
         version: env!("CARGO_PKG_VERSION"),
         store: manager.store().backend(),
+        store_health: StoreHealthBody {
+            ok: store.ok,
+            failing_since: store.failing_since,
+            errors_total: store.errors_total,
+            request_log_queue_depth: manager.request_log_queue_depth() as u64,
+        },
         active_sessions: manager.active_count() as u64,
         uptime_seconds: manager.now().since(state.started_at).as_secs(),
     })

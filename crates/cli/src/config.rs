@@ -502,6 +502,7 @@ impl Settings {
                         log_defaults.retention,
                     )?,
                     prune_interval: log_defaults.prune_interval,
+                    admission_wait: log_defaults.admission_wait,
                 },
                 age_bounds,
                 health_window: defaults.health_window,

@@ -15,6 +15,7 @@ pub mod reconnect;
 pub mod request_log;
 pub mod session;
 pub mod store;
+pub mod store_health;
 pub mod stream;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};

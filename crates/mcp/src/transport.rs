@@ -28,11 +28,12 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use sessiongate_core::client::detect_client_type;
 use sessiongate_core::lifecycle::{
-    LiveSession, RateLimited, RateLimiter, ReconnectError, SessionManager,
+    LifecycleError, LiveSession, RateLimited, RateLimiter, ReconnectError, SessionManager,
 };
 use sessiongate_core::reconnect::IssuedToken;
 use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
 use sessiongate_core::session::ClientIdentity;
+use sessiongate_core::store_health;
 use sessiongate_core::stream::{EventId, StreamId, StreamKind};
 use sessiongate_core::{DisconnectReason, SessionId};
 use tokio::sync::{mpsc, Notify};
@@ -173,6 +174,27 @@ fn rpc_error(status: StatusCode, id: Option<&Id>, error: ErrorData) -> Response 
     json_bytes(status, jsonrpc::error_bytes(id, &error))
 }
 
+/// 503 with `Retry-After` when the store (or the request log waiting on it)
+/// cannot take a write, or the server is stopping: a JSON-RPC error whose
+/// message names nothing internal; the error itself is logged.
+fn unavailable(id: Option<&Id>, e: &LifecycleError) -> Response {
+    tracing::warn!(error = %e, "refused a request: the session store is unavailable");
+    let message = match e {
+        LifecycleError::ShuttingDown => "the server is shutting down",
+        _ => store_health::UNAVAILABLE,
+    };
+    let mut response = rpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        id,
+        ErrorData::new(ErrorCode::INTERNAL_ERROR, message, None),
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(store_health::RETRY_AFTER_SECS),
+    );
+    response
+}
+
 fn bad_request(message: impl Into<String>) -> Response {
     rpc_error(
         StatusCode::BAD_REQUEST,
@@ -202,8 +224,16 @@ fn reconnect_refused(e: ReconnectError) -> Response {
             Some(retry_after.as_secs().max(1)),
         ),
         ReconnectError::Store(_) | ReconnectError::ShuttingDown => {
-            (StatusCode::SERVICE_UNAVAILABLE, None)
+            tracing::warn!(error = %e, "a reconnect failed on the store");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(store_health::RETRY_AFTER_SECS),
+            )
         }
+    };
+    let detail = match &e {
+        ReconnectError::Store(_) => store_health::UNAVAILABLE.to_string(),
+        e => e.to_string(),
     };
     let mut response = (
         status,
@@ -211,7 +241,7 @@ fn reconnect_refused(e: ReconnectError) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        json!({ "detail": e.to_string() }).to_string(),
+        json!({ "detail": detail }).to_string(),
     )
         .into_response();
     if let Some(secs) = retry_after {
@@ -488,6 +518,13 @@ async fn post(st: McpState, req: Request) -> Response {
         }
     };
     let bytes_in = bytes.len() as u64;
+    if let Err(e) = st.manager.admit().await {
+        let id = match &parsed {
+            Body::Single(Message::Request { id, .. }) => Some(id),
+            _ => None,
+        };
+        return unavailable(id, &e);
+    }
 
     if let Body::Single(Message::Request { method, .. }) = &parsed {
         if method == "initialize" {
@@ -618,14 +655,7 @@ async fn initialize(
     });
     let created = match st.manager.create(identity, metadata).await {
         Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "creating a session failed");
-            return rpc_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some(&id),
-                ErrorData::internal_error(format!("could not create the session: {e}"), None),
-            );
-        }
+        Err(e) => return unavailable(Some(&id), &e),
     };
     let session = created.session;
     let mut result = st.server.initialize_result(version);
@@ -1350,7 +1380,7 @@ async fn get(st: McpState, req: Request) -> Response {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(error = %e, session = %session.id().short(), "reading the event log failed");
-                    return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response();
+                    return unavailable(None, &e.into());
                 }
             };
             let mut replay: BTreeMap<u64, streams::Frame> =
@@ -1426,9 +1456,6 @@ async fn delete(st: McpState, req: Request) -> Response {
     match st.manager.end(id, DisconnectReason::ClientDisconnect).await {
         Ok(Some(_)) => StatusCode::OK.into_response(),
         Ok(None) => session_not_found(),
-        Err(e) => {
-            tracing::error!(error = %e, session = %id.short(), "ending a session failed");
-            (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
-        }
+        Err(e) => unavailable(None, &e),
     }
 }

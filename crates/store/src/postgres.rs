@@ -46,7 +46,9 @@ macro_rules! column {
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 const MAX_CONNECTIONS: u32 = 10;
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a call waits for a connection: while the database is
+/// unreachable, a request fails (503) after this long instead of hanging.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A [`SessionStore`] on a PostgreSQL database.
 pub struct PostgresStore {

@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{Connection, QueryBuilder, Sqlite};
 
 use sessiongate_core::analytics::{Latency, RequestBucket, RequestTotals, SessionFlow, Window};
 use sessiongate_core::clock::Timestamp;
@@ -217,6 +218,22 @@ async fn checkpoint(checkpointer: SqlitePool, writer: SqlitePool) {
     }
 }
 
+/// Hands the writer connection back after a write. SQLite rolls a
+/// transaction back by itself when a statement or the commit fails with
+/// SQLITE_FULL or an I/O error, but sqlx 0.8 still counts it open; every
+/// later `begin` then opened a savepoint inside a transaction that never
+/// committed, so writes were acknowledged and lost until a restart. After
+/// any failure the connection is closed instead, and the pool opens a fresh
+/// one in autocommit mode for the next write.
+async fn settle<T>(conn: PoolConnection<Sqlite>, result: Result<T, sqlx::Error>) -> StoreResult<T> {
+    if result.is_err() {
+        if let Err(e) = conn.close().await {
+            tracing::warn!(error = %e, "closing the SQLite writer after a failed write failed");
+        }
+    }
+    result.map_err(db_err)
+}
+
 fn open_err(path: &Path, e: sqlx::Error) -> StoreError {
     StoreError::Database(format!("opening SQLite database {}: {e}", path.display()))
 }
@@ -232,35 +249,41 @@ impl SessionStore for SqliteStore {
             return Ok(());
         }
         let values: Vec<SessionValues> = sessions.iter().map(SessionValues::new).collect();
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
-        for chunk in statement_chunks(&values, SESSION_COLUMN_COUNT) {
-            let mut qb =
-                QueryBuilder::<Sqlite>::new(format!("INSERT INTO sessions ({SESSION_COLUMNS}) "));
-            qb.push_values(chunk, |mut b, v| {
-                b.push_bind(v.session_id.as_str())
-                    .push_bind(&*v.client_type)
-                    .push_bind(v.client_name.as_deref())
-                    .push_bind(v.client_version.as_deref())
-                    .push_bind(v.client_capabilities.as_str())
-                    .push_bind(&*v.protocol_version)
-                    .push_bind(v.principal.as_deref())
-                    .push_bind(v.remote_addr.as_deref())
-                    .push_bind(v.user_agent.as_deref())
-                    .push_bind(v.connected_at)
-                    .push_bind(v.last_activity)
-                    .push_bind(v.status)
-                    .push_bind(v.disconnected_at)
-                    .push_bind(v.disconnect_reason)
-                    .push_bind(v.total_duration_ms)
-                    .push_bind(v.request_count)
-                    .push_bind(v.metadata.as_str())
-                    .push_bind(v.reconnect_count)
-                    .push_bind(v.reconnect_token_hash.as_deref())
-                    .push_bind(v.reconnect_expires_at);
-            });
-            qb.build().execute(&mut *tx).await.map_err(db_err)?;
+        let mut conn = self.writer.acquire().await.map_err(db_err)?;
+        let result = async {
+            let mut tx = conn.begin().await?;
+            for chunk in statement_chunks(&values, SESSION_COLUMN_COUNT) {
+                let mut qb = QueryBuilder::<Sqlite>::new(format!(
+                    "INSERT INTO sessions ({SESSION_COLUMNS}) "
+                ));
+                qb.push_values(chunk, |mut b, v| {
+                    b.push_bind(v.session_id.as_str())
+                        .push_bind(&*v.client_type)
+                        .push_bind(v.client_name.as_deref())
+                        .push_bind(v.client_version.as_deref())
+                        .push_bind(v.client_capabilities.as_str())
+                        .push_bind(&*v.protocol_version)
+                        .push_bind(v.principal.as_deref())
+                        .push_bind(v.remote_addr.as_deref())
+                        .push_bind(v.user_agent.as_deref())
+                        .push_bind(v.connected_at)
+                        .push_bind(v.last_activity)
+                        .push_bind(v.status)
+                        .push_bind(v.disconnected_at)
+                        .push_bind(v.disconnect_reason)
+                        .push_bind(v.total_duration_ms)
+                        .push_bind(v.request_count)
+                        .push_bind(v.metadata.as_str())
+                        .push_bind(v.reconnect_count)
+                        .push_bind(v.reconnect_token_hash.as_deref())
+                        .push_bind(v.reconnect_expires_at);
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await
         }
-        tx.commit().await.map_err(db_err)
+        .await;
+        settle(conn, result).await
     }
 
     async fn record_activity(&self, updates: &[ActivityUpdate]) -> StoreResult<()> {
@@ -268,23 +291,30 @@ impl SessionStore for SqliteStore {
         if updates.is_empty() {
             return Ok(());
         }
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
-        for chunk in statement_chunks(&updates, 3) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "UPDATE sessions SET \
-                 last_activity = max(sessions.last_activity, u.column2), \
-                 request_count = max(sessions.request_count, u.column3) \
-                 FROM (",
-            );
-            qb.push_values(chunk, |mut b, u| {
-                b.push_bind(u.session_id.to_string())
-                    .push_bind(u.last_activity)
-                    .push_bind(u.request_count);
-            });
-            qb.push(") AS u WHERE sessions.session_id = u.column1 AND sessions.status = 'active'");
-            qb.build().execute(&mut *tx).await.map_err(db_err)?;
+        let mut conn = self.writer.acquire().await.map_err(db_err)?;
+        let result = async {
+            let mut tx = conn.begin().await?;
+            for chunk in statement_chunks(&updates, 3) {
+                let mut qb = QueryBuilder::<Sqlite>::new(
+                    "UPDATE sessions SET \
+                     last_activity = max(sessions.last_activity, u.column2), \
+                     request_count = max(sessions.request_count, u.column3) \
+                     FROM (",
+                );
+                qb.push_values(chunk, |mut b, u| {
+                    b.push_bind(u.session_id.to_string())
+                        .push_bind(u.last_activity)
+                        .push_bind(u.request_count);
+                });
+                qb.push(
+                    ") AS u WHERE sessions.session_id = u.column1 AND sessions.status = 'active'",
+                );
+                qb.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await
         }
-        tx.commit().await.map_err(db_err)
+        .await;
+        settle(conn, result).await
     }
 
     async fn end_sessions(&self, ends: &[SessionEnd]) -> StoreResult<u64> {
@@ -293,36 +323,38 @@ impl SessionStore for SqliteStore {
             return Ok(0);
         }
         let mut changed = 0;
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
-        for chunk in statement_chunks(&ends, 6) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "UPDATE sessions SET \
-                 status = 'disconnected', \
-                 disconnected_at = u.column2, \
-                 disconnect_reason = u.column3, \
-                 total_duration_ms = u.column4, \
-                 last_activity = max(sessions.last_activity, u.column5), \
-                 request_count = max(sessions.request_count, u.column6) \
-                 FROM (",
-            );
-            qb.push_values(chunk, |mut b, e| {
-                b.push_bind(e.session_id.to_string())
-                    .push_bind(e.at)
-                    .push_bind(e.reason)
-                    .push_bind(e.total_duration_ms)
-                    .push_bind(e.last_activity)
-                    .push_bind(e.request_count);
-            });
-            qb.push(") AS u WHERE sessions.session_id = u.column1 AND sessions.status = 'active'");
-            changed += qb
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?
-                .rows_affected();
+        let mut conn = self.writer.acquire().await.map_err(db_err)?;
+        let result = async {
+            let mut tx = conn.begin().await?;
+            for chunk in statement_chunks(&ends, 6) {
+                let mut qb = QueryBuilder::<Sqlite>::new(
+                    "UPDATE sessions SET \
+                     status = 'disconnected', \
+                     disconnected_at = u.column2, \
+                     disconnect_reason = u.column3, \
+                     total_duration_ms = u.column4, \
+                     last_activity = max(sessions.last_activity, u.column5), \
+                     request_count = max(sessions.request_count, u.column6) \
+                     FROM (",
+                );
+                qb.push_values(chunk, |mut b, e| {
+                    b.push_bind(e.session_id.to_string())
+                        .push_bind(e.at)
+                        .push_bind(e.reason)
+                        .push_bind(e.total_duration_ms)
+                        .push_bind(e.last_activity)
+                        .push_bind(e.request_count);
+                });
+                qb.push(
+                    ") AS u WHERE sessions.session_id = u.column1 AND sessions.status = 'active'",
+                );
+                changed += qb.build().execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+            Ok(changed)
         }
-        tx.commit().await.map_err(db_err)?;
-        Ok(changed)
+        .await;
+        settle(conn, result).await
     }
 
     async fn load_active(
@@ -483,26 +515,32 @@ impl SessionStore for SqliteStore {
             return Ok(());
         }
         let values: Vec<RequestValues> = entries.iter().map(RequestValues::new).collect();
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
-        for chunk in statement_chunks(&values, REQUEST_COLUMN_COUNT) {
-            let mut qb =
-                QueryBuilder::<Sqlite>::new(format!("INSERT INTO requests ({REQUEST_COLUMNS}) "));
-            qb.push_values(chunk, |mut b, v| {
-                b.push_bind(v.session_id.as_deref())
-                    .push_bind(v.client_key.as_deref())
-                    .push_bind(&*v.method)
-                    .push_bind(v.tool_name.as_deref())
-                    .push_bind(v.started_at)
-                    .push_bind(v.duration_us)
-                    .push_bind(v.status)
-                    .push_bind(v.error_code)
-                    .push_bind(v.error_message.as_deref())
-                    .push_bind(v.bytes_in)
-                    .push_bind(v.bytes_out);
-            });
-            qb.build().execute(&mut *tx).await.map_err(db_err)?;
+        let mut conn = self.writer.acquire().await.map_err(db_err)?;
+        let result = async {
+            let mut tx = conn.begin().await?;
+            for chunk in statement_chunks(&values, REQUEST_COLUMN_COUNT) {
+                let mut qb = QueryBuilder::<Sqlite>::new(format!(
+                    "INSERT INTO requests ({REQUEST_COLUMNS}) "
+                ));
+                qb.push_values(chunk, |mut b, v| {
+                    b.push_bind(v.session_id.as_deref())
+                        .push_bind(v.client_key.as_deref())
+                        .push_bind(&*v.method)
+                        .push_bind(v.tool_name.as_deref())
+                        .push_bind(v.started_at)
+                        .push_bind(v.duration_us)
+                        .push_bind(v.status)
+                        .push_bind(v.error_code)
+                        .push_bind(v.error_message.as_deref())
+                        .push_bind(v.bytes_in)
+                        .push_bind(v.bytes_out);
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await
         }
-        tx.commit().await.map_err(db_err)
+        .await;
+        settle(conn, result).await
     }
 
     async fn session_requests(
@@ -589,20 +627,25 @@ impl SessionStore for SqliteStore {
         if pages.is_empty() {
             return Ok(());
         }
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
-        for chunk in statement_chunks(pages, 4) {
-            let mut qb = QueryBuilder::<Sqlite>::new(format!(
-                "INSERT OR IGNORE INTO session_event_pages ({EVENT_PAGE_COLUMNS}) "
-            ));
-            qb.push_values(chunk, |mut b, p| {
-                b.push_bind(p.session_id.to_string())
-                    .push_bind(rows::to_i64(p.id.0))
-                    .push_bind(p.at.as_millis())
-                    .push_bind(p.body.as_slice());
-            });
-            qb.build().execute(&mut *tx).await.map_err(db_err)?;
+        let mut conn = self.writer.acquire().await.map_err(db_err)?;
+        let result = async {
+            let mut tx = conn.begin().await?;
+            for chunk in statement_chunks(pages, 4) {
+                let mut qb = QueryBuilder::<Sqlite>::new(format!(
+                    "INSERT OR IGNORE INTO session_event_pages ({EVENT_PAGE_COLUMNS}) "
+                ));
+                qb.push_values(chunk, |mut b, p| {
+                    b.push_bind(p.session_id.to_string())
+                        .push_bind(rows::to_i64(p.id.0))
+                        .push_bind(p.at.as_millis())
+                        .push_bind(p.body.as_slice());
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await
         }
-        tx.commit().await.map_err(db_err)
+        .await;
+        settle(conn, result).await
     }
 
     async fn event_pages(&self, session: SessionId, from: PageId) -> StoreResult<Vec<EventPage>> {
@@ -628,20 +671,25 @@ impl SessionStore for SqliteStore {
         }
         // One prepared statement per page: in-process calls cost little,
         // and each is a primary-key lookup.
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let mut dropped = 0;
-        for p in pages {
-            dropped +=
-                sqlx::query("DELETE FROM session_event_pages WHERE session_id = ? AND page_id = ?")
-                    .bind(p.session_id.to_string())
-                    .bind(rows::to_i64(p.page.0))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?
-                    .rows_affected();
+        let mut conn = self.writer.acquire().await.map_err(db_err)?;
+        let result = async {
+            let mut tx = conn.begin().await?;
+            let mut dropped = 0;
+            for p in pages {
+                dropped += sqlx::query(
+                    "DELETE FROM session_event_pages WHERE session_id = ? AND page_id = ?",
+                )
+                .bind(p.session_id.to_string())
+                .bind(rows::to_i64(p.page.0))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            tx.commit().await?;
+            Ok(dropped)
         }
-        tx.commit().await.map_err(db_err)?;
-        Ok(dropped)
+        .await;
+        settle(conn, result).await
     }
 }
 

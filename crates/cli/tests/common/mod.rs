@@ -1,6 +1,8 @@
 //! Shared helpers for tests that run a real server on an ephemeral port.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue};

@@ -277,7 +277,7 @@ async fn run_writer(
                 }
             }
             let (pages, counts) = paginate(&events, clock.now());
-            let result = write_with_retry(&*store, &pages, events.len()).await;
+            let result = write_with_retry(&*store, &pages, events.len(), &shutdown).await;
             for ack in barriers {
                 let _ = ack.send(match &result {
                     Ok(()) => Ok(()),
@@ -334,31 +334,37 @@ fn paginate(events: &[StoredEvent], at: Timestamp) -> (Vec<EventPage>, Vec<u32>)
     (pages, counts)
 }
 
-/// Retries a failed batch a few times; the queue behind it fills meanwhile
-/// and slows the streams down instead of losing events.
+/// Writes a batch, retrying until the store takes it: the queue behind it
+/// fills meanwhile and slows the streams down instead of losing events.
+/// Only at shutdown does it give up, after a grace period, and say so.
 async fn write_with_retry(
     store: &dyn SessionStore,
     pages: &[EventPage],
     events: usize,
+    shutdown: &CancellationToken,
 ) -> StoreResult<()> {
     let mut delay = Duration::from_millis(50);
-    let mut attempt = 1;
+    let mut attempt = 1u32;
+    let mut give_up_at = None;
     loop {
-        match store.append_event_pages(pages).await {
+        let e = match store.append_event_pages(pages).await {
             Ok(()) => return Ok(()),
-            Err(e) if attempt < 5 => {
-                metrics::counter!("sessiongate_store_errors_total", "operation" => "event_log")
-                    .increment(1);
-                tracing::warn!(error = %e, attempt, count = events, "appending to the event log failed");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                attempt += 1;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, count = events, "appending to the event log failed; events lost");
+            Err(e) => e,
+        };
+        if attempt == 1 || attempt.is_multiple_of(40) {
+            tracing::warn!(error = %e, attempt, count = events, "appending to the event log failed; retrying");
+        }
+        if shutdown.is_cancelled() {
+            let at = *give_up_at
+                .get_or_insert_with(|| tokio::time::Instant::now() + Duration::from_secs(5));
+            if tokio::time::Instant::now() >= at {
+                tracing::error!(error = %e, count = events, "the store stayed unavailable at shutdown; events lost");
                 return Err(e);
             }
         }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(250));
+        attempt += 1;
     }
 }
 

@@ -42,6 +42,7 @@ use crate::session::{
     ActivityUpdate, ClientIdentity, DisconnectReason, SessionEnd, SessionRecord, SessionStatus,
 };
 use crate::store::{SessionPage, SessionQuery, SessionStore, StoreError, StoreResult};
+use crate::store_health::{Monitored, StoreHealth};
 use expiry::Deadlines;
 use writer::SessionWrite;
 
@@ -85,6 +86,9 @@ impl Default for LifecycleConfig {
 pub struct RequestLogConfig {
     /// Rows that may wait for the writer before requests are slowed down.
     pub queue_capacity: usize,
+    /// How long a request waits for room in a full queue before it is
+    /// refused (503): the store has been failing or slow for that long.
+    pub admission_wait: Duration,
     pub batch_rows: usize,
     pub flush_interval: Duration,
     pub retention: Duration,
@@ -95,6 +99,7 @@ impl Default for RequestLogConfig {
     fn default() -> Self {
         RequestLogConfig {
             queue_capacity: 65_536,
+            admission_wait: Duration::from_secs(5),
             batch_rows: 1000,
             flush_interval: Duration::from_millis(100),
             retention: Duration::from_secs(7 * 24 * 3600),
@@ -110,6 +115,9 @@ pub enum LifecycleError {
     Store(#[from] StoreError),
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The request log's queue stayed full: the store is failing or slow.
+    #[error("the request log is full; the session store is not keeping up")]
+    RequestLogFull,
 }
 
 /// Something that happened to a session, for live observers.
@@ -138,6 +146,7 @@ pub struct Created {
 
 pub struct SessionManager {
     store: Arc<dyn SessionStore>,
+    store_health: Arc<StoreHealth>,
     clock: SharedClock,
     config: LifecycleConfig,
     sessions: DashMap<SessionId, Arc<LiveSession>>,
@@ -164,6 +173,9 @@ impl SessionManager {
         clock: SharedClock,
         config: LifecycleConfig,
     ) -> Result<Arc<Self>, LifecycleError> {
+        let monitored = Monitored::new(store, clock.clone());
+        let store_health = monitored.health().clone();
+        let store: Arc<dyn SessionStore> = Arc::new(monitored);
         let now = clock.now();
         let (writes_tx, writes_rx) = mpsc::channel(4096);
         let (log_tx, log_rx) = mpsc::channel(config.request_log.queue_capacity.max(1));
@@ -227,6 +239,7 @@ impl SessionManager {
             .unwrap_or_else(crate::reconnect::SigningKey::generate);
         let manager = Arc::new(SessionManager {
             store: store.clone(),
+            store_health,
             clock: clock.clone(),
             sessions,
             deadlines,
@@ -277,8 +290,14 @@ impl SessionManager {
         &self.clock
     }
 
+    /// The store, every call to it observed by [`Self::store_health`].
     pub fn store(&self) -> &Arc<dyn SessionStore> {
         &self.store
+    }
+
+    /// Whether the store works, as the last calls to it found.
+    pub fn store_health(&self) -> &StoreHealth {
+        &self.store_health
     }
 
     pub fn now(&self) -> Timestamp {
@@ -401,31 +420,41 @@ impl SessionManager {
         let Some((_, live)) = self.sessions.remove(&id) else {
             return Ok(None);
         };
-        let (end, record) = self.account_end(&live, reason);
+        let end = self.end_of(&live, reason);
         let (ack, done) = oneshot::channel();
-        self.writes
-            .send(SessionWrite::End(end, Some(ack)))
-            .await
-            .map_err(|_| LifecycleError::ShuttingDown)?;
-        done.await.map_err(|_| LifecycleError::ShuttingDown)??;
+        let written = match self.writes.send(SessionWrite::End(end, Some(ack))).await {
+            Ok(()) => done.await.map_err(|_| LifecycleError::ShuttingDown),
+            Err(_) => Err(LifecycleError::ShuttingDown),
+        };
+        if let Err(e) = written.and_then(|r| r.map_err(LifecycleError::from)) {
+            // Not ended after all: the session goes on, in memory as in the
+            // store, and its client may retry.
+            let timeout = self.config.idle_timeout;
+            self.sessions.entry(id).or_insert(live.clone());
+            self.deadlines
+                .push(live.last_activity().saturating_add(timeout), id);
+            return Err(e);
+        }
+        let record = self.account_end(&live, &end);
         self.emit(LifecycleEvent::Ended(Box::new(record.clone())));
         Ok(Some(record))
     }
 
-    fn account_end(
-        &self,
-        live: &LiveSession,
-        reason: DisconnectReason,
-    ) -> (SessionEnd, SessionRecord) {
+    fn end_of(&self, live: &LiveSession, reason: DisconnectReason) -> SessionEnd {
         let now = self.clock.now();
-        let end = SessionEnd {
+        SessionEnd {
             session_id: live.id(),
             at: now,
             reason,
             total_duration: now.since(live.connected_at()),
             last_activity: live.last_activity(),
             request_count: live.request_count(),
-        };
+        }
+    }
+
+    /// Counts an end and returns the session's final record.
+    fn account_end(&self, live: &LiveSession, end: &SessionEnd) -> SessionRecord {
+        let (now, reason) = (end.at, end.reason);
         self.disconnected_total.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("sessiongate_sessions_ended_total", "reason" => reason.as_str())
             .increment(1);
@@ -438,7 +467,7 @@ impl SessionManager {
         record.disconnected_at = Some(now);
         record.disconnect_reason = Some(reason);
         record.total_duration = Some(end.total_duration);
-        (end, record)
+        record
     }
 
     /// Rows waiting in the request-log queue.
@@ -449,6 +478,26 @@ impl SessionManager {
     /// Disconnected sessions in the store, by the running count.
     pub fn disconnected_count(&self) -> u64 {
         self.disconnected_total.load(Ordering::Relaxed)
+    }
+
+    /// Lets a request in if the request log can take its row: at once while
+    /// the queue has room, else once it has, waiting at most
+    /// `admission_wait`. A request refused here has done nothing; one let in
+    /// never has its row dropped.
+    pub async fn admit(&self) -> Result<(), LifecycleError> {
+        if self.request_log.capacity() > 0 {
+            return Ok(());
+        }
+        let wait = self.config.request_log.admission_wait;
+        match tokio::time::timeout(wait, self.request_log.reserve()).await {
+            Ok(Ok(_room)) => Ok(()),
+            Ok(Err(_)) => Err(LifecycleError::ShuttingDown),
+            Err(_) => {
+                metrics::counter!("sessiongate_requests_refused_total", "reason" => "request_log_full")
+                    .increment(1);
+                Err(LifecycleError::RequestLogFull)
+            }
+        }
     }
 
     /// Queues a request-log row. Waits only when the queue is full.
@@ -588,7 +637,10 @@ impl SessionManager {
                 s.open_streams() == 0 && s.last_activity().saturating_add(timeout) <= now
             });
             if let Some((_, live)) = removed {
-                let (end, record) = self.account_end(&live, DisconnectReason::Timeout);
+                // Written behind: the writer retries it until the store
+                // takes it.
+                let end = self.end_of(&live, DisconnectReason::Timeout);
+                let record = self.account_end(&live, &end);
                 tracing::debug!(session = %id, "session timed out");
                 self.emit(LifecycleEvent::Ended(Box::new(record)));
                 if self.writes.try_send(SessionWrite::End(end, None)).is_err() {
