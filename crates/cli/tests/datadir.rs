@@ -1,22 +1,17 @@
 //! The data directory, with the real binary: one server per directory (and
 //! per SQLite file), and private files whatever the umask.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::process::free_port;
 use serde_json::json;
 
 const TOKEN: &str = "datadir-test-admin-token";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `sessiongate serve` on `data_dir` under umask 022, so files come out
 /// private only if the server makes them so.

@@ -7,6 +7,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::process::free_port;
 use common::SseReader;
 use futures::future::join_all;
 use serde_json::{json, Value};
@@ -17,14 +18,6 @@ const SESSIONS: usize = 100;
 struct Gateway {
     child: Child,
     base: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn start(data_dir: &std::path::Path, port: u16) -> Gateway {
