@@ -33,6 +33,12 @@ impl Gateway {
                 &format!("127.0.0.1:{port}"),
                 "--admin-token",
                 TOKEN,
+                // Load from one address, as fast as it goes: the
+                // per-address initialize limit is not under test here.
+                "--initialize-rate",
+                "1000000000",
+                "--initialize-burst",
+                "1000000000",
             ])
             .args(args)
             .env(
