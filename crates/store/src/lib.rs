@@ -39,12 +39,17 @@ pub enum Database {
 impl Database {
     /// Reads a database location: a `postgres://` or `postgresql://` URL, an
     /// `sqlite://PATH` or `sqlite:PATH` URL (`sqlite:///abs/path` for an
-    /// absolute path; a `?query` is ignored), or a plain file path for SQLite.
-    /// In-memory SQLite is refused: every pooled connection would see its own
-    /// empty database.
-    pub fn from_url_or_path(s: &str) -> Result<Self, StoreError> {
+    /// absolute path; a `?query` is ignored), or a bare path to an SQLite
+    /// file. A bare path must look like one (hold a `/` or end in `.db`,
+    /// `.sqlite` or `.sqlite3`): a mistyped URL would otherwise become a new,
+    /// empty database file. In-memory SQLite is refused: every pooled
+    /// connection would see its own empty database.
+    pub fn from_url_or_path(s: &str) -> Result<Self, InvalidDatabase> {
         let s = s.trim();
-        let invalid = |why: &str| StoreError::Database(format!("invalid database {s:?}: {why}"));
+        let invalid = |why: &str| InvalidDatabase {
+            input: s.to_string(),
+            reason: why.to_string(),
+        };
         if s.is_empty() {
             return Err(invalid("empty"));
         }
@@ -58,10 +63,14 @@ impl Database {
             rest.split_once('?').map_or(rest, |(path, _)| path)
         } else if let Some((scheme, _)) = s.split_once("://") {
             return Err(invalid(&format!(
-                "unsupported scheme {scheme:?}; use sqlite:// or postgres://"
+                "unsupported scheme {scheme:?}; {ACCEPTED_FORMS}"
             )));
-        } else {
+        } else if looks_like_a_database_file(s) {
             s
+        } else {
+            return Err(invalid(&format!(
+                "neither a database URL nor a path to a database file; {ACCEPTED_FORMS}"
+            )));
         };
         if path.is_empty() {
             return Err(invalid("no file path"));
@@ -83,6 +92,27 @@ impl Database {
             Database::Postgres { .. } => postgres::BACKEND,
         }
     }
+}
+
+/// What [`Database::from_url_or_path`] accepts, for its errors.
+const ACCEPTED_FORMS: &str = "use postgres://..., postgresql://..., sqlite:PATH, sqlite://PATH, \
+     or a path to a database file (holding a / or ending in .db, .sqlite or .sqlite3)";
+
+fn looks_like_a_database_file(s: &str) -> bool {
+    let lower = s.to_ascii_lowercase();
+    s.contains('/')
+        || s.contains(std::path::MAIN_SEPARATOR)
+        || [".db", ".sqlite", ".sqlite3"]
+            .iter()
+            .any(|ext| lower.ends_with(ext))
+}
+
+/// A database location [`Database::from_url_or_path`] does not accept.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid database {input:?}: {reason}")]
+pub struct InvalidDatabase {
+    input: String,
+    reason: String,
 }
 
 /// Shows the location without a PostgreSQL password, so it can be logged.
@@ -133,14 +163,31 @@ pub async fn connect(database: &Database) -> Result<Arc<dyn SessionStore>, Store
     Ok(store)
 }
 
+/// What [`migrate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    /// Migrations the database had before.
+    pub before: usize,
+    /// Migrations applied now.
+    pub applied: usize,
+}
+
 /// Applies any pending migrations and closes the connection. Applying them
 /// again is a no-op; a database migrated by a newer version is refused.
-pub async fn migrate(database: &Database) -> Result<(), StoreError> {
-    match database {
-        Database::Sqlite { path } => SqliteStore::open(path).await?.close().await,
-        Database::Postgres { url } => PostgresStore::connect(url).await?.close().await,
-    }
-    Ok(())
+pub async fn migrate(database: &Database) -> Result<Migrated, StoreError> {
+    let migrated = match database {
+        Database::Sqlite { path } => {
+            let (store, migrated) = SqliteStore::open_migrated(path).await?;
+            store.close().await;
+            migrated
+        }
+        Database::Postgres { url } => {
+            let (store, migrated) = PostgresStore::connect_migrated(url).await?;
+            store.close().await;
+            migrated
+        }
+    };
+    Ok(migrated)
 }
 
 #[cfg(test)]
@@ -152,6 +199,8 @@ mod tests {
         let sqlite = |p: &str| Database::Sqlite { path: p.into() };
         let cases = [
             ("sessions.db", sqlite("sessions.db")),
+            ("state.sqlite3", sqlite("state.sqlite3")),
+            ("./state", sqlite("./state")),
             ("/var/lib/sg/sessions.db", sqlite("/var/lib/sg/sessions.db")),
             ("sqlite://data/s.db", sqlite("data/s.db")),
             ("sqlite:///abs/s.db", sqlite("/abs/s.db")),
@@ -179,6 +228,8 @@ mod tests {
             "sqlite::memory:",
             ":memory:",
             "mysql://h/db",
+            "garbage",
+            "localhost",
         ] {
             assert!(Database::from_url_or_path(bad).is_err(), "{bad:?} accepted");
         }

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection};
 use sqlx::{Postgres, QueryBuilder};
 
 use sessiongate_core::analytics::{Latency, RequestBucket, RequestTotals, SessionFlow, Window};
@@ -32,7 +33,7 @@ use crate::rows::{
     RequestValues, SessionRow, SessionValues, StatusCountRow, EVENT_PAGE_COLUMNS,
     RECONNECT_COLUMNS, REQUEST_COLUMNS, SESSION_COLUMNS,
 };
-use crate::{analytics, retention};
+use crate::{analytics, retention, Migrated};
 
 pub(crate) const BACKEND: &str = "postgres";
 
@@ -50,6 +51,28 @@ const MAX_CONNECTIONS: u32 = 10;
 /// unreachable, a request fails (503) after this long instead of hanging.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+fn connect_err(at: &str, e: sqlx::Error) -> StoreError {
+    let cause = match &e {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "connection refused; is PostgreSQL running there, and are the host and port \
+             in the URL right?"
+                .to_string()
+        }
+        sqlx::Error::Io(io) => io.to_string(),
+        e => e.to_string(),
+    };
+    StoreError::Database(format!("cannot connect to PostgreSQL at {at}: {cause}"))
+}
+
+/// Migrations recorded as applied; none before the first migration made
+/// sqlx's table.
+async fn applied_migrations(pool: &PgPool) -> usize {
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await
+        .map_or(0, |n| usize::try_from(n).unwrap_or(0))
+}
+
 /// A [`SessionStore`] on a PostgreSQL database.
 pub struct PostgresStore {
     pool: PgPool,
@@ -58,14 +81,44 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects by URL and applies pending migrations.
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        Ok(Self::connect_migrated(url).await?.0)
+    }
+
+    /// [`PostgresStore::connect`], also telling which migrations it applied.
+    pub(crate) async fn connect_migrated(url: &str) -> StoreResult<(Self, Migrated)> {
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::Database(format!("invalid PostgreSQL URL: {e}")))?;
+        let at = format!("{}:{}", options.get_host(), options.get_port());
+        // The pool retries a failed connection until its acquire timeout and
+        // then reports only "pool timed out": one connection first names the
+        // real cause, at once.
+        match tokio::time::timeout(ACQUIRE_TIMEOUT, options.connect()).await {
+            Ok(Ok(probe)) => {
+                let _ = probe.close().await;
+            }
+            Ok(Err(e)) => return Err(connect_err(&at, e)),
+            Err(_) => {
+                return Err(StoreError::Database(format!(
+                    "cannot connect to PostgreSQL at {at}: no answer within {} s; \
+                     check the host and port in the URL",
+                    ACQUIRE_TIMEOUT.as_secs()
+                )))
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect(url)
+            .connect_with(options)
             .await
-            .map_err(|e| StoreError::Database(format!("connecting to PostgreSQL: {e}")))?;
+            .map_err(|e| connect_err(&at, e))?;
+        let before = applied_migrations(&pool).await;
         MIGRATOR.run(&pool).await.map_err(migrate_err)?;
-        Ok(PostgresStore { pool })
+        let migrated = Migrated {
+            before,
+            applied: applied_migrations(&pool).await - before,
+        };
+        Ok((PostgresStore { pool }, migrated))
     }
 
     /// Closes every connection.

@@ -37,7 +37,7 @@ use crate::rows::{
     RECONNECT_COLUMNS, REQUEST_COLUMNS, REQUEST_COLUMN_COUNT, SESSION_COLUMNS,
     SESSION_COLUMN_COUNT,
 };
-use crate::{analytics, retention};
+use crate::{analytics, retention, Migrated};
 
 pub(crate) const BACKEND: &str = "sqlite";
 
@@ -75,6 +75,11 @@ impl SqliteStore {
     /// credentials. SQLite gives the `-wal` and `-shm` files the database
     /// file's mode.
     pub async fn open(path: &Path) -> StoreResult<Self> {
+        Ok(Self::open_migrated(path).await?.0)
+    }
+
+    /// [`SqliteStore::open`], also telling which migrations it applied.
+    pub(crate) async fn open_migrated(path: &Path) -> StoreResult<(Self, Migrated)> {
         let created = |what: &Path, e: std::io::Error| {
             StoreError::Database(format!("creating {}: {e}", what.display()))
         };
@@ -110,7 +115,12 @@ impl SqliteStore {
             )
             .await
             .map_err(|e| open_err(path, e))?;
+        let before = applied_migrations(&writer).await;
         MIGRATOR.run(&writer).await.map_err(migrate_err)?;
+        let migrated = Migrated {
+            before,
+            applied: applied_migrations(&writer).await - before,
+        };
         // Refresh the planner's statistics where they are missing or stale.
         sqlx::query("PRAGMA optimize = 0x10002")
             .execute(&writer)
@@ -127,11 +137,12 @@ impl SqliteStore {
             .await
             .map_err(|e| open_err(path, e))?;
         let checkpoints = tokio::spawn(checkpoint(checkpointer, writer.clone())).abort_handle();
-        Ok(SqliteStore {
+        let store = SqliteStore {
             writer,
             reader,
             checkpoints,
-        })
+        };
+        Ok((store, migrated))
     }
 
     /// Closes every connection, checkpointing the write-ahead log.
@@ -232,6 +243,15 @@ async fn settle<T>(conn: PoolConnection<Sqlite>, result: Result<T, sqlx::Error>)
         }
     }
     result.map_err(db_err)
+}
+
+/// Migrations recorded as applied; none before the first migration made
+/// sqlx's table.
+async fn applied_migrations(pool: &SqlitePool) -> usize {
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await
+        .map_or(0, |n| usize::try_from(n).unwrap_or(0))
 }
 
 fn open_err(path: &Path, e: sqlx::Error) -> StoreError {

@@ -31,7 +31,7 @@ use sessiongate_core::store::{
 };
 use sessiongate_core::stream::{EventPage, PageId, PageKey, StoredEvent, StreamId, StreamKind};
 use sessiongate_core::{ManualClock, SessionId, Timestamp};
-use sessiongate_store::{connect, migrate, Database};
+use sessiongate_store::{connect, migrate, Database, Migrated};
 
 // ---------------------------------------------------------------------------
 // Harness
@@ -237,6 +237,7 @@ contract_tests!(
     prune_deletes_in_chunks,
     corrupt_rows_are_errors_not_panics,
     migrations_are_idempotent,
+    migrate_reports_what_it_applied,
     concurrent_batches_do_not_deadlock,
     reconnect_tokens_rotate_by_compare_and_swap,
     redeeming_revives_only_revivable_sessions,
@@ -1127,6 +1128,22 @@ async fn migrations_are_idempotent(ctx: Ctx) {
     let third = ctx.store().await;
     assert_eq!(get(&*third, r.session_id).await, r);
     assert_eq!(third.status_counts().await.unwrap().active, 1);
+}
+
+/// `sessiongate migrate` says whether it created the schema, applied some
+/// migrations or found nothing to do.
+async fn migrate_reports_what_it_applied(ctx: Ctx) {
+    let first = migrate(&ctx.db).await.unwrap();
+    assert_eq!(first.before, 0);
+    assert!(first.applied > 0, "{first:?}");
+    let again = migrate(&ctx.db).await.unwrap();
+    assert_eq!(
+        again,
+        Migrated {
+            before: first.applied,
+            applied: 0
+        }
+    );
 }
 
 /// Two stores (two gateway instances) write overlapping batches in opposite
