@@ -133,7 +133,8 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         .merge(sessiongate_api::router(api));
 
     let fd_limit = connections::raise_fd_limit().context("cannot read the open-file limit")?;
-    let listener = TcpListener::bind(config.listen)
+    // A host name is resolved here; the first of its addresses that binds wins.
+    let listener = TcpListener::bind(config.listen.host_port())
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;

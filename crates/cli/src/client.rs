@@ -12,12 +12,13 @@ use crate::config::default_data_dir;
 /// Where the server is and how to authenticate.
 #[derive(Debug, Clone, Args)]
 pub struct Connection {
-    /// Base URL of the running server
+    /// Base URL of the running server (http:// is assumed without a scheme)
     #[arg(
         long,
         global = true,
         env = "SESSIONGATE_URL",
-        default_value = "http://127.0.0.1:8051"
+        default_value = "http://127.0.0.1:8051",
+        value_parser = base_url
     )]
     pub url: String,
 
@@ -110,7 +111,12 @@ impl Api {
             .query(query)
             .send()
             .await
-            .with_context(|| format!("cannot reach {url}; is `sessiongate serve` running?"))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot reach {url}: {}; is `sessiongate serve` running?",
+                    root_cause(&e)
+                )
+            })?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -423,4 +429,31 @@ fn watch_line(e: &Value) -> String {
         "lagged" => format!("lagged: {} events missed; a snapshot follows", e["missed"]),
         other => format!("{other}: {e}"),
     }
+}
+
+/// The innermost cause ("Connection refused") under reqwest's layers.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut error = error;
+    while let Some(source) = error.source() {
+        error = source;
+    }
+    error.to_string()
+}
+
+/// A server's base URL as given to `--url`: `HOST:PORT` means
+/// `http://HOST:PORT`, as the address `serve --listen` takes.
+fn base_url(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let url = if s.contains("://") {
+        s.to_string()
+    } else {
+        format!("http://{s}")
+    };
+    let parsed = reqwest::Url::parse(&url).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err(format!(
+            "{s:?} is not a server URL; use http://HOST:PORT or https://HOST:PORT"
+        ));
+    }
+    Ok(url)
 }

@@ -4,11 +4,13 @@
 //! the same name everywhere: `--idle-timeout`, `SESSIONGATE_IDLE_TIMEOUT`,
 //! `idle_timeout = "5m"`.
 
-use std::net::SocketAddr;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde::Deserialize;
 use sessiongate_core::health::AgeBounds;
 use sessiongate_core::lifecycle::{
@@ -40,20 +42,122 @@ fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration
     }
 }
 
+/// Where to listen: an IP address or a host name, and a port. A host name
+/// is resolved when the server binds.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ListenAddr {
+    host: String,
+    port: u16,
+}
+
+impl ListenAddr {
+    /// The host (an IPv6 address without brackets) and port, as
+    /// [`tokio::net::TcpListener::bind`] takes them.
+    pub fn host_port(&self) -> (&str, u16) {
+        (&self.host, self.port)
+    }
+}
+
+impl From<SocketAddr> for ListenAddr {
+    fn from(addr: SocketAddr) -> Self {
+        ListenAddr {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        }
+    }
+}
+
+impl FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(addr) = s.parse::<SocketAddr>() {
+            return Ok(addr.into());
+        }
+        // Without the input: clap and serde show it already.
+        let wrong = || {
+            "expected HOST:PORT with an IP address or a host name, e.g. 127.0.0.1:8051, \
+             [::1]:8051 or localhost:8051"
+                .to_string()
+        };
+        let (host, port) = s.rsplit_once(':').ok_or_else(wrong)?;
+        let port = port.parse::<u16>().map_err(|_| wrong())?;
+        let name_like = |h: &str| {
+            !h.is_empty()
+                && h.len() <= 253
+                && h.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                })
+        };
+        // A bracketed host is an IPv6 address, and a name never ends in a
+        // number (RFC 1123): a wrong address is not taken for a name.
+        let numeric_end = host
+            .rsplit('.')
+            .next()
+            .is_some_and(|l| l.chars().all(|c| c.is_ascii_digit()));
+        if host.starts_with('[')
+            || host.parse::<IpAddr>().is_ok()
+            || numeric_end
+            || !name_like(host)
+        {
+            return Err(wrong());
+        }
+        Ok(ListenAddr {
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+}
+
+impl TryFrom<String> for ListenAddr {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people; coloured when stderr is a terminal and NO_COLOR is unset
+    #[default]
+    Text,
+    /// One JSON object a line, for log shippers
+    Json,
+}
+
 /// Every server setting. All optional here; [`Settings::resolve`] applies defaults.
 #[derive(Debug, Clone, Default, Args, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// Address to listen on [default: 127.0.0.1:8051]
+    /// Address to listen on, HOST:PORT with an IP address or a host name
+    /// (e.g. localhost:8051) [default: 127.0.0.1:8051]
     #[arg(long, env = "SESSIONGATE_LISTEN")]
-    pub listen: Option<SocketAddr>,
+    pub listen: Option<ListenAddr>,
 
     /// Directory for the SQLite database, the admin token and other state
     /// [default: $XDG_DATA_HOME/sessiongate or ~/.local/share/sessiongate]
     #[arg(long, env = "SESSIONGATE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Session store: postgres://... or sqlite://PATH [default: SQLite file in the data directory]
+    /// Session store: postgres://..., postgresql://..., sqlite:PATH,
+    /// sqlite://PATH, or a path to an SQLite file holding a / or ending in
+    /// .db, .sqlite or .sqlite3 [default: SQLite file in the data directory]
     #[arg(long, env = "SESSIONGATE_DATABASE_URL")]
     pub database_url: Option<String>,
 
@@ -216,6 +320,10 @@ pub struct Settings {
     /// Log filter, e.g. info or sessiongate=debug [default: info]
     #[arg(long, env = "SESSIONGATE_LOG")]
     pub log: Option<String>,
+
+    /// Log line format [default: text]
+    #[arg(long, env = "SESSIONGATE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
 }
 
 /// A configuration error, with what to fix.
@@ -226,10 +334,13 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("invalid config file {path}: {source}")]
+    /// On one line: TOML's own message spans several, with a drawing.
+    #[error("invalid config file {path}, {at}: {message}")]
     Parse {
         path: PathBuf,
-        source: toml::de::Error,
+        /// "line L" and the key there, if any.
+        at: String,
+        message: String,
     },
     #[error("invalid setting: {0}")]
     Invalid(String),
@@ -238,7 +349,7 @@ pub enum ConfigError {
 /// Settings with every default applied.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: SocketAddr,
+    pub listen: ListenAddr,
     pub data_dir: PathBuf,
     pub database: Database,
     pub admin_token: Option<String>,
@@ -247,6 +358,7 @@ pub struct Config {
     pub connections: ConnectionLimits,
     pub conformance: bool,
     pub log: String,
+    pub log_format: LogFormat,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8051";
@@ -272,9 +384,29 @@ impl Settings {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_path_buf(),
-            source,
+        toml::from_str(&text).map_err(|e| {
+            let start = e.span().map_or(0, |span| span.start).min(text.len());
+            let line = text[..start].matches('\n').count() + 1;
+            let key = text
+                .lines()
+                .nth(line - 1)
+                .and_then(|l| l.split_once('='))
+                .map(|(key, _)| key.trim())
+                .filter(|key| !key.is_empty());
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                at: match key {
+                    Some(key) => format!("line {line} ({key})"),
+                    None => format!("line {line}"),
+                },
+                message: e
+                    .message()
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }
         })
     }
 
@@ -330,6 +462,7 @@ impl Settings {
             stream_idle_close: self.stream_idle_close.or(lower.stream_idle_close),
             conformance: self.conformance || lower.conformance,
             log: self.log.or(lower.log),
+            log_format: self.log_format.or(lower.log_format),
         }
     }
 
@@ -559,6 +692,7 @@ impl Settings {
             connections,
             conformance: self.conformance,
             log: self.log.unwrap_or_else(|| "info".into()),
+            log_format: self.log_format.unwrap_or_default(),
         })
     }
 }
@@ -592,13 +726,40 @@ mod tests {
         };
         let c = flags.or(file).resolve().unwrap();
         assert_eq!(c.lifecycle.idle_timeout, Duration::from_secs(5));
-        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.listen.host_port(), ("127.0.0.1", 9000));
         assert_eq!(
             c.lifecycle.request_log.retention,
             Duration::from_secs(86400)
         );
         assert_eq!(c.lifecycle.request_log.batch_rows, 1000);
         assert_eq!(c.transport.origins.allowed_origins, ["https://a.example"]);
+    }
+
+    #[test]
+    fn listen_takes_addresses_and_host_names() {
+        for (input, host, port, shown) in [
+            ("127.0.0.1:8051", "127.0.0.1", 8051, "127.0.0.1:8051"),
+            ("[::1]:80", "::1", 80, "[::1]:80"),
+            ("localhost:8051", "localhost", 8051, "localhost:8051"),
+            ("GW-1.Example.org:0", "gw-1.example.org", 0, "gw-1.example.org:0"),
+        ] {
+            let listen: ListenAddr = input.parse().unwrap();
+            assert_eq!(listen.host_port(), (host, port), "{input}");
+            assert_eq!(listen.to_string(), shown);
+        }
+        for bad in [
+            "localhost",
+            "localhost:",
+            "localhost:99999",
+            ":8051",
+            "1.2.3:80",
+            "[::1:80",
+            "::1:80",
+            "a b:80",
+            "a..b:80",
+        ] {
+            assert!(bad.parse::<ListenAddr>().is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

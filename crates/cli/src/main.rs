@@ -1,12 +1,14 @@
 //! `sessiongate`: an MCP server and gateway with durable session management.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sessiongate::app;
 use sessiongate::client::{self, Connection, SessionsCommand};
-use sessiongate::config::{Config, Settings};
+use sessiongate::config::{Config, LogFormat, Settings};
 use sessiongate_core::SystemClock;
 
 /// glibc's allocator spent over a tenth of the server's CPU under load
@@ -40,7 +42,8 @@ enum Command {
         /// Data directory (for the default SQLite file)
         #[arg(long, env = "SESSIONGATE_DATA_DIR")]
         data_dir: Option<PathBuf>,
-        /// postgres://... or sqlite://PATH
+        /// postgres://..., postgresql://..., sqlite:PATH, sqlite://PATH, or a
+        /// path to an SQLite file holding a / or ending in .db, .sqlite or .sqlite3
         #[arg(long, env = "SESSIONGATE_DATABASE_URL")]
         database_url: Option<String>,
     },
@@ -77,13 +80,41 @@ fn load(config: Option<PathBuf>, settings: Settings) -> anyhow::Result<Config> {
     Ok(settings.or(file).resolve()?)
 }
 
-fn init_logging(filter: &str) {
+fn init_logging(filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        // Colour codes would litter a file or a pipe; NO_COLOR is honoured
+        // as no-color.org asks (any non-empty value).
+        LogFormat::Text => logs
+            .with_ansi(
+                std::io::stderr().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            )
+            .init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+}
+
+/// An error and its causes on one line, each cause only where its text is
+/// not already in the line (messages often include their source's text).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        let text = text.trim();
+        if text.is_empty() || line.contains(text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(text);
+    }
+    line
 }
 
 async fn shutdown_signal() {
@@ -102,7 +133,7 @@ async fn shutdown_signal() {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    init_logging(&config.log);
+    init_logging(&config.log, config.log_format);
     let data_dir = config.data_dir.clone();
     let database = config.database.to_string();
     let server = app::start(config, SystemClock::shared()).await?;
@@ -125,9 +156,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     server.run_until(shutdown_signal()).await
 }
 
+/// Errors are printed here, as one line: returning them from `main` would
+/// print their causes again and, with RUST_BACKTRACE set, a backtrace.
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config, settings } => serve(load(config, *settings)?).await,
         Command::Migrate {
@@ -142,10 +184,17 @@ async fn main() -> anyhow::Result<()> {
             };
             let config = load(config, settings)?;
             std::fs::create_dir_all(&config.data_dir).ok();
-            sessiongate_store::migrate(&config.database)
+            let migrated = sessiongate_store::migrate(&config.database)
                 .await
-                .with_context(|| format!("migrating {}", config.database))?;
-            println!("{} is up to date", config.database);
+                .with_context(|| format!("cannot migrate {}", config.database))?;
+            let db = &config.database;
+            match migrated.applied {
+                0 => println!("{db} is up to date"),
+                n if migrated.before == 0 => {
+                    println!("created the schema in {db} ({n} migrations applied)")
+                }
+                n => println!("applied {n} pending migrations to {db}"),
+            }
             Ok(())
         }
         Command::Sessions {

@@ -16,7 +16,7 @@ use common::{TestServer, ADMIN_TOKEN};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde_json::{json, Value};
-use sessiongate::config::{parse_duration, ConfigError, Settings};
+use sessiongate::config::{parse_duration, ConfigError, ListenAddr, Settings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -172,8 +172,9 @@ proptest! {
         }
     }
 
-    /// A listen address in a file is taken exactly when Rust's own parser
-    /// takes it.
+    /// A listen address in a file is taken as itself when Rust's own parser
+    /// takes it; anything else only as a host name (never a number) and a
+    /// port.
     #[test]
     fn listen_addresses_are_socket_addresses(
         addr in prop_oneof![
@@ -181,8 +182,19 @@ proptest! {
             "(127\\.0\\.0\\.1|\\[::1?\\]|[0-9.:\\[\\]]{1,20}|localhost|0\\.0\\.0\\.0)(:[0-9]{1,6})?",
         ],
     ) {
-        let parsed = toml::from_str::<Settings>(&format!("listen = {}", toml_string(&addr)));
-        prop_assert_eq!(parsed.ok().and_then(|s| s.listen), addr.parse().ok());
+        let parsed = toml::from_str::<Settings>(&format!("listen = {}", toml_string(&addr)))
+            .ok()
+            .and_then(|s| s.listen);
+        match addr.parse::<std::net::SocketAddr>() {
+            Ok(socket) => prop_assert_eq!(parsed, Some(ListenAddr::from(socket))),
+            Err(_) => {
+                if let Some(listen) = parsed {
+                    let (host, port) = listen.host_port();
+                    prop_assert!(addr.eq_ignore_ascii_case(&format!("{host}:{port}")), "{addr}");
+                    prop_assert!(host.parse::<std::net::IpAddr>().is_err(), "{addr}");
+                }
+            }
+        }
     }
 }
 
