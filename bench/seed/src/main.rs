@@ -6,7 +6,8 @@
 //! ```
 //!
 //! `DATABASE` is what `sessiongate serve --database-url` takes (a
-//! `postgres://` URL, `sqlite://PATH` or a file path). The store is opened
+//! `postgres://` URL, `sqlite://PATH`, or a path to an SQLite file holding a
+//! `/` or ending in `.db`, `.sqlite` or `.sqlite3`). The store is opened
 //! (and migrated) through `sessiongate_store::connect`, and rows are written
 //! with `SessionStore::insert_sessions` in batches of `B` (default 20,000),
 //! `J` batches in flight (default 1; SQLite has a single writer anyway).

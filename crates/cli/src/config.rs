@@ -82,6 +82,9 @@ impl FromStr for ListenAddr {
                 .to_string()
         };
         let (host, port) = s.rsplit_once(':').ok_or_else(wrong)?;
+        if !port.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(wrong());
+        }
         let port = port.parse::<u16>().map_err(|_| wrong())?;
         let name_like = |h: &str| {
             !h.is_empty()
@@ -741,7 +744,12 @@ mod tests {
             ("127.0.0.1:8051", "127.0.0.1", 8051, "127.0.0.1:8051"),
             ("[::1]:80", "::1", 80, "[::1]:80"),
             ("localhost:8051", "localhost", 8051, "localhost:8051"),
-            ("GW-1.Example.org:0", "gw-1.example.org", 0, "gw-1.example.org:0"),
+            (
+                "GW-1.Example.org:0",
+                "gw-1.example.org",
+                0,
+                "gw-1.example.org:0",
+            ),
         ] {
             let listen: ListenAddr = input.parse().unwrap();
             assert_eq!(listen.host_port(), (host, port), "{input}");
@@ -751,6 +759,7 @@ mod tests {
             "localhost",
             "localhost:",
             "localhost:99999",
+            "localhost:+80",
             ":8051",
             "1.2.3:80",
             "[::1:80",

@@ -80,9 +80,10 @@ fn load(config: Option<PathBuf>, settings: Settings) -> anyhow::Result<Config> {
     Ok(settings.or(file).resolve()?)
 }
 
-fn init_logging(filter: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+fn init_logging(filter: &str, format: LogFormat) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| {
+        anyhow::anyhow!("invalid log filter {filter:?}: {e}; use e.g. info or sessiongate=debug")
+    })?;
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -97,6 +98,7 @@ fn init_logging(filter: &str, format: LogFormat) {
             .init(),
         LogFormat::Json => logs.json().flatten_event(true).init(),
     }
+    Ok(())
 }
 
 /// An error and its causes on one line, each cause only where its text is
@@ -133,7 +135,7 @@ async fn shutdown_signal() {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    init_logging(&config.log, config.log_format);
+    init_logging(&config.log, config.log_format)?;
     let data_dir = config.data_dir.clone();
     let database = config.database.to_string();
     let server = app::start(config, SystemClock::shared()).await?;

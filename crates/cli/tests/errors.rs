@@ -72,10 +72,11 @@ fn logs_of_serve(args: &[&str]) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Held open until the end: the banner's later lines would meet a
+    // closed pipe.
+    let mut banner = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    banner.read_line(&mut first).unwrap();
     assert!(first.contains("listening"), "{first}");
     let pid = child.id().to_string();
     assert!(Command::new("kill")
@@ -91,6 +92,7 @@ fn logs_of_serve(args: &[&str]) -> String {
         .read_to_string(&mut logs)
         .unwrap();
     child.wait().unwrap();
+    drop(banner);
     logs
 }
 
@@ -146,6 +148,19 @@ fn user_errors_are_one_line_without_backtraces() {
         (vec!["serve", "--config", bad_duration], "\"soon\"", false),
         (vec!["serve", "--idle-timeout", "soon"], "\"soon\"", true),
         (vec!["serve", "--listen", "nonsense"], "nonsense", true),
+        (
+            vec![
+                "serve",
+                "--data-dir",
+                data,
+                "--listen",
+                "127.0.0.1:0",
+                "--log",
+                "sessiongate=notalevel",
+            ],
+            "invalid log filter",
+            false,
+        ),
         (
             vec!["serve", "--data-dir", data, "--listen", "127.0.0.1:0"],
             "connection refused",
