@@ -1,27 +1,30 @@
 //! The operator's commands against a running server's management API:
-//! `sessions list|show|terminate` and `health`, as tables or `--json`.
+//! `sessions list|show|terminate` and `health`, as tables or `--json`, and
+//! `watch`, the live event stream.
+//! They find the server's URL and admin token the way `serve` finds its
+//! settings: flags, then `SESSIONGATE_*`, then the config file, then the
+//! data directory's `admin-token` file.
 
-use std::path::PathBuf;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde_json::Value;
+use sessiongate_api::auth::ADMIN_TOKEN_FILE;
 
-use crate::config::default_data_dir;
+use crate::config::Settings;
 
 /// Where the server is and how to authenticate.
 #[derive(Debug, Clone, Args)]
 pub struct Connection {
-    /// Base URL of the running server
-    #[arg(
-        long,
-        global = true,
-        env = "SESSIONGATE_URL",
-        default_value = "http://127.0.0.1:8051"
-    )]
-    pub url: String,
+    /// Base URL of the running server [default: http://<listen> of the
+    /// config file or SESSIONGATE_LISTEN, else http://127.0.0.1:8051]
+    #[arg(long, global = true, env = "SESSIONGATE_URL")]
+    pub url: Option<String>,
 
-    /// Admin token [default: read from the data directory's admin-token file]
+    /// Admin token [default: the config file's admin_token, else read from
+    /// the data directory's admin-token file]
     #[arg(
         long,
         global = true,
@@ -30,11 +33,17 @@ pub struct Connection {
     )]
     pub admin_token: Option<String>,
 
-    /// Data directory holding the admin-token file
+    /// The server's data directory, holding its admin-token file [default:
+    /// the config file's data_dir, else as for `serve`]
     #[arg(long, global = true, env = "SESSIONGATE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Print the API's JSON instead of a table
+    /// The server's TOML config file, for its listen, admin_token and data_dir
+    #[arg(long, global = true, env = "SESSIONGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Print JSON instead of text: the API's response, or for `watch` each
+    /// event as sent
     #[arg(long, global = true)]
     pub json: bool,
 }
@@ -69,29 +78,30 @@ struct Api {
 }
 
 impl Api {
+    /// The server `serve` would be with the same config file and
+    /// environment, and its admin token.
     fn new(conn: &Connection) -> anyhow::Result<Api> {
-        let token = match &conn.admin_token {
-            Some(t) => t.clone(),
-            None => {
-                let path = conn
-                    .data_dir
-                    .clone()
-                    .unwrap_or_else(default_data_dir)
-                    .join("admin-token");
-                std::fs::read_to_string(&path)
-                    .with_context(|| {
-                        format!(
-                            "no admin token: pass --admin-token or set SESSIONGATE_ADMIN_TOKEN (could not read {})",
-                            path.display()
-                        )
-                    })?
-                    .trim()
-                    .to_string()
-            }
+        let file = match &conn.config {
+            Some(path) => Settings::from_file(path)?,
+            None => Settings::default(),
+        };
+        let flags = Settings {
+            admin_token: conn.admin_token.clone(),
+            data_dir: conn.data_dir.clone(),
+            ..Default::default()
+        };
+        let config = flags.or(Settings::from_env()?).or(file).resolve()?;
+        let token = match config.admin_token {
+            Some(token) => token,
+            None => read_admin_token(&config.data_dir)?,
+        };
+        let base = match &conn.url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", reachable(config.listen)),
         };
         Ok(Api {
             http: reqwest::Client::new(),
-            base: conn.url.trim_end_matches('/').to_string(),
+            base,
             token,
         })
     }
@@ -118,6 +128,33 @@ impl Api {
             bail!("{url}: {status}: {detail}");
         }
         Ok(body)
+    }
+}
+
+/// The token `serve` saved in its data directory; when there is none, says
+/// every way to name the right one.
+fn read_admin_token(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    let why = match std::fs::read_to_string(&path) {
+        Ok(token) if !token.trim().is_empty() => return Ok(token.trim().to_string()),
+        Ok(_) => "it is empty".to_string(),
+        Err(e) => e.to_string(),
+    };
+    bail!(
+        "no admin token: cannot read {} ({why}); pass the server's data directory \
+         (--data-dir or SESSIONGATE_DATA_DIR), its config file (--config or \
+         SESSIONGATE_CONFIG), or the token (--admin-token or SESSIONGATE_ADMIN_TOKEN)",
+        path.display()
+    )
+}
+
+/// The address to reach a server listening on `listen`: a server on every
+/// interface is reached on loopback.
+fn reachable(listen: SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, listen.port()).into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, listen.port()).into(),
+        _ => listen,
     }
 }
 
@@ -422,5 +459,22 @@ fn watch_line(e: &Value) -> String {
         ),
         "lagged" => format!("lagged: {} events missed; a snapshot follows", e["missed"]),
         other => format!("{other}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_on_every_interface_is_reached_on_loopback() {
+        for (listen, reached) in [
+            ("0.0.0.0:8051", "127.0.0.1:8051"),
+            ("[::]:9000", "[::1]:9000"),
+            ("10.0.0.5:8051", "10.0.0.5:8051"),
+        ] {
+            let listen: SocketAddr = listen.parse().unwrap();
+            assert_eq!(reachable(listen).to_string(), reached);
+        }
     }
 }
