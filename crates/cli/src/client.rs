@@ -1,14 +1,15 @@
 //! The operator's commands against a running server's management API:
 //! `sessions list|show|terminate` and `health`, as tables or `--json`, and
-//! `watch`, the live event stream.
+//! `watch`, the live event stream, reconnecting across server restarts.
 //! They find the server's URL and admin token the way `serve` finds its
 //! settings: flags, then `SESSIONGATE_*`, then the config file, then the
 //! data directory's `admin-token` file.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 use sessiongate_api::auth::ADMIN_TOKEN_FILE;
@@ -381,47 +382,110 @@ pub async fn health(conn: Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `sessiongate watch`: prints the live session event stream until
-/// interrupted, a line per event (`--json`: the events as sent).
-pub async fn watch(conn: Connection) -> anyhow::Result<()> {
-    use futures::StreamExt;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    use tokio_tungstenite::tungstenite::Message;
+/// First wait before `watch` reconnects; doubled after each failed attempt.
+const RECONNECT_FIRST: Duration = Duration::from_millis(500);
+const RECONNECT_MAX: Duration = Duration::from_secs(10);
+/// The server pings every 20 s; a half-open connection never fails by itself,
+/// so a stream silent for three pings counts as lost.
+const SILENCE_LIMIT: Duration = Duration::from_secs(60);
 
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Why a connection to the event stream failed.
+enum ConnectError {
+    /// The server refused the token: retrying cannot help.
+    Refused(anyhow::Error),
+    /// The server answered with another error status, as while it starts.
+    Status(anyhow::Error),
+    /// Nothing answered: the server is down, restarting or elsewhere.
+    Unreachable(anyhow::Error),
+}
+
+/// `sessiongate watch`: prints the live session event stream until
+/// interrupted, a line per event (`--json`: the events as sent). When the
+/// connection drops it reconnects with backoff, saying so on stderr, and
+/// goes on from the server's fresh snapshot.
+pub async fn watch(conn: Connection) -> anyhow::Result<()> {
     let api = Api::new(&conn)?;
     let url = format!("{}/api/mcp/ws/sessions", api.base.replacen("http", "ws", 1));
+    // A first connection that fails is an error, so a wrong URL shows at once.
+    let mut ws = connect(&url, &api.token).await.map_err(|e| match e {
+        ConnectError::Refused(e) | ConnectError::Status(e) => e,
+        ConnectError::Unreachable(e) => anyhow!("{e}; is `sessiongate serve` running?"),
+    })?;
+    loop {
+        let lost = follow(&mut ws, conn.json).await?;
+        let mut delay = RECONNECT_FIRST;
+        eprintln!("connection lost: {lost}; reconnecting in {delay:?}");
+        ws = loop {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(RECONNECT_MAX);
+            match connect(&url, &api.token).await {
+                Ok(ws) => break ws,
+                Err(ConnectError::Refused(e)) => return Err(e),
+                Err(ConnectError::Status(e) | ConnectError::Unreachable(e)) => {
+                    eprintln!("cannot reconnect: {e:#}; retrying in {delay:?}")
+                }
+            }
+        };
+        eprintln!("reconnected");
+    }
+}
+
+async fn connect(url: &str, token: &str) -> Result<Socket, ConnectError> {
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Error};
+
     let mut request = url
-        .as_str()
         .into_client_request()
-        .with_context(|| format!("{url} is not a WebSocket URL"))?;
+        .with_context(|| format!("{url} is not a WebSocket URL"))
+        .map_err(ConnectError::Refused)?;
     request.headers_mut().insert(
         "authorization",
-        format!("Bearer {}", api.token)
+        format!("Bearer {token}")
             .parse()
-            .context("the admin token is not a valid header value")?,
+            .context("the admin token is not a valid header value")
+            .map_err(ConnectError::Refused)?,
     );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .map_err(|e| match e {
-            tokio_tungstenite::tungstenite::Error::Http(r) => {
-                anyhow::anyhow!("{url}: {}", r.status())
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(Error::Http(r)) => {
+            let e = anyhow!("{url}: {}", r.status());
+            match r.status().as_u16() {
+                401 | 403 => Err(ConnectError::Refused(e)),
+                _ => Err(ConnectError::Status(e)),
             }
-            e => anyhow::anyhow!("cannot reach {url}: {e}; is `sessiongate serve` running?"),
-        })?;
-    while let Some(message) = ws.next().await {
-        let text = match message.context("the event stream failed")? {
-            Message::Text(text) => text,
-            Message::Close(_) => break,
-            _ => continue,
+        }
+        Err(e) => Err(ConnectError::Unreachable(anyhow!(
+            "cannot reach {url}: {e}"
+        ))),
+    }
+}
+
+/// Prints the stream's events until it ends; returns why it ended.
+async fn follow(ws: &mut Socket, json: bool) -> anyhow::Result<String> {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    loop {
+        let message = match tokio::time::timeout(SILENCE_LIMIT, ws.next()).await {
+            Err(_) => return Ok(format!("nothing received for {SILENCE_LIMIT:?}")),
+            Ok(None) | Ok(Some(Ok(Message::Close(_)))) => {
+                return Ok("the server closed the stream".into())
+            }
+            Ok(Some(Err(e))) => return Ok(e.to_string()),
+            Ok(Some(Ok(message))) => message,
         };
-        if conn.json {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        if json {
             println!("{text}");
             continue;
         }
         let event: Value = serde_json::from_str(&text).context("the server sent bad JSON")?;
         println!("{}", watch_line(&event));
     }
-    Ok(())
 }
 
 /// One event as a human-readable line.

@@ -5,8 +5,9 @@ mod common;
 use std::process::Command;
 
 use std::path::Path;
+use std::time::Duration;
 
-use common::process::{free_port, Gateway};
+use common::process::{free_port, Gateway, TOKEN};
 use common::{TestServer, ADMIN_TOKEN};
 use serde_json::{json, Value};
 
@@ -288,4 +289,94 @@ fn watch_help_describes_what_watch_prints() {
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(!help.contains("table"), "{help}");
     assert!(help.contains("each event as sent"), "{help}");
+}
+
+/// A child's output lines as they come.
+fn lines_of(
+    out: impl std::io::Read + Send + 'static,
+) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// The first line within `within` that contains `wanted`.
+async fn line_with(
+    lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    wanted: &str,
+    within: Duration,
+) -> String {
+    tokio::time::timeout(within, async {
+        loop {
+            match lines.recv().await {
+                Some(line) if line.contains(wanted) => return line,
+                Some(_) => continue,
+                None => panic!("watch exited before printing {wanted:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("watch printed no {wanted:?} within {within:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_survives_a_server_restart() {
+    use std::process::Stdio;
+
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    let port = free_port();
+    let gateway = Gateway::start(port, &["--data-dir", d]).await;
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
+        .args(["watch", "--url", &gateway.base, "--admin-token", TOKEN])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = lines_of(watch.stdout.take().unwrap());
+    let mut err = lines_of(watch.stderr.take().unwrap());
+    let wait = Duration::from_secs(20);
+    line_with(&mut out, "snapshot: active 0", wait).await;
+    let before = gateway.initialize("cursor").await.unwrap();
+    line_with(&mut out, &before, wait).await;
+
+    gateway.kill();
+    let lost = line_with(&mut err, "connection lost", wait).await;
+    assert!(lost.contains("reconnecting in"), "{lost}");
+    let gateway = Gateway::start(port, &["--data-dir", d]).await;
+    line_with(&mut err, "reconnected", wait).await;
+    // The server's snapshot first, with the session kept across the restart.
+    line_with(&mut out, "snapshot: active 1", wait).await;
+    let after = gateway.initialize("windsurf").await.unwrap();
+    let created = line_with(&mut out, &after, wait).await;
+    assert!(
+        created.contains("created") && created.contains("Windsurf"),
+        "{created}"
+    );
+
+    // A server that no longer takes the token is an error, not retried.
+    gateway.kill();
+    let gateway = Gateway::start_with_token(
+        port,
+        &["--data-dir", d],
+        Some("another-admin-token-0123456789"),
+    )
+    .await;
+    let refused = line_with(&mut err, "401", wait).await;
+    assert!(refused.contains("Error"), "{refused}");
+    let deadline = std::time::Instant::now() + wait;
+    let status = loop {
+        if let Some(status) = watch.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "watch kept running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!status.success());
+    gateway.stop();
 }
