@@ -1,28 +1,32 @@
 //! The operator's commands against a running server's management API:
-//! `sessions list|show|terminate` and `health`, as tables or `--json`.
+//! `sessions list|show|terminate` and `health`, as tables or `--json`, and
+//! `watch`, the live event stream, reconnecting across server restarts.
+//! They find the server's URL and admin token the way `serve` finds its
+//! settings: flags, then `SESSIONGATE_*`, then the config file, then the
+//! data directory's `admin-token` file.
 
-use std::path::PathBuf;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand};
 use serde_json::Value;
+use sessiongate_api::auth::ADMIN_TOKEN_FILE;
 
-use crate::config::default_data_dir;
+use crate::config::{ListenAddr, Settings};
 
 /// Where the server is and how to authenticate.
 #[derive(Debug, Clone, Args)]
 pub struct Connection {
-    /// Base URL of the running server (http:// is assumed without a scheme)
-    #[arg(
-        long,
-        global = true,
-        env = "SESSIONGATE_URL",
-        default_value = "http://127.0.0.1:8051",
-        value_parser = base_url
-    )]
-    pub url: String,
+    /// Base URL of the running server; http:// is assumed without a scheme
+    /// [default: http://<listen> of the config file or SESSIONGATE_LISTEN,
+    /// else http://127.0.0.1:8051]
+    #[arg(long, global = true, env = "SESSIONGATE_URL", value_parser = base_url)]
+    pub url: Option<String>,
 
-    /// Admin token [default: read from the data directory's admin-token file]
+    /// Admin token [default: the config file's admin_token, else read from
+    /// the data directory's admin-token file]
     #[arg(
         long,
         global = true,
@@ -31,11 +35,17 @@ pub struct Connection {
     )]
     pub admin_token: Option<String>,
 
-    /// Data directory holding the admin-token file
+    /// The server's data directory, holding its admin-token file [default:
+    /// the config file's data_dir, else as for `serve`]
     #[arg(long, global = true, env = "SESSIONGATE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Print the API's JSON instead of a table
+    /// The server's TOML config file, for its listen, admin_token and data_dir
+    #[arg(long, global = true, env = "SESSIONGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Print JSON instead of text: the API's response, or for `watch` each
+    /// event as sent
     #[arg(long, global = true)]
     pub json: bool,
 }
@@ -70,29 +80,30 @@ struct Api {
 }
 
 impl Api {
+    /// The server `serve` would be with the same config file and
+    /// environment, and its admin token.
     fn new(conn: &Connection) -> anyhow::Result<Api> {
-        let token = match &conn.admin_token {
-            Some(t) => t.clone(),
-            None => {
-                let path = conn
-                    .data_dir
-                    .clone()
-                    .unwrap_or_else(default_data_dir)
-                    .join("admin-token");
-                std::fs::read_to_string(&path)
-                    .with_context(|| {
-                        format!(
-                            "no admin token: pass --admin-token or set SESSIONGATE_ADMIN_TOKEN (could not read {})",
-                            path.display()
-                        )
-                    })?
-                    .trim()
-                    .to_string()
-            }
+        let file = match &conn.config {
+            Some(path) => Settings::from_file(path)?,
+            None => Settings::default(),
+        };
+        let flags = Settings {
+            admin_token: conn.admin_token.clone(),
+            data_dir: conn.data_dir.clone(),
+            ..Default::default()
+        };
+        let config = flags.or(Settings::from_env()?).or(file).resolve()?;
+        let token = match config.admin_token {
+            Some(token) => token,
+            None => read_admin_token(&config.data_dir)?,
+        };
+        let base = match &conn.url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", reachable(&config.listen)),
         };
         Ok(Api {
             http: reqwest::Client::new(),
-            base: conn.url.trim_end_matches('/').to_string(),
+            base,
             token,
         })
     }
@@ -124,6 +135,38 @@ impl Api {
             bail!("{url}: {status}: {detail}");
         }
         Ok(body)
+    }
+}
+
+/// The token `serve` saved in its data directory; when there is none, says
+/// every way to name the right one.
+fn read_admin_token(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    let why = match std::fs::read_to_string(&path) {
+        Ok(token) if !token.trim().is_empty() => return Ok(token.trim().to_string()),
+        Ok(_) => "it is empty".to_string(),
+        Err(e) => e.to_string(),
+    };
+    bail!(
+        "no admin token: cannot read {} ({why}); pass the server's data directory \
+         (--data-dir or SESSIONGATE_DATA_DIR), its config file (--config or \
+         SESSIONGATE_CONFIG), or the token (--admin-token or SESSIONGATE_ADMIN_TOKEN)",
+        path.display()
+    )
+}
+
+/// The address to reach a server listening on `listen`: a server on every
+/// interface is reached on loopback.
+fn reachable(listen: &ListenAddr) -> String {
+    let (host, port) = listen.host_port();
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port)).to_string()
+        }
+        Ok(IpAddr::V6(ip)) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv6Addr::LOCALHOST, port)).to_string()
+        }
+        _ => listen.to_string(),
     }
 }
 
@@ -350,47 +393,110 @@ pub async fn health(conn: Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `sessiongate watch`: prints the live session event stream until
-/// interrupted, a line per event (`--json`: the events as sent).
-pub async fn watch(conn: Connection) -> anyhow::Result<()> {
-    use futures::StreamExt;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    use tokio_tungstenite::tungstenite::Message;
+/// First wait before `watch` reconnects; doubled after each failed attempt.
+const RECONNECT_FIRST: Duration = Duration::from_millis(500);
+const RECONNECT_MAX: Duration = Duration::from_secs(10);
+/// The server pings every 20 s; a half-open connection never fails by itself,
+/// so a stream silent for three pings counts as lost.
+const SILENCE_LIMIT: Duration = Duration::from_secs(60);
 
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Why a connection to the event stream failed.
+enum ConnectError {
+    /// The server refused the token: retrying cannot help.
+    Refused(anyhow::Error),
+    /// The server answered with another error status, as while it starts.
+    Status(anyhow::Error),
+    /// Nothing answered: the server is down, restarting or elsewhere.
+    Unreachable(anyhow::Error),
+}
+
+/// `sessiongate watch`: prints the live session event stream until
+/// interrupted, a line per event (`--json`: the events as sent). When the
+/// connection drops it reconnects with backoff, saying so on stderr, and
+/// goes on from the server's fresh snapshot.
+pub async fn watch(conn: Connection) -> anyhow::Result<()> {
     let api = Api::new(&conn)?;
     let url = format!("{}/api/mcp/ws/sessions", api.base.replacen("http", "ws", 1));
+    // A first connection that fails is an error, so a wrong URL shows at once.
+    let mut ws = connect(&url, &api.token).await.map_err(|e| match e {
+        ConnectError::Refused(e) | ConnectError::Status(e) => e,
+        ConnectError::Unreachable(e) => anyhow!("{e}; is `sessiongate serve` running?"),
+    })?;
+    loop {
+        let lost = follow(&mut ws, conn.json).await?;
+        let mut delay = RECONNECT_FIRST;
+        eprintln!("connection lost: {lost}; reconnecting in {delay:?}");
+        ws = loop {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(RECONNECT_MAX);
+            match connect(&url, &api.token).await {
+                Ok(ws) => break ws,
+                Err(ConnectError::Refused(e)) => return Err(e),
+                Err(ConnectError::Status(e) | ConnectError::Unreachable(e)) => {
+                    eprintln!("cannot reconnect: {e:#}; retrying in {delay:?}")
+                }
+            }
+        };
+        eprintln!("reconnected");
+    }
+}
+
+async fn connect(url: &str, token: &str) -> Result<Socket, ConnectError> {
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Error};
+
     let mut request = url
-        .as_str()
         .into_client_request()
-        .with_context(|| format!("{url} is not a WebSocket URL"))?;
+        .with_context(|| format!("{url} is not a WebSocket URL"))
+        .map_err(ConnectError::Refused)?;
     request.headers_mut().insert(
         "authorization",
-        format!("Bearer {}", api.token)
+        format!("Bearer {token}")
             .parse()
-            .context("the admin token is not a valid header value")?,
+            .context("the admin token is not a valid header value")
+            .map_err(ConnectError::Refused)?,
     );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .map_err(|e| match e {
-            tokio_tungstenite::tungstenite::Error::Http(r) => {
-                anyhow::anyhow!("{url}: {}", r.status())
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(Error::Http(r)) => {
+            let e = anyhow!("{url}: {}", r.status());
+            match r.status().as_u16() {
+                401 | 403 => Err(ConnectError::Refused(e)),
+                _ => Err(ConnectError::Status(e)),
             }
-            e => anyhow::anyhow!("cannot reach {url}: {e}; is `sessiongate serve` running?"),
-        })?;
-    while let Some(message) = ws.next().await {
-        let text = match message.context("the event stream failed")? {
-            Message::Text(text) => text,
-            Message::Close(_) => break,
-            _ => continue,
+        }
+        Err(e) => Err(ConnectError::Unreachable(anyhow!(
+            "cannot reach {url}: {e}"
+        ))),
+    }
+}
+
+/// Prints the stream's events until it ends; returns why it ended.
+async fn follow(ws: &mut Socket, json: bool) -> anyhow::Result<String> {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    loop {
+        let message = match tokio::time::timeout(SILENCE_LIMIT, ws.next()).await {
+            Err(_) => return Ok(format!("nothing received for {SILENCE_LIMIT:?}")),
+            Ok(None) | Ok(Some(Ok(Message::Close(_)))) => {
+                return Ok("the server closed the stream".into())
+            }
+            Ok(Some(Err(e))) => return Ok(e.to_string()),
+            Ok(Some(Ok(message))) => message,
         };
-        if conn.json {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        if json {
             println!("{text}");
             continue;
         }
         let event: Value = serde_json::from_str(&text).context("the server sent bad JSON")?;
         println!("{}", watch_line(&event));
     }
-    Ok(())
 }
 
 /// One event as a human-readable line.
@@ -456,4 +562,22 @@ fn base_url(s: &str) -> Result<String, String> {
         ));
     }
     Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_on_every_interface_is_reached_on_loopback() {
+        for (listen, reached) in [
+            ("0.0.0.0:8051", "127.0.0.1:8051"),
+            ("[::]:9000", "[::1]:9000"),
+            ("10.0.0.5:8051", "10.0.0.5:8051"),
+            ("localhost:8051", "localhost:8051"),
+        ] {
+            let listen: ListenAddr = listen.parse().unwrap();
+            assert_eq!(reachable(&listen), reached);
+        }
+    }
 }

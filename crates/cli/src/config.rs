@@ -413,6 +413,28 @@ impl Settings {
         })
     }
 
+    /// The settings the `SESSIONGATE_*` environment gives, read as `serve`
+    /// reads them (same names, same parsers), for commands without the
+    /// server's flags.
+    pub fn from_env() -> Result<Settings, ConfigError> {
+        #[derive(clap::Parser)]
+        #[command(no_binary_name = true)]
+        struct EnvOnly {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        <EnvOnly as clap::Parser>::try_parse_from(std::iter::empty::<String>())
+            .map(|e| e.settings)
+            .map_err(|e| {
+                let why = e.to_string();
+                let why = why.lines().next().unwrap_or_default();
+                ConfigError::Invalid(format!(
+                    "in the SESSIONGATE_* environment: {}",
+                    why.trim_start_matches("error: ")
+                ))
+            })
+    }
+
     /// Fills every setting not given here from `lower`.
     pub fn or(self, lower: Settings) -> Settings {
         Settings {

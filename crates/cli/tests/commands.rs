@@ -4,6 +4,10 @@ mod common;
 
 use std::process::Command;
 
+use std::path::Path;
+use std::time::Duration;
+
+use common::process::{free_port, Gateway, TOKEN};
 use common::{TestServer, ADMIN_TOKEN};
 use serde_json::{json, Value};
 
@@ -147,4 +151,232 @@ async fn next_line(lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> 
         .await
         .expect("watch printed nothing within 10 s")
         .expect("watch exited")
+}
+
+/// The binary as a user runs it, with none of the test's own environment for
+/// finding a server: a fresh HOME (so no default data directory), `env`
+/// added.
+fn operator(home: &Path, args: &[&str], env: &[(&str, &Path)]) -> (bool, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sessiongate"));
+    command
+        .args(args)
+        .env("HOME", home)
+        .env_remove("XDG_DATA_HOME");
+    for name in [
+        "SESSIONGATE_URL",
+        "SESSIONGATE_ADMIN_TOKEN",
+        "SESSIONGATE_DATA_DIR",
+        "SESSIONGATE_CONFIG",
+        "SESSIONGATE_LISTEN",
+    ] {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied());
+    let out = command.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_commands_find_the_token_in_the_servers_data_dir() {
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    let gateway = Gateway::start_with_token(free_port(), &["--data-dir", d], None).await;
+    let id = gateway.initialize("windsurf").await.unwrap();
+
+    let (ok, out, err) = operator(
+        home.path(),
+        &["health", "--data-dir", d, "--url", &gateway.base],
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("active 1") && out.contains(&id), "{out}");
+
+    let (ok, out, err) = operator(
+        home.path(),
+        &["sessions", "list", "--url", &gateway.base],
+        &[("SESSIONGATE_DATA_DIR", data.path())],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains(&id), "{out}");
+    gateway.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_commands_read_the_servers_config_file() {
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = data.path().join("sessiongate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n",
+            data.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let gateway = Gateway::start_with_token(port, &["--config", c], None).await;
+    let id = gateway.initialize("cursor").await.unwrap();
+
+    // No --url: the config's listen address says where the server is.
+    let (ok, out, err) = operator(home.path(), &["health", "--config", c], &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&id), "{out}");
+    let (ok, out, err) = operator(
+        home.path(),
+        &["sessions", "list"],
+        &[("SESSIONGATE_CONFIG", &config)],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains(&id), "{out}");
+
+    // A config file that names the token itself.
+    let token = std::fs::read_to_string(data.path().join("state/admin-token")).unwrap();
+    let with_token = data.path().join("with-token.toml");
+    std::fs::write(
+        &with_token,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nadmin_token = \"{}\"\n",
+            token.trim()
+        ),
+    )
+    .unwrap();
+    let (ok, out, err) = operator(
+        home.path(),
+        &["health", "--config", with_token.to_str().unwrap()],
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains(&id), "{out}");
+    gateway.stop();
+}
+
+#[test]
+fn without_a_token_the_error_names_every_way_to_give_one() {
+    let home = tempfile::tempdir().unwrap();
+    for command in [&["health"][..], &["sessions", "list"], &["watch"]] {
+        let mut args = command.to_vec();
+        args.extend(["--url", "http://127.0.0.1:1"]);
+        let (ok, _, err) = operator(home.path(), &args, &[]);
+        assert!(!ok, "{command:?} without a token succeeded");
+        let tried = home.path().join(".local/share/sessiongate/admin-token");
+        for needed in [
+            tried.to_str().unwrap(),
+            "--data-dir",
+            "SESSIONGATE_DATA_DIR",
+            "--config",
+            "SESSIONGATE_CONFIG",
+            "--admin-token",
+            "SESSIONGATE_ADMIN_TOKEN",
+        ] {
+            assert!(err.contains(needed), "{command:?}: {needed} missing: {err}");
+        }
+    }
+}
+
+#[test]
+fn watch_help_describes_what_watch_prints() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
+        .args(["watch", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(!help.contains("table"), "{help}");
+    assert!(help.contains("each event as sent"), "{help}");
+}
+
+/// A child's output lines as they come.
+fn lines_of(
+    out: impl std::io::Read + Send + 'static,
+) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// The first line within `within` that contains `wanted`.
+async fn line_with(
+    lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    wanted: &str,
+    within: Duration,
+) -> String {
+    tokio::time::timeout(within, async {
+        loop {
+            match lines.recv().await {
+                Some(line) if line.contains(wanted) => return line,
+                Some(_) => continue,
+                None => panic!("watch exited before printing {wanted:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("watch printed no {wanted:?} within {within:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_survives_a_server_restart() {
+    use std::process::Stdio;
+
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    let port = free_port();
+    let gateway = Gateway::start(port, &["--data-dir", d]).await;
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
+        .args(["watch", "--url", &gateway.base, "--admin-token", TOKEN])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = lines_of(watch.stdout.take().unwrap());
+    let mut err = lines_of(watch.stderr.take().unwrap());
+    let wait = Duration::from_secs(20);
+    line_with(&mut out, "snapshot: active 0", wait).await;
+    let before = gateway.initialize("cursor").await.unwrap();
+    line_with(&mut out, &before, wait).await;
+
+    gateway.kill();
+    let lost = line_with(&mut err, "connection lost", wait).await;
+    assert!(lost.contains("reconnecting in"), "{lost}");
+    let gateway = Gateway::start(port, &["--data-dir", d]).await;
+    line_with(&mut err, "reconnected", wait).await;
+    // The server's snapshot first, with the session kept across the restart.
+    line_with(&mut out, "snapshot: active 1", wait).await;
+    let after = gateway.initialize("windsurf").await.unwrap();
+    let created = line_with(&mut out, &after, wait).await;
+    assert!(
+        created.contains("created") && created.contains("Windsurf"),
+        "{created}"
+    );
+
+    // A server that no longer takes the token is an error, not retried.
+    gateway.kill();
+    let gateway = Gateway::start_with_token(
+        port,
+        &["--data-dir", d],
+        Some("another-admin-token-0123456789"),
+    )
+    .await;
+    let refused = line_with(&mut err, "401", wait).await;
+    assert!(refused.starts_with("error: "), "{refused}");
+    let deadline = std::time::Instant::now() + wait;
+    let status = loop {
+        if let Some(status) = watch.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "watch kept running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!status.success());
+    gateway.stop();
 }

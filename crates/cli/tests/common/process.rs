@@ -26,13 +26,21 @@ impl Gateway {
     /// Starts `sessiongate serve` on `port` with `args` and waits until it
     /// answers.
     pub async fn start(port: u16, args: &[&str]) -> Gateway {
+        Self::start_with_token(port, args, Some(TOKEN)).await
+    }
+
+    /// As [`Gateway::start`]; without `admin_token` the server reads or
+    /// creates the token in its data directory, as for a user.
+    pub async fn start_with_token(port: u16, args: &[&str], admin_token: Option<&str>) -> Gateway {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(
+                admin_token
+                    .map(|t| ["--admin-token", t])
+                    .into_iter()
+                    .flatten(),
+            )
             .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--admin-token",
-                TOKEN,
                 // Load from one address, as fast as it goes: the
                 // per-address initialize limit is not under test here.
                 "--initialize-rate",
