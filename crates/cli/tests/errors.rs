@@ -144,6 +144,11 @@ fn user_errors_are_one_line_without_backtraces() {
             "No such file or directory",
             false,
         ),
+        (
+            vec!["health", "--config", "/nonexistent/sg.toml"],
+            "No such file or directory",
+            false,
+        ),
         (vec!["serve", "--config", bad_toml], "line 1", false),
         (vec!["serve", "--config", bad_duration], "\"soon\"", false),
         (vec!["serve", "--idle-timeout", "soon"], "\"soon\"", true),
