@@ -1,6 +1,6 @@
 //! `sessiongate`: an MCP server and gateway with durable session management.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -140,21 +140,28 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let database = config.database.to_string();
     let server = app::start(config, SystemClock::shared()).await?;
     let base = format!("http://{}", server.addr);
-    println!("sessiongate {} listening on {base}", app::VERSION);
-    println!("  MCP endpoint   {base}/mcp");
-    println!("  dashboard      {base}/");
-    println!("  session API    {base}/api/mcp/sessions");
-    println!("  data directory {}", data_dir.display());
-    println!("  session store  {database}");
-    println!(
-        "  admin token    {}{}",
-        server.admin_token,
-        if server.admin_token_created {
-            "  (new; saved in the data directory)"
-        } else {
-            ""
-        }
+    let token_note = if server.admin_token_created {
+        "  (new; saved in the data directory)"
+    } else {
+        ""
+    };
+    let banner = format!(
+        "sessiongate {version} listening on {base}\n  \
+         MCP endpoint   {base}/mcp\n  \
+         dashboard      {base}/\n  \
+         session API    {base}/api/mcp/sessions\n  \
+         data directory {data_dir}\n  \
+         session store  {database}\n  \
+         admin token    {token}{token_note}\n",
+        version = app::VERSION,
+        data_dir = data_dir.display(),
+        token = server.admin_token,
     );
+    // The banner is for whoever watches; a closed stdout (`serve | head -1`)
+    // must not take the server down, as `println!` would by panicking.
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    drop(out);
     server.run_until(shutdown_signal()).await
 }
 

@@ -333,3 +333,52 @@ fn a_database_url_that_is_neither_url_nor_file_is_refused() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(dir.path().join("sessions.db").exists());
 }
+
+/// `sessiongate serve | head -1`: the reader of the banner goes away, the
+/// server stays.
+#[tokio::test]
+async fn serve_outlives_a_closed_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("SESSIONGATE_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if let Ok(r) = http
+            .get(format!("http://127.0.0.1:{port}/api/health"))
+            .send()
+            .await
+        {
+            up = r.status().is_success();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The banner is written once the listener is up: give it a moment to
+    // hit the closed pipe before asking again.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let alive = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        up && alive,
+        "serve stopped with its stdout closed: {}",
+        text(&out.stderr)
+    );
+}
