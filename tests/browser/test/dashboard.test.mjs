@@ -2,11 +2,12 @@
 // test, watched while a real MCP client (the TypeScript SDK) comes and goes.
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { artifact, byTest, launch, mcpClient, openPage, PHONE, DESKTOP, row, signIn, waitMode } from '../lib/browser.mjs';
-import { Server } from '../lib/server.mjs';
+import { Server, tempDir } from '../lib/server.mjs';
 
 let browser;
 
@@ -509,3 +510,190 @@ test('screenshots of the main view: light and dark, desktop and phone', async ()
     await server.stop();
   }
 });
+
+// ---------------------------------------------------------------- issue 18: what a newcomer tripped on
+
+test('overview first: cards and charts come before the session table, on the first screen of a desktop', () =>
+  withDashboard(async ({ server, page, connect }) => {
+    await connect('overview-client', '1');
+    await signIn(page, server);
+    await waitMode(page, 'live');
+    await page.waitForFunction(() => document.querySelectorAll('.chart .nodata, .chart svg').length === 4);
+    const top = (id) => byTest(page, id).evaluate((n) => n.getBoundingClientRect().top + window.scrollY);
+    const viewport = page.viewportSize().height;
+    const table = await top('sessions-table');
+    for (const id of ['card-active', 'chart-active', 'chart-rps']) {
+      const y = await top(id);
+      assert.ok(y < table, `${id} (at ${y} px) comes before the session table (at ${table} px)`);
+      assert.ok(y < viewport, `${id} (at ${y} px) is on the first screen (${viewport} px)`);
+    }
+    for (const id of ['chart-latency', 'chart-tools']) assert.ok((await top(id)) < table, `${id} comes before the session table`);
+    await page.screenshot({ path: artifact('overview-desktop.png') });
+  }));
+
+test('phone: the session table shows client, status and idle without sideways scroll', () =>
+  withDashboard(
+    async ({ server, page, connect }) => {
+      const a = await connect('a-rather-long-client-name-for-a-phone', '12.34.56');
+      const b = await connect('phone-client', '1');
+      await b.transport.terminateSession();
+      await signIn(page, server);
+      await waitMode(page, 'live');
+      await page.waitForFunction(() => document.querySelectorAll('[data-testid="session-row"]').length === 2);
+      const wrap = page.locator('.sessions .table-wrap');
+      const [scroll, client] = await wrap.evaluate((n) => [n.scrollWidth, n.clientWidth]);
+      assert.ok(scroll <= client, `the table fits its box (${scroll} px in ${client} px)`);
+      const width = page.viewportSize().width;
+      for (const id of [a.sessionId, b.sessionId]) {
+        for (const cell of ['row-id', 'row-client', 'row-status', 'row-idle']) {
+          const box = await row(page, id).locator(`[data-testid="${cell}"]`).boundingBox();
+          assert.ok(box && box.width > 0 && box.x >= 0 && box.x + box.width <= width, `${cell} is on screen (${JSON.stringify(box)})`);
+        }
+      }
+      assert.equal(await row(page, b.sessionId).locator('[data-testid="row-status"]').isVisible(), true);
+      await row(page, a.sessionId).scrollIntoViewIfNeeded();
+      await page.screenshot({ path: artifact('sessions-phone.png') });
+    },
+    { page: PHONE },
+  ));
+
+test('connection lost: a banner says since when, numbers grey out and idle clocks stop; back to normal when the server returns', async () => {
+  const dir = tempDir();
+  const adminToken = `browser-test-stale-${Date.now()}`;
+  let server = await Server.start({ dataDir: dir, adminToken });
+  const { context, page } = await openPage(browser);
+  let client;
+  try {
+    client = await mcpClient(server, 'stale-client', '1');
+    await signIn(page, server);
+    await waitMode(page, 'live');
+    await row(page, client.sessionId).waitFor();
+    assert.equal(await byTest(page, 'stale-banner').isVisible(), false);
+    const liveAt = await page.evaluate(() => Date.now());
+
+    const listen = new URL(server.baseUrl).host;
+    await server.stop();
+    await waitMode(page, 'offline', 15_000);
+    const banner = byTest(page, 'stale-banner');
+    await banner.waitFor({ state: 'visible' });
+    const shownAt = await page.evaluate(() => Date.now());
+    const text = await banner.textContent();
+    assert.match(text, /^Connection lost — showing data from (.+)\. Retrying…$/);
+    const since = text.match(/from (.+)\. Retrying/)[1];
+    // the last answer came between the page going live and the banner showing
+    const candidates = await page.evaluate(([from, to]) => {
+      const f = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+      const out = [];
+      for (let t = from - 1000; t <= to + 1000; t += 500) out.push(f.format(new Date(t)));
+      return out;
+    }, [liveAt, shownAt]);
+    assert.ok(candidates.includes(since), `"${since}" is a time of day between going live and losing the server`);
+    const opacity = await byTest(page, 'card-total').evaluate((n) => Number(getComputedStyle(n).opacity));
+    assert.ok(opacity < 1, `numbers are greyed (opacity ${opacity})`);
+    const idle = () => page.locator('[data-testid="row-idle"]').first().textContent();
+    const uptimeBefore = await page.locator('[data-testid="row-uptime"]').first().textContent();
+    const idleBefore = await idle();
+    await sleep(2500);
+    assert.equal(await idle(), idleBefore, 'the idle clock stands still');
+    assert.equal(await page.locator('[data-testid="row-uptime"]').first().textContent(), uptimeBefore, 'the uptime clock stands still');
+    await page.screenshot({ path: artifact('stale-desktop.png') });
+
+    // the same server comes back where it was
+    server = await Server.start({ dataDir: dir, adminToken, listen });
+    await waitMode(page, 'live', 40_000);
+    await banner.waitFor({ state: 'hidden' });
+    assert.equal(await page.locator('main.stale').count(), 0, 'no longer greyed');
+    assert.deepEqual(page.problems, []);
+  } catch (e) {
+    console.error(`--- sessiongate log (tail) ---\n${server.logTail()}`);
+    throw e;
+  } finally {
+    await client?.close();
+    await context.close();
+    await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('one time format in the reader\'s locale, and durations with their real precision', () =>
+  withDashboard(
+    async ({ server, page, connect }) => {
+      const c = await connect('time-client', '1');
+      await signIn(page, server);
+      await waitMode(page, 'live');
+      const real = await server.admin(`/api/mcp/sessions/${c.sessionId}`);
+      const started = new Date(Date.now() - 60_000).toISOString();
+      const requests = [0.0042, 0.4, 3.25, 250, 2500, 90_000].map((ms, i) => ({
+        started_at: started,
+        method: 'tools/call',
+        tool_name: `t${i}`,
+        duration_ms: ms,
+        status: 'success',
+      }));
+      await page.route(new RegExp(`/api/mcp/sessions/${c.sessionId}$`), (route) =>
+        route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ ...real.body, requests, summary: { errors: 0, avg_duration_ms: 0.4 } }) }),
+      );
+      await row(page, c.sessionId).locator('[data-testid="row-client"]').click();
+      await page.waitForFunction(() => document.querySelectorAll('[data-testid="detail-request"]').length === 6);
+      const durations = await page.locator('[data-testid="detail-request-duration"]').allTextContents();
+      assert.deepEqual(durations, ['4.2 µs', '400 µs', '3.25 ms', '250 ms', '2.5 s', '1.5 min']);
+      assert.equal(await byTest(page, 'detail-avg').textContent(), '400 µs');
+
+      const fmt = (iso) =>
+        page.evaluate((t) => new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' }).format(new Date(t)), iso);
+      const time = await page.locator('[data-testid="detail-request-time"]').first().textContent();
+      assert.equal(time, await fmt(started));
+      assert.match(time, /^\d{2}:\d{2}:\d{2} (AM|PM)$/, 'en-US shows a 12-hour clock');
+      const connected = await byTest(page, 'detail-connected').textContent();
+      assert.ok(connected.endsWith(await fmt(real.body.session.connected_at)), `same time format in "${connected}"`);
+    },
+    { page: { locale: 'en-US', timezoneId: 'UTC' } },
+  ));
+
+test('a favicon and no 404 while the page loads; the theme control says what it does', () =>
+  withDashboard(async ({ server, page }) => {
+    const missing = [];
+    page.on('response', (r) => {
+      if (r.status() === 404) missing.push(r.url());
+    });
+    await signIn(page, server);
+    await waitMode(page, 'live');
+    await page.waitForFunction(() => document.querySelectorAll('.chart .nodata, .chart svg').length === 4);
+    await sleep(300);
+    assert.deepEqual(missing, [], 'nothing the page asked for is missing');
+    const icon = await fetch(`${server.baseUrl}/favicon.ico`);
+    assert.equal(icon.status, 200);
+    assert.equal(icon.headers.get('content-type'), 'image/svg+xml');
+    assert.match(await icon.text(), /^<svg/);
+    assert.equal(await page.locator('link[rel="icon"]').getAttribute('href'), '/favicon.svg');
+
+    const toggle = byTest(page, 'theme-toggle');
+    assert.equal((await toggle.textContent()).trim(), 'Theme: auto (system)');
+    assert.match(await toggle.getAttribute('title'), /follows the system/);
+    assert.match(await toggle.getAttribute('aria-label'), /auto \(system\)\. Click for light/);
+    await toggle.click();
+    assert.equal((await toggle.textContent()).trim(), 'Theme: light');
+    assert.match(await toggle.getAttribute('aria-label'), /Click for dark/);
+  }));
+
+test('after a Terminate the cards follow the table at once', () =>
+  withDashboard(async ({ server, page, connect }) => {
+    const c = await connect('terminate-cards', '1');
+    await signIn(page, server);
+    await waitMode(page, 'live');
+    await page.waitForFunction(() => document.querySelector('[data-testid="card-active"]').textContent === '1');
+    await row(page, c.sessionId).locator('[data-testid="row-client"]').click();
+    await byTest(page, 'detail').waitFor({ state: 'visible' });
+    page.once('dialog', (d) => d.accept());
+    const deleted = page.waitForRequest((r) => r.method() === 'DELETE');
+    await byTest(page, 'detail-terminate').click();
+    await deleted;
+    // the health report is asked for right after the DELETE answers, not at the next update
+    await page.waitForRequest((r) => r.url().endsWith('/api/mcp/sessions/health'), { timeout: 1000 });
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid="card-active"]').textContent === '0' && document.querySelector('[data-testid="card-disconnected"]').textContent === '1',
+      null,
+      { timeout: 1000 },
+    );
+    assert.equal(await row(page, c.sessionId).locator('[data-testid="row-status"]').textContent(), 'disconnected');
+  }));
