@@ -973,9 +973,11 @@
         const bw = Math.max(v > 0 ? 2 : 0, (v / max) * iw);
         const by = top + ki * barH;
         g.append(svg('rect', { x: labelW, y: by, width: bw.toFixed(1), height: barH - 1, rx: 2, class: `bar ${k.cls}` }, svg('title', { text: `${r.label} ${k.label}: ${format(v)}` })));
-        if (ki === keys.length - 1 || keys.length === 1) {
-          const shown = keys.length === 1 ? format(v) : format(Math.max(...r.values.map(Number).filter(Number.isFinite)));
-          g.append(svg('text', { x: labelW + bw + 6, y: top + (groupH - 10) / 2 + 4, class: 'axis value', text: shown }));
+        if (ki === keys.length - 1) {
+          // after the longest bar of the group
+          const top1 = Math.max(0, ...r.values.map(Number).filter(Number.isFinite));
+          const end = labelW + Math.max(top1 > 0 ? 2 : 0, (top1 / max) * iw);
+          g.append(svg('text', { x: end + 6, y: top + (groupH - 10) / 2 + 4, class: 'axis value', text: format(top1) }));
         }
       });
       root.append(g);
@@ -1049,7 +1051,7 @@
       return;
     }
     const rt = an.response_times || {};
-    const tools = (Array.isArray(rt.by_tool) ? rt.by_tool : []).filter((t) => t && t.tool);
+    const tools = (Array.isArray(rt.by_tool) ? rt.by_tool : []).filter((t) => t && t.tool && !t.unknown);
     const hasPct = Number.isFinite(Number(rt.p50));
     const parts = [];
     if (hasPct) parts.push(`all requests: p50 ${fmtMs(rt.p50)} · p95 ${fmtMs(rt.p95)} · p99 ${fmtMs(rt.p99)}`);
@@ -1084,28 +1086,43 @@
 
   function renderToolsChart() {
     const box = byId('chart-tools');
-    let counts = null;
+    const note = byId('tools-unknown');
+    let tools = null;
     const us = state.usage;
     if (us && !us.error && us.by_tool && typeof us.by_tool === 'object') {
-      counts = Object.entries(us.by_tool).map(([tool, v]) => [tool, Number(v && v.count) || 0]);
+      tools = Object.entries(us.by_tool).map(([tool, v]) => ({ tool, count: Number(v && v.count) || 0, errors: Number(v && v.errors) || 0, unknown: Boolean(v && v.unknown) }));
     } else if (state.analytics && !state.analytics.error && state.analytics.response_times && Array.isArray(state.analytics.response_times.by_tool)) {
-      counts = state.analytics.response_times.by_tool.map((t) => [t.tool, Number(t.count) || 0]);
+      tools = state.analytics.response_times.by_tool.map((t) => ({ tool: t.tool, count: Number(t.count) || 0, errors: Number(t.errors) || 0, unknown: Boolean(t.unknown) }));
     }
-    if (!counts) {
+    if (!tools) {
       noData(box, us && us.error ? us.error : LOADING);
+      note.hidden = true;
       return;
     }
-    counts = counts.filter(([t, c]) => t && c > 0).sort((a, b) => b[1] - a[1]);
-    if (!counts.length) {
+    tools = tools.filter((t) => t.tool && t.count > 0).sort((a, b) => b.count - a.count);
+    // Names clients tried that the server does not offer are not tools: listed apart.
+    const unknown = tools.filter((t) => t.unknown);
+    setText(
+      note,
+      unknown.length
+        ? `Unknown tools tried (not in this server's catalog): ${unknown.map((t) => `${t.tool} ×${fmtInt(t.count)}`).join(', ')}`
+        : '',
+    );
+    note.hidden = unknown.length === 0;
+    const known = tools.filter((t) => !t.unknown);
+    if (!known.length) {
       noData(box, 'No tool calls today (UTC).');
       return;
     }
-    const rows = counts.slice(0, 10).map(([tool, c]) => ({ label: tool, values: [c] }));
+    const rows = known.slice(0, 10).map((t) => ({ label: t.tool, values: [t.count, t.errors] }));
     barChart(box, {
       rows,
-      keys: [{ label: 'requests', cls: 's2' }],
+      keys: [
+        { label: 'requests', cls: 's2' },
+        { label: 'errors', cls: 's4' },
+      ],
       format: fmtInt,
-      label: `Requests by tool: ${rows.map((r) => `${r.label} ${r.values[0]}`).join(', ')}`,
+      label: `Requests by tool: ${rows.map((r) => `${r.label} ${r.values[0]} (${r.values[1]} errors)`).join(', ')}`,
     });
   }
 

@@ -697,3 +697,116 @@ test('after a Terminate the cards follow the table at once', () =>
     );
     assert.equal(await row(page, c.sessionId).locator('[data-testid="row-status"]').textContent(), 'disconnected');
   }));
+
+/** Waits until the request log (written behind) holds `count` tools/call requests today. */
+async function loggedCalls(server, count) {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const { body } = await server.admin('/api/mcp/usage/summary?days=1');
+    const calls = Object.values(body.by_tool ?? {}).reduce((n, t) => n + t.count, 0);
+    if (calls >= count) return body;
+    if (Date.now() > deadline) throw new Error(`the request log holds ${calls} calls, not ${count}: ${JSON.stringify(body)}`);
+    await sleep(100);
+  }
+}
+
+test('unknown tools that clients tried are listed apart, not charted as tools; errors are their own bars', () =>
+  withDashboard(async ({ server, page, connect }) => {
+    const c = await connect('unknown-tool-client', '1');
+    for (let i = 0; i < 2; i++) await c.client.callTool({ name: 'echo', arguments: { text: 'ok' } });
+    await c.client.callTool({ name: 'echo', arguments: {} }).catch(() => {});
+    await c.client.callTool({ name: 'no_such_tool', arguments: {} }).catch(() => {});
+    const usage = await loggedCalls(server, 4);
+    assert.equal(usage.by_tool.no_such_tool.unknown, true, 'the API marks the name unknown');
+    assert.equal(usage.by_tool.echo.unknown, undefined, 'and not a real tool');
+    const echoErrors = usage.by_tool.echo.errors;
+
+    await signIn(page, server);
+    await waitMode(page, 'live');
+    await page.locator('[data-testid="chart-tools"] svg').waitFor();
+    const note = byTest(page, 'tools-unknown');
+    await note.waitFor({ state: 'visible' });
+    assert.equal(await note.textContent(), "Unknown tools tried (not in this server's catalog): no_such_tool ×1");
+    assert.doesNotMatch(await byTest(page, 'chart-tools').textContent(), /no_such_tool/);
+    assert.doesNotMatch(await page.locator('[data-testid="chart-latency"] svg').getAttribute('aria-label'), /no_such_tool/);
+    assert.equal(
+      await page.locator('[data-testid="chart-tools"] svg').getAttribute('aria-label'),
+      `Requests by tool: echo ${usage.by_tool.echo.count} (${echoErrors} errors)`,
+    );
+    assert.equal(await page.locator('[data-testid="chart-tools"] rect.bar.s4').count(), 1, 'an errors bar');
+    await byTest(page, 'chart-tools').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: artifact('tools-unknown-desktop.png') });
+  }));
+
+/** One stateless (2026-07-28) tools/call, as a client without a session makes it. */
+async function statelessEcho(server, name, version) {
+  const res = await fetch(server.mcpUrl, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': 'tools/call',
+      'mcp-name': 'echo',
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: {
+        name: 'echo',
+        arguments: { text: 'stateless' },
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+          'io.modelcontextprotocol/clientInfo': { name, version },
+          'io.modelcontextprotocol/clientCapabilities': {},
+        },
+      },
+    }),
+  });
+  const body = await res.text();
+  assert.equal(res.status, 200, body);
+}
+
+test('stateless clients: a list with client, principal, requests, last seen and protocol, on desktop and phone', () =>
+  withDashboard(async ({ server, page }) => {
+    for (let i = 0; i < 3; i++) await statelessEcho(server, 'stateless-agent', '4.2');
+    await statelessEcho(server, 'other-stateless-client', '1.0');
+    await signIn(page, server);
+    await waitMode(page, 'live');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="client-row"]').length === 2);
+    const r = page.locator('[data-testid="client-row"][data-client-key="anonymous/stateless-agent/4.2"]');
+    assert.match(await r.locator('[data-testid="client-name"]').textContent(), /stateless-agent\s+4\.2/);
+    assert.equal(await r.locator('[data-testid="client-principal"]').textContent(), '–');
+    assert.equal(await r.locator('[data-testid="client-requests"]').textContent(), '3');
+    assert.equal(await r.locator('[data-testid="client-protocol"]').textContent(), '2026-07-28');
+    const { body } = await server.admin('/api/mcp/clients');
+    const seen = body.clients.find((c) => c.client_key === 'anonymous/stateless-agent/4.2').last_seen;
+    const expected = await page.evaluate((t) => new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' }).format(new Date(t)), seen);
+    assert.equal(await r.locator('[data-testid="client-last-seen"]').textContent(), expected);
+    assert.equal(await byTest(page, 'clients-summary').textContent(), '2 clients · 4 requests');
+    await byTest(page, 'clients-table').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: artifact('clients-desktop.png') });
+
+    // a new stateless client shows up without a reload (the live stream's client_activity)
+    await statelessEcho(server, 'late-stateless-client', '2');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="client-row"]').length === 3, null, { timeout: 5000 });
+
+    const phone = await openPage(browser, PHONE);
+    try {
+      await signIn(phone.page, server);
+      await waitMode(phone.page, 'live');
+      await phone.page.waitForFunction(() => document.querySelectorAll('[data-testid="client-row"]').length === 3);
+      const wrap = phone.page.locator('.clients .table-wrap');
+      const [scroll, width] = await wrap.evaluate((n) => [n.scrollWidth, n.clientWidth]);
+      assert.ok(scroll <= width, `the clients table fits a phone (${scroll} px in ${width} px)`);
+      for (const cell of ['client-name', 'client-requests', 'client-last-seen']) {
+        assert.equal(await phone.page.locator(`[data-testid="client-row"] [data-testid="${cell}"]`).first().isVisible(), true, `${cell} shown`);
+      }
+      await byTest(phone.page, 'clients-table').scrollIntoViewIfNeeded();
+      await phone.page.screenshot({ path: artifact('clients-phone.png') });
+      assert.deepEqual(phone.page.problems, []);
+    } finally {
+      await phone.context.close();
+    }
+  }));
