@@ -685,17 +685,18 @@ test('after a Terminate the cards follow the table at once', () =>
     await row(page, c.sessionId).locator('[data-testid="row-client"]').click();
     await byTest(page, 'detail').waitFor({ state: 'visible' });
     page.once('dialog', (d) => d.accept());
-    const deleted = page.waitForRequest((r) => r.method() === 'DELETE');
+    const asked = [];
+    page.on('request', (r) => asked.push(`${r.method()} ${new URL(r.url()).pathname}`));
     await byTest(page, 'detail-terminate').click();
-    await deleted;
-    // the health report is asked for right after the DELETE answers, not at the next update
-    await page.waitForRequest((r) => r.url().endsWith('/api/mcp/sessions/health'), { timeout: 1000 });
     await page.waitForFunction(
       () => document.querySelector('[data-testid="card-active"]').textContent === '0' && document.querySelector('[data-testid="card-disconnected"]').textContent === '1',
       null,
       { timeout: 1000 },
     );
     assert.equal(await row(page, c.sessionId).locator('[data-testid="row-status"]').textContent(), 'disconnected');
+    // the health report was asked for right after the DELETE, not left to the next update
+    const del = asked.indexOf(`DELETE /api/mcp/sessions/${c.sessionId}`);
+    assert.ok(del >= 0 && asked.slice(del).includes('GET /api/mcp/sessions/health'), asked.join(', '));
   }));
 
 /** Waits until the request log (written behind) holds `count` tools/call requests today. */
