@@ -68,13 +68,16 @@ pub async fn analytics(
 ) -> Result<Json<AnalyticsReport>, ApiError> {
     let days = within("days", params.days.unwrap_or(7), MAX_DAYS)?;
     let store = state.manager.store().as_ref();
-    let report = analytics::analytics(
+    let mut report = analytics::analytics(
         store,
         state.manager.now(),
         days,
         params.compare.unwrap_or(false),
     )
     .await?;
+    for t in &mut report.response_times.by_tool {
+        t.unknown = !(state.known_tool)(&t.tool);
+    }
     Ok(Json(report))
 }
 
@@ -97,8 +100,11 @@ pub async fn usage_summary(
     Params(params): Params<AnalyticsParams>,
 ) -> Result<Json<UsageSummary>, ApiError> {
     let days = within("days", params.days.unwrap_or(7), MAX_DAYS)?;
-    let summary =
+    let mut summary =
         analytics::usage(state.manager.store().as_ref(), state.manager.now(), days).await?;
+    for (tool, usage) in &mut summary.by_tool {
+        usage.unknown = !(state.known_tool)(tool);
+    }
     Ok(Json(summary))
 }
 

@@ -35,6 +35,10 @@ pub use error::ApiError;
 /// has ended durably, so the MCP transport can close its open streams.
 pub type TerminateHook = Arc<dyn Fn(SessionId) + Send + Sync>;
 
+/// Whether the MCP server offers a tool of this name: the analytics routes
+/// mark the others `unknown`, names clients tried rather than tools.
+pub type ToolCatalog = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
@@ -47,6 +51,8 @@ pub struct ApiState {
     pub started_at: Timestamp,
     /// The live event stream's fan-out, shared by its subscribers.
     pub live: Arc<live::LiveHub>,
+    /// The MCP server's tool catalog, for the analytics' `unknown` marks.
+    pub known_tool: ToolCatalog,
 }
 
 impl ApiState {
@@ -59,12 +65,20 @@ impl ApiState {
             on_terminate: Arc::new(|_| {}),
             started_at,
             live: Arc::default(),
+            known_tool: Arc::new(|_| true),
         }
     }
 
     /// Sets the hook called after an admin terminate.
     pub fn on_terminate(mut self, hook: impl Fn(SessionId) + Send + Sync + 'static) -> Self {
         self.on_terminate = Arc::new(hook);
+        self
+    }
+
+    /// Sets the tool catalog the analytics routes check names against
+    /// (without one, every name counts as a tool).
+    pub fn known_tool(mut self, known: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        self.known_tool = Arc::new(known);
         self
     }
 }

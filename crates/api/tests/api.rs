@@ -48,8 +48,11 @@ async fn start() -> Harness {
         .expect("manager");
     let terminated = Arc::new(Mutex::new(Vec::new()));
     let seen = terminated.clone();
-    let state =
-        ApiState::new(manager.clone(), TOKEN).on_terminate(move |id| seen.lock().unwrap().push(id));
+    // The catalog of a server whose one tool is echo: the tests' other
+    // names are names clients tried.
+    let state = ApiState::new(manager.clone(), TOKEN)
+        .on_terminate(move |id| seen.lock().unwrap().push(id))
+        .known_tool(|name| name == "echo");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -1079,6 +1082,9 @@ async fn analytics_usage_and_timeline_report_the_request_log() {
     assert_eq!(usage["by_tool"]["echo"]["errors"], 1);
     assert_eq!(usage["by_tool"]["echo"]["avg_ms"], 5.5);
     assert_eq!(usage["by_tool"]["search"]["count"], 1);
+    // A name outside the server's catalog is marked; a tool is not.
+    assert_eq!(usage["by_tool"]["search"]["unknown"], true);
+    assert_eq!(usage["by_tool"]["echo"].get("unknown"), None);
 
     let report = h.get("/api/mcp/analytics?days=2&compare=true").await;
     assert_eq!(
@@ -1107,6 +1113,9 @@ async fn analytics_usage_and_timeline_report_the_request_log() {
     );
     assert_eq!(echo["min_ms"], 1.0);
     assert_eq!(echo["max_ms"], 10.0);
+    assert_eq!(echo.get("unknown"), None);
+    assert_eq!(report["response_times"]["by_tool"][1]["tool"], "search");
+    assert_eq!(report["response_times"]["by_tool"][1]["unknown"], true);
     assert_eq!(report["response_times"]["p99"], 100.0);
     assert_eq!(
         report["comparison"]["requests"],

@@ -126,6 +126,10 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         on_terminate: Arc::new(move |id| peers.remove(id)),
         started_at: manager.now(),
         live: Arc::default(),
+        known_tool: {
+            let server = mcp.server.clone();
+            Arc::new(move |name: &str| server.has_tool(name))
+        },
     };
     let app = Router::new()
         .merge(sessiongate_dashboard::router())

@@ -189,6 +189,10 @@ pub struct ToolTimes {
     pub p50: f64,
     pub p95: f64,
     pub p99: f64,
+    /// Not in the server's tool catalog: a name a client tried (set by the
+    /// API, which knows the catalog; absent when false).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unknown: bool,
 }
 
 /// A figure now and in the previous period.
@@ -332,6 +336,9 @@ pub struct ToolUsage {
     pub cost: f64,
     pub errors: u64,
     pub avg_ms: f64,
+    /// Not in the server's tool catalog (see [`ToolTimes::unknown`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unknown: bool,
 }
 
 /// Usage over the `days` UTC days ending today.
@@ -364,6 +371,7 @@ pub async fn usage(
                     cost: 0.0,
                     errors: l.errors,
                     avg_ms: mean_ms(l.sum_us, l.count),
+                    unknown: false,
                 };
                 l.tool.map(|t| (t, usage))
             })
@@ -479,6 +487,7 @@ fn tool_times(tool: String, l: &Latency) -> ToolTimes {
         p50: ms(l.p50_us),
         p95: ms(l.p95_us),
         p99: ms(l.p99_us),
+        unknown: false,
     }
 }
 

@@ -85,32 +85,40 @@
     return `${d}d ${h % 24}h`;
   }
 
+  /** Milliseconds with the precision they have: µs below 1 ms, min above 1 min. */
   function fmtMs(ms) {
     const x = Number(ms);
     if (!Number.isFinite(x)) return '–';
-    if (x >= 1000) return `${fmtNum(x / 1000, 2)} s`;
-    if (x >= 10) return `${fmtNum(x, 0)} ms`;
-    return `${fmtNum(x, 2)} ms`;
+    if (x <= 0) return '0 ms';
+    if (x < 1) return `${fmtNum(x * 1000, x < 0.01 ? 1 : 0)} µs`;
+    if (x < 10) return `${fmtNum(x, 2)} ms`;
+    if (x < 1000) return `${fmtNum(x, 0)} ms`;
+    if (x < 60_000) return `${fmtNum(x / 1000, 2)} s`;
+    return `${fmtNum(x / 60_000, 1)} min`;
   }
+
+  // One time format everywhere, in the reader's locale: hour, minute and
+  // second (the request log keeps the full instant in its cells' titles).
+  const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  const dateTimeFmt = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  const axisFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+  const axisDayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'short', hour: '2-digit', minute: '2-digit' });
 
   function fmtDateTime(iso) {
     if (!iso) return '–';
     const d = new Date(iso);
     if (Number.isNaN(d.getTime())) return String(iso);
-    return d.toLocaleString(undefined, { year: 'numeric', month: 'short', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    return dateTimeFmt.format(d);
   }
 
-  function fmtClock(iso) {
-    const d = new Date(iso);
+  function fmtTime(value) {
+    const d = new Date(value);
     if (Number.isNaN(d.getTime())) return '–';
-    const p = (n, w = 2) => String(n).padStart(w, '0');
-    return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+    return timeFmt.format(d);
   }
 
   function fmtHourMinute(ms, withDay) {
-    const d = new Date(ms);
-    const hm = `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
-    return withDay ? `${d.toLocaleDateString(undefined, { weekday: 'short' })} ${hm}` : hm;
+    return (withDay ? axisDayFmt : axisFmt).format(new Date(ms));
   }
 
   const shortId = (id) => String(id || '').slice(0, 8);
@@ -125,6 +133,8 @@
     wsAttempt: 0,
     wsRetryTimer: 0,
     offline: false,
+    // when the server last answered (local ms): the age of what is shown once it stops
+    lastUpdated: 0,
     tickTimer: 0,
     lastTick: 0,
     clockTimer: 0,
@@ -150,6 +160,8 @@
     timeline: null,
     analytics: null,
     usage: null,
+    // stateless clients (GET /api/mcp/clients)
+    clients: null,
     // detail
     detailId: null,
     detailSession: null,
@@ -236,9 +248,23 @@
       badge.setAttribute('aria-label', `Connection mode: ${mode}`);
       document.documentElement.dataset.mode = mode;
     }
+    renderStale();
+  }
+
+  /** While the server is unreachable everything shown is old: say how old, grey it, stop the clocks. */
+  function renderStale() {
+    const stale = state.running && state.offline;
+    const banner = tid('stale-banner');
+    byId('main').classList.toggle('stale', stale);
+    if (stale) {
+      const since = state.lastUpdated ? ` — showing data from ${fmtTime(state.lastUpdated)}` : '';
+      setText(banner, `Connection lost${since}. Retrying…`);
+    }
+    banner.hidden = !stale;
   }
 
   function setReachable(ok) {
+    if (ok) state.lastUpdated = Date.now();
     if (state.offline === !ok) return;
     state.offline = !ok;
     updateMode();
@@ -499,9 +525,9 @@
       statusBadge: el('span', { class: 'status', 'data-testid': 'row-status' }),
       reason: el('span', { class: 'reason muted small', 'data-testid': 'row-reason' }),
       idle: el('td', { class: 'num', 'data-testid': 'row-idle' }),
-      uptime: el('td', { class: 'num', 'data-testid': 'row-uptime' }),
-      protocol: el('td', { class: 'mono small', 'data-testid': 'row-protocol' }),
-      requests: el('td', { class: 'num', 'data-testid': 'row-requests' }),
+      uptime: el('td', { class: 'num col-opt', 'data-testid': 'row-uptime' }),
+      protocol: el('td', { class: 'mono small col-opt', 'data-testid': 'row-protocol' }),
+      requests: el('td', { class: 'num col-opt', 'data-testid': 'row-requests' }),
       clientName: el('span', { class: 'client-type' }),
       clientVersion: el('span', { class: 'muted small' }),
     };
@@ -611,6 +637,56 @@
     reloadPageSoon();
   }
 
+  // ------------------------------------------------------------ stateless clients
+  async function refreshClients() {
+    try {
+      const body = await call('/api/mcp/clients');
+      state.clients = Array.isArray(body && body.clients) ? body.clients : [];
+    } catch (e) {
+      if (e instanceof AuthError) return;
+      state.clients = state.clients || [];
+    }
+    if (state.running) requestAnimationFrame(renderClients);
+  }
+
+  let clientsTimer = 0;
+  /** At most one clients fetch a second, however busy the stateless traffic. */
+  function refreshClientsSoon() {
+    if (clientsTimer) return;
+    clientsTimer = setTimeout(() => {
+      clientsTimer = 0;
+      if (state.running) refreshClients();
+    }, 1000);
+  }
+
+  function renderClients() {
+    const clients = state.clients;
+    if (!clients) return;
+    const rows = [...clients]
+      .sort((a, b) => Date.parse(b.last_seen) - Date.parse(a.last_seen))
+      .map((c) =>
+        el(
+          'tr',
+          { 'data-testid': 'client-row', 'data-client-key': c.client_key },
+          el(
+            'td',
+            { 'data-testid': 'client-name', title: [c.client_name, c.client_version].filter(Boolean).join(' ') || 'no clientInfo' },
+            el('span', { class: 'client-type', text: c.client_type || 'unknown' }),
+            ' ',
+            el('span', { class: 'muted small', text: c.client_version || '' }),
+          ),
+          el('td', { class: 'col-opt', 'data-testid': 'client-principal', text: c.principal || '–' }),
+          el('td', { class: 'num', 'data-testid': 'client-requests', text: fmtInt(c.request_count ?? 0) }),
+          el('td', { class: 'num', 'data-testid': 'client-last-seen', title: c.last_seen, text: fmtTime(c.last_seen) }),
+          el('td', { class: 'mono small col-opt', 'data-testid': 'client-protocol', text: c.protocol_version || '–' }),
+        ),
+      );
+    byId('clients-body').replaceChildren(...rows);
+    tid('clients-empty').hidden = rows.length > 0;
+    const requests = clients.reduce((n, c) => n + (Number(c.request_count) || 0), 0);
+    setText(tid('clients-summary'), `${fmtInt(clients.length)} clients · ${fmtInt(requests)} requests`);
+  }
+
   // ------------------------------------------------------------ detail view
   function openDetail(id) {
     const dialog = byId('detail');
@@ -715,10 +791,10 @@
       el(
         'tr',
         { 'data-testid': 'detail-request' },
-        el('td', { class: 'mono small', title: r.started_at, text: fmtClock(r.started_at) }),
+        el('td', { class: 'small', 'data-testid': 'detail-request-time', title: r.started_at, text: fmtTime(r.started_at) }),
         el('td', { class: 'mono small', text: r.method || '–' }),
         el('td', { text: r.tool_name || '–' }),
-        el('td', { class: 'num', text: fmtMs(r.duration_ms) }),
+        el('td', { class: 'num', 'data-testid': 'detail-request-duration', text: fmtMs(r.duration_ms) }),
         el(
           'td',
           { title: r.status === 'error' ? `${r.error_code ?? ''} ${r.error_message ?? ''}`.trim() : null },
@@ -757,6 +833,8 @@
         dirty.rows.add(id);
       }
       schedule();
+      // The cards follow the row now, not at the next health update.
+      call('/api/mcp/sessions/health').then(setHealth, () => {});
       toast(`Session ${shortId(id)} terminated.`);
       scheduleDetailFetch();
     } catch (e) {
@@ -895,9 +973,11 @@
         const bw = Math.max(v > 0 ? 2 : 0, (v / max) * iw);
         const by = top + ki * barH;
         g.append(svg('rect', { x: labelW, y: by, width: bw.toFixed(1), height: barH - 1, rx: 2, class: `bar ${k.cls}` }, svg('title', { text: `${r.label} ${k.label}: ${format(v)}` })));
-        if (ki === keys.length - 1 || keys.length === 1) {
-          const shown = keys.length === 1 ? format(v) : format(Math.max(...r.values.map(Number).filter(Number.isFinite)));
-          g.append(svg('text', { x: labelW + bw + 6, y: top + (groupH - 10) / 2 + 4, class: 'axis value', text: shown }));
+        if (ki === keys.length - 1) {
+          // after the longest bar of the group
+          const top1 = Math.max(0, ...r.values.map(Number).filter(Number.isFinite));
+          const end = labelW + Math.max(top1 > 0 ? 2 : 0, (top1 / max) * iw);
+          g.append(svg('text', { x: end + 6, y: top + (groupH - 10) / 2 + 4, class: 'axis value', text: format(top1) }));
         }
       });
       root.append(g);
@@ -971,7 +1051,7 @@
       return;
     }
     const rt = an.response_times || {};
-    const tools = (Array.isArray(rt.by_tool) ? rt.by_tool : []).filter((t) => t && t.tool);
+    const tools = (Array.isArray(rt.by_tool) ? rt.by_tool : []).filter((t) => t && t.tool && !t.unknown);
     const hasPct = Number.isFinite(Number(rt.p50));
     const parts = [];
     if (hasPct) parts.push(`all requests: p50 ${fmtMs(rt.p50)} · p95 ${fmtMs(rt.p95)} · p99 ${fmtMs(rt.p99)}`);
@@ -1006,28 +1086,43 @@
 
   function renderToolsChart() {
     const box = byId('chart-tools');
-    let counts = null;
+    const note = byId('tools-unknown');
+    let tools = null;
     const us = state.usage;
     if (us && !us.error && us.by_tool && typeof us.by_tool === 'object') {
-      counts = Object.entries(us.by_tool).map(([tool, v]) => [tool, Number(v && v.count) || 0]);
+      tools = Object.entries(us.by_tool).map(([tool, v]) => ({ tool, count: Number(v && v.count) || 0, errors: Number(v && v.errors) || 0, unknown: Boolean(v && v.unknown) }));
     } else if (state.analytics && !state.analytics.error && state.analytics.response_times && Array.isArray(state.analytics.response_times.by_tool)) {
-      counts = state.analytics.response_times.by_tool.map((t) => [t.tool, Number(t.count) || 0]);
+      tools = state.analytics.response_times.by_tool.map((t) => ({ tool: t.tool, count: Number(t.count) || 0, errors: Number(t.errors) || 0, unknown: Boolean(t.unknown) }));
     }
-    if (!counts) {
+    if (!tools) {
       noData(box, us && us.error ? us.error : LOADING);
+      note.hidden = true;
       return;
     }
-    counts = counts.filter(([t, c]) => t && c > 0).sort((a, b) => b[1] - a[1]);
-    if (!counts.length) {
+    tools = tools.filter((t) => t.tool && t.count > 0).sort((a, b) => b.count - a.count);
+    // Names clients tried that the server does not offer are not tools: listed apart.
+    const unknown = tools.filter((t) => t.unknown);
+    setText(
+      note,
+      unknown.length
+        ? `Unknown tools tried (not in this server's catalog): ${unknown.map((t) => `${t.tool} ×${fmtInt(t.count)}`).join(', ')}`
+        : '',
+    );
+    note.hidden = unknown.length === 0;
+    const known = tools.filter((t) => !t.unknown);
+    if (!known.length) {
       noData(box, 'No tool calls today (UTC).');
       return;
     }
-    const rows = counts.slice(0, 10).map(([tool, c]) => ({ label: tool, values: [c] }));
+    const rows = known.slice(0, 10).map((t) => ({ label: t.tool, values: [t.count, t.errors] }));
     barChart(box, {
       rows,
-      keys: [{ label: 'requests', cls: 's2' }],
+      keys: [
+        { label: 'requests', cls: 's2' },
+        { label: 'errors', cls: 's4' },
+      ],
       format: fmtInt,
-      label: `Requests by tool: ${rows.map((r) => `${r.label} ${r.values[0]}`).join(', ')}`,
+      label: `Requests by tool: ${rows.map((r) => `${r.label} ${r.values[0]} (${r.values[1]} errors)`).join(', ')}`,
     });
   }
 
@@ -1035,6 +1130,13 @@
     if (e instanceof HttpError && e.status === 404) return { error: 'No data (this server does not provide it yet).' };
     if (e instanceof NetError) return { error: 'No data (server unreachable).' };
     return { error: `No data (${e && e.message ? e.message : 'error'}).` };
+  }
+
+  /** A chart's new data; while the server is unreachable, the last it drew (greyed as stale). */
+  function chartData(previous, result) {
+    if (result.status === 'fulfilled') return result.value || {};
+    if (result.reason instanceof NetError && previous && !previous.error) return previous;
+    return chartError(result.reason);
   }
 
   async function refreshCharts() {
@@ -1045,9 +1147,9 @@
       call('/api/mcp/usage/summary?days=1'),
     ]);
     if (!state.running) return;
-    if (hours === state.hours) state.timeline = tl.status === 'fulfilled' ? tl.value || {} : chartError(tl.reason);
-    state.analytics = an.status === 'fulfilled' ? an.value || {} : chartError(an.reason);
-    state.usage = us.status === 'fulfilled' ? us.value || {} : chartError(us.reason);
+    if (hours === state.hours) state.timeline = chartData(state.timeline, tl);
+    state.analytics = chartData(state.analytics, an);
+    state.usage = chartData(state.usage, us);
     requestAnimationFrame(renderCharts);
   }
 
@@ -1115,9 +1217,11 @@
   }
 
   function onWsMessage(m) {
+    if (state.wsLive) state.lastUpdated = Date.now();
     switch (m && m.type) {
       case 'snapshot': {
         state.wsLive = true;
+        state.lastUpdated = Date.now();
         state.wsAttempt = 0;
         setReachable(true);
         updateMode();
@@ -1147,6 +1251,8 @@
         // A fresh snapshot follows; it replaces the page.
         break;
       case 'client_activity':
+        refreshClientsSoon();
+        break;
       case 'ping':
       default:
         break;
@@ -1168,7 +1274,7 @@
     if (!state.running) return;
     clearTimeout(state.tickTimer);
     state.lastTick = Date.now();
-    const jobs = [call('/api/mcp/sessions/health').then(setHealth), refreshCharts()];
+    const jobs = [call('/api/mcp/sessions/health').then(setHealth), refreshCharts(), refreshClients()];
     if (!state.wsLive) {
       jobs.push(loadPage());
       if (state.detailId) jobs.push(fetchDetail());
@@ -1196,6 +1302,7 @@
     byId('signin').hidden = false;
     byId('main').hidden = true;
     tid('mode').hidden = true;
+    tid('stale-banner').hidden = true;
     byId('signout').hidden = true;
     const err = tid('signin-error');
     err.textContent = message || '';
@@ -1261,7 +1368,9 @@
     state.order = [];
     state.pageLoaded = false;
     state.health = null;
+    state.clients = null;
     rowViews.clear();
+    byId('clients-body').replaceChildren();
     byId('sessions-body').replaceChildren();
     showSignIn(message);
   }
@@ -1281,9 +1390,13 @@
     scheduleTick();
     // The charts' queries wait until the cards and the first page are in.
     Promise.allSettled(first).then(() => {
-      if (state.running && state.token === token) refreshCharts();
+      if (state.running && state.token === token) {
+        refreshCharts();
+        refreshClients();
+      }
     });
     state.clockTimer = setInterval(() => {
+      if (state.offline) return; // stale data: idle clocks stand still
       dirty.clock = true;
       schedule();
     }, 1000);
@@ -1291,14 +1404,22 @@
 
   // ------------------------------------------------------------ theme
   const THEMES = ['auto', 'light', 'dark'];
+  const THEME_HELP = {
+    auto: "Colour theme: auto follows the system's light or dark setting.",
+    light: 'Colour theme: light, whatever the system says.',
+    dark: 'Colour theme: dark, whatever the system says.',
+  };
 
   function applyTheme(theme) {
     const root = document.documentElement;
     if (theme === 'light' || theme === 'dark') root.dataset.theme = theme;
     else delete root.dataset.theme;
     const button = byId('theme-toggle');
-    setText(byId('theme-name'), theme);
-    button.setAttribute('aria-label', `Colour theme: ${theme} (change)`);
+    const name = theme === 'auto' ? 'auto (system)' : theme;
+    const next = THEMES[(THEMES.indexOf(theme) + 1) % THEMES.length];
+    setText(byId('theme-name'), name);
+    button.title = `${THEME_HELP[theme]} Click for ${next === 'auto' ? 'auto (system)' : next}.`;
+    button.setAttribute('aria-label', `Colour theme: ${name}. Click for ${next === 'auto' ? 'auto (system)' : next}.`);
   }
 
   function currentTheme() {

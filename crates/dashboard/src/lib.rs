@@ -13,6 +13,7 @@ use axum::Router;
 const INDEX: &str = include_str!("../assets/index.html");
 const SCRIPT: &str = include_str!("../assets/app.js");
 const STYLE: &str = include_str!("../assets/app.css");
+const ICON: &str = include_str!("../assets/favicon.svg");
 
 // Everything is same-origin; the live stream is a WebSocket to this host.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
@@ -20,13 +21,16 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
                    base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// The dashboard's routes: the page at `/` and `/mcp/dashboard`, its assets
-/// under `/dashboard/`.
+/// under `/dashboard/`, and its icon at `/favicon.svg` and `/favicon.ico`
+/// (where browsers look when a page names none).
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(index))
         .route("/mcp/dashboard", get(index))
         .route("/dashboard/app.js", get(script))
         .route("/dashboard/app.css", get(style))
+        .route("/favicon.svg", get(icon))
+        .route("/favicon.ico", get(icon))
 }
 
 async fn index() -> Response {
@@ -39,6 +43,11 @@ async fn script() -> Response {
 
 async fn style() -> Response {
     asset("text/css; charset=utf-8", STYLE)
+}
+
+async fn icon() -> Response {
+    // An SVG under the .ico name too: every current browser sniffs it.
+    asset("image/svg+xml", ICON)
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -49,7 +49,9 @@ export class Server {
   }
 
   /**
-   * options: idleTimeout ("1h"), databaseUrl, dataDir (kept if given), args (extra flags)
+   * options: idleTimeout ("1h"), databaseUrl, dataDir (kept if given), args (extra flags),
+   * listen (default 127.0.0.1:0; a fixed address to restart a server where it was),
+   * adminToken (default a fresh one)
    */
   static async start(options = {}) {
     const bin = sessiongateBin();
@@ -57,12 +59,12 @@ export class Server {
     const ownDir = !options.dataDir;
     const dir = options.dataDir || tempDir();
     const logPath = path.join(dir, 'server.log');
-    const adminToken = `browser-test-${randomBytes(16).toString('hex')}`;
-    const args = ['serve', '--listen', '127.0.0.1:0', '--data-dir', path.join(dir, 'data'), '--admin-token', adminToken];
+    const adminToken = options.adminToken || `browser-test-${randomBytes(16).toString('hex')}`;
+    const args = ['serve', '--listen', options.listen || '127.0.0.1:0', '--data-dir', path.join(dir, 'data'), '--admin-token', adminToken];
     if (options.databaseUrl) args.push('--database-url', options.databaseUrl);
     if (options.idleTimeout) args.push('--idle-timeout', options.idleTimeout);
     if (options.args) args.push(...options.args);
-    const log = fs.openSync(logPath, 'w');
+    const log = fs.openSync(logPath, 'a');
     const child = spawn(bin, args, { env: hermeticEnv(), stdio: ['ignore', log, log] });
     fs.closeSync(log);
     const server = new Server({ dir, ownDir, logPath, adminToken, child, baseUrl: null });

@@ -2,11 +2,12 @@
 // test, watched while a real MCP client (the TypeScript SDK) comes and goes.
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { artifact, byTest, launch, mcpClient, openPage, PHONE, DESKTOP, row, signIn, waitMode } from '../lib/browser.mjs';
-import { Server } from '../lib/server.mjs';
+import { Server, tempDir } from '../lib/server.mjs';
 
 let browser;
 
@@ -509,3 +510,304 @@ test('screenshots of the main view: light and dark, desktop and phone', async ()
     await server.stop();
   }
 });
+
+// ---------------------------------------------------------------- issue 18: what a newcomer tripped on
+
+test('overview first: cards and charts come before the session table, on the first screen of a desktop', () =>
+  withDashboard(async ({ server, page, connect }) => {
+    await connect('overview-client', '1');
+    await signIn(page, server);
+    await waitMode(page, 'live');
+    await page.waitForFunction(() => document.querySelectorAll('.chart .nodata, .chart svg').length === 4);
+    const top = (id) => byTest(page, id).evaluate((n) => n.getBoundingClientRect().top + window.scrollY);
+    const viewport = page.viewportSize().height;
+    const table = await top('sessions-table');
+    for (const id of ['card-active', 'chart-active', 'chart-rps']) {
+      const y = await top(id);
+      assert.ok(y < table, `${id} (at ${y} px) comes before the session table (at ${table} px)`);
+      assert.ok(y < viewport, `${id} (at ${y} px) is on the first screen (${viewport} px)`);
+    }
+    for (const id of ['chart-latency', 'chart-tools']) assert.ok((await top(id)) < table, `${id} comes before the session table`);
+    await page.screenshot({ path: artifact('overview-desktop.png') });
+  }));
+
+test('phone: the session table shows client, status and idle without sideways scroll', () =>
+  withDashboard(
+    async ({ server, page, connect }) => {
+      const a = await connect('a-rather-long-client-name-for-a-phone', '12.34.56');
+      const b = await connect('phone-client', '1');
+      await b.transport.terminateSession();
+      await signIn(page, server);
+      await waitMode(page, 'live');
+      await page.waitForFunction(() => document.querySelectorAll('[data-testid="session-row"]').length === 2);
+      const wrap = page.locator('.sessions .table-wrap');
+      const [scroll, client] = await wrap.evaluate((n) => [n.scrollWidth, n.clientWidth]);
+      assert.ok(scroll <= client, `the table fits its box (${scroll} px in ${client} px)`);
+      const width = page.viewportSize().width;
+      for (const id of [a.sessionId, b.sessionId]) {
+        for (const cell of ['row-id', 'row-client', 'row-status', 'row-idle']) {
+          const box = await row(page, id).locator(`[data-testid="${cell}"]`).boundingBox();
+          assert.ok(box && box.width > 0 && box.x >= 0 && box.x + box.width <= width, `${cell} is on screen (${JSON.stringify(box)})`);
+        }
+      }
+      assert.equal(await row(page, b.sessionId).locator('[data-testid="row-status"]').isVisible(), true);
+      await row(page, a.sessionId).scrollIntoViewIfNeeded();
+      await page.screenshot({ path: artifact('sessions-phone.png') });
+    },
+    { page: PHONE },
+  ));
+
+test('connection lost: a banner says since when, numbers grey out and idle clocks stop; back to normal when the server returns', async () => {
+  const dir = tempDir();
+  const adminToken = `browser-test-stale-${Date.now()}`;
+  let server = await Server.start({ dataDir: dir, adminToken });
+  const { context, page } = await openPage(browser);
+  let client;
+  try {
+    client = await mcpClient(server, 'stale-client', '1');
+    await signIn(page, server);
+    await waitMode(page, 'live');
+    await row(page, client.sessionId).waitFor();
+    assert.equal(await byTest(page, 'stale-banner').isVisible(), false);
+    const liveAt = await page.evaluate(() => Date.now());
+
+    const listen = new URL(server.baseUrl).host;
+    await server.stop();
+    await waitMode(page, 'offline', 15_000);
+    const banner = byTest(page, 'stale-banner');
+    await banner.waitFor({ state: 'visible' });
+    const shownAt = await page.evaluate(() => Date.now());
+    const text = await banner.textContent();
+    assert.match(text, /^Connection lost — showing data from (.+)\. Retrying…$/);
+    const since = text.match(/from (.+)\. Retrying/)[1];
+    // the last answer came between the page going live and the banner showing
+    const candidates = await page.evaluate(([from, to]) => {
+      const f = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+      const out = [];
+      for (let t = from - 1000; t <= to + 1000; t += 500) out.push(f.format(new Date(t)));
+      return out;
+    }, [liveAt, shownAt]);
+    assert.ok(candidates.includes(since), `"${since}" is a time of day between going live and losing the server`);
+    const opacity = await byTest(page, 'card-total').evaluate((n) => Number(getComputedStyle(n).opacity));
+    assert.ok(opacity < 1, `numbers are greyed (opacity ${opacity})`);
+    const idle = () => page.locator('[data-testid="row-idle"]').first().textContent();
+    const uptimeBefore = await page.locator('[data-testid="row-uptime"]').first().textContent();
+    const idleBefore = await idle();
+    await sleep(2500);
+    assert.equal(await idle(), idleBefore, 'the idle clock stands still');
+    assert.equal(await page.locator('[data-testid="row-uptime"]').first().textContent(), uptimeBefore, 'the uptime clock stands still');
+    await page.screenshot({ path: artifact('stale-desktop.png') });
+
+    // the same server comes back where it was
+    server = await Server.start({ dataDir: dir, adminToken, listen });
+    await waitMode(page, 'live', 40_000);
+    await banner.waitFor({ state: 'hidden' });
+    assert.equal(await page.locator('main.stale').count(), 0, 'no longer greyed');
+    assert.deepEqual(page.problems, []);
+  } catch (e) {
+    console.error(`--- sessiongate log (tail) ---\n${server.logTail()}`);
+    throw e;
+  } finally {
+    await client?.close();
+    await context.close();
+    await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('one time format in the reader\'s locale, and durations with their real precision', () =>
+  withDashboard(
+    async ({ server, page, connect }) => {
+      const c = await connect('time-client', '1');
+      await signIn(page, server);
+      await waitMode(page, 'live');
+      const real = await server.admin(`/api/mcp/sessions/${c.sessionId}`);
+      const started = new Date(Date.now() - 60_000).toISOString();
+      const requests = [0.0042, 0.4, 3.25, 250, 2500, 90_000].map((ms, i) => ({
+        started_at: started,
+        method: 'tools/call',
+        tool_name: `t${i}`,
+        duration_ms: ms,
+        status: 'success',
+      }));
+      await page.route(new RegExp(`/api/mcp/sessions/${c.sessionId}$`), (route) =>
+        route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ ...real.body, requests, summary: { errors: 0, avg_duration_ms: 0.4 } }) }),
+      );
+      await row(page, c.sessionId).locator('[data-testid="row-client"]').click();
+      await page.waitForFunction(() => document.querySelectorAll('[data-testid="detail-request"]').length === 6);
+      const durations = await page.locator('[data-testid="detail-request-duration"]').allTextContents();
+      assert.deepEqual(durations, ['4.2 µs', '400 µs', '3.25 ms', '250 ms', '2.5 s', '1.5 min']);
+      assert.equal(await byTest(page, 'detail-avg').textContent(), '400 µs');
+
+      const fmt = (iso) =>
+        page.evaluate((t) => new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' }).format(new Date(t)), iso);
+      const time = await page.locator('[data-testid="detail-request-time"]').first().textContent();
+      assert.equal(time, await fmt(started));
+      assert.match(time, /^\d{2}:\d{2}:\d{2} (AM|PM)$/, 'en-US shows a 12-hour clock');
+      const connected = await byTest(page, 'detail-connected').textContent();
+      assert.ok(connected.endsWith(await fmt(real.body.session.connected_at)), `same time format in "${connected}"`);
+    },
+    { page: { locale: 'en-US', timezoneId: 'UTC' } },
+  ));
+
+test('a favicon and no 404 while the page loads; the theme control says what it does', () =>
+  withDashboard(async ({ server, page }) => {
+    const missing = [];
+    page.on('response', (r) => {
+      if (r.status() === 404) missing.push(r.url());
+    });
+    await signIn(page, server);
+    await waitMode(page, 'live');
+    await page.waitForFunction(() => document.querySelectorAll('.chart .nodata, .chart svg').length === 4);
+    await sleep(300);
+    assert.deepEqual(missing, [], 'nothing the page asked for is missing');
+    const icon = await fetch(`${server.baseUrl}/favicon.ico`);
+    assert.equal(icon.status, 200);
+    assert.equal(icon.headers.get('content-type'), 'image/svg+xml');
+    assert.match(await icon.text(), /^<svg/);
+    assert.equal(await page.locator('link[rel="icon"]').getAttribute('href'), '/favicon.svg');
+
+    const toggle = byTest(page, 'theme-toggle');
+    assert.equal((await toggle.textContent()).trim(), 'Theme: auto (system)');
+    assert.match(await toggle.getAttribute('title'), /follows the system/);
+    assert.match(await toggle.getAttribute('aria-label'), /auto \(system\)\. Click for light/);
+    await toggle.click();
+    assert.equal((await toggle.textContent()).trim(), 'Theme: light');
+    assert.match(await toggle.getAttribute('aria-label'), /Click for dark/);
+  }));
+
+test('after a Terminate the cards follow the table at once', () =>
+  withDashboard(async ({ server, page, connect }) => {
+    const c = await connect('terminate-cards', '1');
+    await signIn(page, server);
+    await waitMode(page, 'live');
+    await page.waitForFunction(() => document.querySelector('[data-testid="card-active"]').textContent === '1');
+    await row(page, c.sessionId).locator('[data-testid="row-client"]').click();
+    await byTest(page, 'detail').waitFor({ state: 'visible' });
+    page.once('dialog', (d) => d.accept());
+    const asked = [];
+    page.on('request', (r) => asked.push(`${r.method()} ${new URL(r.url()).pathname}`));
+    await byTest(page, 'detail-terminate').click();
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid="card-active"]').textContent === '0' && document.querySelector('[data-testid="card-disconnected"]').textContent === '1',
+      null,
+      { timeout: 1000 },
+    );
+    assert.equal(await row(page, c.sessionId).locator('[data-testid="row-status"]').textContent(), 'disconnected');
+    // the health report was asked for right after the DELETE, not left to the next update
+    const del = asked.indexOf(`DELETE /api/mcp/sessions/${c.sessionId}`);
+    assert.ok(del >= 0 && asked.slice(del).includes('GET /api/mcp/sessions/health'), asked.join(', '));
+  }));
+
+/** Waits until the request log (written behind) holds `count` tools/call requests today. */
+async function loggedCalls(server, count) {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const { body } = await server.admin('/api/mcp/usage/summary?days=1');
+    const calls = Object.values(body.by_tool ?? {}).reduce((n, t) => n + t.count, 0);
+    if (calls >= count) return body;
+    if (Date.now() > deadline) throw new Error(`the request log holds ${calls} calls, not ${count}: ${JSON.stringify(body)}`);
+    await sleep(100);
+  }
+}
+
+test('unknown tools that clients tried are listed apart, not charted as tools; errors are their own bars', () =>
+  withDashboard(async ({ server, page, connect }) => {
+    const c = await connect('unknown-tool-client', '1');
+    for (let i = 0; i < 2; i++) await c.client.callTool({ name: 'echo', arguments: { text: 'ok' } });
+    await c.client.callTool({ name: 'echo', arguments: {} }).catch(() => {});
+    await c.client.callTool({ name: 'no_such_tool', arguments: {} }).catch(() => {});
+    const usage = await loggedCalls(server, 4);
+    assert.equal(usage.by_tool.no_such_tool.unknown, true, 'the API marks the name unknown');
+    assert.equal(usage.by_tool.echo.unknown, undefined, 'and not a real tool');
+    const echoErrors = usage.by_tool.echo.errors;
+
+    await signIn(page, server);
+    await waitMode(page, 'live');
+    await page.locator('[data-testid="chart-tools"] svg').waitFor();
+    const note = byTest(page, 'tools-unknown');
+    await note.waitFor({ state: 'visible' });
+    assert.equal(await note.textContent(), "Unknown tools tried (not in this server's catalog): no_such_tool ×1");
+    assert.doesNotMatch(await byTest(page, 'chart-tools').textContent(), /no_such_tool/);
+    assert.doesNotMatch(await page.locator('[data-testid="chart-latency"] svg').getAttribute('aria-label'), /no_such_tool/);
+    assert.equal(
+      await page.locator('[data-testid="chart-tools"] svg').getAttribute('aria-label'),
+      `Requests by tool: echo ${usage.by_tool.echo.count} (${echoErrors} errors)`,
+    );
+    assert.equal(await page.locator('[data-testid="chart-tools"] rect.bar.s4').count(), 1, 'an errors bar');
+    await byTest(page, 'chart-tools').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: artifact('tools-unknown-desktop.png') });
+  }));
+
+/** One stateless (2026-07-28) tools/call, as a client without a session makes it. */
+async function statelessEcho(server, name, version) {
+  const res = await fetch(server.mcpUrl, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': 'tools/call',
+      'mcp-name': 'echo',
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: {
+        name: 'echo',
+        arguments: { text: 'stateless' },
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+          'io.modelcontextprotocol/clientInfo': { name, version },
+          'io.modelcontextprotocol/clientCapabilities': {},
+        },
+      },
+    }),
+  });
+  const body = await res.text();
+  assert.equal(res.status, 200, body);
+}
+
+test('stateless clients: a list with client, principal, requests, last seen and protocol, on desktop and phone', () =>
+  withDashboard(async ({ server, page }) => {
+    for (let i = 0; i < 3; i++) await statelessEcho(server, 'stateless-agent', '4.2');
+    await statelessEcho(server, 'other-stateless-client', '1.0');
+    await signIn(page, server);
+    await waitMode(page, 'live');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="client-row"]').length === 2);
+    const r = page.locator('[data-testid="client-row"][data-client-key="anonymous/stateless-agent/4.2"]');
+    assert.match(await r.locator('[data-testid="client-name"]').textContent(), /stateless-agent\s+4\.2/);
+    assert.equal(await r.locator('[data-testid="client-principal"]').textContent(), '–');
+    assert.equal(await r.locator('[data-testid="client-requests"]').textContent(), '3');
+    assert.equal(await r.locator('[data-testid="client-protocol"]').textContent(), '2026-07-28');
+    const { body } = await server.admin('/api/mcp/clients');
+    const seen = body.clients.find((c) => c.client_key === 'anonymous/stateless-agent/4.2').last_seen;
+    const expected = await page.evaluate((t) => new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' }).format(new Date(t)), seen);
+    assert.equal(await r.locator('[data-testid="client-last-seen"]').textContent(), expected);
+    assert.equal(await byTest(page, 'clients-summary').textContent(), '2 clients · 4 requests');
+    await byTest(page, 'clients-table').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: artifact('clients-desktop.png') });
+
+    // a new stateless client shows up without a reload (the live stream's client_activity)
+    await statelessEcho(server, 'late-stateless-client', '2');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="client-row"]').length === 3, null, { timeout: 5000 });
+
+    const phone = await openPage(browser, PHONE);
+    try {
+      await signIn(phone.page, server);
+      await waitMode(phone.page, 'live');
+      await phone.page.waitForFunction(() => document.querySelectorAll('[data-testid="client-row"]').length === 3);
+      const wrap = phone.page.locator('.clients .table-wrap');
+      const [scroll, width] = await wrap.evaluate((n) => [n.scrollWidth, n.clientWidth]);
+      assert.ok(scroll <= width, `the clients table fits a phone (${scroll} px in ${width} px)`);
+      for (const cell of ['client-name', 'client-requests', 'client-last-seen']) {
+        assert.equal(await phone.page.locator(`[data-testid="client-row"] [data-testid="${cell}"]`).first().isVisible(), true, `${cell} shown`);
+      }
+      await byTest(phone.page, 'clients-table').scrollIntoViewIfNeeded();
+      await phone.page.screenshot({ path: artifact('clients-phone.png') });
+      assert.deepEqual(phone.page.problems, []);
+    } finally {
+      await phone.context.close();
+    }
+  }));
