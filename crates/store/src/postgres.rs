@@ -15,7 +15,9 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder};
 
-use sessiongate_core::analytics::{Latency, RequestBucket, RequestTotals, SessionFlow, Window};
+use sessiongate_core::analytics::{
+    ClientRequests, Latency, RequestBucket, RequestTotals, SessionFlow, Window,
+};
 use sessiongate_core::clock::Timestamp;
 use sessiongate_core::ids::SessionId;
 use sessiongate_core::reconnect::{ReconnectState, Redemption, TokenGrant};
@@ -402,6 +404,10 @@ impl SessionStore for PostgresStore {
 
     async fn request_totals(&self, window: Window) -> StoreResult<RequestTotals> {
         analytics::request_totals(&self.pool, window).await
+    }
+
+    async fn client_requests(&self, window: Window) -> StoreResult<Vec<ClientRequests>> {
+        analytics::client_requests(&self.pool, window).await
     }
 
     async fn latency(&self, window: Window) -> StoreResult<Vec<Latency>> {
