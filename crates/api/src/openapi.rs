@@ -316,6 +316,6 @@ pub struct ClientSchema {
     first_seen: String,
     #[schema(format = DateTime)]
     last_seen: String,
-    /// Requests seen since the server started.
+    /// Requests seen in the health window (those before a restart counted from the request log).
     request_count: u64,
 }

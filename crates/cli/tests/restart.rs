@@ -1,6 +1,7 @@
 //! Restart survival, with the real binary: sessions outlive a graceful stop
 //! and a `kill -9`, request-log rows acknowledged before a graceful stop are
-//! all stored, and a cut response stream resumes after a `kill -9`.
+//! all stored, a cut response stream resumes after a `kill -9`, and the
+//! stateless clients of the last 24 h are still listed after a restart.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::process::free_port;
-use common::SseReader;
+use common::{stateless, SseReader};
 use futures::future::join_all;
 use serde_json::{json, Value};
 
@@ -59,6 +60,14 @@ impl Gateway {
         let status = Command::new("kill").args([signal, &pid]).status().unwrap();
         assert!(status.success());
         self.child.wait().unwrap();
+    }
+}
+
+// A failing test must not leave its server running.
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -202,5 +211,53 @@ async fn a_cut_response_stream_resumes_after_kill_9_exactly_once() {
     let all = resume(priming.id.unwrap()).await;
     assert_eq!(all.len(), 4, "{all:?}");
     assert_eq!(all, received);
+    gw.stop("-TERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateless_clients_of_the_last_24_h_are_still_listed_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let http = reqwest::Client::new();
+    let gw = start(dir.path(), port).await;
+    for _ in 0..3 {
+        let r = http
+            .post(format!("{}/mcp", gw.base))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "echo")
+            .body(
+                stateless(
+                    "tools/call",
+                    json!({"name": "echo", "arguments": {"text": "x"}}),
+                )
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let before = admin(&http, &gw.base, "/api/mcp/clients").await;
+    assert_eq!(before["clients"][0]["request_count"], 3, "{before}");
+    gw.stop("-TERM");
+
+    let gw = start(dir.path(), port).await;
+    let after = admin(&http, &gw.base, "/api/mcp/clients").await;
+    let clients = after["clients"].as_array().unwrap();
+    assert_eq!(clients.len(), 1, "{after}");
+    let c = &clients[0];
+    assert_eq!(c["client_key"], before["clients"][0]["client_key"]);
+    assert_eq!(c["client_name"], "cursor-test");
+    assert_eq!(c["client_version"], "9.9");
+    assert_eq!(c["client_type"], "Cursor");
+    assert_eq!(c["protocol_version"], "2026-07-28");
+    assert_eq!(c["request_count"], 3);
+    assert_eq!(c["first_seen"], before["clients"][0]["first_seen"]);
+    assert_eq!(c["last_seen"], before["clients"][0]["last_seen"]);
+    let health = admin(&http, &gw.base, "/api/mcp/sessions/health").await;
+    assert_eq!(health["stateless_clients"]["total_24h"], 1, "{health}");
     gw.stop("-TERM");
 }

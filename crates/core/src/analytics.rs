@@ -74,6 +74,15 @@ pub struct RequestTotals {
     pub unique_clients: u64,
 }
 
+/// One stateless client's logged requests over a window, by its client key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRequests {
+    pub client_key: String,
+    pub requests: u64,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+}
+
 /// Durations of one tool's calls in a window (`tool: None`: of every
 /// request). Percentiles are nearest-rank, computed by the store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -5,7 +5,9 @@
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::analytics::{Latency, RequestBucket, RequestTotals, SessionFlow, Window};
+use crate::analytics::{
+    ClientRequests, Latency, RequestBucket, RequestTotals, SessionFlow, Window,
+};
 use crate::clock::Timestamp;
 use crate::ids::SessionId;
 use crate::reconnect::{ReconnectState, Redemption, TokenGrant};
@@ -141,6 +143,9 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Logged requests started in `window`, in all.
     async fn request_totals(&self, window: Window) -> StoreResult<RequestTotals>;
+
+    /// Logged stateless requests started in `window`, per client key.
+    async fn client_requests(&self, window: Window) -> StoreResult<Vec<ClientRequests>>;
 
     /// Durations of the requests started in `window`: one entry per tool
     /// (most called first), then one over every request (`tool: None`)

@@ -16,7 +16,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::analytics::{Latency, RequestBucket, RequestTotals, SessionFlow, Window};
+use crate::analytics::{
+    ClientRequests, Latency, RequestBucket, RequestTotals, SessionFlow, Window,
+};
 use crate::clock::{SharedClock, Timestamp};
 use crate::ids::SessionId;
 use crate::reconnect::{ReconnectState, Redemption, TokenGrant};
@@ -277,6 +279,10 @@ impl SessionStore for Monitored {
 
     async fn request_totals(&self, window: Window) -> StoreResult<RequestTotals> {
         self.read("analytics", self.inner.request_totals(window).await)
+    }
+
+    async fn client_requests(&self, window: Window) -> StoreResult<Vec<ClientRequests>> {
+        self.read("analytics", self.inner.client_requests(window).await)
     }
 
     async fn latency(&self, window: Window) -> StoreResult<Vec<Latency>> {

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use sessiongate_core::client::detect_client_type;
+use sessiongate_core::lifecycle::client_key;
 use sessiongate_core::session::ClientIdentity;
 
 /// What a request says about its client, as sent.
@@ -125,11 +126,7 @@ impl ClientCache {
 fn build(a: &Announced<'_>) -> Known {
     let info: Option<ClientInfo> = a.info.and_then(|raw| serde_json::from_str(raw).ok());
     let (name, version) = info.map_or((None, None), |i| (i.name, i.version));
-    let key = format!(
-        "anonymous/{}/{}",
-        name.as_deref().unwrap_or("unknown"),
-        version.as_deref().unwrap_or("-")
-    );
+    let key = client_key(name.as_deref(), version.as_deref());
     Known {
         key: key.into(),
         identity: Arc::new(ClientIdentity {

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
 
-use sessiongate_core::analytics::{Latency, RequestBucket, RequestTotals, SessionFlow, Window};
+use sessiongate_core::analytics::{
+    ClientRequests, Latency, RequestBucket, RequestTotals, SessionFlow, Window,
+};
+use sessiongate_core::clock::Timestamp;
 use sessiongate_core::store::StoreResult;
 
 use crate::rows::{db_err, unsigned};
@@ -28,6 +31,13 @@ const REQUEST_TOTALS: &str = "\
       CAST(COUNT(DISTINCT session_id) AS BIGINT) AS unique_sessions, \
       CAST(COUNT(DISTINCT client_key) AS BIGINT) AS unique_clients \
     FROM requests WHERE started_at >= $1 AND started_at < $2";
+
+const CLIENT_REQUESTS: &str = "\
+    SELECT client_key, CAST(COUNT(*) AS BIGINT) AS requests, \
+      CAST(MIN(started_at) AS BIGINT) AS first_seen, \
+      CAST(MAX(started_at) AS BIGINT) AS last_seen \
+    FROM requests WHERE started_at >= $1 AND started_at < $2 AND client_key IS NOT NULL \
+    GROUP BY client_key";
 
 /// Per tool (tools/call rows) and then over every request; the 'k' column
 /// orders the two parts.
@@ -89,6 +99,14 @@ pub(crate) struct TotalsRow {
     duration_us: i64,
     unique_sessions: i64,
     unique_clients: i64,
+}
+
+#[derive(FromRow)]
+pub(crate) struct ClientRow {
+    client_key: String,
+    requests: i64,
+    first_seen: i64,
+    last_seen: i64,
 }
 
 #[derive(FromRow)]
@@ -167,6 +185,35 @@ where
         unique_sessions: unsigned("session count", r.unique_sessions)?,
         unique_clients: unsigned("client count", r.unique_clients)?,
     })
+}
+
+pub(crate) async fn client_requests<'c, DB, E>(
+    ex: E,
+    window: Window,
+) -> StoreResult<Vec<ClientRequests>>
+where
+    DB: Database,
+    E: Executor<'c, Database = DB>,
+    i64: for<'q> Encode<'q, DB> + Type<DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'r> ClientRow: FromRow<'r, DB::Row>,
+{
+    let rows: Vec<ClientRow> = sqlx::query_as(CLIENT_REQUESTS)
+        .bind(window.since.as_millis())
+        .bind(window.until.as_millis())
+        .fetch_all(ex)
+        .await
+        .map_err(db_err)?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(ClientRequests {
+                client_key: r.client_key,
+                requests: unsigned("client request count", r.requests)?,
+                first_seen: Timestamp::from_millis(r.first_seen),
+                last_seen: Timestamp::from_millis(r.last_seen),
+            })
+        })
+        .collect()
 }
 
 pub(crate) async fn latency<'c, DB, E>(ex: E, window: Window) -> StoreResult<Vec<Latency>>

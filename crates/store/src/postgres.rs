@@ -16,7 +16,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 use sqlx::{Postgres, QueryBuilder};
 
-use sessiongate_core::analytics::{Latency, RequestBucket, RequestTotals, SessionFlow, Window};
+use sessiongate_core::analytics::{
+    ClientRequests, Latency, RequestBucket, RequestTotals, SessionFlow, Window,
+};
 use sessiongate_core::clock::Timestamp;
 use sessiongate_core::ids::SessionId;
 use sessiongate_core::reconnect::{ReconnectState, Redemption, TokenGrant};
@@ -455,6 +457,10 @@ impl SessionStore for PostgresStore {
 
     async fn request_totals(&self, window: Window) -> StoreResult<RequestTotals> {
         analytics::request_totals(&self.pool, window).await
+    }
+
+    async fn client_requests(&self, window: Window) -> StoreResult<Vec<ClientRequests>> {
+        analytics::client_requests(&self.pool, window).await
     }
 
     async fn latency(&self, window: Window) -> StoreResult<Vec<Latency>> {

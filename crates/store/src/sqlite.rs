@@ -19,7 +19,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, QueryBuilder, Sqlite};
 
-use sessiongate_core::analytics::{Latency, RequestBucket, RequestTotals, SessionFlow, Window};
+use sessiongate_core::analytics::{
+    ClientRequests, Latency, RequestBucket, RequestTotals, SessionFlow, Window,
+};
 use sessiongate_core::clock::Timestamp;
 use sessiongate_core::ids::SessionId;
 use sessiongate_core::reconnect::{ReconnectState, Redemption, TokenGrant};
@@ -594,6 +596,10 @@ impl SessionStore for SqliteStore {
 
     async fn request_totals(&self, window: Window) -> StoreResult<RequestTotals> {
         analytics::request_totals(&self.reader, window).await
+    }
+
+    async fn client_requests(&self, window: Window) -> StoreResult<Vec<ClientRequests>> {
+        analytics::client_requests(&self.reader, window).await
     }
 
     async fn latency(&self, window: Window) -> StoreResult<Vec<Latency>> {

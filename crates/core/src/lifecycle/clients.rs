@@ -2,13 +2,52 @@
 //! traffic is attributed to a client key (principal + clientInfo). The table
 //! holds at most a configured number of clients: a new one past it evicts
 //! the least recently seen, so clients that make up a new identity per
-//! request cannot grow it.
+//! request cannot grow it. At startup the table is refilled from the request
+//! log, so a restart loses no client of the health window.
 
 use dashmap::DashMap;
 use serde::Serialize;
 
+use crate::analytics::ClientRequests;
+use crate::client::detect_client_type;
 use crate::clock::Timestamp;
 use crate::session::ClientIdentity;
+
+const ANONYMOUS: &str = "anonymous";
+const NO_NAME: &str = "unknown";
+const NO_VERSION: &str = "-";
+
+/// The key a stateless client's traffic is attributed to:
+/// `anonymous/<clientInfo.name>/<clientInfo.version>`.
+pub fn client_key(name: Option<&str>, version: Option<&str>) -> String {
+    format!(
+        "{ANONYMOUS}/{}/{}",
+        name.unwrap_or(NO_NAME),
+        version.unwrap_or(NO_VERSION)
+    )
+}
+
+/// As much of a client's identity as its key tells: what the request log
+/// keeps of a client seen before a restart.
+fn identity_from_key(key: &str) -> ClientIdentity {
+    let rest = key
+        .strip_prefix(ANONYMOUS)
+        .and_then(|r| r.strip_prefix('/'))
+        .unwrap_or(key);
+    let (name, version) = rest.rsplit_once('/').unwrap_or((rest, NO_VERSION));
+    let name = (name != NO_NAME).then(|| name.to_string());
+    ClientIdentity {
+        client_type: detect_client_type(name.as_deref()),
+        client_name: name,
+        client_version: (version != NO_VERSION).then(|| version.to_string()),
+        client_capabilities: serde_json::json!({}),
+        // Only the stateless revision has clients without sessions.
+        protocol_version: "2026-07-28".into(),
+        principal: None,
+        remote_addr: None,
+        user_agent: None,
+    }
+}
 
 /// What is known of one stateless client.
 #[derive(Debug, Clone, Serialize)]
@@ -91,6 +130,24 @@ impl Clients {
         announce(&mut entry)
     }
 
+    /// Refills the table from the request log (most recently seen first,
+    /// up to capacity).
+    pub(crate) fn restore(&self, mut logged: Vec<ClientRequests>) {
+        logged.sort_by_key(|c| std::cmp::Reverse(c.last_seen));
+        for c in logged.into_iter().take(self.capacity) {
+            self.by_key
+                .entry(c.client_key.clone())
+                .or_insert_with(|| ClientActivity {
+                    identity: identity_from_key(&c.client_key),
+                    client_key: c.client_key,
+                    first_seen: c.first_seen,
+                    last_seen: c.last_seen,
+                    request_count: c.requests,
+                    announced_at: None,
+                });
+        }
+    }
+
     pub(crate) fn get(&self, key: &str) -> Option<ClientActivity> {
         self.by_key.get(key).map(|c| c.clone())
     }
@@ -134,5 +191,35 @@ mod tests {
         clients.touch("c", at(3), every, identity);
         let keys: Vec<_> = clients.list(t0).into_iter().map(|c| c.client_key).collect();
         assert_eq!(keys, ["c", "a"]);
+    }
+
+    #[test]
+    fn a_restored_client_has_the_identity_its_key_tells() {
+        let clients = Clients::new(2);
+        let t0 = Timestamp::from_millis(1_000_000);
+        let logged = |key: &str, last: i64| ClientRequests {
+            client_key: key.to_string(),
+            requests: 3,
+            first_seen: t0,
+            last_seen: Timestamp::from_millis(t0.as_millis() + last),
+        };
+        clients.restore(vec![
+            logged(&client_key(Some("cursor-vscode"), Some("1.7/beta")), 5),
+            logged(&client_key(None, None), 9),
+            logged(&client_key(Some("oldest"), Some("1")), 1),
+        ]);
+        let all = clients.list(t0);
+        let keys: Vec<_> = all.iter().map(|c| c.client_key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["anonymous/unknown/-", "anonymous/cursor-vscode/1.7/beta"]
+        );
+        assert_eq!(all[0].identity.client_name, None);
+        assert_eq!(all[0].identity.client_version, None);
+        let cursor = &all[1].identity;
+        assert_eq!(cursor.client_type, "Cursor");
+        assert_eq!(cursor.client_name.as_deref(), Some("cursor-vscode/1.7"));
+        assert_eq!(cursor.client_version.as_deref(), Some("beta"));
+        assert_eq!(all[1].request_count, 3);
     }
 }

@@ -24,7 +24,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use clients::ClientActivity;
+pub use clients::{client_key, ClientActivity};
 pub use events::{EventLog, EventLogConfig};
 pub use limiter::{RateLimited, RateLimiter};
 pub use live::LiveSession;
@@ -213,6 +213,15 @@ impl SessionManager {
             );
         }
         let counts = store.status_counts().await?;
+        let clients = clients::Clients::new(config.max_stateless_clients);
+        clients.restore(
+            store
+                .client_requests(crate::analytics::Window {
+                    since: now.saturating_sub(config.health_window),
+                    until: now.saturating_add(std::time::Duration::from_millis(1)),
+                })
+                .await?,
+        );
         let mut window = ConnectionWindow::new(config.health_window);
         window.seed(
             store
@@ -248,7 +257,7 @@ impl SessionManager {
             request_log: log_tx,
             window: Mutex::new(window),
             disconnected_total: AtomicU64::new(counts.disconnected),
-            clients: clients::Clients::new(config.max_stateless_clients),
+            clients,
             signer: TokenSigner::new(&key, config.reconnect.token_ttl),
             limiter: limiter::FailureLimiter::new(
                 config.reconnect.max_failures,
