@@ -217,39 +217,39 @@ fn user_errors_are_one_line_without_backtraces() {
     }
 }
 
+/// `sessiongate serve --listen LISTEN --data-dir DIR` with stderr kept.
+fn spawn_serve(listen: &str, dir: &Path, stdout: Stdio) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_sessiongate"))
+        .args(["serve", "--listen", listen, "--data-dir"])
+        .arg(dir)
+        .env("SESSIONGATE_LOG", "error")
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Whether `base`'s health answers 200 before the child exits (5 s at most).
+async fn answers(child: &mut std::process::Child, base: &str) -> bool {
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if let Ok(r) = http.get(format!("{base}/api/health")).send().await {
+            return r.status().is_success();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 #[tokio::test]
 async fn listen_accepts_a_host_name() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("localhost:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("SESSIONGATE_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        if let Ok(r) = http
-            .get(format!("http://localhost:{port}/api/health"))
-            .send()
-            .await
-        {
-            up = r.status().is_success();
-            break;
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut child = spawn_serve(&format!("localhost:{port}"), dir.path(), Stdio::null());
+    let up = answers(&mut child, &format!("http://localhost:{port}")).await;
     let _ = child.kill();
     let out = child.wait_with_output().unwrap();
     assert!(up, "not serving on localhost:{port}: {}", text(&out.stderr));
@@ -340,38 +340,11 @@ fn a_database_url_that_is_neither_url_nor_file_is_refused() {
 async fn serve_outlives_a_closed_stdout() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("SESSIONGATE_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_serve(&format!("127.0.0.1:{port}"), dir.path(), Stdio::piped());
     drop(child.stdout.take());
-    let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if let Ok(r) = http
-            .get(format!("http://127.0.0.1:{port}/api/health"))
-            .send()
-            .await
-        {
-            up = r.status().is_success();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let up = answers(&mut child, &format!("http://127.0.0.1:{port}")).await;
     // The banner is written once the listener is up: give it a moment to
-    // hit the closed pipe before asking again.
+    // hit the closed pipe before looking again.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let alive = child.try_wait().unwrap().is_none();
     let _ = child.kill();
