@@ -141,8 +141,7 @@ async fn run(database: Option<String>, o: &Options) -> Value {
         })
         .collect();
     server
-        .manager
-        .store()
+        .store
         .append_event_pages(&pages)
         .await
         .expect("seeding the event log");
@@ -169,7 +168,7 @@ async fn run(database: Option<String>, o: &Options) -> Value {
             replays.push(started.elapsed());
         }
     }
-    let backend = server.manager.store().backend();
+    let backend = server.store.backend();
     server.shutdown().await.expect("shutdown");
     json!({
         "backend": backend,

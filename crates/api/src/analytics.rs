@@ -1,13 +1,13 @@
 //! The analytics routes: `GET /api/mcp/analytics` and
 //! `GET /api/mcp/usage/summary` in the reference system's shapes, and
 //! `GET /api/mcp/sessions/timeline` for the dashboard's time charts. The
-//! reports are assembled by [`sessiongate_core::analytics`] from aggregates
-//! the store computes; this module only validates the query.
+//! reports are assembled by the [`ApiState::analytics`] service from
+//! aggregates the store computes; this module only validates the query.
 
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
-use sessiongate_core::analytics::{self, AnalyticsReport, Timeline, UsageSummary};
+use sessiongate_core::analytics::{AnalyticsReport, Timeline, UsageSummary};
 use utoipa::IntoParams;
 
 use crate::error::{ApiError, ErrorBody, Params};
@@ -67,14 +67,10 @@ pub async fn analytics(
     Params(params): Params<AnalyticsParams>,
 ) -> Result<Json<AnalyticsReport>, ApiError> {
     let days = within("days", params.days.unwrap_or(7), MAX_DAYS)?;
-    let store = state.manager.store().as_ref();
-    let mut report = analytics::analytics(
-        store,
-        state.manager.now(),
-        days,
-        params.compare.unwrap_or(false),
-    )
-    .await?;
+    let mut report = state
+        .analytics
+        .report(days, params.compare.unwrap_or(false))
+        .await?;
     for t in &mut report.response_times.by_tool {
         t.unknown = !(state.known_tool)(&t.tool);
     }
@@ -100,8 +96,7 @@ pub async fn usage_summary(
     Params(params): Params<AnalyticsParams>,
 ) -> Result<Json<UsageSummary>, ApiError> {
     let days = within("days", params.days.unwrap_or(7), MAX_DAYS)?;
-    let mut summary =
-        analytics::usage(state.manager.store().as_ref(), state.manager.now(), days).await?;
+    let mut summary = state.analytics.usage(days).await?;
     for (tool, usage) in &mut summary.by_tool {
         usage.unknown = !(state.known_tool)(tool);
     }
@@ -127,7 +122,6 @@ pub async fn timeline(
     Params(params): Params<TimelineParams>,
 ) -> Result<Json<Timeline>, ApiError> {
     let hours = within("hours", params.hours.unwrap_or(1), MAX_HOURS)?;
-    let timeline =
-        analytics::timeline(state.manager.store().as_ref(), state.manager.now(), hours).await?;
+    let timeline = state.analytics.timeline(hours).await?;
     Ok(Json(timeline))
 }

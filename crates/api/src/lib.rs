@@ -25,7 +25,10 @@ use std::sync::Arc;
 use axum::middleware::{from_fn_with_state, map_response};
 use axum::routing::{any, get};
 use axum::Router;
+use sessiongate_core::analytics::Analytics;
 use sessiongate_core::lifecycle::SessionManager;
+use sessiongate_core::store::{RequestLogStore, SessionStore};
+use sessiongate_core::store_health::{Monitored, StoreHealth};
 use sessiongate_core::{SessionId, Timestamp};
 
 pub use auth::load_or_create_admin_token;
@@ -43,6 +46,14 @@ pub type ToolCatalog = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 #[derive(Clone)]
 pub struct ApiState {
     pub manager: Arc<SessionManager>,
+    /// The analytics reports.
+    pub analytics: Analytics,
+    /// Ended sessions and their statistics, read straight from the store.
+    pub sessions: Arc<dyn SessionStore>,
+    /// The request log, for a session's latest requests.
+    pub request_log: Arc<dyn RequestLogStore>,
+    /// Which store the server uses and whether it works, for `/api/health`.
+    pub store_health: Arc<StoreHealth>,
     /// The bearer token that admits requests to `/api/mcp/...`. An empty
     /// token admits nothing.
     pub admin_token: Arc<str>,
@@ -56,10 +67,19 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// State with a no-op terminate hook, started now.
-    pub fn new(manager: Arc<SessionManager>, admin_token: impl Into<Arc<str>>) -> Self {
+    /// State with a no-op terminate hook, started now, reading `store` (the
+    /// one `manager` writes) through the ports the handlers use.
+    pub fn new(
+        manager: Arc<SessionManager>,
+        store: &Arc<Monitored>,
+        admin_token: impl Into<Arc<str>>,
+    ) -> Self {
         let started_at = manager.now();
         ApiState {
+            analytics: Analytics::new(store.clone(), manager.clock().clone()),
+            sessions: store.clone(),
+            request_log: store.clone(),
+            store_health: store.health().clone(),
             manager,
             admin_token: admin_token.into(),
             on_terminate: Arc::new(|_| {}),

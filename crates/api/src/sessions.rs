@@ -84,12 +84,12 @@ pub struct StoreHealthBody {
 )]
 pub async fn service_health(State(state): State<ApiState>) -> Json<ServiceHealth> {
     let manager = &state.manager;
-    let store = manager.store_health().status();
+    let store = state.store_health.status();
     Json(ServiceHealth {
         status: if store.ok { "healthy" } else { "degraded" },
         reason: store.reason,
         version: env!("CARGO_PKG_VERSION"),
-        store: manager.store().backend(),
+        store: state.store_health.backend(),
         store_health: StoreHealthBody {
             ok: store.ok,
             failing_since: store.failing_since,
@@ -331,8 +331,7 @@ pub async fn show_session(
         .await?
         .ok_or(ApiError::SessionNotFound)?;
     let requests = state
-        .manager
-        .store()
+        .request_log
         .session_requests(id, SESSION_REQUESTS)
         .await?;
     let summary = RequestSummary::new(&session, &requests);
@@ -562,11 +561,7 @@ pub async fn disconnected_sessions(
     }
     let end = state.manager.now();
     let start = end.saturating_sub(DAY * days);
-    let (sessions, statistics) = state
-        .manager
-        .store()
-        .disconnected_since(start, limit)
-        .await?;
+    let (sessions, statistics) = state.sessions.disconnected_since(start, limit).await?;
     Ok(Json(DisconnectedSessions {
         sessions,
         statistics,

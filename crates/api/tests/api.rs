@@ -14,6 +14,7 @@ use sessiongate_core::client::detect_client_type;
 use sessiongate_core::lifecycle::{LifecycleConfig, LiveSession, SessionManager};
 use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
 use sessiongate_core::session::ClientIdentity;
+use sessiongate_core::store_health::Monitored;
 use sessiongate_core::{DisconnectReason, ManualClock, SessionId};
 use sessiongate_store::{connect, Database};
 
@@ -39,18 +40,19 @@ async fn start() -> Harness {
     .await
     .expect("sqlite store");
     let clock = ManualClock::starting_now();
+    let store = Arc::new(Monitored::new(store, Arc::new(clock.clone())));
     let config = LifecycleConfig {
         idle_timeout: Duration::from_secs(3600),
         ..LifecycleConfig::default()
     };
-    let manager = SessionManager::start(store, Arc::new(clock.clone()), config)
+    let manager = SessionManager::start(store.clone(), Arc::new(clock.clone()), config)
         .await
         .expect("manager");
     let terminated = Arc::new(Mutex::new(Vec::new()));
     let seen = terminated.clone();
     // The catalog of a server whose one tool is echo: the tests' other
     // names are names clients tried.
-    let state = ApiState::new(manager.clone(), TOKEN)
+    let state = ApiState::new(manager.clone(), &store, TOKEN)
         .on_terminate(move |id| seen.lock().unwrap().push(id))
         .known_tool(|name| name == "echo");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

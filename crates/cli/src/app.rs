@@ -9,8 +9,11 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use sessiongate_api::ApiState;
+use sessiongate_core::analytics::Analytics;
 use sessiongate_core::lifecycle::SessionManager;
 use sessiongate_core::reconnect::SigningKey;
+use sessiongate_core::store::Store;
+use sessiongate_core::store_health::Monitored;
 use sessiongate_core::SharedClock;
 use sessiongate_mcp::tools::with_builtin_tools;
 use sessiongate_mcp::{McpServer, McpState};
@@ -30,6 +33,8 @@ pub struct RunningServer {
     pub admin_token: String,
     pub admin_token_created: bool,
     pub manager: Arc<SessionManager>,
+    /// The store, every call to it observed for the health endpoint.
+    pub store: Arc<dyn Store>,
     stop: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
     /// Last, so it is released after everything else is dropped.
@@ -83,6 +88,8 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     let store = sessiongate_store::connect(&config.database)
         .await
         .with_context(|| format!("cannot open the session store {}", config.database))?;
+    // Every port of the store is observed, whoever holds it.
+    let store = Arc::new(Monitored::new(store, clock.clone()));
     let mut lifecycle = config.lifecycle.clone();
     if lifecycle.reconnect.key.is_none() {
         // Tokens must outlive restarts: sign with a key kept on disk.
@@ -98,7 +105,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         })?;
         lifecycle.reconnect.key = Some(SigningKey::from_bytes(key.into_bytes()));
     }
-    let manager = SessionManager::start(store, clock, lifecycle)
+    let manager = SessionManager::start(store.clone(), clock.clone(), lifecycle)
         .await
         .context("cannot restore sessions")?;
 
@@ -122,6 +129,10 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     let peers = mcp.peers.clone();
     let api = ApiState {
         manager: manager.clone(),
+        analytics: Analytics::new(store.clone(), clock),
+        sessions: store.clone(),
+        request_log: store.clone(),
+        store_health: store.health().clone(),
         admin_token: admin_token.clone().into(),
         on_terminate: Arc::new(move |id| peers.remove(id)),
         started_at: manager.now(),
@@ -177,6 +188,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         admin_token,
         admin_token_created,
         manager,
+        store,
         stop,
         task,
         _data_dir_lock: data_dir_lock,

@@ -1,111 +1,20 @@
 //! Analytics: the figures behind the dashboard's charts and the reference
-//! system's `/analytics` and `/usage/summary` reports. The store aggregates
-//! (it never hands back raw rows, so a report costs the same with a million
-//! logged requests as with ten); this module picks the windows, fills the
-//! gaps between non-empty buckets and derives rates and comparisons.
+//! system's `/analytics` and `/usage/summary` reports, offered by the
+//! [`Analytics`] service. The store aggregates (see
+//! [`AnalyticsStore`]); this module picks the windows, fills the gaps
+//! between non-empty buckets and derives rates and comparisons.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::clock::Timestamp;
-use crate::store::{SessionStore, StoreResult};
+use crate::clock::{SharedClock, Timestamp};
+use crate::store::{AnalyticsStore, Latency, RequestBucket, RequestTotals, StoreResult, Window};
 
 const DAY: Duration = Duration::from_secs(86_400);
 const HOUR: Duration = Duration::from_secs(3_600);
-
-/// A half-open span of time, `[since, until)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub since: Timestamp,
-    pub until: Timestamp,
-}
-
-impl Window {
-    /// The `count` whole buckets of `bucket` length whose last one holds `now`.
-    pub fn aligned(now: Timestamp, bucket: Duration, count: u32) -> Window {
-        let ms = bucket_ms(bucket);
-        let until = Timestamp::from_millis((now.as_millis().div_euclid(ms) + 1) * ms);
-        Window {
-            since: Timestamp::from_millis(until.as_millis() - ms * i64::from(count)),
-            until,
-        }
-    }
-
-    /// The window of the same length just before this one.
-    pub fn previous(self) -> Window {
-        Window {
-            since: Timestamp::from_millis(2 * self.since.as_millis() - self.until.as_millis()),
-            until: self.since,
-        }
-    }
-
-    fn buckets(self, bucket: Duration) -> u64 {
-        ((self.until.as_millis() - self.since.as_millis()) / bucket_ms(bucket)).max(0) as u64
-    }
-
-    fn start_of(self, bucket: Duration, index: u64) -> Timestamp {
-        Timestamp::from_millis(self.since.as_millis() + bucket_ms(bucket) * index as i64)
-    }
-}
-
-fn bucket_ms(bucket: Duration) -> i64 {
-    (bucket.as_millis() as i64).max(1)
-}
-
-/// Logged requests that started in one bucket of a window; `index` counts
-/// buckets from the window's start. The store returns only non-empty buckets.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RequestBucket {
-    pub index: u64,
-    pub requests: u64,
-    pub errors: u64,
-    pub duration_us: i64,
-}
-
-/// Logged requests over a whole window.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RequestTotals {
-    pub requests: u64,
-    pub errors: u64,
-    pub duration_us: i64,
-    pub unique_sessions: u64,
-    pub unique_clients: u64,
-}
-
-/// One stateless client's logged requests over a window, by its client key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientRequests {
-    pub client_key: String,
-    pub requests: u64,
-    pub first_seen: Timestamp,
-    pub last_seen: Timestamp,
-}
-
-/// Durations of one tool's calls in a window (`tool: None`: of every
-/// request). Percentiles are nearest-rank, computed by the store.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Latency {
-    pub tool: Option<String>,
-    pub count: u64,
-    pub errors: u64,
-    pub sum_us: i64,
-    pub min_us: i64,
-    pub max_us: i64,
-    pub p50_us: i64,
-    pub p95_us: i64,
-    pub p99_us: i64,
-}
-
-/// Sessions connecting and ending in each bucket of a window (only
-/// non-empty buckets, by index), and how many were active at its start.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SessionFlow {
-    pub active_at_start: u64,
-    pub connected: Vec<(u64, u64)>,
-    pub disconnected: Vec<(u64, u64)>,
-}
 
 // ------------------------------------------------------------------ reports
 
@@ -224,66 +133,74 @@ impl Change {
     }
 }
 
-/// The report over the `days` UTC days ending today.
-pub async fn analytics(
-    store: &dyn SessionStore,
-    now: Timestamp,
-    days: u32,
-    compare: bool,
-) -> StoreResult<AnalyticsReport> {
-    let window = Window::aligned(now, DAY, days);
-    let daily = store.request_buckets(window, DAY).await?;
-    let hourly = store.request_buckets(window, HOUR).await?;
-    let totals = store.request_totals(window).await?;
-    let latency = store.latency(window).await?;
-    let comparison = if compare {
-        let before = store.request_totals(window.previous()).await?;
-        Some(compare_totals(&totals, &before))
-    } else {
-        None
-    };
+/// The reports, as of the clock's now, over what the store aggregates.
+#[derive(Clone)]
+pub struct Analytics {
+    store: Arc<dyn AnalyticsStore>,
+    clock: SharedClock,
+}
 
-    let daily = fill(window, DAY, &daily)
-        .map(|(start, b)| DailyTrend {
-            date: start.to_rfc3339()[..10].to_string(),
-            requests: b.requests,
-            errors: b.errors,
-            tokens: 0,
-            cost: 0.0,
-            success_rate: success_rate(b.requests, b.errors),
-        })
-        .collect();
-    let hourly = fill(window, HOUR, &hourly)
-        .map(|(hour, b)| HourlyTrend {
-            hour,
-            requests: b.requests,
-            avg_duration: mean_ms(b.duration_us, b.requests),
-        })
-        .collect();
+impl Analytics {
+    pub fn new(store: Arc<dyn AnalyticsStore>, clock: SharedClock) -> Self {
+        Analytics { store, clock }
+    }
 
-    let overall = latency.iter().find(|l| l.tool.is_none());
-    let response_times = ResponseTimes {
-        by_tool: latency
-            .iter()
-            .filter_map(|l| l.tool.clone().map(|tool| tool_times(tool, l)))
-            .collect(),
-        overall_avg: mean_ms(totals.duration_us, totals.requests),
-        p50: overall.map_or(0.0, |l| ms(l.p50_us)),
-        p95: overall.map_or(0.0, |l| ms(l.p95_us)),
-        p99: overall.map_or(0.0, |l| ms(l.p99_us)),
-    };
-    Ok(AnalyticsReport {
-        period: Period::of(days, window),
-        trends: Trends { daily, hourly },
-        ratios: Ratios {
-            success: totals.requests - totals.errors.min(totals.requests),
-            error: totals.errors,
-            timeout: 0,
-            success_rate: success_rate(totals.requests, totals.errors),
-        },
-        response_times,
-        comparison,
-    })
+    /// The report over the `days` UTC days ending today.
+    pub async fn report(&self, days: u32, compare: bool) -> StoreResult<AnalyticsReport> {
+        let window = Window::aligned(self.clock.now(), DAY, days);
+        let daily = self.store.request_buckets(window, DAY).await?;
+        let hourly = self.store.request_buckets(window, HOUR).await?;
+        let totals = self.store.request_totals(window).await?;
+        let latency = self.store.latency(window).await?;
+        let comparison = if compare {
+            let before = self.store.request_totals(window.previous()).await?;
+            Some(compare_totals(&totals, &before))
+        } else {
+            None
+        };
+
+        let daily = fill(window, DAY, &daily)
+            .map(|(start, b)| DailyTrend {
+                date: start.to_rfc3339()[..10].to_string(),
+                requests: b.requests,
+                errors: b.errors,
+                tokens: 0,
+                cost: 0.0,
+                success_rate: success_rate(b.requests, b.errors),
+            })
+            .collect();
+        let hourly = fill(window, HOUR, &hourly)
+            .map(|(hour, b)| HourlyTrend {
+                hour,
+                requests: b.requests,
+                avg_duration: mean_ms(b.duration_us, b.requests),
+            })
+            .collect();
+
+        let overall = latency.iter().find(|l| l.tool.is_none());
+        let response_times = ResponseTimes {
+            by_tool: latency
+                .iter()
+                .filter_map(|l| l.tool.clone().map(|tool| tool_times(tool, l)))
+                .collect(),
+            overall_avg: mean_ms(totals.duration_us, totals.requests),
+            p50: overall.map_or(0.0, |l| ms(l.p50_us)),
+            p95: overall.map_or(0.0, |l| ms(l.p95_us)),
+            p99: overall.map_or(0.0, |l| ms(l.p99_us)),
+        };
+        Ok(AnalyticsReport {
+            period: Period::of(days, window),
+            trends: Trends { daily, hourly },
+            ratios: Ratios {
+                success: totals.requests - totals.errors.min(totals.requests),
+                error: totals.errors,
+                timeout: 0,
+                success_rate: success_rate(totals.requests, totals.errors),
+            },
+            response_times,
+            comparison,
+        })
+    }
 }
 
 fn compare_totals(now: &RequestTotals, before: &RequestTotals) -> BTreeMap<&'static str, Change> {
@@ -350,42 +267,40 @@ pub struct ToolUsage {
     pub unknown: bool,
 }
 
-/// Usage over the `days` UTC days ending today.
-pub async fn usage(
-    store: &dyn SessionStore,
-    now: Timestamp,
-    days: u32,
-) -> StoreResult<UsageSummary> {
-    let window = Window::aligned(now, DAY, days);
-    let totals = store.request_totals(window).await?;
-    let latency = store.latency(window).await?;
-    Ok(UsageSummary {
-        period: Period::of(days, window),
-        summary: UsageTotals {
-            total_requests: totals.requests,
-            total_tokens: 0,
-            total_cost: 0.0,
-            errors: totals.errors,
-            success_rate: success_rate(totals.requests, totals.errors),
-            avg_duration_ms: mean_ms(totals.duration_us, totals.requests),
-            unique_sessions: totals.unique_sessions,
-            unique_clients: totals.unique_clients,
-        },
-        by_tool: latency
-            .into_iter()
-            .filter_map(|l| {
-                let usage = ToolUsage {
-                    count: l.count,
-                    tokens: 0,
-                    cost: 0.0,
-                    errors: l.errors,
-                    avg_ms: mean_ms(l.sum_us, l.count),
-                    unknown: false,
-                };
-                l.tool.map(|t| (t, usage))
-            })
-            .collect(),
-    })
+impl Analytics {
+    /// Usage over the `days` UTC days ending today.
+    pub async fn usage(&self, days: u32) -> StoreResult<UsageSummary> {
+        let window = Window::aligned(self.clock.now(), DAY, days);
+        let totals = self.store.request_totals(window).await?;
+        let latency = self.store.latency(window).await?;
+        Ok(UsageSummary {
+            period: Period::of(days, window),
+            summary: UsageTotals {
+                total_requests: totals.requests,
+                total_tokens: 0,
+                total_cost: 0.0,
+                errors: totals.errors,
+                success_rate: success_rate(totals.requests, totals.errors),
+                avg_duration_ms: mean_ms(totals.duration_us, totals.requests),
+                unique_sessions: totals.unique_sessions,
+                unique_clients: totals.unique_clients,
+            },
+            by_tool: latency
+                .into_iter()
+                .filter_map(|l| {
+                    let usage = ToolUsage {
+                        count: l.count,
+                        tokens: 0,
+                        cost: 0.0,
+                        errors: l.errors,
+                        avg_ms: mean_ms(l.sum_us, l.count),
+                        unknown: false,
+                    };
+                    l.tool.map(|t| (t, usage))
+                })
+                .collect(),
+        })
+    }
 }
 
 /// `GET /api/mcp/sessions/timeline`: sessions and traffic over recent hours.
@@ -413,46 +328,44 @@ pub struct TimelinePoint {
 const TIMELINE_BUCKETS: [u64; 7] = [60, 300, 900, 1_800, 3_600, 7_200, 21_600];
 const MAX_POINTS: u64 = 100;
 
-/// The timeline of the last `hours` hours.
-pub async fn timeline(
-    store: &dyn SessionStore,
-    now: Timestamp,
-    hours: u32,
-) -> StoreResult<Timeline> {
-    let span = u64::from(hours) * 3_600;
-    let seconds = TIMELINE_BUCKETS
-        .into_iter()
-        .find(|b| span.div_ceil(*b) <= MAX_POINTS)
-        .unwrap_or(TIMELINE_BUCKETS[TIMELINE_BUCKETS.len() - 1]);
-    let bucket = Duration::from_secs(seconds);
-    let window = Window::aligned(now, bucket, span.div_ceil(seconds) as u32);
-    let flow = store.session_flow(window, bucket).await?;
-    let requests = store.request_buckets(window, bucket).await?;
+impl Analytics {
+    /// The timeline of the last `hours` hours.
+    pub async fn timeline(&self, hours: u32) -> StoreResult<Timeline> {
+        let span = u64::from(hours) * 3_600;
+        let seconds = TIMELINE_BUCKETS
+            .into_iter()
+            .find(|b| span.div_ceil(*b) <= MAX_POINTS)
+            .unwrap_or(TIMELINE_BUCKETS[TIMELINE_BUCKETS.len() - 1]);
+        let bucket = Duration::from_secs(seconds);
+        let window = Window::aligned(self.clock.now(), bucket, span.div_ceil(seconds) as u32);
+        let flow = self.store.session_flow(window, bucket).await?;
+        let requests = self.store.request_buckets(window, bucket).await?;
 
-    let mut connected = sparse(&flow.connected);
-    let mut disconnected = sparse(&flow.disconnected);
-    let mut active = flow.active_at_start as i64;
-    let points = fill(window, bucket, &requests)
-        .enumerate()
-        .map(|(i, (t, r))| {
-            let c = connected.next_at(i as u64);
-            let d = disconnected.next_at(i as u64);
-            active += c as i64 - d as i64;
-            TimelinePoint {
-                t,
-                active: active.max(0) as u64,
-                connected: c,
-                disconnected: d,
-                requests: r.requests,
-                errors: r.errors,
-            }
+        let mut connected = sparse(&flow.connected);
+        let mut disconnected = sparse(&flow.disconnected);
+        let mut active = flow.active_at_start as i64;
+        let points = fill(window, bucket, &requests)
+            .enumerate()
+            .map(|(i, (t, r))| {
+                let c = connected.next_at(i as u64);
+                let d = disconnected.next_at(i as u64);
+                active += c as i64 - d as i64;
+                TimelinePoint {
+                    t,
+                    active: active.max(0) as u64,
+                    connected: c,
+                    disconnected: d,
+                    requests: r.requests,
+                    errors: r.errors,
+                }
+            })
+            .collect();
+        Ok(Timeline {
+            hours,
+            bucket_seconds: seconds,
+            points,
         })
-        .collect();
-    Ok(Timeline {
-        hours,
-        bucket_seconds: seconds,
-        points,
-    })
+    }
 }
 
 /// Every bucket of `window`, empty ones included, with its start.

@@ -2,8 +2,10 @@
 //! the figures reported about it.
 //!
 //! Nothing here does network or database I/O itself. Persistence goes through
-//! the [`store::SessionStore`] port, implemented by `sessiongate-store`; the
-//! MCP transport and the management API sit on top of [`lifecycle::SessionManager`].
+//! the ports of [`store`] (sessions, request log, analytics, tokens, event
+//! log), implemented by `sessiongate-store`; the MCP transport and the
+//! management API sit on top of [`lifecycle::SessionManager`], the API's
+//! reports on [`analytics::Analytics`].
 
 pub mod analytics;
 pub mod client;

@@ -1,10 +1,10 @@
 //! Whether the session store is working, as every call to it found.
 //!
-//! [`Monitored`] wraps the store the lifecycle uses, so no write path can
-//! fail without being counted (`sessiongate_store_errors_total`, by
-//! operation) and reflected in [`StoreHealth`]: the store is failing from a
-//! failed call until a later call of the same kind (read or write)
-//! succeeds. Writes and reads are told apart because a full disk fails
+//! [`Monitored`] wraps the store the server uses, every port of it, so no
+//! write path can fail without being counted
+//! (`sessiongate_store_errors_total`, by operation) and reflected in
+//! [`StoreHealth`]: the store is failing from a failed call until a later
+//! call of the same kind (read or write) succeeds. Writes and reads are told apart because a full disk fails
 //! writes while reads go on working. The health endpoint and the
 //! `sessiongate_store_up` gauge report it; the errors themselves go to the
 //! log only.
@@ -16,17 +16,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::analytics::{
-    ClientRequests, Latency, RequestBucket, RequestTotals, SessionFlow, Window,
-};
 use crate::clock::{SharedClock, Timestamp};
 use crate::ids::SessionId;
 use crate::reconnect::{ReconnectState, Redemption, TokenGrant};
 use crate::request_log::RequestLogEntry;
 use crate::session::{ActivityUpdate, SessionEnd, SessionRecord, SessionStatus};
 use crate::store::{
-    ConnectionBucket, DisconnectStats, SessionPage, SessionQuery, SessionStore, StatusCounts,
-    StoreResult,
+    AnalyticsStore, ClientRequests, ConnectionBucket, DisconnectStats, EventLogStore, Latency,
+    RequestBucket, RequestLogStore, RequestTotals, SessionFlow, SessionPage, SessionQuery,
+    SessionStore, StatusCounts, Store, StoreResult, TokenStore, Window,
 };
 use crate::stream::{EventPage, PageId, PageKey};
 
@@ -52,8 +50,9 @@ struct Failure {
     operation: &'static str,
 }
 
-/// The store's health as the lifecycle's calls found it.
+/// The store's health as the server's calls found it.
 pub struct StoreHealth {
+    backend: &'static str,
     clock: SharedClock,
     writes: Mutex<Option<Failure>>,
     reads: Mutex<Option<Failure>>,
@@ -74,9 +73,10 @@ pub struct StoreStatus {
 }
 
 impl StoreHealth {
-    fn new(clock: SharedClock) -> Self {
+    fn new(backend: &'static str, clock: SharedClock) -> Self {
         metrics::gauge!("sessiongate_store_up").set(1.0);
         StoreHealth {
+            backend,
             clock,
             writes: Mutex::new(None),
             reads: Mutex::new(None),
@@ -121,6 +121,11 @@ impl StoreHealth {
         metrics::gauge!("sessiongate_store_up").set(if self.is_ok() { 1.0 } else { 0.0 });
     }
 
+    /// Which backend the store is (see [`Store::backend`]).
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
     /// Whether the last write and the last read both succeeded.
     pub fn is_ok(&self) -> bool {
         [Kind::Write, Kind::Read].into_iter().all(|kind| {
@@ -163,17 +168,19 @@ impl StoreHealth {
     }
 }
 
-/// A store whose every call is observed by a [`StoreHealth`].
+/// A store whose every call, through any of its ports, is observed by one
+/// [`StoreHealth`]. The server wraps its store once, at assembly, and hands
+/// each consumer the port it uses.
 pub struct Monitored {
-    inner: Arc<dyn SessionStore>,
+    inner: Arc<dyn Store>,
     health: Arc<StoreHealth>,
 }
 
 impl Monitored {
-    pub fn new(inner: Arc<dyn SessionStore>, clock: SharedClock) -> Self {
+    pub fn new(inner: Arc<dyn Store>, clock: SharedClock) -> Self {
         Monitored {
+            health: Arc::new(StoreHealth::new(inner.backend(), clock)),
             inner,
-            health: Arc::new(StoreHealth::new(clock)),
         }
     }
 
@@ -192,12 +199,14 @@ impl Monitored {
     }
 }
 
-#[async_trait]
-impl SessionStore for Monitored {
+impl Store for Monitored {
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }
+}
 
+#[async_trait]
+impl SessionStore for Monitored {
     async fn insert_sessions(&self, sessions: &[SessionRecord]) -> StoreResult<()> {
         self.write("create", self.inner.insert_sessions(sessions).await)
     }
@@ -249,7 +258,10 @@ impl SessionStore for Monitored {
     ) -> StoreResult<(Vec<SessionRecord>, DisconnectStats)> {
         self.read("read", self.inner.disconnected_since(since, limit).await)
     }
+}
 
+#[async_trait]
+impl RequestLogStore for Monitored {
     async fn insert_requests(&self, rows: &[RequestLogEntry]) -> StoreResult<()> {
         self.write("request_log", self.inner.insert_requests(rows).await)
     }
@@ -265,7 +277,10 @@ impl SessionStore for Monitored {
     async fn prune_requests(&self, before: Timestamp) -> StoreResult<u64> {
         self.write("prune", self.inner.prune_requests(before).await)
     }
+}
 
+#[async_trait]
+impl AnalyticsStore for Monitored {
     async fn request_buckets(
         &self,
         window: Window,
@@ -292,7 +307,10 @@ impl SessionStore for Monitored {
     async fn session_flow(&self, window: Window, bucket: Duration) -> StoreResult<SessionFlow> {
         self.read("analytics", self.inner.session_flow(window, bucket).await)
     }
+}
 
+#[async_trait]
+impl TokenStore for Monitored {
     async fn set_reconnect_token(&self, id: SessionId, grant: TokenGrant) -> StoreResult<bool> {
         self.write("token", self.inner.set_reconnect_token(id, grant).await)
     }
@@ -304,7 +322,10 @@ impl SessionStore for Monitored {
     async fn redeem_reconnect_token(&self, r: &Redemption) -> StoreResult<Option<u64>> {
         self.write("token", self.inner.redeem_reconnect_token(r).await)
     }
+}
 
+#[async_trait]
+impl EventLogStore for Monitored {
     async fn append_event_pages(&self, pages: &[EventPage]) -> StoreResult<()> {
         self.write("event_log", self.inner.append_event_pages(pages).await)
     }
@@ -330,7 +351,7 @@ mod tests {
 
     fn health() -> (StoreHealth, ManualClock) {
         let clock = ManualClock::new(Timestamp::from_millis(1_000_000));
-        (StoreHealth::new(Arc::new(clock.clone())), clock)
+        (StoreHealth::new("sqlite", Arc::new(clock.clone())), clock)
     }
 
     fn failed() -> StoreResult<()> {

@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
 
-use sessiongate_core::analytics::{
-    ClientRequests, Latency, RequestBucket, RequestTotals, SessionFlow, Window,
-};
 use sessiongate_core::clock::Timestamp;
-use sessiongate_core::store::StoreResult;
+use sessiongate_core::store::{
+    ClientRequests, Latency, RequestBucket, RequestTotals, SessionFlow, StoreResult, Window,
+};
 
 use crate::rows::{db_err, unsigned};
 

@@ -1,6 +1,6 @@
-//! Durable storage for sessiongate: the [`SessionStore`] port of
-//! `sessiongate-core`, implemented on SQLite ([`SqliteStore`]) and
-//! PostgreSQL ([`PostgresStore`]).
+//! Durable storage for sessiongate: the store ports of `sessiongate-core`
+//! (sessions, request log, analytics, tokens, event log), implemented on
+//! SQLite ([`SqliteStore`]) and PostgreSQL ([`PostgresStore`]).
 //!
 //! This crate owns the database schema and its versioned migrations
 //! (`migrations/sqlite`, `migrations/postgres`, embedded at compile time and
@@ -20,7 +20,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sessiongate_core::store::{SessionStore, StoreError};
+use sessiongate_core::store::{Store, StoreError};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -85,7 +85,7 @@ impl Database {
         })
     }
 
-    /// The backend's name, as [`SessionStore::backend`] reports it.
+    /// The backend's name, as [`Store::backend`] reports it.
     pub fn backend(&self) -> &'static str {
         match self {
             Database::Sqlite { .. } => sqlite::BACKEND,
@@ -154,8 +154,8 @@ fn redact_password(url: &str) -> String {
 }
 
 /// Opens the database, applies any pending migrations, and returns the store.
-pub async fn connect(database: &Database) -> Result<Arc<dyn SessionStore>, StoreError> {
-    let store: Arc<dyn SessionStore> = match database {
+pub async fn connect(database: &Database) -> Result<Arc<dyn Store>, StoreError> {
+    let store: Arc<dyn Store> = match database {
         Database::Sqlite { path } => Arc::new(SqliteStore::open(path).await?),
         Database::Postgres { url } => Arc::new(PostgresStore::connect(url).await?),
     };

@@ -16,17 +16,15 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 use sqlx::{Postgres, QueryBuilder};
 
-use sessiongate_core::analytics::{
-    ClientRequests, Latency, RequestBucket, RequestTotals, SessionFlow, Window,
-};
 use sessiongate_core::clock::Timestamp;
 use sessiongate_core::ids::SessionId;
 use sessiongate_core::reconnect::{ReconnectState, Redemption, TokenGrant};
 use sessiongate_core::request_log::RequestLogEntry;
 use sessiongate_core::session::{ActivityUpdate, SessionEnd, SessionRecord, SessionStatus};
 use sessiongate_core::store::{
-    ConnectionBucket, DisconnectStats, SessionPage, SessionQuery, SessionStore, StatusCounts,
-    StoreError, StoreResult,
+    AnalyticsStore, ClientRequests, ConnectionBucket, DisconnectStats, EventLogStore, Latency,
+    RequestBucket, RequestLogStore, RequestTotals, SessionFlow, SessionPage, SessionQuery,
+    SessionStore, StatusCounts, Store, StoreError, StoreResult, TokenStore, Window,
 };
 use sessiongate_core::stream::{EventPage, PageId, PageKey};
 
@@ -75,7 +73,7 @@ async fn applied_migrations(pool: &PgPool) -> usize {
         .map_or(0, |n| usize::try_from(n).unwrap_or(0))
 }
 
-/// A [`SessionStore`] on a PostgreSQL database.
+/// A [`Store`] on a PostgreSQL database.
 pub struct PostgresStore {
     pool: PgPool,
 }
@@ -129,12 +127,14 @@ impl PostgresStore {
     }
 }
 
-#[async_trait]
-impl SessionStore for PostgresStore {
+impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
         BACKEND
     }
+}
 
+#[async_trait]
+impl SessionStore for PostgresStore {
     async fn insert_sessions(&self, sessions: &[SessionRecord]) -> StoreResult<()> {
         if sessions.is_empty() {
             return Ok(());
@@ -396,7 +396,10 @@ impl SessionStore for PostgresStore {
         .map_err(db_err)?;
         Ok((rows::into_records(rows)?, rows::disconnect_stats(reasons)?))
     }
+}
 
+#[async_trait]
+impl RequestLogStore for PostgresStore {
     async fn insert_requests(&self, entries: &[RequestLogEntry]) -> StoreResult<()> {
         if entries.is_empty() {
             return Ok(());
@@ -446,7 +449,10 @@ impl SessionStore for PostgresStore {
     async fn prune_requests(&self, before: Timestamp) -> StoreResult<u64> {
         retention::prune_before(&self.pool, retention::REQUESTS_BEFORE, before).await
     }
+}
 
+#[async_trait]
+impl AnalyticsStore for PostgresStore {
     async fn request_buckets(
         &self,
         window: Window,
@@ -470,7 +476,10 @@ impl SessionStore for PostgresStore {
     async fn session_flow(&self, window: Window, bucket: Duration) -> StoreResult<SessionFlow> {
         analytics::session_flow(&self.pool, window, bucket).await
     }
+}
 
+#[async_trait]
+impl TokenStore for PostgresStore {
     async fn set_reconnect_token(&self, id: SessionId, grant: TokenGrant) -> StoreResult<bool> {
         let n = sqlx::query(
             "UPDATE sessions SET reconnect_token_hash = $1, reconnect_expires_at = $2 \
@@ -526,7 +535,10 @@ impl SessionStore for PostgresStore {
         .map_err(db_err)?;
         Ok(count.map(|c| u64::try_from(c).unwrap_or(0)))
     }
+}
 
+#[async_trait]
+impl EventLogStore for PostgresStore {
     async fn append_event_pages(&self, pages: &[EventPage]) -> StoreResult<()> {
         if pages.is_empty() {
             return Ok(());

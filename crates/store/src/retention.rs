@@ -8,7 +8,7 @@
 //! behind get their turn in between. The event log's time index keeps its
 //! oldest pages at the left edge of its B-tree. (A session's pages beyond
 //! its newest N events are dropped by key instead, as the writer names
-//! them: `SessionStore::drop_event_pages`.)
+//! them: `EventLogStore::drop_event_pages`.)
 
 use sqlx::{Database, Encode, Executor, IntoArguments, Type};
 

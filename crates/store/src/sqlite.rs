@@ -19,17 +19,15 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, QueryBuilder, Sqlite};
 
-use sessiongate_core::analytics::{
-    ClientRequests, Latency, RequestBucket, RequestTotals, SessionFlow, Window,
-};
 use sessiongate_core::clock::Timestamp;
 use sessiongate_core::ids::SessionId;
 use sessiongate_core::reconnect::{ReconnectState, Redemption, TokenGrant};
 use sessiongate_core::request_log::RequestLogEntry;
 use sessiongate_core::session::{ActivityUpdate, SessionEnd, SessionRecord, SessionStatus};
 use sessiongate_core::store::{
-    ConnectionBucket, DisconnectStats, SessionPage, SessionQuery, SessionStore, StatusCounts,
-    StoreError, StoreResult,
+    AnalyticsStore, ClientRequests, ConnectionBucket, DisconnectStats, EventLogStore, Latency,
+    RequestBucket, RequestLogStore, RequestTotals, SessionFlow, SessionPage, SessionQuery,
+    SessionStore, StatusCounts, Store, StoreError, StoreResult, TokenStore, Window,
 };
 use sessiongate_core::stream::{EventPage, PageId, PageKey};
 
@@ -63,7 +61,7 @@ const RESTART_LOG_AT_PAGES: i64 = 1000;
 /// How long a statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A [`SessionStore`] on an SQLite file.
+/// A [`Store`] on an SQLite file.
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
@@ -260,12 +258,14 @@ fn open_err(path: &Path, e: sqlx::Error) -> StoreError {
     StoreError::Database(format!("opening SQLite database {}: {e}", path.display()))
 }
 
-#[async_trait]
-impl SessionStore for SqliteStore {
+impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         BACKEND
     }
+}
 
+#[async_trait]
+impl SessionStore for SqliteStore {
     async fn insert_sessions(&self, sessions: &[SessionRecord]) -> StoreResult<()> {
         if sessions.is_empty() {
             return Ok(());
@@ -531,7 +531,10 @@ impl SessionStore for SqliteStore {
         .map_err(db_err)?;
         Ok((rows::into_records(rows)?, rows::disconnect_stats(reasons)?))
     }
+}
 
+#[async_trait]
+impl RequestLogStore for SqliteStore {
     async fn insert_requests(&self, entries: &[RequestLogEntry]) -> StoreResult<()> {
         if entries.is_empty() {
             return Ok(());
@@ -585,7 +588,10 @@ impl SessionStore for SqliteStore {
     async fn prune_requests(&self, before: Timestamp) -> StoreResult<u64> {
         retention::prune_before(&self.writer, retention::REQUESTS_BEFORE, before).await
     }
+}
 
+#[async_trait]
+impl AnalyticsStore for SqliteStore {
     async fn request_buckets(
         &self,
         window: Window,
@@ -609,7 +615,10 @@ impl SessionStore for SqliteStore {
     async fn session_flow(&self, window: Window, bucket: Duration) -> StoreResult<SessionFlow> {
         analytics::session_flow(&self.reader, window, bucket).await
     }
+}
 
+#[async_trait]
+impl TokenStore for SqliteStore {
     async fn set_reconnect_token(&self, id: SessionId, grant: TokenGrant) -> StoreResult<bool> {
         let n = sqlx::query(
             "UPDATE sessions SET reconnect_token_hash = ?, reconnect_expires_at = ? \
@@ -648,7 +657,10 @@ impl SessionStore for SqliteStore {
             .map_err(db_err)?;
         Ok(count.map(|c| u64::try_from(c).unwrap_or(0)))
     }
+}
 
+#[async_trait]
+impl EventLogStore for SqliteStore {
     async fn append_event_pages(&self, pages: &[EventPage]) -> StoreResult<()> {
         if pages.is_empty() {
             return Ok(());

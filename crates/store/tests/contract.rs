@@ -18,7 +18,6 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, PgConnection, SqliteConnection};
 
-use sessiongate_core::analytics::{Latency, RequestBucket, RequestTotals, SessionFlow, Window};
 use sessiongate_core::health::ConnectionWindow;
 use sessiongate_core::lifecycle::{EventLogConfig, LifecycleConfig, SessionManager};
 use sessiongate_core::reconnect::{Redemption, TokenGrant, TokenHash};
@@ -27,7 +26,8 @@ use sessiongate_core::session::{
     ActivityUpdate, ClientIdentity, DisconnectReason, SessionEnd, SessionRecord, SessionStatus,
 };
 use sessiongate_core::store::{
-    ConnectionBucket, SessionQuery, SessionStore, StatusCounts, StoreError,
+    ConnectionBucket, Latency, RequestBucket, RequestTotals, SessionFlow, SessionQuery,
+    StatusCounts, Store, StoreError, Window,
 };
 use sessiongate_core::stream::{EventPage, PageId, PageKey, StoredEvent, StreamId, StreamKind};
 use sessiongate_core::{ManualClock, SessionId, Timestamp};
@@ -52,7 +52,7 @@ struct Ctx {
 }
 
 impl Ctx {
-    async fn store(&self) -> Arc<dyn SessionStore> {
+    async fn store(&self) -> Arc<dyn Store> {
         connect(&self.db)
             .await
             .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.db))
@@ -308,7 +308,7 @@ fn ids(records: &[SessionRecord]) -> Vec<SessionId> {
     records.iter().map(|r| r.session_id).collect()
 }
 
-async fn get(store: &dyn SessionStore, id: SessionId) -> SessionRecord {
+async fn get(store: &dyn Store, id: SessionId) -> SessionRecord {
     store
         .get_session(id)
         .await

@@ -8,10 +8,10 @@
 use dashmap::DashMap;
 use serde::Serialize;
 
-use crate::analytics::ClientRequests;
 use crate::client::detect_client_type;
 use crate::clock::Timestamp;
 use crate::session::ClientIdentity;
+use crate::store::ClientRequests;
 
 const ANONYMOUS: &str = "anonymous";
 const NO_NAME: &str = "unknown";

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{SharedClock, Timestamp};
 use crate::ids::SessionId;
-use crate::store::{SessionStore, StoreError, StoreResult};
+use crate::store::{Store, StoreError, StoreResult};
 use crate::stream::{EventPage, PageId, PageKey, StoredEvent, StreamId};
 
 /// What the event log keeps.
@@ -67,7 +67,7 @@ enum Append {
 
 /// Handle to the event log.
 pub struct EventLog {
-    store: Arc<dyn SessionStore>,
+    store: Arc<dyn Store>,
     config: EventLogConfig,
     appends: mpsc::Sender<Append>,
 }
@@ -81,7 +81,7 @@ const DRAIN_EVERY: Duration = Duration::from_millis(5);
 
 impl EventLog {
     pub(crate) fn start(
-        store: Arc<dyn SessionStore>,
+        store: Arc<dyn Store>,
         clock: SharedClock,
         config: EventLogConfig,
         shutdown: CancellationToken,
@@ -190,7 +190,7 @@ const DROP_CHUNK: usize = 1000;
 /// Prunes the log on its own schedule, apart from the writer, so appends
 /// never wait for a prune.
 async fn run_pruner(
-    store: Arc<dyn SessionStore>,
+    store: Arc<dyn Store>,
     clock: SharedClock,
     config: EventLogConfig,
     dropped: Dropped,
@@ -224,7 +224,7 @@ async fn run_pruner(
 }
 
 async fn run_writer(
-    store: Arc<dyn SessionStore>,
+    store: Arc<dyn Store>,
     clock: SharedClock,
     config: EventLogConfig,
     mut windows: SessionWindows,
@@ -338,7 +338,7 @@ fn paginate(events: &[StoredEvent], at: Timestamp) -> (Vec<EventPage>, Vec<u32>)
 /// fills meanwhile and slows the streams down instead of losing events.
 /// Only at shutdown does it give up, after a grace period, and say so.
 async fn write_with_retry(
-    store: &dyn SessionStore,
+    store: &dyn Store,
     pages: &[EventPage],
     events: usize,
     shutdown: &CancellationToken,

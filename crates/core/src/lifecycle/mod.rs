@@ -41,8 +41,7 @@ use crate::request_log::RequestLogEntry;
 use crate::session::{
     ActivityUpdate, ClientIdentity, DisconnectReason, SessionEnd, SessionRecord, SessionStatus,
 };
-use crate::store::{SessionPage, SessionQuery, SessionStore, StoreError, StoreResult};
-use crate::store_health::{Monitored, StoreHealth};
+use crate::store::{SessionPage, SessionQuery, Store, StoreError, StoreResult, Window};
 use expiry::Deadlines;
 use writer::SessionWrite;
 
@@ -145,8 +144,7 @@ pub struct Created {
 }
 
 pub struct SessionManager {
-    store: Arc<dyn SessionStore>,
-    store_health: Arc<StoreHealth>,
+    store: Arc<dyn Store>,
     clock: SharedClock,
     config: LifecycleConfig,
     sessions: DashMap<SessionId, Arc<LiveSession>>,
@@ -169,13 +167,10 @@ impl SessionManager {
     /// Rebuilds the registry from the store, ends sessions whose deadline
     /// passed while the server was down, and starts the background tasks.
     pub async fn start(
-        store: Arc<dyn SessionStore>,
+        store: Arc<dyn Store>,
         clock: SharedClock,
         config: LifecycleConfig,
     ) -> Result<Arc<Self>, LifecycleError> {
-        let monitored = Monitored::new(store, clock.clone());
-        let store_health = monitored.health().clone();
-        let store: Arc<dyn SessionStore> = Arc::new(monitored);
         let now = clock.now();
         let (writes_tx, writes_rx) = mpsc::channel(4096);
         let (log_tx, log_rx) = mpsc::channel(config.request_log.queue_capacity.max(1));
@@ -216,7 +211,7 @@ impl SessionManager {
         let clients = clients::Clients::new(config.max_stateless_clients);
         clients.restore(
             store
-                .client_requests(crate::analytics::Window {
+                .client_requests(Window {
                     since: now.saturating_sub(config.health_window),
                     until: now.saturating_add(std::time::Duration::from_millis(1)),
                 })
@@ -248,7 +243,6 @@ impl SessionManager {
             .unwrap_or_else(crate::reconnect::SigningKey::generate);
         let manager = Arc::new(SessionManager {
             store: store.clone(),
-            store_health,
             clock: clock.clone(),
             sessions,
             deadlines,
@@ -297,16 +291,6 @@ impl SessionManager {
 
     pub fn clock(&self) -> &SharedClock {
         &self.clock
-    }
-
-    /// The store, every call to it observed by [`Self::store_health`].
-    pub fn store(&self) -> &Arc<dyn SessionStore> {
-        &self.store
-    }
-
-    /// Whether the store works, as the last calls to it found.
-    pub fn store_health(&self) -> &StoreHealth {
-        &self.store_health
     }
 
     pub fn now(&self) -> Timestamp {

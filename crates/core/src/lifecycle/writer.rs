@@ -24,7 +24,7 @@ use crate::clock::SharedClock;
 use crate::reconnect::Redemption;
 use crate::request_log::RequestLogEntry;
 use crate::session::{SessionEnd, SessionRecord};
-use crate::store::{SessionStore, StoreResult};
+use crate::store::{Store, StoreResult};
 
 use super::RequestLogConfig;
 
@@ -46,7 +46,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Applies queued creations and ends, one transaction per kind per round.
 pub(crate) async fn run_session_writer(
-    store: Arc<dyn SessionStore>,
+    store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<SessionWrite>,
     shutdown: CancellationToken,
 ) {
@@ -148,7 +148,7 @@ fn clone_result(r: &StoreResult<()>) -> StoreResult<()> {
 
 /// Drains the request-log queue into the store until the queue closes.
 pub(crate) async fn run_request_log_writer(
-    store: Arc<dyn SessionStore>,
+    store: Arc<dyn Store>,
     clock: SharedClock,
     config: RequestLogConfig,
     mut rx: mpsc::Receiver<RequestLogEntry>,
@@ -224,7 +224,7 @@ pub(crate) async fn run_request_log_writer(
 /// than losing rows. Only at shutdown does it give up, after
 /// [`SHUTDOWN_GRACE`], and then it says how many rows it lost.
 async fn write_with_retry(
-    store: &dyn SessionStore,
+    store: &dyn Store,
     rows: &[RequestLogEntry],
     shutdown: &CancellationToken,
 ) {
