@@ -1,18 +1,21 @@
-//! Analytics queries, shared by both backends: every timestamp is an integer
-//! of milliseconds and every aggregate is cast to BIGINT, so one SQL text
-//! (with `$n` placeholders, which SQLite also reads) runs on SQLite and on
+//! Analytics on either database: [`AnalyticsStore`] for every [`SqlStore`],
+//! all of it shared: every timestamp is an integer of milliseconds and
+//! every aggregate is cast to BIGINT, so one SQL text runs on SQLite and on
 //! PostgreSQL. Percentiles are nearest-rank over a window function, so they
-//! are computed in the database too.
+//! are computed in the database too. Reads go to the reader pool.
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
 
 use sessiongate_core::clock::Timestamp;
 use sessiongate_core::store::{
-    ClientRequests, Latency, RequestBucket, RequestTotals, SessionFlow, StoreResult, Window,
+    AnalyticsStore, ClientRequests, Latency, RequestBucket, RequestTotals, SessionFlow,
+    StoreResult, Window,
 };
 
+use crate::dialect::{Dialect, SqlStore};
 use crate::rows::{db_err, unsigned};
 
 const REQUEST_BUCKETS: &str = "\
@@ -84,7 +87,7 @@ const SESSION_FLOW: &str = "\
       AND disconnected_at >= $1 AND connected_at < $1";
 
 #[derive(FromRow)]
-pub(crate) struct BucketRow {
+pub struct BucketRow {
     idx: i64,
     requests: i64,
     errors: i64,
@@ -92,7 +95,7 @@ pub(crate) struct BucketRow {
 }
 
 #[derive(FromRow)]
-pub(crate) struct TotalsRow {
+pub struct TotalsRow {
     requests: i64,
     errors: i64,
     duration_us: i64,
@@ -101,7 +104,7 @@ pub(crate) struct TotalsRow {
 }
 
 #[derive(FromRow)]
-pub(crate) struct ClientRow {
+pub struct ClientRow {
     client_key: String,
     requests: i64,
     first_seen: i64,
@@ -109,7 +112,7 @@ pub(crate) struct ClientRow {
 }
 
 #[derive(FromRow)]
-pub(crate) struct LatencyRow {
+pub struct LatencyRow {
     tool: Option<String>,
     count: i64,
     errors: i64,
@@ -122,7 +125,7 @@ pub(crate) struct LatencyRow {
 }
 
 #[derive(FromRow)]
-pub(crate) struct FlowRow {
+pub struct FlowRow {
     kind: String,
     idx: i64,
     n: i64,
@@ -132,151 +135,123 @@ fn millis(d: Duration) -> i64 {
     (d.as_millis() as i64).max(1)
 }
 
-pub(crate) async fn request_buckets<'c, DB, E>(
-    ex: E,
-    window: Window,
-    bucket: Duration,
-) -> StoreResult<Vec<RequestBucket>>
+#[async_trait]
+impl<D> AnalyticsStore for SqlStore<D>
 where
-    DB: Database,
-    E: Executor<'c, Database = DB>,
-    i64: for<'q> Encode<'q, DB> + Type<DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> BucketRow: FromRow<'r, DB::Row>,
+    D: Dialect,
+    for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
+    for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
+    i64: for<'q> Encode<'q, D::DB> + Type<D::DB>,
+    for<'r> BucketRow: FromRow<'r, <D::DB as Database>::Row>,
+    for<'r> TotalsRow: FromRow<'r, <D::DB as Database>::Row>,
+    for<'r> ClientRow: FromRow<'r, <D::DB as Database>::Row>,
+    for<'r> LatencyRow: FromRow<'r, <D::DB as Database>::Row>,
+    for<'r> FlowRow: FromRow<'r, <D::DB as Database>::Row>,
 {
-    let rows: Vec<BucketRow> = sqlx::query_as(REQUEST_BUCKETS)
-        .bind(window.since.as_millis())
-        .bind(window.until.as_millis())
-        .bind(millis(bucket))
-        .fetch_all(ex)
-        .await
-        .map_err(db_err)?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(RequestBucket {
-                index: unsigned("bucket index", r.idx)?,
-                requests: unsigned("bucket requests", r.requests)?,
-                errors: unsigned("bucket errors", r.errors)?,
-                duration_us: r.duration_us,
+    async fn request_buckets(
+        &self,
+        window: Window,
+        bucket: Duration,
+    ) -> StoreResult<Vec<RequestBucket>> {
+        let rows: Vec<BucketRow> = sqlx::query_as(REQUEST_BUCKETS)
+            .bind(window.since.as_millis())
+            .bind(window.until.as_millis())
+            .bind(millis(bucket))
+            .fetch_all(self.db.reader())
+            .await
+            .map_err(db_err)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(RequestBucket {
+                    index: unsigned("bucket index", r.idx)?,
+                    requests: unsigned("bucket requests", r.requests)?,
+                    errors: unsigned("bucket errors", r.errors)?,
+                    duration_us: r.duration_us,
+                })
             })
-        })
-        .collect()
-}
-
-pub(crate) async fn request_totals<'c, DB, E>(ex: E, window: Window) -> StoreResult<RequestTotals>
-where
-    DB: Database,
-    E: Executor<'c, Database = DB>,
-    i64: for<'q> Encode<'q, DB> + Type<DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> TotalsRow: FromRow<'r, DB::Row>,
-{
-    let r: TotalsRow = sqlx::query_as(REQUEST_TOTALS)
-        .bind(window.since.as_millis())
-        .bind(window.until.as_millis())
-        .fetch_one(ex)
-        .await
-        .map_err(db_err)?;
-    Ok(RequestTotals {
-        requests: unsigned("request count", r.requests)?,
-        errors: unsigned("error count", r.errors)?,
-        duration_us: r.duration_us,
-        unique_sessions: unsigned("session count", r.unique_sessions)?,
-        unique_clients: unsigned("client count", r.unique_clients)?,
-    })
-}
-
-pub(crate) async fn client_requests<'c, DB, E>(
-    ex: E,
-    window: Window,
-) -> StoreResult<Vec<ClientRequests>>
-where
-    DB: Database,
-    E: Executor<'c, Database = DB>,
-    i64: for<'q> Encode<'q, DB> + Type<DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> ClientRow: FromRow<'r, DB::Row>,
-{
-    let rows: Vec<ClientRow> = sqlx::query_as(CLIENT_REQUESTS)
-        .bind(window.since.as_millis())
-        .bind(window.until.as_millis())
-        .fetch_all(ex)
-        .await
-        .map_err(db_err)?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(ClientRequests {
-                client_key: r.client_key,
-                requests: unsigned("client request count", r.requests)?,
-                first_seen: Timestamp::from_millis(r.first_seen),
-                last_seen: Timestamp::from_millis(r.last_seen),
-            })
-        })
-        .collect()
-}
-
-pub(crate) async fn latency<'c, DB, E>(ex: E, window: Window) -> StoreResult<Vec<Latency>>
-where
-    DB: Database,
-    E: Executor<'c, Database = DB>,
-    i64: for<'q> Encode<'q, DB> + Type<DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> LatencyRow: FromRow<'r, DB::Row>,
-{
-    let rows: Vec<LatencyRow> = sqlx::query_as(LATENCY)
-        .bind(window.since.as_millis())
-        .bind(window.until.as_millis())
-        .fetch_all(ex)
-        .await
-        .map_err(db_err)?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(Latency {
-                tool: r.tool,
-                count: unsigned("call count", r.count)?,
-                errors: unsigned("error count", r.errors)?,
-                sum_us: r.sum_us,
-                min_us: r.min_us,
-                max_us: r.max_us,
-                p50_us: r.p50_us.unwrap_or_default(),
-                p95_us: r.p95_us.unwrap_or_default(),
-                p99_us: r.p99_us.unwrap_or_default(),
-            })
-        })
-        .collect()
-}
-
-pub(crate) async fn session_flow<'c, DB, E>(
-    ex: E,
-    window: Window,
-    bucket: Duration,
-) -> StoreResult<SessionFlow>
-where
-    DB: Database,
-    E: Executor<'c, Database = DB>,
-    i64: for<'q> Encode<'q, DB> + Type<DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> FlowRow: FromRow<'r, DB::Row>,
-{
-    let rows: Vec<FlowRow> = sqlx::query_as(SESSION_FLOW)
-        .bind(window.since.as_millis())
-        .bind(window.until.as_millis())
-        .bind(millis(bucket))
-        .fetch_all(ex)
-        .await
-        .map_err(db_err)?;
-    let mut flow = SessionFlow::default();
-    for r in rows {
-        let n = unsigned("session count", r.n)?;
-        let idx = unsigned("bucket index", r.idx)?;
-        match r.kind.as_str() {
-            "a" => flow.active_at_start += n,
-            "c" => flow.connected.push((idx, n)),
-            _ => flow.disconnected.push((idx, n)),
-        }
+            .collect()
     }
-    // UNION ALL keeps no order; the report walks buckets in order.
-    flow.connected.sort_unstable();
-    flow.disconnected.sort_unstable();
-    Ok(flow)
+
+    async fn request_totals(&self, window: Window) -> StoreResult<RequestTotals> {
+        let r: TotalsRow = sqlx::query_as(REQUEST_TOTALS)
+            .bind(window.since.as_millis())
+            .bind(window.until.as_millis())
+            .fetch_one(self.db.reader())
+            .await
+            .map_err(db_err)?;
+        Ok(RequestTotals {
+            requests: unsigned("request count", r.requests)?,
+            errors: unsigned("error count", r.errors)?,
+            duration_us: r.duration_us,
+            unique_sessions: unsigned("session count", r.unique_sessions)?,
+            unique_clients: unsigned("client count", r.unique_clients)?,
+        })
+    }
+
+    async fn client_requests(&self, window: Window) -> StoreResult<Vec<ClientRequests>> {
+        let rows: Vec<ClientRow> = sqlx::query_as(CLIENT_REQUESTS)
+            .bind(window.since.as_millis())
+            .bind(window.until.as_millis())
+            .fetch_all(self.db.reader())
+            .await
+            .map_err(db_err)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(ClientRequests {
+                    client_key: r.client_key,
+                    requests: unsigned("client request count", r.requests)?,
+                    first_seen: Timestamp::from_millis(r.first_seen),
+                    last_seen: Timestamp::from_millis(r.last_seen),
+                })
+            })
+            .collect()
+    }
+
+    async fn latency(&self, window: Window) -> StoreResult<Vec<Latency>> {
+        let rows: Vec<LatencyRow> = sqlx::query_as(LATENCY)
+            .bind(window.since.as_millis())
+            .bind(window.until.as_millis())
+            .fetch_all(self.db.reader())
+            .await
+            .map_err(db_err)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Latency {
+                    tool: r.tool,
+                    count: unsigned("call count", r.count)?,
+                    errors: unsigned("error count", r.errors)?,
+                    sum_us: r.sum_us,
+                    min_us: r.min_us,
+                    max_us: r.max_us,
+                    p50_us: r.p50_us.unwrap_or_default(),
+                    p95_us: r.p95_us.unwrap_or_default(),
+                    p99_us: r.p99_us.unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    async fn session_flow(&self, window: Window, bucket: Duration) -> StoreResult<SessionFlow> {
+        let rows: Vec<FlowRow> = sqlx::query_as(SESSION_FLOW)
+            .bind(window.since.as_millis())
+            .bind(window.until.as_millis())
+            .bind(millis(bucket))
+            .fetch_all(self.db.reader())
+            .await
+            .map_err(db_err)?;
+        let mut flow = SessionFlow::default();
+        for r in rows {
+            let n = unsigned("session count", r.n)?;
+            let idx = unsigned("bucket index", r.idx)?;
+            match r.kind.as_str() {
+                "a" => flow.active_at_start += n,
+                "c" => flow.connected.push((idx, n)),
+                _ => flow.disconnected.push((idx, n)),
+            }
+        }
+        // UNION ALL keeps no order; the report walks buckets in order.
+        flow.connected.sort_unstable();
+        flow.disconnected.sort_unstable();
+        Ok(flow)
+    }
 }

@@ -9,12 +9,24 @@
 //! milliseconds since the Unix epoch, UTC, in both backends. Both backends
 //! are held to the same behaviour by the contract suite in
 //! `tests/contract.rs`.
+//!
+//! It is laid out by concern, each port implemented once for both
+//! databases (`sessions`, `request_log`, `analytics`, `tokens`,
+//! `event_log`, with pruning by age in `retention` and the row mapping in
+//! `rows`); `sqlite` and `postgres` hold each database's connections,
+//! migrations and dialect, the part of the SQL they do not share (see
+//! `dialect`).
 
 mod analytics;
+mod dialect;
+mod event_log;
 mod postgres;
+mod request_log;
 mod retention;
 mod rows;
+mod sessions;
 mod sqlite;
+mod tokens;
 
 use std::fmt;
 use std::path::PathBuf;

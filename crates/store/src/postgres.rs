@@ -13,27 +13,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection};
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{ConnectOptions, Connection, Postgres};
 
-use sessiongate_core::clock::Timestamp;
-use sessiongate_core::ids::SessionId;
-use sessiongate_core::reconnect::{ReconnectState, Redemption, TokenGrant};
-use sessiongate_core::request_log::RequestLogEntry;
-use sessiongate_core::session::{ActivityUpdate, SessionEnd, SessionRecord, SessionStatus};
-use sessiongate_core::store::{
-    AnalyticsStore, ClientRequests, ConnectionBucket, DisconnectStats, EventLogStore, Latency,
-    RequestBucket, RequestLogStore, RequestTotals, SessionFlow, SessionPage, SessionQuery,
-    SessionStore, StatusCounts, Store, StoreError, StoreResult, TokenStore, Window,
-};
-use sessiongate_core::stream::{EventPage, PageId, PageKey};
+use sessiongate_core::store::{StoreError, StoreResult};
+use sessiongate_core::stream::{EventPage, PageKey};
 
+use crate::dialect::{Dialect, SqlStore};
 use crate::rows::{
-    self, db_err, migrate_err, BucketRow, EventPageRow, ReasonRow, ReconnectRow, RequestRow,
-    RequestValues, SessionRow, SessionValues, StatusCountRow, EVENT_PAGE_COLUMNS,
-    RECONNECT_COLUMNS, REQUEST_COLUMNS, SESSION_COLUMNS,
+    self, db_err, migrate_err, ActivityValues, EndValues, RequestValues, SessionValues,
+    EVENT_PAGE_COLUMNS, REQUEST_COLUMNS, SESSION_COLUMNS,
 };
-use crate::{analytics, retention, Migrated};
+use crate::Migrated;
 
 pub(crate) const BACKEND: &str = "postgres";
 
@@ -73,8 +63,11 @@ async fn applied_migrations(pool: &PgPool) -> usize {
         .map_or(0, |n| usize::try_from(n).unwrap_or(0))
 }
 
-/// A [`Store`] on a PostgreSQL database.
-pub struct PostgresStore {
+/// The store on a PostgreSQL database.
+pub type PostgresStore = SqlStore<PostgresDb>;
+
+/// A PostgreSQL database's pool, for reads and writes alike.
+pub struct PostgresDb {
     pool: PgPool,
 }
 
@@ -118,28 +111,70 @@ impl PostgresStore {
             before,
             applied: applied_migrations(&pool).await - before,
         };
-        Ok((PostgresStore { pool }, migrated))
+        Ok((
+            SqlStore {
+                db: PostgresDb { pool },
+            },
+            migrated,
+        ))
     }
 
     /// Closes every connection.
     pub async fn close(&self) {
-        self.pool.close().await;
-    }
-}
-
-impl Store for PostgresStore {
-    fn backend(&self) -> &'static str {
-        BACKEND
+        self.db.pool.close().await;
     }
 }
 
 #[async_trait]
-impl SessionStore for PostgresStore {
-    async fn insert_sessions(&self, sessions: &[SessionRecord]) -> StoreResult<()> {
-        if sessions.is_empty() {
-            return Ok(());
-        }
-        let values: Vec<SessionValues> = sessions.iter().map(SessionValues::new).collect();
+impl Dialect for PostgresDb {
+    type DB = Postgres;
+
+    const NAME: &'static str = BACKEND;
+
+    fn latest_of_both_statuses() -> String {
+        format!(
+            "(SELECT {SESSION_COLUMNS} FROM sessions WHERE status = 'active' \
+               ORDER BY last_activity DESC, session_id DESC LIMIT $1) \
+             UNION ALL \
+             (SELECT {SESSION_COLUMNS} FROM sessions WHERE status = 'disconnected' \
+               ORDER BY last_activity DESC, session_id DESC LIMIT $1) \
+             ORDER BY last_activity DESC, session_id DESC LIMIT $1"
+        )
+    }
+
+    const CONNECTION_BUCKETS: &'static str = "SELECT connected_at / 1000 AS second, \
+           COUNT(*) AS connected, \
+           COUNT(*) FILTER (WHERE status = 'disconnected') AS ended, \
+           COALESCE(SUM(GREATEST(COALESCE(disconnected_at, connected_at) - connected_at, 0)) \
+             FILTER (WHERE status = 'disconnected'), 0)::BIGINT AS ended_duration_ms, \
+           COALESCE(SUM(connected_at) FILTER (WHERE status = 'active'), 0)::BIGINT \
+             AS active_connected_at_ms \
+         FROM sessions WHERE connected_at >= $1 \
+         GROUP BY connected_at / 1000 ORDER BY second";
+
+    const REDEEM_TOKEN: &'static str = "UPDATE sessions SET \
+           reconnect_token_hash = $1, reconnect_expires_at = $2, reconnect_used_hash = $3, \
+           reconnect_count = reconnect_count + 1, \
+           status = CASE WHEN $4::int8 IS NULL THEN status ELSE 'active' END, \
+           last_activity = CASE WHEN $4::int8 IS NULL THEN last_activity \
+             ELSE GREATEST(last_activity, $4::int8) END, \
+           disconnected_at = CASE WHEN $4::int8 IS NULL THEN disconnected_at ELSE NULL END, \
+           disconnect_reason = CASE WHEN $4::int8 IS NULL THEN disconnect_reason ELSE NULL END, \
+           total_duration_ms = CASE WHEN $4::int8 IS NULL THEN total_duration_ms ELSE NULL END \
+         WHERE session_id = $5 AND reconnect_token_hash = $3 \
+           AND (disconnect_reason IS NULL \
+                OR disconnect_reason NOT IN ('client_disconnect', 'admin_terminated')) \
+         RETURNING reconnect_count";
+
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn insert_sessions(&self, values: &[SessionValues<'_>]) -> StoreResult<()> {
         // One statement: atomic without an explicit transaction.
         sqlx::query(&format!(
             "INSERT INTO sessions ({SESSION_COLUMNS}) \
@@ -180,11 +215,7 @@ impl SessionStore for PostgresStore {
         Ok(())
     }
 
-    async fn record_activity(&self, updates: &[ActivityUpdate]) -> StoreResult<()> {
-        let updates = rows::merge_activity(updates);
-        if updates.is_empty() {
-            return Ok(());
-        }
+    async fn record_activity(&self, updates: &[ActivityValues]) -> StoreResult<()> {
         let ids: Vec<String> = updates.iter().map(|u| u.session_id.to_string()).collect();
         let last: Vec<i64> = updates.iter().map(|u| u.last_activity).collect();
         let counts: Vec<i64> = updates.iter().map(|u| u.request_count).collect();
@@ -207,11 +238,7 @@ impl SessionStore for PostgresStore {
         tx.commit().await.map_err(db_err)
     }
 
-    async fn end_sessions(&self, ends: &[SessionEnd]) -> StoreResult<u64> {
-        let ends = rows::merge_ends(ends);
-        if ends.is_empty() {
-            return Ok(0);
-        }
+    async fn end_sessions(&self, ends: &[EndValues]) -> StoreResult<u64> {
         let ids: Vec<String> = ends.iter().map(|e| e.session_id.to_string()).collect();
         let at: Vec<i64> = ends.iter().map(|e| e.at).collect();
         let reasons: Vec<&str> = ends.iter().map(|e| e.reason).collect();
@@ -247,164 +274,7 @@ impl SessionStore for PostgresStore {
         Ok(changed)
     }
 
-    async fn load_active(
-        &self,
-        after: Option<SessionId>,
-        limit: u32,
-    ) -> StoreResult<Vec<SessionRecord>> {
-        // Ids are 32 lowercase hex digits, so "" sorts before every one.
-        let rows: Vec<SessionRow> = sqlx::query_as(&format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions \
-             WHERE status = 'active' AND session_id > $1 ORDER BY session_id LIMIT $2"
-        ))
-        .bind(after.map(|id| id.to_string()).unwrap_or_default())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows::into_records(rows)
-    }
-
-    async fn get_session(&self, id: SessionId) -> StoreResult<Option<SessionRecord>> {
-        let row: Option<SessionRow> = sqlx::query_as(&format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id = $1"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?;
-        row.map(SessionRow::into_record).transpose()
-    }
-
-    async fn list_sessions(&self, query: &SessionQuery) -> StoreResult<SessionPage> {
-        let mut count = QueryBuilder::<Postgres>::new("SELECT COUNT(*) FROM sessions");
-        rows::push_session_filters(&mut count, query);
-        let total: i64 = count
-            .build_query_scalar()
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?;
-
-        let mut select =
-            QueryBuilder::<Postgres>::new(format!("SELECT {SESSION_COLUMNS} FROM sessions"));
-        rows::push_session_filters(&mut select, query);
-        select
-            .push(" ORDER BY connected_at DESC, session_id DESC LIMIT ")
-            .push_bind(i64::from(query.limit))
-            .push(" OFFSET ")
-            .push_bind(rows::to_i64(query.offset));
-        let page: Vec<SessionRow> = select
-            .build_query_as()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(SessionPage {
-            sessions: rows::into_records(page)?,
-            total: u64::try_from(total).unwrap_or(0),
-        })
-    }
-
-    async fn latest_by_activity(
-        &self,
-        status: Option<SessionStatus>,
-        limit: u32,
-    ) -> StoreResult<Vec<SessionRecord>> {
-        let limit = i64::from(limit);
-        let rows: Vec<SessionRow> = match status {
-            Some(status) => {
-                sqlx::query_as(&format!(
-                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE status = $1 \
-                     ORDER BY last_activity DESC, session_id DESC LIMIT $2"
-                ))
-                .bind(status.as_str())
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await
-            }
-            // One index range per status, merged, instead of a full scan.
-            None => {
-                sqlx::query_as(&format!(
-                    "(SELECT {SESSION_COLUMNS} FROM sessions WHERE status = 'active' \
-                       ORDER BY last_activity DESC, session_id DESC LIMIT $1) \
-                     UNION ALL \
-                     (SELECT {SESSION_COLUMNS} FROM sessions WHERE status = 'disconnected' \
-                       ORDER BY last_activity DESC, session_id DESC LIMIT $1) \
-                     ORDER BY last_activity DESC, session_id DESC LIMIT $1"
-                ))
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await
-            }
-        }
-        .map_err(db_err)?;
-        rows::into_records(rows)
-    }
-
-    async fn status_counts(&self) -> StoreResult<StatusCounts> {
-        let rows: Vec<StatusCountRow> =
-            sqlx::query_as("SELECT status, COUNT(*) AS sessions FROM sessions GROUP BY status")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db_err)?;
-        rows::status_counts(rows)
-    }
-
-    async fn connection_buckets(&self, since: Timestamp) -> StoreResult<Vec<ConnectionBucket>> {
-        let rows: Vec<BucketRow> = sqlx::query_as(
-            "SELECT connected_at / 1000 AS second, \
-               COUNT(*) AS connected, \
-               COUNT(*) FILTER (WHERE status = 'disconnected') AS ended, \
-               COALESCE(SUM(GREATEST(COALESCE(disconnected_at, connected_at) - connected_at, 0)) \
-                 FILTER (WHERE status = 'disconnected'), 0)::BIGINT AS ended_duration_ms, \
-               COALESCE(SUM(connected_at) FILTER (WHERE status = 'active'), 0)::BIGINT \
-                 AS active_connected_at_ms \
-             FROM sessions WHERE connected_at >= $1 \
-             GROUP BY connected_at / 1000 ORDER BY second",
-        )
-        .bind(since.as_millis())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows::into_buckets(rows)
-    }
-
-    async fn disconnected_since(
-        &self,
-        since: Timestamp,
-        limit: u32,
-    ) -> StoreResult<(Vec<SessionRecord>, DisconnectStats)> {
-        let rows: Vec<SessionRow> = sqlx::query_as(&format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions \
-             WHERE status = 'disconnected' AND disconnected_at >= $1 \
-             ORDER BY disconnected_at DESC, session_id DESC LIMIT $2"
-        ))
-        .bind(since.as_millis())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        let reasons: Vec<ReasonRow> = sqlx::query_as(
-            "SELECT disconnect_reason AS reason, COUNT(*) AS sessions, \
-               COUNT(total_duration_ms) AS timed, SUM(total_duration_ms)::BIGINT AS sum_ms, \
-               MAX(total_duration_ms) AS max_ms, MIN(total_duration_ms) AS min_ms \
-             FROM sessions WHERE status = 'disconnected' AND disconnected_at >= $1 \
-             GROUP BY disconnect_reason",
-        )
-        .bind(since.as_millis())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok((rows::into_records(rows)?, rows::disconnect_stats(reasons)?))
-    }
-}
-
-#[async_trait]
-impl RequestLogStore for PostgresStore {
-    async fn insert_requests(&self, entries: &[RequestLogEntry]) -> StoreResult<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let values: Vec<RequestValues> = entries.iter().map(RequestValues::new).collect();
+    async fn insert_requests(&self, values: &[RequestValues<'_>]) -> StoreResult<()> {
         // One statement: atomic without an explicit transaction.
         sqlx::query(&format!(
             "INSERT INTO requests ({REQUEST_COLUMNS}) \
@@ -429,120 +299,7 @@ impl RequestLogStore for PostgresStore {
         Ok(())
     }
 
-    async fn session_requests(
-        &self,
-        id: SessionId,
-        limit: u32,
-    ) -> StoreResult<Vec<RequestLogEntry>> {
-        let rows: Vec<RequestRow> = sqlx::query_as(&format!(
-            "SELECT {REQUEST_COLUMNS} FROM requests WHERE session_id = $1 \
-             ORDER BY started_at DESC, id DESC LIMIT $2"
-        ))
-        .bind(id.to_string())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows::into_entries(rows)
-    }
-
-    async fn prune_requests(&self, before: Timestamp) -> StoreResult<u64> {
-        retention::prune_before(&self.pool, retention::REQUESTS_BEFORE, before).await
-    }
-}
-
-#[async_trait]
-impl AnalyticsStore for PostgresStore {
-    async fn request_buckets(
-        &self,
-        window: Window,
-        bucket: Duration,
-    ) -> StoreResult<Vec<RequestBucket>> {
-        analytics::request_buckets(&self.pool, window, bucket).await
-    }
-
-    async fn request_totals(&self, window: Window) -> StoreResult<RequestTotals> {
-        analytics::request_totals(&self.pool, window).await
-    }
-
-    async fn client_requests(&self, window: Window) -> StoreResult<Vec<ClientRequests>> {
-        analytics::client_requests(&self.pool, window).await
-    }
-
-    async fn latency(&self, window: Window) -> StoreResult<Vec<Latency>> {
-        analytics::latency(&self.pool, window).await
-    }
-
-    async fn session_flow(&self, window: Window, bucket: Duration) -> StoreResult<SessionFlow> {
-        analytics::session_flow(&self.pool, window, bucket).await
-    }
-}
-
-#[async_trait]
-impl TokenStore for PostgresStore {
-    async fn set_reconnect_token(&self, id: SessionId, grant: TokenGrant) -> StoreResult<bool> {
-        let n = sqlx::query(
-            "UPDATE sessions SET reconnect_token_hash = $1, reconnect_expires_at = $2 \
-             WHERE session_id = $3",
-        )
-        .bind(grant.hash.to_hex())
-        .bind(grant.expires_at.as_millis())
-        .bind(id.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        Ok(n == 1)
-    }
-
-    async fn reconnect_state(&self, id: SessionId) -> StoreResult<Option<ReconnectState>> {
-        let row: Option<ReconnectRow> = sqlx::query_as(&format!(
-            "SELECT {RECONNECT_COLUMNS} FROM sessions WHERE session_id = $1"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?;
-        row.map(ReconnectRow::into_state).transpose()
-    }
-
-    async fn redeem_reconnect_token(&self, r: &Redemption) -> StoreResult<Option<u64>> {
-        // Binds: next hash, next expiry, expected hash, revive time (or
-        // NULL), session id. A session its client or an admin ended is never
-        // revived.
-        let count: Option<i64> = sqlx::query_scalar(
-            "UPDATE sessions SET \
-               reconnect_token_hash = $1, reconnect_expires_at = $2, reconnect_used_hash = $3, \
-               reconnect_count = reconnect_count + 1, \
-               status = CASE WHEN $4::int8 IS NULL THEN status ELSE 'active' END, \
-               last_activity = CASE WHEN $4::int8 IS NULL THEN last_activity \
-                 ELSE GREATEST(last_activity, $4::int8) END, \
-               disconnected_at = CASE WHEN $4::int8 IS NULL THEN disconnected_at ELSE NULL END, \
-               disconnect_reason = CASE WHEN $4::int8 IS NULL THEN disconnect_reason ELSE NULL END, \
-               total_duration_ms = CASE WHEN $4::int8 IS NULL THEN total_duration_ms ELSE NULL END \
-             WHERE session_id = $5 AND reconnect_token_hash = $3 \
-               AND (disconnect_reason IS NULL \
-                    OR disconnect_reason NOT IN ('client_disconnect', 'admin_terminated')) \
-             RETURNING reconnect_count",
-        )
-        .bind(r.next.hash.to_hex())
-        .bind(r.next.expires_at.as_millis())
-        .bind(r.expected.to_hex())
-        .bind(r.revive_at.map(Timestamp::as_millis))
-        .bind(r.session_id.to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(count.map(|c| u64::try_from(c).unwrap_or(0)))
-    }
-}
-
-#[async_trait]
-impl EventLogStore for PostgresStore {
     async fn append_event_pages(&self, pages: &[EventPage]) -> StoreResult<()> {
-        if pages.is_empty() {
-            return Ok(());
-        }
         let sessions = column!(pages, |p| p.session_id.to_string());
         let ids = column!(pages, |p| rows::to_i64(p.id.0));
         let ats = column!(pages, |p| p.at.as_millis());
@@ -562,27 +319,7 @@ impl EventLogStore for PostgresStore {
         Ok(())
     }
 
-    async fn event_pages(&self, session: SessionId, from: PageId) -> StoreResult<Vec<EventPage>> {
-        let rows: Vec<EventPageRow> = sqlx::query_as(&format!(
-            "SELECT {EVENT_PAGE_COLUMNS} FROM session_event_pages \
-             WHERE session_id = $1 AND page_id >= $2 ORDER BY page_id"
-        ))
-        .bind(session.to_string())
-        .bind(rows::to_i64(from.0))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows::into_pages(rows)
-    }
-
-    async fn prune_event_pages(&self, before: Timestamp) -> StoreResult<u64> {
-        retention::prune_before(&self.pool, retention::EVENT_PAGES_BEFORE, before).await
-    }
-
     async fn drop_event_pages(&self, pages: &[PageKey]) -> StoreResult<u64> {
-        if pages.is_empty() {
-            return Ok(0);
-        }
         let sessions = column!(pages, |p| p.session_id.to_string());
         let ids = column!(pages, |p| rows::to_i64(p.page.0));
         let done = sqlx::query(

@@ -15,6 +15,7 @@ use sqlx::{Database, Encode, Executor, IntoArguments, Type};
 use sessiongate_core::store::StoreResult;
 use sessiongate_core::Timestamp;
 
+use crate::dialect::RowsAffected;
 use crate::rows::db_err;
 
 /// Rows deleted per statement.
@@ -31,23 +32,6 @@ pub(crate) const EVENT_PAGES_BEFORE: &str = "DELETE FROM session_event_pages \
      WHERE (session_id, page_id) IN \
      (SELECT session_id, page_id FROM session_event_pages \
       WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
-
-/// What a backend's `DELETE` reports.
-pub(crate) trait RowsAffected {
-    fn rows(&self) -> u64;
-}
-
-impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
-    fn rows(&self) -> u64 {
-        self.rows_affected()
-    }
-}
-
-impl RowsAffected for sqlx::postgres::PgQueryResult {
-    fn rows(&self) -> u64 {
-        self.rows_affected()
-    }
-}
 
 /// Runs `delete` (one of the statements above) until it deletes less than
 /// a chunk; returns how many rows went.

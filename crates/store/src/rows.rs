@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::types::Json;
-use sqlx::QueryBuilder;
 
 use sessiongate_core::clock::Timestamp;
 use sessiongate_core::ids::SessionId;
@@ -138,7 +137,7 @@ fn json_text(v: &Value) -> String {
 
 /// A `sessions` row as stored.
 #[derive(Debug, sqlx::FromRow)]
-pub(crate) struct SessionRow {
+pub struct SessionRow {
     session_id: String,
     client_type: String,
     client_name: Option<String>,
@@ -227,7 +226,7 @@ pub(crate) fn token_hash(what: &str, hex: &str) -> StoreResult<TokenHash> {
 
 /// The reconnect columns of one session.
 #[derive(Debug, sqlx::FromRow)]
-pub(crate) struct ReconnectRow {
+pub struct ReconnectRow {
     reconnect_token_hash: Option<String>,
     reconnect_expires_at: Option<i64>,
     reconnect_used_hash: Option<String>,
@@ -256,7 +255,7 @@ impl ReconnectRow {
 
 /// A `session_event_pages` row as stored.
 #[derive(Debug, sqlx::FromRow)]
-pub(crate) struct EventPageRow {
+pub struct EventPageRow {
     session_id: String,
     page_id: i64,
     created_at: i64,
@@ -284,7 +283,7 @@ pub(crate) fn into_records(rows: Vec<SessionRow>) -> StoreResult<Vec<SessionReco
 
 /// A session record flattened into the values of [`SESSION_COLUMNS`], with
 /// NUL characters replaced (see [`scrub`]).
-pub(crate) struct SessionValues<'a> {
+pub struct SessionValues<'a> {
     pub session_id: String,
     pub client_type: Cow<'a, str>,
     pub client_name: Option<Cow<'a, str>>,
@@ -339,7 +338,7 @@ impl<'a> SessionValues<'a> {
 
 /// A `requests` row as stored.
 #[derive(Debug, sqlx::FromRow)]
-pub(crate) struct RequestRow {
+pub struct RequestRow {
     session_id: Option<String>,
     client_key: Option<String>,
     method: String,
@@ -380,7 +379,7 @@ pub(crate) fn into_entries(rows: Vec<RequestRow>) -> StoreResult<Vec<RequestLogE
 
 /// A request-log entry flattened into the values of [`REQUEST_COLUMNS`], with
 /// NUL characters replaced (see [`scrub`]).
-pub(crate) struct RequestValues<'a> {
+pub struct RequestValues<'a> {
     pub session_id: Option<String>,
     pub client_key: Option<Cow<'a, str>>,
     pub method: Cow<'a, str>,
@@ -430,7 +429,7 @@ pub(crate) fn merge_activity(updates: &[ActivityUpdate]) -> Vec<ActivityValues> 
     merged
 }
 
-pub(crate) struct ActivityValues {
+pub struct ActivityValues {
     pub session_id: SessionId,
     pub last_activity: i64,
     pub request_count: i64,
@@ -457,7 +456,7 @@ pub(crate) fn merge_ends(ends: &[SessionEnd]) -> Vec<EndValues> {
     merged
 }
 
-pub(crate) struct EndValues {
+pub struct EndValues {
     pub session_id: SessionId,
     pub at: i64,
     pub reason: &'static str,
@@ -468,7 +467,7 @@ pub(crate) struct EndValues {
 
 /// One per-second group of [`connection_buckets`](sessiongate_core::store::SessionStore::connection_buckets).
 #[derive(Debug, sqlx::FromRow)]
-pub(crate) struct BucketRow {
+pub struct BucketRow {
     second: i64,
     connected: i64,
     ended: i64,
@@ -494,7 +493,7 @@ pub(crate) fn into_buckets(rows: Vec<BucketRow>) -> StoreResult<Vec<ConnectionBu
 
 /// Aggregates over the ended sessions of one disconnect reason.
 #[derive(Debug, sqlx::FromRow)]
-pub(crate) struct ReasonRow {
+pub struct ReasonRow {
     reason: Option<String>,
     /// Sessions with this reason.
     sessions: i64,
@@ -543,7 +542,7 @@ pub(crate) fn disconnect_stats(rows: Vec<ReasonRow>) -> StoreResult<DisconnectSt
 
 /// A `(status, count)` group of `status_counts`.
 #[derive(Debug, sqlx::FromRow)]
-pub(crate) struct StatusCountRow {
+pub struct StatusCountRow {
     status: String,
     sessions: i64,
 }
@@ -566,18 +565,24 @@ pub(crate) fn status_counts(
     Ok(counts)
 }
 
-/// Appends the `WHERE` clause of a [`SessionQuery`]'s filters.
-pub(crate) fn push_session_filters<'a, DB>(qb: &mut QueryBuilder<'a, DB>, q: &'a SessionQuery)
-where
-    DB: sqlx::Database,
-    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    let mut sep = " WHERE ";
-    if let Some(status) = q.status {
-        qb.push(sep).push("status = ").push_bind(status.as_str());
-        sep = " AND ";
+/// The `WHERE` clause of a [`SessionQuery`]'s filters, with placeholders
+/// from `$1` on, and the values to bind to them in order.
+pub(crate) fn session_filters(q: &SessionQuery) -> (String, Vec<&str>) {
+    let mut values = Vec::new();
+    let mut clause = String::new();
+    for (column, value) in [
+        ("status", q.status.map(SessionStatus::as_str)),
+        ("client_type", q.client_type.as_deref()),
+    ] {
+        if let Some(value) = value {
+            values.push(value);
+            let sep = if clause.is_empty() {
+                " WHERE "
+            } else {
+                " AND "
+            };
+            clause.push_str(&format!("{sep}{column} = ${}", values.len()));
+        }
     }
-    if let Some(client_type) = q.client_type.as_deref() {
-        qb.push(sep).push("client_type = ").push_bind(client_type);
-    }
+    (clause, values)
 }

@@ -19,25 +19,16 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, QueryBuilder, Sqlite};
 
-use sessiongate_core::clock::Timestamp;
-use sessiongate_core::ids::SessionId;
-use sessiongate_core::reconnect::{ReconnectState, Redemption, TokenGrant};
-use sessiongate_core::request_log::RequestLogEntry;
-use sessiongate_core::session::{ActivityUpdate, SessionEnd, SessionRecord, SessionStatus};
-use sessiongate_core::store::{
-    AnalyticsStore, ClientRequests, ConnectionBucket, DisconnectStats, EventLogStore, Latency,
-    RequestBucket, RequestLogStore, RequestTotals, SessionFlow, SessionPage, SessionQuery,
-    SessionStore, StatusCounts, Store, StoreError, StoreResult, TokenStore, Window,
-};
-use sessiongate_core::stream::{EventPage, PageId, PageKey};
+use sessiongate_core::store::{StoreError, StoreResult};
+use sessiongate_core::stream::{EventPage, PageKey};
 
+use crate::dialect::{Dialect, SqlStore};
 use crate::rows::{
-    self, db_err, migrate_err, BucketRow, EventPageRow, ReasonRow, ReconnectRow, RequestRow,
-    RequestValues, SessionRow, SessionValues, StatusCountRow, EVENT_PAGE_COLUMNS,
-    RECONNECT_COLUMNS, REQUEST_COLUMNS, REQUEST_COLUMN_COUNT, SESSION_COLUMNS,
+    self, db_err, migrate_err, ActivityValues, EndValues, RequestValues, SessionValues,
+    EVENT_PAGE_COLUMNS, REQUEST_COLUMNS, REQUEST_COLUMN_COUNT, SESSION_COLUMNS,
     SESSION_COLUMN_COUNT,
 };
-use crate::{analytics, retention, Migrated};
+use crate::Migrated;
 
 pub(crate) const BACKEND: &str = "sqlite";
 
@@ -61,8 +52,12 @@ const RESTART_LOG_AT_PAGES: i64 = 1000;
 /// How long a statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A [`Store`] on an SQLite file.
-pub struct SqliteStore {
+/// The store on an SQLite file.
+pub type SqliteStore = SqlStore<SqliteDb>;
+
+/// An SQLite file's pools: one writer, a few readers, and the task that
+/// checkpoints the write-ahead log beside them.
+pub struct SqliteDb {
     writer: SqlitePool,
     reader: SqlitePool,
     checkpoints: tokio::task::AbortHandle,
@@ -137,19 +132,19 @@ impl SqliteStore {
             .await
             .map_err(|e| open_err(path, e))?;
         let checkpoints = tokio::spawn(checkpoint(checkpointer, writer.clone())).abort_handle();
-        let store = SqliteStore {
+        let db = SqliteDb {
             writer,
             reader,
             checkpoints,
         };
-        Ok((store, migrated))
+        Ok((SqlStore { db }, migrated))
     }
 
     /// Closes every connection, checkpointing the write-ahead log.
     pub async fn close(&self) {
-        self.checkpoints.abort();
-        self.reader.close().await;
-        self.writer.close().await;
+        self.db.checkpoints.abort();
+        self.db.reader.close().await;
+        self.db.writer.close().await;
     }
 }
 
@@ -196,7 +191,7 @@ mod private {
     }
 }
 
-impl Drop for SqliteStore {
+impl Drop for SqliteDb {
     fn drop(&mut self) {
         self.checkpoints.abort();
     }
@@ -258,455 +253,174 @@ fn open_err(path: &Path, e: sqlx::Error) -> StoreError {
     StoreError::Database(format!("opening SQLite database {}: {e}", path.display()))
 }
 
-impl Store for SqliteStore {
-    fn backend(&self) -> &'static str {
-        BACKEND
-    }
-}
-
 #[async_trait]
-impl SessionStore for SqliteStore {
-    async fn insert_sessions(&self, sessions: &[SessionRecord]) -> StoreResult<()> {
-        if sessions.is_empty() {
-            return Ok(());
-        }
-        let values: Vec<SessionValues> = sessions.iter().map(SessionValues::new).collect();
-        let mut conn = self.writer.acquire().await.map_err(db_err)?;
-        let result = async {
-            let mut tx = conn.begin().await?;
-            for chunk in statement_chunks(&values, SESSION_COLUMN_COUNT) {
-                let mut qb = QueryBuilder::<Sqlite>::new(format!(
-                    "INSERT INTO sessions ({SESSION_COLUMNS}) "
-                ));
-                qb.push_values(chunk, |mut b, v| {
-                    b.push_bind(v.session_id.as_str())
-                        .push_bind(&*v.client_type)
-                        .push_bind(v.client_name.as_deref())
-                        .push_bind(v.client_version.as_deref())
-                        .push_bind(v.client_capabilities.as_str())
-                        .push_bind(&*v.protocol_version)
-                        .push_bind(v.principal.as_deref())
-                        .push_bind(v.remote_addr.as_deref())
-                        .push_bind(v.user_agent.as_deref())
-                        .push_bind(v.connected_at)
-                        .push_bind(v.last_activity)
-                        .push_bind(v.status)
-                        .push_bind(v.disconnected_at)
-                        .push_bind(v.disconnect_reason)
-                        .push_bind(v.total_duration_ms)
-                        .push_bind(v.request_count)
-                        .push_bind(v.metadata.as_str())
-                        .push_bind(v.reconnect_count)
-                        .push_bind(v.reconnect_token_hash.as_deref())
-                        .push_bind(v.reconnect_expires_at);
-                });
-                qb.build().execute(&mut *tx).await?;
-            }
-            tx.commit().await
-        }
-        .await;
-        settle(conn, result).await
+impl Dialect for SqliteDb {
+    type DB = Sqlite;
+
+    const NAME: &'static str = BACKEND;
+
+    fn latest_of_both_statuses() -> String {
+        format!(
+            "SELECT * FROM (SELECT {SESSION_COLUMNS} FROM sessions \
+               WHERE status = 'active' \
+               ORDER BY last_activity DESC, session_id DESC LIMIT ?1) \
+             UNION ALL \
+             SELECT * FROM (SELECT {SESSION_COLUMNS} FROM sessions \
+               WHERE status = 'disconnected' \
+               ORDER BY last_activity DESC, session_id DESC LIMIT ?1) \
+             ORDER BY last_activity DESC, session_id DESC LIMIT ?1"
+        )
     }
 
-    async fn record_activity(&self, updates: &[ActivityUpdate]) -> StoreResult<()> {
-        let updates = rows::merge_activity(updates);
-        if updates.is_empty() {
-            return Ok(());
-        }
-        let mut conn = self.writer.acquire().await.map_err(db_err)?;
-        let result = async {
-            let mut tx = conn.begin().await?;
-            for chunk in statement_chunks(&updates, 3) {
-                let mut qb = QueryBuilder::<Sqlite>::new(
-                    "UPDATE sessions SET \
-                     last_activity = max(sessions.last_activity, u.column2), \
-                     request_count = max(sessions.request_count, u.column3) \
-                     FROM (",
-                );
-                qb.push_values(chunk, |mut b, u| {
-                    b.push_bind(u.session_id.to_string())
-                        .push_bind(u.last_activity)
-                        .push_bind(u.request_count);
-                });
-                qb.push(
-                    ") AS u WHERE sessions.session_id = u.column1 AND sessions.status = 'active'",
-                );
-                qb.build().execute(&mut *tx).await?;
-            }
-            tx.commit().await
-        }
-        .await;
-        settle(conn, result).await
+    const CONNECTION_BUCKETS: &'static str = "SELECT connected_at / 1000 AS second, \
+           COUNT(*) AS connected, \
+           SUM(CASE WHEN status = 'disconnected' THEN 1 ELSE 0 END) AS ended, \
+           SUM(CASE WHEN status = 'disconnected' \
+               THEN max(COALESCE(disconnected_at, connected_at) - connected_at, 0) \
+               ELSE 0 END) AS ended_duration_ms, \
+           SUM(CASE WHEN status = 'active' THEN connected_at ELSE 0 END) \
+             AS active_connected_at_ms \
+         FROM sessions WHERE connected_at >= ? \
+         GROUP BY connected_at / 1000 ORDER BY second";
+
+    const REDEEM_TOKEN: &'static str = "UPDATE sessions SET \
+           reconnect_token_hash = ?1, reconnect_expires_at = ?2, reconnect_used_hash = ?3, \
+           reconnect_count = reconnect_count + 1, \
+           status = CASE WHEN ?4 IS NULL THEN status ELSE 'active' END, \
+           last_activity = CASE WHEN ?4 IS NULL THEN last_activity ELSE max(last_activity, ?4) END, \
+           disconnected_at = CASE WHEN ?4 IS NULL THEN disconnected_at ELSE NULL END, \
+           disconnect_reason = CASE WHEN ?4 IS NULL THEN disconnect_reason ELSE NULL END, \
+           total_duration_ms = CASE WHEN ?4 IS NULL THEN total_duration_ms ELSE NULL END \
+         WHERE session_id = ?5 AND reconnect_token_hash = ?3 \
+           AND (disconnect_reason IS NULL \
+                OR disconnect_reason NOT IN ('client_disconnect', 'admin_terminated')) \
+         RETURNING reconnect_count";
+
+    fn reader(&self) -> &SqlitePool {
+        &self.reader
     }
 
-    async fn end_sessions(&self, ends: &[SessionEnd]) -> StoreResult<u64> {
-        let ends = rows::merge_ends(ends);
-        if ends.is_empty() {
-            return Ok(0);
-        }
-        let mut changed = 0;
-        let mut conn = self.writer.acquire().await.map_err(db_err)?;
-        let result = async {
-            let mut tx = conn.begin().await?;
-            for chunk in statement_chunks(&ends, 6) {
-                let mut qb = QueryBuilder::<Sqlite>::new(
-                    "UPDATE sessions SET \
-                     status = 'disconnected', \
-                     disconnected_at = u.column2, \
-                     disconnect_reason = u.column3, \
-                     total_duration_ms = u.column4, \
-                     last_activity = max(sessions.last_activity, u.column5), \
-                     request_count = max(sessions.request_count, u.column6) \
-                     FROM (",
-                );
-                qb.push_values(chunk, |mut b, e| {
-                    b.push_bind(e.session_id.to_string())
-                        .push_bind(e.at)
-                        .push_bind(e.reason)
-                        .push_bind(e.total_duration_ms)
-                        .push_bind(e.last_activity)
-                        .push_bind(e.request_count);
-                });
-                qb.push(
-                    ") AS u WHERE sessions.session_id = u.column1 AND sessions.status = 'active'",
-                );
-                changed += qb.build().execute(&mut *tx).await?.rows_affected();
-            }
-            tx.commit().await?;
-            Ok(changed)
-        }
-        .await;
-        settle(conn, result).await
+    fn writer(&self) -> &SqlitePool {
+        &self.writer
     }
 
-    async fn load_active(
-        &self,
-        after: Option<SessionId>,
-        limit: u32,
-    ) -> StoreResult<Vec<SessionRecord>> {
-        // Ids are 32 lowercase hex digits, so "" sorts before every one.
-        let rows: Vec<SessionRow> = sqlx::query_as(&format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions \
-             WHERE status = 'active' AND session_id > ? ORDER BY session_id LIMIT ?"
-        ))
-        .bind(after.map(|id| id.to_string()).unwrap_or_default())
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err)?;
-        rows::into_records(rows)
-    }
-
-    async fn get_session(&self, id: SessionId) -> StoreResult<Option<SessionRecord>> {
-        let row: Option<SessionRow> = sqlx::query_as(&format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id = ?"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(db_err)?;
-        row.map(SessionRow::into_record).transpose()
-    }
-
-    async fn list_sessions(&self, query: &SessionQuery) -> StoreResult<SessionPage> {
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM sessions");
-        rows::push_session_filters(&mut count, query);
-        let total: i64 = count
-            .build_query_scalar()
-            .fetch_one(&self.reader)
-            .await
-            .map_err(db_err)?;
-
-        let mut select =
-            QueryBuilder::<Sqlite>::new(format!("SELECT {SESSION_COLUMNS} FROM sessions"));
-        rows::push_session_filters(&mut select, query);
-        select
-            .push(" ORDER BY connected_at DESC, session_id DESC LIMIT ")
-            .push_bind(i64::from(query.limit))
-            .push(" OFFSET ")
-            .push_bind(rows::to_i64(query.offset));
-        let page: Vec<SessionRow> = select
-            .build_query_as()
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
-        Ok(SessionPage {
-            sessions: rows::into_records(page)?,
-            total: u64::try_from(total).unwrap_or(0),
+    async fn insert_sessions(&self, rows: &[SessionValues<'_>]) -> StoreResult<()> {
+        self.write_chunks(rows, SESSION_COLUMN_COUNT, |chunk| {
+            let mut qb = QueryBuilder::new(format!("INSERT INTO sessions ({SESSION_COLUMNS}) "));
+            qb.push_values(chunk, |mut b, v| {
+                b.push_bind(v.session_id.as_str())
+                    .push_bind(&*v.client_type)
+                    .push_bind(v.client_name.as_deref())
+                    .push_bind(v.client_version.as_deref())
+                    .push_bind(v.client_capabilities.as_str())
+                    .push_bind(&*v.protocol_version)
+                    .push_bind(v.principal.as_deref())
+                    .push_bind(v.remote_addr.as_deref())
+                    .push_bind(v.user_agent.as_deref())
+                    .push_bind(v.connected_at)
+                    .push_bind(v.last_activity)
+                    .push_bind(v.status)
+                    .push_bind(v.disconnected_at)
+                    .push_bind(v.disconnect_reason)
+                    .push_bind(v.total_duration_ms)
+                    .push_bind(v.request_count)
+                    .push_bind(v.metadata.as_str())
+                    .push_bind(v.reconnect_count)
+                    .push_bind(v.reconnect_token_hash.as_deref())
+                    .push_bind(v.reconnect_expires_at);
+            });
+            qb
         })
-    }
-
-    async fn latest_by_activity(
-        &self,
-        status: Option<SessionStatus>,
-        limit: u32,
-    ) -> StoreResult<Vec<SessionRecord>> {
-        let limit = i64::from(limit);
-        let rows: Vec<SessionRow> = match status {
-            Some(status) => {
-                sqlx::query_as(&format!(
-                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE status = ? \
-                     ORDER BY last_activity DESC, session_id DESC LIMIT ?"
-                ))
-                .bind(status.as_str())
-                .bind(limit)
-                .fetch_all(&self.reader)
-                .await
-            }
-            // One index range per status, merged, instead of a full scan.
-            None => {
-                sqlx::query_as(&format!(
-                    "SELECT * FROM (SELECT {SESSION_COLUMNS} FROM sessions \
-                       WHERE status = 'active' \
-                       ORDER BY last_activity DESC, session_id DESC LIMIT ?1) \
-                     UNION ALL \
-                     SELECT * FROM (SELECT {SESSION_COLUMNS} FROM sessions \
-                       WHERE status = 'disconnected' \
-                       ORDER BY last_activity DESC, session_id DESC LIMIT ?1) \
-                     ORDER BY last_activity DESC, session_id DESC LIMIT ?1"
-                ))
-                .bind(limit)
-                .fetch_all(&self.reader)
-                .await
-            }
-        }
-        .map_err(db_err)?;
-        rows::into_records(rows)
-    }
-
-    async fn status_counts(&self) -> StoreResult<StatusCounts> {
-        let rows: Vec<StatusCountRow> =
-            sqlx::query_as("SELECT status, COUNT(*) AS sessions FROM sessions GROUP BY status")
-                .fetch_all(&self.reader)
-                .await
-                .map_err(db_err)?;
-        rows::status_counts(rows)
-    }
-
-    async fn connection_buckets(&self, since: Timestamp) -> StoreResult<Vec<ConnectionBucket>> {
-        let rows: Vec<BucketRow> = sqlx::query_as(
-            "SELECT connected_at / 1000 AS second, \
-               COUNT(*) AS connected, \
-               SUM(CASE WHEN status = 'disconnected' THEN 1 ELSE 0 END) AS ended, \
-               SUM(CASE WHEN status = 'disconnected' \
-                   THEN max(COALESCE(disconnected_at, connected_at) - connected_at, 0) \
-                   ELSE 0 END) AS ended_duration_ms, \
-               SUM(CASE WHEN status = 'active' THEN connected_at ELSE 0 END) \
-                 AS active_connected_at_ms \
-             FROM sessions WHERE connected_at >= ? \
-             GROUP BY connected_at / 1000 ORDER BY second",
-        )
-        .bind(since.as_millis())
-        .fetch_all(&self.reader)
         .await
-        .map_err(db_err)?;
-        rows::into_buckets(rows)
+        .map(drop)
     }
 
-    async fn disconnected_since(
-        &self,
-        since: Timestamp,
-        limit: u32,
-    ) -> StoreResult<(Vec<SessionRecord>, DisconnectStats)> {
-        let rows: Vec<SessionRow> = sqlx::query_as(&format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions \
-             WHERE status = 'disconnected' AND disconnected_at >= ? \
-             ORDER BY disconnected_at DESC, session_id DESC LIMIT ?"
-        ))
-        .bind(since.as_millis())
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
+    async fn record_activity(&self, rows: &[ActivityValues]) -> StoreResult<()> {
+        self.write_chunks(rows, 3, |chunk| {
+            let mut qb = QueryBuilder::new(
+                "UPDATE sessions SET \
+                 last_activity = max(sessions.last_activity, u.column2), \
+                 request_count = max(sessions.request_count, u.column3) \
+                 FROM (",
+            );
+            qb.push_values(chunk, |mut b, u| {
+                b.push_bind(u.session_id.to_string())
+                    .push_bind(u.last_activity)
+                    .push_bind(u.request_count);
+            });
+            qb.push(") AS u WHERE sessions.session_id = u.column1 AND sessions.status = 'active'");
+            qb
+        })
         .await
-        .map_err(db_err)?;
-        let reasons: Vec<ReasonRow> = sqlx::query_as(
-            "SELECT disconnect_reason AS reason, COUNT(*) AS sessions, \
-               COUNT(total_duration_ms) AS timed, SUM(total_duration_ms) AS sum_ms, \
-               MAX(total_duration_ms) AS max_ms, MIN(total_duration_ms) AS min_ms \
-             FROM sessions WHERE status = 'disconnected' AND disconnected_at >= ? \
-             GROUP BY disconnect_reason",
-        )
-        .bind(since.as_millis())
-        .fetch_all(&self.reader)
+        .map(drop)
+    }
+
+    async fn end_sessions(&self, rows: &[EndValues]) -> StoreResult<u64> {
+        self.write_chunks(rows, 6, |chunk| {
+            let mut qb = QueryBuilder::new(
+                "UPDATE sessions SET \
+                 status = 'disconnected', \
+                 disconnected_at = u.column2, \
+                 disconnect_reason = u.column3, \
+                 total_duration_ms = u.column4, \
+                 last_activity = max(sessions.last_activity, u.column5), \
+                 request_count = max(sessions.request_count, u.column6) \
+                 FROM (",
+            );
+            qb.push_values(chunk, |mut b, e| {
+                b.push_bind(e.session_id.to_string())
+                    .push_bind(e.at)
+                    .push_bind(e.reason)
+                    .push_bind(e.total_duration_ms)
+                    .push_bind(e.last_activity)
+                    .push_bind(e.request_count);
+            });
+            qb.push(") AS u WHERE sessions.session_id = u.column1 AND sessions.status = 'active'");
+            qb
+        })
         .await
-        .map_err(db_err)?;
-        Ok((rows::into_records(rows)?, rows::disconnect_stats(reasons)?))
-    }
-}
-
-#[async_trait]
-impl RequestLogStore for SqliteStore {
-    async fn insert_requests(&self, entries: &[RequestLogEntry]) -> StoreResult<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let values: Vec<RequestValues> = entries.iter().map(RequestValues::new).collect();
-        let mut conn = self.writer.acquire().await.map_err(db_err)?;
-        let result = async {
-            let mut tx = conn.begin().await?;
-            for chunk in statement_chunks(&values, REQUEST_COLUMN_COUNT) {
-                let mut qb = QueryBuilder::<Sqlite>::new(format!(
-                    "INSERT INTO requests ({REQUEST_COLUMNS}) "
-                ));
-                qb.push_values(chunk, |mut b, v| {
-                    b.push_bind(v.session_id.as_deref())
-                        .push_bind(v.client_key.as_deref())
-                        .push_bind(&*v.method)
-                        .push_bind(v.tool_name.as_deref())
-                        .push_bind(v.started_at)
-                        .push_bind(v.duration_us)
-                        .push_bind(v.status)
-                        .push_bind(v.error_code)
-                        .push_bind(v.error_message.as_deref())
-                        .push_bind(v.bytes_in)
-                        .push_bind(v.bytes_out);
-                });
-                qb.build().execute(&mut *tx).await?;
-            }
-            tx.commit().await
-        }
-        .await;
-        settle(conn, result).await
     }
 
-    async fn session_requests(
-        &self,
-        id: SessionId,
-        limit: u32,
-    ) -> StoreResult<Vec<RequestLogEntry>> {
-        let rows: Vec<RequestRow> = sqlx::query_as(&format!(
-            "SELECT {REQUEST_COLUMNS} FROM requests WHERE session_id = ? \
-             ORDER BY started_at DESC, id DESC LIMIT ?"
-        ))
-        .bind(id.to_string())
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
+    async fn insert_requests(&self, rows: &[RequestValues<'_>]) -> StoreResult<()> {
+        self.write_chunks(rows, REQUEST_COLUMN_COUNT, |chunk| {
+            let mut qb = QueryBuilder::new(format!("INSERT INTO requests ({REQUEST_COLUMNS}) "));
+            qb.push_values(chunk, |mut b, v| {
+                b.push_bind(v.session_id.as_deref())
+                    .push_bind(v.client_key.as_deref())
+                    .push_bind(&*v.method)
+                    .push_bind(v.tool_name.as_deref())
+                    .push_bind(v.started_at)
+                    .push_bind(v.duration_us)
+                    .push_bind(v.status)
+                    .push_bind(v.error_code)
+                    .push_bind(v.error_message.as_deref())
+                    .push_bind(v.bytes_in)
+                    .push_bind(v.bytes_out);
+            });
+            qb
+        })
         .await
-        .map_err(db_err)?;
-        rows::into_entries(rows)
+        .map(drop)
     }
 
-    async fn prune_requests(&self, before: Timestamp) -> StoreResult<u64> {
-        retention::prune_before(&self.writer, retention::REQUESTS_BEFORE, before).await
-    }
-}
-
-#[async_trait]
-impl AnalyticsStore for SqliteStore {
-    async fn request_buckets(
-        &self,
-        window: Window,
-        bucket: Duration,
-    ) -> StoreResult<Vec<RequestBucket>> {
-        analytics::request_buckets(&self.reader, window, bucket).await
-    }
-
-    async fn request_totals(&self, window: Window) -> StoreResult<RequestTotals> {
-        analytics::request_totals(&self.reader, window).await
-    }
-
-    async fn client_requests(&self, window: Window) -> StoreResult<Vec<ClientRequests>> {
-        analytics::client_requests(&self.reader, window).await
-    }
-
-    async fn latency(&self, window: Window) -> StoreResult<Vec<Latency>> {
-        analytics::latency(&self.reader, window).await
-    }
-
-    async fn session_flow(&self, window: Window, bucket: Duration) -> StoreResult<SessionFlow> {
-        analytics::session_flow(&self.reader, window, bucket).await
-    }
-}
-
-#[async_trait]
-impl TokenStore for SqliteStore {
-    async fn set_reconnect_token(&self, id: SessionId, grant: TokenGrant) -> StoreResult<bool> {
-        let n = sqlx::query(
-            "UPDATE sessions SET reconnect_token_hash = ?, reconnect_expires_at = ? \
-             WHERE session_id = ?",
-        )
-        .bind(grant.hash.to_hex())
-        .bind(grant.expires_at.as_millis())
-        .bind(id.to_string())
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        Ok(n == 1)
-    }
-
-    async fn reconnect_state(&self, id: SessionId) -> StoreResult<Option<ReconnectState>> {
-        let row: Option<ReconnectRow> = sqlx::query_as(&format!(
-            "SELECT {RECONNECT_COLUMNS} FROM sessions WHERE session_id = ?"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(db_err)?;
-        row.map(ReconnectRow::into_state).transpose()
-    }
-
-    async fn redeem_reconnect_token(&self, r: &Redemption) -> StoreResult<Option<u64>> {
-        let count: Option<i64> = sqlx::query_scalar(REDEEM_SQL)
-            .bind(r.next.hash.to_hex())
-            .bind(r.next.expires_at.as_millis())
-            .bind(r.expected.to_hex())
-            .bind(r.revive_at.map(Timestamp::as_millis))
-            .bind(r.session_id.to_string())
-            .fetch_optional(&self.writer)
-            .await
-            .map_err(db_err)?;
-        Ok(count.map(|c| u64::try_from(c).unwrap_or(0)))
-    }
-}
-
-#[async_trait]
-impl EventLogStore for SqliteStore {
     async fn append_event_pages(&self, pages: &[EventPage]) -> StoreResult<()> {
-        if pages.is_empty() {
-            return Ok(());
-        }
-        let mut conn = self.writer.acquire().await.map_err(db_err)?;
-        let result = async {
-            let mut tx = conn.begin().await?;
-            for chunk in statement_chunks(pages, 4) {
-                let mut qb = QueryBuilder::<Sqlite>::new(format!(
-                    "INSERT OR IGNORE INTO session_event_pages ({EVENT_PAGE_COLUMNS}) "
-                ));
-                qb.push_values(chunk, |mut b, p| {
-                    b.push_bind(p.session_id.to_string())
-                        .push_bind(rows::to_i64(p.id.0))
-                        .push_bind(p.at.as_millis())
-                        .push_bind(p.body.as_slice());
-                });
-                qb.build().execute(&mut *tx).await?;
-            }
-            tx.commit().await
-        }
-        .await;
-        settle(conn, result).await
-    }
-
-    async fn event_pages(&self, session: SessionId, from: PageId) -> StoreResult<Vec<EventPage>> {
-        let rows: Vec<EventPageRow> = sqlx::query_as(&format!(
-            "SELECT {EVENT_PAGE_COLUMNS} FROM session_event_pages \
-             WHERE session_id = ? AND page_id >= ? ORDER BY page_id"
-        ))
-        .bind(session.to_string())
-        .bind(rows::to_i64(from.0))
-        .fetch_all(&self.reader)
+        self.write_chunks(pages, 4, |chunk| {
+            let mut qb = QueryBuilder::new(format!(
+                "INSERT OR IGNORE INTO session_event_pages ({EVENT_PAGE_COLUMNS}) "
+            ));
+            qb.push_values(chunk, |mut b, p| {
+                b.push_bind(p.session_id.to_string())
+                    .push_bind(rows::to_i64(p.id.0))
+                    .push_bind(p.at.as_millis())
+                    .push_bind(p.body.as_slice());
+            });
+            qb
+        })
         .await
-        .map_err(db_err)?;
-        rows::into_pages(rows)
-    }
-
-    async fn prune_event_pages(&self, before: Timestamp) -> StoreResult<u64> {
-        retention::prune_before(&self.writer, retention::EVENT_PAGES_BEFORE, before).await
+        .map(drop)
     }
 
     async fn drop_event_pages(&self, pages: &[PageKey]) -> StoreResult<u64> {
-        if pages.is_empty() {
-            return Ok(0);
-        }
         // One prepared statement per page: in-process calls cost little,
         // and each is a primary-key lookup.
         let mut conn = self.writer.acquire().await.map_err(db_err)?;
@@ -731,21 +445,31 @@ impl EventLogStore for SqliteStore {
     }
 }
 
-/// One use of a reconnect token: compare-and-swap on the current hash.
-/// Binds: next hash, next expiry, expected hash, revive time (or NULL),
-/// session id. A session its client or an admin ended is never revived.
-const REDEEM_SQL: &str = "UPDATE sessions SET \
-       reconnect_token_hash = ?1, reconnect_expires_at = ?2, reconnect_used_hash = ?3, \
-       reconnect_count = reconnect_count + 1, \
-       status = CASE WHEN ?4 IS NULL THEN status ELSE 'active' END, \
-       last_activity = CASE WHEN ?4 IS NULL THEN last_activity ELSE max(last_activity, ?4) END, \
-       disconnected_at = CASE WHEN ?4 IS NULL THEN disconnected_at ELSE NULL END, \
-       disconnect_reason = CASE WHEN ?4 IS NULL THEN disconnect_reason ELSE NULL END, \
-       total_duration_ms = CASE WHEN ?4 IS NULL THEN total_duration_ms ELSE NULL END \
-     WHERE session_id = ?5 AND reconnect_token_hash = ?3 \
-       AND (disconnect_reason IS NULL \
-            OR disconnect_reason NOT IN ('client_disconnect', 'admin_terminated')) \
-     RETURNING reconnect_count";
+impl SqliteDb {
+    /// Writes a batch in one transaction on the writer, as the multi-row
+    /// statements `statement` builds for each of [`statement_chunks`];
+    /// returns how many rows they changed.
+    async fn write_chunks<T: Sync>(
+        &self,
+        rows: &[T],
+        columns: usize,
+        statement: impl for<'a> Fn(&'a [T]) -> QueryBuilder<'a, Sqlite> + Sync,
+    ) -> StoreResult<u64> {
+        let mut conn = self.writer.acquire().await.map_err(db_err)?;
+        let result = async {
+            let mut tx = conn.begin().await?;
+            let mut changed = 0;
+            for chunk in statement_chunks(rows, columns) {
+                let mut qb = statement(chunk);
+                changed += qb.build().execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+            Ok(changed)
+        }
+        .await;
+        settle(conn, result).await
+    }
+}
 
 /// Splits a batch into multi-row statements: as many of the largest size as
 /// fit, then the rest in powers of two. Each size is one SQL text that the
