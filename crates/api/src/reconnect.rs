@@ -101,7 +101,7 @@ pub async fn reconnect(
     // A malformed id cannot hold a token: refuse like an unknown session.
     let id = session_id(path).map_err(|_| {
         ApiError::from(sessiongate_core::lifecycle::ReconnectError::Refused(
-            sessiongate_core::reconnect::Refusal::UnknownSession,
+            sessiongate_core::token::Refusal::UnknownSession,
         ))
     })?;
     let remote = extensions

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sessiongate_api::{router, ApiState};
-use sessiongate_core::client::detect_client_type;
+use sessiongate_core::client_kind::detect_client_type;
 use sessiongate_core::lifecycle::{LifecycleConfig, LiveSession, SessionManager};
 use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
 use sessiongate_core::session::ClientIdentity;

@@ -10,7 +10,7 @@ use anyhow::Context;
 use axum::Router;
 use sessiongate_api::ApiState;
 use sessiongate_core::lifecycle::SessionManager;
-use sessiongate_core::reconnect::SigningKey;
+use sessiongate_core::token::SigningKey;
 use sessiongate_core::SharedClock;
 use sessiongate_mcp::tools::with_builtin_tools;
 use sessiongate_mcp::{McpServer, McpState};

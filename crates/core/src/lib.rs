@@ -6,17 +6,17 @@
 //! MCP transport and the management API sit on top of [`lifecycle::SessionManager`].
 
 pub mod analytics;
-pub mod client;
+pub mod client_kind;
 pub mod clock;
 pub mod health;
 pub mod ids;
 pub mod lifecycle;
-pub mod reconnect;
 pub mod request_log;
 pub mod session;
 pub mod store;
 pub mod store_health;
 pub mod stream;
+pub mod token;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
 pub use ids::SessionId;

@@ -10,10 +10,10 @@ use crate::analytics::{
 };
 use crate::clock::Timestamp;
 use crate::ids::SessionId;
-use crate::reconnect::{ReconnectState, Redemption, TokenGrant};
 use crate::request_log::RequestLogEntry;
 use crate::session::{ActivityUpdate, SessionEnd, SessionRecord, SessionStatus};
 use crate::stream::{EventPage, PageId, PageKey};
+use crate::token::{ReconnectState, Redemption, TokenGrant};
 
 /// A failure of the storage backend.
 #[derive(Debug, thiserror::Error)]

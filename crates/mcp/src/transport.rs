@@ -26,15 +26,15 @@ use rmcp::model::{ErrorCode, ErrorData};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use sessiongate_core::client::detect_client_type;
+use sessiongate_core::client_kind::detect_client_type;
 use sessiongate_core::lifecycle::{
     LifecycleError, LiveSession, RateLimited, RateLimiter, ReconnectError, SessionManager,
 };
-use sessiongate_core::reconnect::IssuedToken;
 use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
 use sessiongate_core::session::ClientIdentity;
 use sessiongate_core::store_health;
 use sessiongate_core::stream::{EventId, StreamId, StreamKind};
+use sessiongate_core::token::IssuedToken;
 use sessiongate_core::{DisconnectReason, SessionId};
 use tokio::sync::{mpsc, Notify};
 use tokio_stream::wrappers::ReceiverStream;

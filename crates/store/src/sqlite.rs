@@ -24,7 +24,6 @@ use sessiongate_core::analytics::{
 };
 use sessiongate_core::clock::Timestamp;
 use sessiongate_core::ids::SessionId;
-use sessiongate_core::reconnect::{ReconnectState, Redemption, TokenGrant};
 use sessiongate_core::request_log::RequestLogEntry;
 use sessiongate_core::session::{ActivityUpdate, SessionEnd, SessionRecord, SessionStatus};
 use sessiongate_core::store::{
@@ -32,6 +31,7 @@ use sessiongate_core::store::{
     StoreError, StoreResult,
 };
 use sessiongate_core::stream::{EventPage, PageId, PageKey};
+use sessiongate_core::token::{ReconnectState, Redemption, TokenGrant};
 
 use crate::rows::{
     self, db_err, migrate_err, BucketRow, EventPageRow, ReasonRow, ReconnectRow, RequestRow,

@@ -21,7 +21,6 @@ use sqlx::{Connection, PgConnection, SqliteConnection};
 use sessiongate_core::analytics::{Latency, RequestBucket, RequestTotals, SessionFlow, Window};
 use sessiongate_core::health::ConnectionWindow;
 use sessiongate_core::lifecycle::{EventLogConfig, LifecycleConfig, SessionManager};
-use sessiongate_core::reconnect::{Redemption, TokenGrant, TokenHash};
 use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
 use sessiongate_core::session::{
     ActivityUpdate, ClientIdentity, DisconnectReason, SessionEnd, SessionRecord, SessionStatus,
@@ -30,6 +29,7 @@ use sessiongate_core::store::{
     ConnectionBucket, SessionQuery, SessionStore, StatusCounts, StoreError,
 };
 use sessiongate_core::stream::{EventPage, PageId, PageKey, StoredEvent, StreamId, StreamKind};
+use sessiongate_core::token::{Redemption, TokenGrant, TokenHash};
 use sessiongate_core::{ManualClock, SessionId, Timestamp};
 use sessiongate_store::{connect, migrate, Database, Migrated};
 

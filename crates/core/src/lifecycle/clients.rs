@@ -9,7 +9,7 @@ use dashmap::DashMap;
 use serde::Serialize;
 
 use crate::analytics::ClientRequests;
-use crate::client::detect_client_type;
+use crate::client_kind::detect_client_type;
 use crate::clock::Timestamp;
 use crate::session::ClientIdentity;
 

@@ -36,13 +36,13 @@ use crate::health::{
     StatusBreakdown,
 };
 use crate::ids::SessionId;
-use crate::reconnect::{IssuedToken, TokenSigner};
 use crate::request_log::RequestLogEntry;
 use crate::session::{
     ActivityUpdate, ClientIdentity, DisconnectReason, SessionEnd, SessionRecord, SessionStatus,
 };
 use crate::store::{SessionPage, SessionQuery, SessionStore, StoreError, StoreResult};
 use crate::store_health::{Monitored, StoreHealth};
+use crate::token::{IssuedToken, TokenSigner};
 use expiry::Deadlines;
 use writer::SessionWrite;
 
@@ -245,7 +245,7 @@ impl SessionManager {
             .reconnect
             .key
             .clone()
-            .unwrap_or_else(crate::reconnect::SigningKey::generate);
+            .unwrap_or_else(crate::token::SigningKey::generate);
         let manager = Arc::new(SessionManager {
             store: store.clone(),
             store_health,

@@ -11,9 +11,9 @@ use tokio::sync::oneshot;
 use super::writer::SessionWrite;
 use super::{LifecycleEvent, LiveSession, SessionManager};
 use crate::ids::SessionId;
-use crate::reconnect::{IssuedToken, Redemption, Refusal, SigningKey, TokenHash};
 use crate::session::{DisconnectReason, SessionRecord, SessionStatus};
 use crate::store::StoreError;
+use crate::token::{IssuedToken, Redemption, Refusal, SigningKey, TokenHash};
 
 /// Reconnect settings.
 #[derive(Debug, Clone, PartialEq)]

@@ -21,10 +21,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
-use crate::reconnect::Redemption;
 use crate::request_log::RequestLogEntry;
 use crate::session::{SessionEnd, SessionRecord};
 use crate::store::{SessionStore, StoreResult};
+use crate::token::Redemption;
 
 use super::RequestLogConfig;
 
