@@ -20,7 +20,7 @@ use sqlx::{Connection, PgConnection, SqliteConnection};
 
 use sessiongate_core::analytics::{Latency, RequestBucket, RequestTotals, SessionFlow, Window};
 use sessiongate_core::health::ConnectionWindow;
-use sessiongate_core::lifecycle::{EventLogConfig, LifecycleConfig, SessionManager};
+use sessiongate_core::lifecycle::{EventLogConfig, Lifecycle, LifecycleConfig};
 use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
 use sessiongate_core::session::{
     ActivityUpdate, ClientIdentity, DisconnectReason, SessionEnd, SessionRecord, SessionStatus,
@@ -1500,7 +1500,7 @@ async fn event_log_replays_streams_and_drops_what_leaves_a_session_window(ctx: C
         ..LifecycleConfig::default()
     };
     let clock = ManualClock::starting_now();
-    let manager = SessionManager::start(store.clone(), Arc::new(clock.clone()), config)
+    let lifecycle = Lifecycle::start(store.clone(), Arc::new(clock.clone()), config, Vec::new())
         .await
         .unwrap();
     let (a, b) = (SessionId::generate(), SessionId::generate());
@@ -1513,7 +1513,7 @@ async fn event_log_replays_streams_and_drops_what_leaves_a_session_window(ctx: C
         seq,
         message: format!("{{\"seq\":{seq}}}").into(),
     };
-    let log = manager.events();
+    let log = &lifecycle.event_log;
     // One batch each: a's streams land on three pages of two events.
     for &s in &streams {
         for seq in 1..=2 {
@@ -1548,7 +1548,7 @@ async fn event_log_replays_streams_and_drops_what_leaves_a_session_window(ctx: C
         assert_eq!(seqs(a, s).await, [1, 2]);
     }
     assert_eq!(seqs(b, streams[0]).await, [1, 1, 1]);
-    manager.shutdown().await;
+    lifecycle.shutdown().await;
 }
 
 fn window(since: i64, until: i64) -> Window {

@@ -27,37 +27,11 @@ use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::config::EventLogConfig;
 use crate::clock::{SharedClock, Timestamp};
 use crate::ids::SessionId;
 use crate::store::{SessionStore, StoreError, StoreResult};
 use crate::stream::{EventPage, PageId, PageKey, StoredEvent, StreamId};
-
-/// What the event log keeps.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventLogConfig {
-    /// Off: streams still carry ids and resume while the server runs, but
-    /// nothing is written (for measuring the log's cost).
-    pub enabled: bool,
-    /// Newest events kept per session, at least (whole pages go at once).
-    pub keep_per_session: u32,
-    /// Events older than this are pruned.
-    pub retention: Duration,
-    pub prune_interval: Duration,
-    /// How long messages gather before a batch is written.
-    pub flush_interval: Duration,
-}
-
-impl Default for EventLogConfig {
-    fn default() -> Self {
-        EventLogConfig {
-            enabled: true,
-            keep_per_session: 1000,
-            retention: Duration::from_secs(15 * 60),
-            prune_interval: Duration::from_secs(10),
-            flush_interval: Duration::from_millis(100),
-        }
-    }
-}
 
 enum Append {
     Event(StoredEvent),
@@ -67,8 +41,10 @@ enum Append {
 
 /// Handle to the event log.
 pub struct EventLog {
+    /// Where pages are written and read back from.
     store: Arc<dyn SessionStore>,
     config: EventLogConfig,
+    /// The writer task's queue: events, and barriers for [`Self::flushed`].
     appends: mpsc::Sender<Append>,
 }
 
