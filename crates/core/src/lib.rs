@@ -3,7 +3,7 @@
 //!
 //! Nothing here does network or database I/O itself. Persistence goes through
 //! the [`store::SessionStore`] port, implemented by `sessiongate-store`; the
-//! MCP transport and the management API sit on top of [`lifecycle::SessionManager`].
+//! MCP transport and the management API sit on top of [`lifecycle::Lifecycle`].
 
 pub mod analytics;
 pub mod client_kind;
