@@ -1,18 +1,18 @@
 //! The session lifecycle and the services beside it, started and stopped
 //! together as one [`Lifecycle`]:
 //!
-//! * [`SessionManager`] ([`manager`]) keeps the registry of active sessions
-//!   ([`registry`]): creation, lookup, touch, expiry ([`expiry`]) and ends,
-//!   written by the session writer ([`session_writer`]); every session that
+//! * [`SessionManager`] (`manager`) keeps the registry of active sessions
+//!   (`registry`): creation, lookup, touch, expiry (`expiry`) and ends,
+//!   written by the session writer (`session_writer`); every session that
 //!   leaves the registry is reported once to the end-of-session subscribers
-//!   ([`ends`]), and displays watch a lossy broadcast ([`observe`]);
-//! * [`EventLog`] ([`event_log`]): the durable log of server-to-client
+//!   (`ends`), and displays watch a lossy broadcast (`observe`);
+//! * [`EventLog`] (`event_log`): the durable log of server-to-client
 //!   stream events, for resumable streams;
-//! * [`RequestLog`] ([`request_log`]): admission of requests and the
+//! * [`RequestLog`] (`request_log`): admission of requests and the
 //!   write-behind log of them;
-//! * [`Reclaim`] ([`reclaim`]): reconnect tokens, issued and redeemed, with
-//!   the limiter of failed attempts ([`limiter`]);
-//! * [`StatelessClients`] ([`stateless_clients`]): the identities of
+//! * [`Reclaim`] (`reclaim`): reconnect tokens, issued and redeemed, with
+//!   the limiter of failed attempts (`limiter`);
+//! * [`StatelessClients`] (`stateless_clients`): the identities of
 //!   2026-07-28 clients, which have no session.
 //!
 //! The assembly hands each consumer the services it uses.
