@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::clock::Timestamp;
 use crate::ids::SessionId;
-use crate::token::TokenGrant;
+use crate::token::hash::TokenGrant;
 
 /// Whether a session can still be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
