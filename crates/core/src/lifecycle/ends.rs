@@ -54,6 +54,7 @@ where
 
 /// The subscribers, fixed when the lifecycle starts.
 pub(crate) struct Ends {
+    /// Called in order, every one for every departure.
     subscribers: Box<[Arc<dyn EndSubscriber>]>,
 }
 

@@ -43,6 +43,7 @@ enum Append {
 pub struct EventLog {
     /// Where pages are written and read back from.
     store: Arc<dyn SessionStore>,
+    /// Whether the log is on, and how many events it keeps per session.
     config: EventLogConfig,
     /// The writer task's queue: events, and barriers for [`Self::flushed`].
     appends: mpsc::Sender<Append>,

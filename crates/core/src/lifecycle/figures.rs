@@ -20,6 +20,7 @@ use crate::store::{SessionStore, StoreResult};
 /// Sessions named in the report's recent activity.
 const RECENT: usize = 10;
 
+/// The running figures of the health report.
 pub(crate) struct Figures {
     /// Connections and ends within the health window.
     window: Mutex<ConnectionWindow>,

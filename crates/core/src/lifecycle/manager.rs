@@ -49,12 +49,17 @@ pub struct Created {
 pub(crate) struct ManagerParts {
     /// The store, observed by `store_health`.
     pub(crate) store: Arc<dyn SessionStore>,
+    /// Whether the store works, as the last calls to it found.
     pub(crate) store_health: Arc<StoreHealth>,
+    /// The time of activity, deadlines and ends.
     pub(crate) clock: SharedClock,
+    /// The idle timeout and flush interval among others.
     pub(crate) config: LifecycleConfig,
     /// Signs a new session's first reconnect token.
     pub(crate) signer: Arc<TokenSigner>,
+    /// Who hears of every session that leaves the registry.
     pub(crate) ends: Ends,
+    /// Live observers; they may miss events.
     pub(crate) observers: Observers,
     /// Cancelled at shutdown; stops the manager's tasks.
     pub(crate) shutdown: CancellationToken,
@@ -66,7 +71,9 @@ pub struct SessionManager {
     store: Arc<dyn SessionStore>,
     /// Whether the store works, as the last calls to it found.
     store_health: Arc<StoreHealth>,
+    /// The time of activity, deadlines and ends.
     clock: SharedClock,
+    /// The idle timeout and flush interval among others.
     config: LifecycleConfig,
     /// Where the active sessions live.
     registry: Box<dyn Registry>,

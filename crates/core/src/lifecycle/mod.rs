@@ -100,6 +100,8 @@ impl Lifecycle {
             .unwrap_or_else(SigningKey::generate);
         let signer = Arc::new(TokenSigner::new(&key, config.reconnect.token_ttl));
 
+        let stateless =
+            StatelessClients::load(&*store, clock.clone(), &config, observers.clone()).await?;
         let (sessions, mut tasks) = SessionManager::start(ManagerParts {
             store: store.clone(),
             store_health,
@@ -111,8 +113,6 @@ impl Lifecycle {
             shutdown: stop.clone(),
         })
         .await?;
-        let stateless =
-            StatelessClients::load(&*store, clock.clone(), &config, observers.clone()).await?;
         let reclaim = Reclaim::new(sessions.clone(), signer, &config.reconnect, observers);
         let (request_log, task) = RequestLog::start(
             store.clone(),

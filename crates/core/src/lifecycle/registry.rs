@@ -53,6 +53,7 @@ pub trait Registry: Send + Sync + 'static {
 /// Every active session, in this process: a sharded hash map.
 #[derive(Default)]
 pub struct LocalRegistry {
+    /// Every active session, by id.
     sessions: DashMap<SessionId, Arc<LiveSession>>,
 }
 

@@ -70,7 +70,9 @@ pub struct ClientActivity {
 
 /// The stateless clients seen within the health window.
 pub struct StatelessClients {
+    /// The clients, by key.
     table: Table,
+    /// The time of each request.
     clock: SharedClock,
     /// How often, at most, observers hear of one client's activity.
     announce_every: Duration,
@@ -131,6 +133,7 @@ impl StatelessClients {
 
 /// The clients by key, bounded.
 struct Table {
+    /// Each client's activity, by client key.
     by_key: DashMap<String, ClientActivity>,
     /// Clients kept at most.
     capacity: usize,
