@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use sessiongate_core::client::detect_client_type;
+use sessiongate_core::client_kind::detect_client_type;
 use sessiongate_core::session::ClientIdentity;
 use sessiongate_core::store::SessionStore;
 use sessiongate_core::{DisconnectReason, SessionId, SessionRecord, SessionStatus, Timestamp};

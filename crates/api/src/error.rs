@@ -16,9 +16,9 @@ use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sessiongate_core::lifecycle::{LifecycleError, ReconnectError};
-use sessiongate_core::reconnect::Refusal;
 use sessiongate_core::store::StoreError;
 use sessiongate_core::store_health;
+use sessiongate_core::token::Refusal;
 use utoipa::ToSchema;
 
 /// The body of every error response.

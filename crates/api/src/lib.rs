@@ -26,17 +26,15 @@ use axum::middleware::{from_fn_with_state, map_response};
 use axum::routing::{any, get};
 use axum::Router;
 use sessiongate_core::analytics::Analytics;
-use sessiongate_core::lifecycle::SessionManager;
+use sessiongate_core::lifecycle::{
+    Lifecycle, Reclaim, RequestLog, SessionManager, StatelessClients,
+};
 use sessiongate_core::store::{RequestLogStore, SessionStore};
 use sessiongate_core::store_health::{Monitored, StoreHealth};
-use sessiongate_core::{SessionId, Timestamp};
+use sessiongate_core::Timestamp;
 
 pub use auth::load_or_create_admin_token;
 pub use error::ApiError;
-
-/// Called with the id of a session an administrator terminated, after it
-/// has ended durably, so the MCP transport can close its open streams.
-pub type TerminateHook = Arc<dyn Fn(SessionId) + Send + Sync>;
 
 /// Whether the MCP server offers a tool of this name: the analytics routes
 /// mark the others `unknown`, names clients tried rather than tools.
@@ -46,18 +44,23 @@ pub type ToolCatalog = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 #[derive(Clone)]
 pub struct ApiState {
     pub manager: Arc<SessionManager>,
+    /// Reconnect tokens, issued to admins and redeemed by clients.
+    pub reclaim: Arc<Reclaim>,
+    /// The request log's writer, for its queue depth.
+    pub request_log: Arc<RequestLog>,
+    /// Stateless clients, listed beside sessions.
+    pub stateless: Arc<StatelessClients>,
     /// The analytics reports.
     pub analytics: Analytics,
     /// Ended sessions and their statistics, read straight from the store.
     pub sessions: Arc<dyn SessionStore>,
-    /// The request log, for a session's latest requests.
-    pub request_log: Arc<dyn RequestLogStore>,
+    /// The logged requests, for a session's latest ones.
+    pub requests: Arc<dyn RequestLogStore>,
     /// Which store the server uses and whether it works, for `/api/health`.
     pub store_health: Arc<StoreHealth>,
     /// The bearer token that admits requests to `/api/mcp/...`. An empty
     /// token admits nothing.
     pub admin_token: Arc<str>,
-    pub on_terminate: TerminateHook,
     /// When the API started, by the manager's clock (for `uptime_seconds`).
     pub started_at: Timestamp,
     /// The live event stream's fan-out, shared by its subscribers.
@@ -67,32 +70,27 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// State with a no-op terminate hook, started now, reading `store` (the
-    /// one `manager` writes) through the ports the handlers use.
+    /// State over a running lifecycle, started now, reading `store` (the
+    /// one the lifecycle writes) through the ports the handlers use.
     pub fn new(
-        manager: Arc<SessionManager>,
+        lifecycle: &Lifecycle,
         store: &Arc<Monitored>,
         admin_token: impl Into<Arc<str>>,
     ) -> Self {
-        let started_at = manager.now();
         ApiState {
-            analytics: Analytics::new(store.clone(), manager.clock().clone()),
+            manager: lifecycle.sessions.clone(),
+            reclaim: lifecycle.reclaim.clone(),
+            request_log: lifecycle.request_log.clone(),
+            stateless: lifecycle.stateless.clone(),
+            analytics: Analytics::new(store.clone(), lifecycle.sessions.clock().clone()),
             sessions: store.clone(),
-            request_log: store.clone(),
+            requests: store.clone(),
             store_health: store.health().clone(),
-            manager,
             admin_token: admin_token.into(),
-            on_terminate: Arc::new(|_| {}),
-            started_at,
+            started_at: lifecycle.sessions.now(),
             live: Arc::default(),
             known_tool: Arc::new(|_| true),
         }
-    }
-
-    /// Sets the hook called after an admin terminate.
-    pub fn on_terminate(mut self, hook: impl Fn(SessionId) + Send + Sync + 'static) -> Self {
-        self.on_terminate = Arc::new(hook);
-        self
     }
 
     /// Sets the tool catalog the analytics routes check names against

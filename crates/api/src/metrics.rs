@@ -127,7 +127,7 @@ pub async fn render(State(state): State<ApiState>) -> Response {
     metrics::gauge!("sessiongate_sessions", "status" => "disconnected")
         .set(manager.disconnected_count() as f64);
     metrics::gauge!("sessiongate_request_log_queue_depth")
-        .set(manager.request_log_queue_depth() as f64);
+        .set(state.request_log.queue_depth() as f64);
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         handle.render(),

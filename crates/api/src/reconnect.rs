@@ -49,11 +49,11 @@ pub async fn issue_token(
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Json<TokenIssued>, ApiError> {
     let id = session_id(path)?;
-    let token = state.manager.issue_token(id).await?;
+    let token = state.reclaim.issue_token(id).await?;
     Ok(Json(TokenIssued {
         session_id: id,
         reconnect_token: token.token.clone(),
-        expires_in_minutes: state.manager.token_ttl().as_secs() / 60,
+        expires_in_minutes: state.reclaim.token_ttl().as_secs() / 60,
         expires_at: token.expires_at(),
     }))
 }
@@ -101,14 +101,14 @@ pub async fn reconnect(
     // A malformed id cannot hold a token: refuse like an unknown session.
     let id = session_id(path).map_err(|_| {
         ApiError::from(sessiongate_core::lifecycle::ReconnectError::Refused(
-            sessiongate_core::reconnect::Refusal::UnknownSession,
+            sessiongate_core::token::Refusal::UnknownSession,
         ))
     })?;
     let remote = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string());
     let r = state
-        .manager
+        .reclaim
         .reconnect(id, body.token.trim(), None, remote.as_deref())
         .await?;
     Ok(Json(ReconnectResult {
@@ -116,6 +116,6 @@ pub async fn reconnect(
         session_id: id,
         reconnect_count: r.reconnect_count,
         reconnect_token: r.token.token,
-        expires_in_minutes: state.manager.token_ttl().as_secs() / 60,
+        expires_in_minutes: state.reclaim.token_ttl().as_secs() / 60,
     }))
 }

@@ -94,7 +94,7 @@ pub async fn service_health(State(state): State<ApiState>) -> Json<ServiceHealth
             ok: store.ok,
             failing_since: store.failing_since,
             errors_total: store.errors_total,
-            request_log_queue_depth: manager.request_log_queue_depth() as u64,
+            request_log_queue_depth: state.request_log.queue_depth() as u64,
         },
         active_sessions: manager.active_count() as u64,
         uptime_seconds: manager.now().since(state.started_at).as_secs(),
@@ -331,7 +331,7 @@ pub async fn show_session(
         .await?
         .ok_or(ApiError::SessionNotFound)?;
     let requests = state
-        .request_log
+        .requests
         .session_requests(id, SESSION_REQUESTS)
         .await?;
     let summary = RequestSummary::new(&session, &requests);
@@ -387,7 +387,6 @@ pub async fn terminate_session(
     let reason = DisconnectReason::AdminTerminated;
     match state.manager.end(id, reason).await? {
         Some(record) => {
-            (state.on_terminate)(id);
             tracing::info!(session = %id.short(), "session terminated by an administrator");
             Ok(Json(Terminated {
                 success: true,
@@ -471,7 +470,7 @@ pub(crate) async fn health_report(state: &ApiState) -> Result<SessionHealth, Api
         recent_activity,
         timestamp,
     } = manager.health().await?;
-    let clients = manager.clients();
+    let clients = state.stateless.list();
     let active_since = timestamp.saturating_sub(manager.config().idle_timeout);
     let stateless_clients = StatelessClients {
         active: clients
@@ -592,7 +591,7 @@ pub struct ClientList {
 )]
 pub async fn list_clients(State(state): State<ApiState>) -> Json<ClientList> {
     Json(ClientList {
-        clients: state.manager.clients(),
+        clients: state.stateless.list(),
     })
 }
 

@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sessiongate_api::{router, ApiState};
-use sessiongate_core::client::detect_client_type;
-use sessiongate_core::lifecycle::{LifecycleConfig, LiveSession, SessionManager};
+use sessiongate_core::client_kind::detect_client_type;
+use sessiongate_core::lifecycle::{
+    EndKind, EndSubscriber, Lifecycle, LifecycleConfig, LiveSession, SessionEnded, SessionManager,
+};
 use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
 use sessiongate_core::session::ClientIdentity;
 use sessiongate_core::store_health::Monitored;
@@ -25,6 +27,7 @@ struct Harness {
     base: String,
     http: reqwest::Client,
     manager: Arc<SessionManager>,
+    lifecycle: Lifecycle,
     clock: ManualClock,
     terminated: Arc<Mutex<Vec<SessionId>>>,
     _dir: tempfile::TempDir,
@@ -45,16 +48,21 @@ async fn start() -> Harness {
         idle_timeout: Duration::from_secs(3600),
         ..LifecycleConfig::default()
     };
-    let manager = SessionManager::start(store.clone(), Arc::new(clock.clone()), config)
-        .await
-        .expect("manager");
     let terminated = Arc::new(Mutex::new(Vec::new()));
     let seen = terminated.clone();
+    let on_end = move |ended: &SessionEnded| {
+        if ended.kind == EndKind::Ended(DisconnectReason::AdminTerminated) {
+            seen.lock().unwrap().push(ended.session_id);
+        }
+    };
+    let ends: Vec<Arc<dyn EndSubscriber>> = vec![Arc::new(on_end)];
+    let lifecycle = Lifecycle::start(store.clone(), Arc::new(clock.clone()), config, ends)
+        .await
+        .expect("lifecycle");
+    let manager = lifecycle.sessions.clone();
     // The catalog of a server whose one tool is echo: the tests' other
     // names are names clients tried.
-    let state = ApiState::new(manager.clone(), &store, TOKEN)
-        .on_terminate(move |id| seen.lock().unwrap().push(id))
-        .known_tool(|name| name == "echo");
+    let state = ApiState::new(&lifecycle, &store, TOKEN).known_tool(|name| name == "echo");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -64,6 +72,7 @@ async fn start() -> Harness {
         base: format!("http://{addr}"),
         http: reqwest::Client::new(),
         manager,
+        lifecycle,
         clock,
         terminated,
         _dir: dir,
@@ -431,19 +440,22 @@ async fn shows_a_session_with_its_requests() {
         bytes_in: 100,
         bytes_out: 200,
     };
-    h.manager
-        .log_request(row(0, RequestStatus::Success, 2))
+    h.lifecycle
+        .request_log
+        .record(row(0, RequestStatus::Success, 2))
         .await;
-    h.manager
-        .log_request(row(10, RequestStatus::Error, 4))
+    h.lifecycle
+        .request_log
+        .record(row(10, RequestStatus::Error, 4))
         .await;
-    h.manager
-        .log_request(row(20, RequestStatus::Success, 9))
+    h.lifecycle
+        .request_log
+        .record(row(20, RequestStatus::Success, 9))
         .await;
     // Another session's request is not shown.
     let mut foreign = row(30, RequestStatus::Success, 1);
     foreign.session_id = Some(other.id());
-    h.manager.log_request(foreign).await;
+    h.lifecycle.request_log.record(foreign).await;
 
     let path = format!("/api/mcp/sessions/{id}");
     let detail = requests_shown(&h, &path, 3).await;
@@ -565,8 +577,9 @@ async fn health_reports_ages_and_connections() {
         .unwrap();
     h.clock.advance(2 * MINUTE);
     let young = h.create("gemini-cli").await;
-    h.manager
-        .touch_client("alice|my-agent|1.0", || identity("my-agent"));
+    h.lifecycle
+        .stateless
+        .touch("alice|my-agent|1.0", || identity("my-agent"));
     h.clock.advance(2 * MINUTE);
     // At 6 min: old is 6 min idle (aging), young 2 min (healthy).
     let report = h.get("/api/mcp/sessions/health").await;
@@ -732,11 +745,14 @@ async fn disconnected_sessions_with_statistics() {
 async fn lists_stateless_clients() {
     let h = start().await;
     assert_eq!(h.get("/api/mcp/clients").await, json!({"clients": []}));
-    h.manager.touch_client("k1", || identity("claude-code"));
+    h.lifecycle
+        .stateless
+        .touch("k1", || identity("claude-code"));
     h.clock.advance(Duration::from_secs(5));
-    h.manager.touch_client("k2", || identity("my-agent"));
-    h.manager
-        .touch_client("k2", || unreachable!("known client"));
+    h.lifecycle.stateless.touch("k2", || identity("my-agent"));
+    h.lifecycle
+        .stateless
+        .touch("k2", || unreachable!("known client"));
     let clients = h.get("/api/mcp/clients").await;
     let clients = clients["clients"].as_array().unwrap();
     assert_eq!(clients.len(), 2);
@@ -785,9 +801,10 @@ async fn openapi_document_covers_every_route() {
 
     // The schema mirrors of core types list exactly the real JSON's fields.
     let live = h.create("claude-code").await;
-    h.manager.touch_client("k", || identity("cursor"));
-    h.manager
-        .log_request(RequestLogEntry {
+    h.lifecycle.stateless.touch("k", || identity("cursor"));
+    h.lifecycle
+        .request_log
+        .record(RequestLogEntry {
             session_id: Some(live.id()),
             client_key: None,
             method: "ping".to_string(),
@@ -1063,9 +1080,15 @@ async fn analytics_usage_and_timeline_report_the_request_log() {
         bytes_out: 0,
     };
     for ms in 1..=10 {
-        h.manager.log_request(call(&a, "echo", ms, ms != 10)).await;
+        h.lifecycle
+            .request_log
+            .record(call(&a, "echo", ms, ms != 10))
+            .await;
     }
-    h.manager.log_request(call(&b, "search", 100, true)).await;
+    h.lifecycle
+        .request_log
+        .record(call(&b, "search", 100, true))
+        .await;
     h.manager
         .end(b.id(), DisconnectReason::ClientDisconnect)
         .await

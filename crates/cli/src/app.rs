@@ -1,20 +1,19 @@
 //! Assembles the running server: the data directory's lock, store, session
-//! manager, MCP endpoint, management API, and an orderly shutdown that keeps
-//! sessions for the next start.
+//! lifecycle, MCP endpoint, management API, and an orderly shutdown that
+//! keeps sessions for the next start.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
 use sessiongate_api::ApiState;
-use sessiongate_core::analytics::Analytics;
-use sessiongate_core::lifecycle::SessionManager;
-use sessiongate_core::reconnect::SigningKey;
+use sessiongate_core::lifecycle::{EndSubscriber, Lifecycle, SessionManager};
 use sessiongate_core::store::Store;
 use sessiongate_core::store_health::Monitored;
+use sessiongate_core::token::SigningKey;
 use sessiongate_core::SharedClock;
+use sessiongate_mcp::peers::Peers;
 use sessiongate_mcp::tools::with_builtin_tools;
 use sessiongate_mcp::{McpServer, McpState};
 use tokio::net::TcpListener;
@@ -35,6 +34,8 @@ pub struct RunningServer {
     pub manager: Arc<SessionManager>,
     /// The store, every call to it observed for the health endpoint.
     pub store: Arc<dyn Store>,
+    /// The lifecycle's services, the manager's among them.
+    pub lifecycle: Lifecycle,
     stop: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
     /// Last, so it is released after everything else is dropped.
@@ -81,6 +82,16 @@ fn mcp_server(conformance: bool) -> McpServer {
 
 /// Opens the store, restores sessions and starts serving.
 pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<RunningServer> {
+    start_with(config, clock, Vec::new()).await
+}
+
+/// [`start`], with `ends` told of every session that leaves the registry
+/// besides the transport.
+pub async fn start_with(
+    config: Config,
+    clock: SharedClock,
+    mut ends: Vec<Arc<dyn EndSubscriber>>,
+) -> anyhow::Result<RunningServer> {
     // Before anything is counted.
     sessiongate_api::metrics::handle();
     // First of all: a second server must stop before it touches the store.
@@ -105,9 +116,14 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         })?;
         lifecycle.reconnect.key = Some(SigningKey::from_bytes(key.into_bytes()));
     }
-    let manager = SessionManager::start(store.clone(), clock.clone(), lifecycle)
+    // An ended session's transport state (streams, pending requests) goes
+    // with it.
+    let peers = Peers::default();
+    ends.push(Arc::new(peers.clone()));
+    let lifecycle = Lifecycle::start(store.clone(), clock, lifecycle, ends)
         .await
         .context("cannot restore sessions")?;
+    let manager = lifecycle.sessions.clone();
 
     let (admin_token, admin_token_created) = match &config.admin_token {
         Some(t) => (t.clone(), false),
@@ -122,26 +138,15 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     };
 
     let mcp = McpState::new(
-        manager.clone(),
+        &lifecycle,
+        peers,
         mcp_server(config.conformance),
         config.transport.clone(),
     );
-    let peers = mcp.peers.clone();
-    let api = ApiState {
-        manager: manager.clone(),
-        analytics: Analytics::new(store.clone(), clock),
-        sessions: store.clone(),
-        request_log: store.clone(),
-        store_health: store.health().clone(),
-        admin_token: admin_token.clone().into(),
-        on_terminate: Arc::new(move |id| peers.remove(id)),
-        started_at: manager.now(),
-        live: Arc::default(),
-        known_tool: {
-            let server = mcp.server.clone();
-            Arc::new(move |name: &str| server.has_tool(name))
-        },
-    };
+    let api = ApiState::new(&lifecycle, &store, admin_token.clone()).known_tool({
+        let server = mcp.server.clone();
+        move |name: &str| server.has_tool(name)
+    });
     let app = Router::new()
         .merge(sessiongate_dashboard::router())
         .merge(sessiongate_mcp::router(mcp.clone()))
@@ -156,18 +161,8 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     let listener = Listener::new(listener, config.connections.clone(), fd_limit);
     let (stop, stopped) = watch::channel(false);
 
-    let pruner = {
-        let mcp = mcp.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(30));
-            loop {
-                tick.tick().await;
-                mcp.prune_peers();
-            }
-        })
-    };
     let task = tokio::spawn({
-        let manager = manager.clone();
+        let lifecycle = lifecycle.clone();
         async move {
             let close_streams = {
                 let mut stopped = stopped.clone();
@@ -178,8 +173,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
                 }
             };
             tokio::join!(listener.serve(app, stopped), close_streams);
-            pruner.abort();
-            manager.shutdown().await;
+            lifecycle.shutdown().await;
             Ok(())
         }
     });
@@ -189,6 +183,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         admin_token_created,
         manager,
         store,
+        lifecycle,
         stop,
         task,
         _data_dir_lock: data_dir_lock,

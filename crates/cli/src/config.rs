@@ -16,7 +16,7 @@ use sessiongate_core::health::AgeBounds;
 use sessiongate_core::lifecycle::{
     EventLogConfig, LifecycleConfig, ReconnectConfig, RequestLogConfig,
 };
-use sessiongate_core::reconnect::SigningKey;
+use sessiongate_core::token::SigningKey;
 use sessiongate_mcp::{OriginPolicy, TransportConfig};
 use sessiongate_store::Database;
 

@@ -281,7 +281,7 @@ async fn an_answer_ready_at_once_is_one_event_and_a_streamed_one_is_logged() {
         .parse::<sessiongate_core::stream::EventId>()
         .unwrap()
         .stream;
-    let events_log = t.server.manager.events();
+    let events_log = &t.server.lifecycle.event_log;
     events_log.flushed().await.unwrap();
     let sid = session.parse().unwrap();
     assert!(events_log.after(sid, stream, 0).await.unwrap().is_empty());

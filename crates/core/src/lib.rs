@@ -4,21 +4,21 @@
 //! Nothing here does network or database I/O itself. Persistence goes through
 //! the ports of [`store`] (sessions, request log, analytics, tokens, event
 //! log), implemented by `sessiongate-store`; the MCP transport and the
-//! management API sit on top of [`lifecycle::SessionManager`], the API's
+//! management API sit on top of [`lifecycle::Lifecycle`], the API's
 //! reports on [`analytics::Analytics`].
 
 pub mod analytics;
-pub mod client;
+pub mod client_kind;
 pub mod clock;
 pub mod health;
 pub mod ids;
 pub mod lifecycle;
-pub mod reconnect;
 pub mod request_log;
 pub mod session;
 pub mod store;
 pub mod store_health;
 pub mod stream;
+pub mod token;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
 pub use ids::SessionId;

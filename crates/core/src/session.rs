@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::clock::Timestamp;
 use crate::ids::SessionId;
-use crate::reconnect::TokenGrant;
+use crate::token::hash::TokenGrant;
 
 /// Whether a session can still be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -110,7 +110,7 @@ pub struct UnknownValue(pub String);
 /// Who the client said it is, and what it negotiated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientIdentity {
-    /// Product name detected from `client_name` (see [`crate::client`]).
+    /// Product name detected from `client_name` (see [`crate::client_kind`]).
     pub client_type: String,
     pub client_name: Option<String>,
     pub client_version: Option<String>,

@@ -18,7 +18,6 @@ use serde::Serialize;
 
 use crate::clock::{SharedClock, Timestamp};
 use crate::ids::SessionId;
-use crate::reconnect::{ReconnectState, Redemption, TokenGrant};
 use crate::request_log::RequestLogEntry;
 use crate::session::{ActivityUpdate, SessionEnd, SessionRecord, SessionStatus};
 use crate::store::{
@@ -27,6 +26,7 @@ use crate::store::{
     SessionStore, StatusCounts, Store, StoreResult, TokenStore, Window,
 };
 use crate::stream::{EventPage, PageId, PageKey};
+use crate::token::{ReconnectState, Redemption, TokenGrant};
 
 /// What a client is told when the store fails it: nothing of the error,
 /// which may name the database, its host or its files; that goes to the log.

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use proptest::prelude::*;
-use sessiongate_core::reconnect::{Refusal, SigningKey, TokenSigner};
 use sessiongate_core::stream::{EventId, EventPage, PageId, StreamId, StreamKind};
+use sessiongate_core::token::{Refusal, SigningKey, TokenSigner};
 use sessiongate_core::{SessionId, Timestamp};
 
 fn session_id() -> impl Strategy<Value = SessionId> {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
-use sessiongate_core::client::detect_client_type;
+use sessiongate_core::client_kind::detect_client_type;
 use sessiongate_core::lifecycle::client_key;
 use sessiongate_core::session::ClientIdentity;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rmcp::model::{ErrorCode, ErrorData};
 use serde_json::{json, Value};
-use sessiongate_core::lifecycle::{LiveSession, SessionManager};
+use sessiongate_core::lifecycle::{LiveSession, Reclaim, SessionManager};
 use sessiongate_core::session::ClientIdentity;
 use tokio::sync::{mpsc, Notify};
 
@@ -32,6 +32,8 @@ pub enum Caller {
 
 pub struct RequestContext {
     pub manager: Arc<SessionManager>,
+    /// Reconnect tokens, for the tools that issue and redeem them.
+    pub reclaim: Arc<Reclaim>,
     pub caller: Caller,
     pub request_id: Id,
     pub protocol_version: Arc<str>,
@@ -79,7 +81,7 @@ impl RequestContext {
     }
 
     fn peer(&self) -> Option<Arc<PeerState>> {
-        self.session().map(|s| self.peers.get_or_create(s.id()))
+        self.session().map(|s| self.peers.get_or_create(s))
     }
 
     /// Sends a notification related to this request.

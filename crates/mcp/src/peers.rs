@@ -1,6 +1,8 @@
 //! Per-session transport state that is not part of the session record:
 //! the standalone GET stream, server-to-client requests awaiting an answer,
-//! the client's log level and resource subscriptions.
+//! the client's log level and resource subscriptions. It goes when the
+//! session leaves the lifecycle's registry: [`Peers`] subscribes to the
+//! end-of-session notification.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +12,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use rmcp::model::ErrorData;
 use serde_json::Value;
+use sessiongate_core::lifecycle::{EndSubscriber, LiveSession, SessionEnded};
 use sessiongate_core::SessionId;
 use tokio::sync::{mpsc, oneshot};
 
@@ -112,8 +115,16 @@ impl Peers {
         self.0.get(&id).map(|p| p.clone())
     }
 
-    pub fn get_or_create(&self, id: SessionId) -> Arc<PeerState> {
-        self.0.entry(id).or_default().clone()
+    /// The session's state, created if it has none. A session that ends
+    /// meanwhile keeps none: its end removes what was there, and a state
+    /// made after the end is dropped here at once.
+    pub fn get_or_create(&self, session: &LiveSession) -> Arc<PeerState> {
+        let id = session.id();
+        let peer = self.0.entry(id).or_default().clone();
+        if session.departed() {
+            self.remove(id);
+        }
+        peer
     }
 
     /// Drops a session's state: its stream closes and pending requests fail.
@@ -125,8 +136,10 @@ impl Peers {
     pub fn clear(&self) {
         self.0.clear();
     }
+}
 
-    pub fn retain(&self, mut keep: impl FnMut(SessionId) -> bool) {
-        self.0.retain(|id, _| keep(*id));
+impl EndSubscriber for Peers {
+    fn session_ended(&self, ended: &SessionEnded) {
+        self.remove(ended.session_id);
     }
 }

@@ -277,7 +277,7 @@ impl McpServer {
     ) -> Result<Value, ErrorData> {
         let uri = uri_param(params)?;
         let session = ctx.session().expect("sessionful");
-        let peer = ctx.peers.get_or_create(session.id());
+        let peer = ctx.peers.get_or_create(session);
         if method == "resources/subscribe" {
             peer.subscribe(uri);
         } else {
@@ -325,7 +325,7 @@ impl McpServer {
             ));
         }
         let session = ctx.session().expect("sessionful");
-        ctx.peers.get_or_create(session.id()).set_log_level(p.level);
+        ctx.peers.get_or_create(session).set_log_level(p.level);
         Ok(json!({}))
     }
 }

@@ -22,7 +22,7 @@ use axum::response::sse::Event;
 use bytes::Bytes;
 use dashmap::DashMap;
 use futures::{Stream, StreamExt};
-use sessiongate_core::lifecycle::SessionManager;
+use sessiongate_core::lifecycle::EventLog;
 use sessiongate_core::stream::{EventId, StoredEvent, StreamId, StreamKind};
 use sessiongate_core::SessionId;
 use tokio::sync::{mpsc, Notify};
@@ -99,7 +99,7 @@ impl Streams {
     /// resumes it with a GET).
     pub fn open(
         &self,
-        manager: Arc<SessionManager>,
+        event_log: Arc<EventLog>,
         session: SessionId,
         kind: StreamKind,
         first: Vec<Bytes>,
@@ -141,8 +141,7 @@ impl Streams {
                     }
                 };
                 seq += 1;
-                manager
-                    .events()
+                event_log
                     .append(StoredEvent {
                         session_id: session,
                         stream: id,
@@ -167,7 +166,7 @@ impl Streams {
             // The response is complete: let the connection end, and keep the
             // tail resumable until the log has it.
             live.state().subscriber.take();
-            if let Err(e) = manager.events().flushed().await {
+            if let Err(e) = event_log.flushed().await {
                 tracing::warn!(error = %e, session = %session.short(), "event log flush failed");
             }
             streams.0.remove(&id);

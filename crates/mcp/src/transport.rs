@@ -26,15 +26,16 @@ use rmcp::model::{ErrorCode, ErrorData};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use sessiongate_core::client::detect_client_type;
+use sessiongate_core::client_kind::detect_client_type;
 use sessiongate_core::lifecycle::{
-    LifecycleError, LiveSession, RateLimited, RateLimiter, ReconnectError, SessionManager,
+    EventLog, Lifecycle, LifecycleError, LiveSession, RateLimited, RateLimiter, Reclaim,
+    ReconnectError, RequestLog, SessionManager, StatelessClients,
 };
-use sessiongate_core::reconnect::IssuedToken;
 use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
 use sessiongate_core::session::ClientIdentity;
 use sessiongate_core::store_health;
 use sessiongate_core::stream::{EventId, StreamId, StreamKind};
+use sessiongate_core::token::IssuedToken;
 use sessiongate_core::{DisconnectReason, SessionId};
 use tokio::sync::{mpsc, Notify};
 use tokio_stream::wrappers::ReceiverStream;
@@ -98,6 +99,10 @@ impl Default for TransportConfig {
 #[derive(Clone)]
 pub struct McpState {
     pub manager: Arc<SessionManager>,
+    pub request_log: Arc<RequestLog>,
+    pub event_log: Arc<EventLog>,
+    pub reclaim: Arc<Reclaim>,
+    pub stateless: Arc<StatelessClients>,
     pub server: Arc<McpServer>,
     pub peers: Peers,
     pub streams: Streams,
@@ -108,7 +113,15 @@ pub struct McpState {
 }
 
 impl McpState {
-    pub fn new(manager: Arc<SessionManager>, server: McpServer, config: TransportConfig) -> Self {
+    /// `peers` must be subscribed to the lifecycle's end-of-session
+    /// notification, so an ended session's transport state goes with it.
+    pub fn new(
+        lifecycle: &Lifecycle,
+        peers: Peers,
+        server: McpServer,
+        config: TransportConfig,
+    ) -> Self {
+        let manager = lifecycle.sessions.clone();
         McpState {
             clients: Arc::new(ClientCache::new(manager.config().max_stateless_clients)),
             initialize_limiter: Arc::new(RateLimiter::new(
@@ -116,8 +129,12 @@ impl McpState {
                 config.initialize_burst,
             )),
             manager,
+            request_log: lifecycle.request_log.clone(),
+            event_log: lifecycle.event_log.clone(),
+            reclaim: lifecycle.reclaim.clone(),
+            stateless: lifecycle.stateless.clone(),
             server: Arc::new(server),
-            peers: Peers::default(),
+            peers,
             streams: Streams::default(),
             config: Arc::new(config),
             durations: Arc::default(),
@@ -129,11 +146,6 @@ impl McpState {
     pub fn close_streams(&self) {
         self.peers.clear();
         self.streams.close_connections();
-    }
-
-    /// Forgets transport state of sessions that are no longer active.
-    pub fn prune_peers(&self) {
-        self.peers.retain(|id| self.manager.active(id).is_some());
     }
 }
 
@@ -518,7 +530,7 @@ async fn post(st: McpState, req: Request) -> Response {
         }
     };
     let bytes_in = bytes.len() as u64;
-    if let Err(e) = st.manager.admit().await {
+    if let Err(e) = st.request_log.admit().await {
         let id = match &parsed {
             Body::Single(Message::Request { id, .. }) => Some(id),
             _ => None,
@@ -675,8 +687,8 @@ async fn initialize(
         HeaderValue::from_str(&session.id().to_string()).expect("hex is a valid header"),
     );
     set_token_header(&mut response, &created.token);
-    st.manager
-        .log_request(RequestLogEntry {
+    st.request_log
+        .record(RequestLogEntry {
             session_id: Some(session.id()),
             client_key: None,
             method: "initialize".into(),
@@ -867,10 +879,11 @@ async fn stateless(
         remote,
         user_agent: header_str(headers, header::USER_AGENT),
     });
-    st.manager.touch_client(&key, || identity.as_ref().clone());
+    st.stateless.touch(&key, || identity.as_ref().clone());
 
     let ctx = RequestContext {
         manager: st.manager.clone(),
+        reclaim: st.reclaim.clone(),
         caller: Caller::Client { key, identity },
         request_id: id.clone(),
         protocol_version: version.into(),
@@ -1001,7 +1014,7 @@ async fn lookup(
     };
     let remote = remote.map(|ip| ip.to_string());
     match st
-        .manager
+        .reclaim
         .reconnect(id, token.trim(), None, remote.as_deref())
         .await
     {
@@ -1036,6 +1049,7 @@ async fn sessionful_message(
             let tool = tool_name(&method, &head);
             let ctx = RequestContext {
                 manager: st.manager.clone(),
+                reclaim: st.reclaim.clone(),
                 caller: Caller::Session(session.clone()),
                 request_id: id.clone(),
                 protocol_version: session.protocol_version().into(),
@@ -1084,7 +1098,7 @@ async fn run(
     let poll = resumable.as_ref().map(|_| Arc::new(Notify::new()));
     ctx.poll = poll.clone();
     let finish = Finisher {
-        manager: st.manager.clone(),
+        request_log: st.request_log.clone(),
         session: ctx.session().map(|s| s.id()),
         client_key: match &ctx.caller {
             Caller::Client { key, .. } => Some(key.to_string()),
@@ -1197,7 +1211,7 @@ fn resumable_response(
     poll: Option<Arc<Notify>>,
 ) -> Response {
     let (stream, frames) = st.streams.open(
-        st.manager.clone(),
+        st.event_log.clone(),
         session.id(),
         StreamKind::Request,
         first,
@@ -1242,7 +1256,7 @@ fn tool_name(method: &str, head: &ParamsHead) -> Option<String> {
 
 /// Turns a handler's outcome into the response body and logs the request.
 struct Finisher {
-    manager: Arc<SessionManager>,
+    request_log: Arc<RequestLog>,
     session: Option<SessionId>,
     client_key: Option<String>,
     method: String,
@@ -1290,8 +1304,8 @@ impl Finisher {
             self.stateless,
             self.started.elapsed(),
         );
-        self.manager
-            .log_request(RequestLogEntry {
+        self.request_log
+            .record(RequestLogEntry {
                 session_id: self.session,
                 client_key: self.client_key,
                 method: self.method,
@@ -1372,8 +1386,7 @@ async fn get(st: McpState, req: Request) -> Response {
                 None => (Vec::new(), None),
             };
             let logged = match st
-                .manager
-                .events()
+                .event_log
                 .after(session.id(), from.stream, from.seq)
                 .await
             {
@@ -1428,9 +1441,9 @@ fn open_standalone(
     session: &LiveSession,
 ) -> (StreamId, mpsc::Receiver<streams::Frame>) {
     let (tx, rx) = mpsc::channel::<Bytes>(256);
-    st.peers.get_or_create(session.id()).attach_stream(tx);
+    st.peers.get_or_create(session).attach_stream(tx);
     st.streams.open(
-        st.manager.clone(),
+        st.event_log.clone(),
         session.id(),
         StreamKind::Standalone,
         Vec::new(),
@@ -1452,7 +1465,6 @@ async fn delete(st: McpState, req: Request) -> Response {
     };
     let id = session.id();
     drop(session);
-    st.peers.remove(id);
     match st.manager.end(id, DisconnectReason::ClientDisconnect).await {
         Ok(Some(_)) => StatusCode::OK.into_response(),
         Ok(None) => session_not_found(),

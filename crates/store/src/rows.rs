@@ -13,7 +13,6 @@ use sqlx::types::Json;
 
 use sessiongate_core::clock::Timestamp;
 use sessiongate_core::ids::SessionId;
-use sessiongate_core::reconnect::{ReconnectState, TokenGrant, TokenHash};
 use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
 use sessiongate_core::session::{
     ActivityUpdate, ClientIdentity, DisconnectReason, SessionEnd, SessionRecord, SessionStatus,
@@ -22,6 +21,7 @@ use sessiongate_core::store::{
     ConnectionBucket, DisconnectStats, SessionQuery, StoreError, StoreResult,
 };
 use sessiongate_core::stream::{EventPage, PageId};
+use sessiongate_core::token::{ReconnectState, TokenGrant, TokenHash};
 
 /// The columns of a [`SessionRow`], in the order every session query selects
 /// and every insert writes them.

@@ -8,8 +8,8 @@ use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use sessiongate_core::clock::Timestamp;
 use sessiongate_core::ids::SessionId;
-use sessiongate_core::reconnect::{ReconnectState, Redemption, TokenGrant};
 use sessiongate_core::store::{StoreResult, TokenStore};
+use sessiongate_core::token::{ReconnectState, Redemption, TokenGrant};
 
 use crate::dialect::{Dialect, RowsAffected, SqlStore};
 use crate::rows::{db_err, ReconnectRow, RECONNECT_COLUMNS};

@@ -19,8 +19,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, PgConnection, SqliteConnection};
 
 use sessiongate_core::health::ConnectionWindow;
-use sessiongate_core::lifecycle::{EventLogConfig, LifecycleConfig, SessionManager};
-use sessiongate_core::reconnect::{Redemption, TokenGrant, TokenHash};
+use sessiongate_core::lifecycle::{EventLogConfig, Lifecycle, LifecycleConfig};
 use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
 use sessiongate_core::session::{
     ActivityUpdate, ClientIdentity, DisconnectReason, SessionEnd, SessionRecord, SessionStatus,
@@ -30,6 +29,7 @@ use sessiongate_core::store::{
     StatusCounts, Store, StoreError, Window,
 };
 use sessiongate_core::stream::{EventPage, PageId, PageKey, StoredEvent, StreamId, StreamKind};
+use sessiongate_core::token::{Redemption, TokenGrant, TokenHash};
 use sessiongate_core::{ManualClock, SessionId, Timestamp};
 use sessiongate_store::{connect, migrate, Database, Migrated};
 
@@ -1500,7 +1500,7 @@ async fn event_log_replays_streams_and_drops_what_leaves_a_session_window(ctx: C
         ..LifecycleConfig::default()
     };
     let clock = ManualClock::starting_now();
-    let manager = SessionManager::start(store.clone(), Arc::new(clock.clone()), config)
+    let lifecycle = Lifecycle::start(store.clone(), Arc::new(clock.clone()), config, Vec::new())
         .await
         .unwrap();
     let (a, b) = (SessionId::generate(), SessionId::generate());
@@ -1513,7 +1513,7 @@ async fn event_log_replays_streams_and_drops_what_leaves_a_session_window(ctx: C
         seq,
         message: format!("{{\"seq\":{seq}}}").into(),
     };
-    let log = manager.events();
+    let log = &lifecycle.event_log;
     // One batch each: a's streams land on three pages of two events.
     for &s in &streams {
         for seq in 1..=2 {
@@ -1548,7 +1548,7 @@ async fn event_log_replays_streams_and_drops_what_leaves_a_session_window(ctx: C
         assert_eq!(seqs(a, s).await, [1, 2]);
     }
     assert_eq!(seqs(b, streams[0]).await, [1, 1, 1]);
-    manager.shutdown().await;
+    lifecycle.shutdown().await;
 }
 
 fn window(since: i64, until: i64) -> Window {

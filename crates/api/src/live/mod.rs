@@ -280,8 +280,8 @@ fn event_messages(state: &ApiState, event: LifecycleEvent) -> Vec<Value> {
             .into_iter()
             .collect(),
         LifecycleEvent::ClientActive(key) => state
-            .manager
-            .client(&key)
+            .stateless
+            .get(&key)
             .map(|client| json!({"type": "client_activity", "client": client}))
             .into_iter()
             .collect(),

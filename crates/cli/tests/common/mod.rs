@@ -3,12 +3,14 @@
 
 pub mod process;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};
 use sessiongate::app::{self, RunningServer};
 use sessiongate::config::Settings;
+use sessiongate_core::lifecycle::EndSubscriber;
 use sessiongate_core::{ManualClock, SharedClock};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
@@ -28,6 +30,14 @@ impl TestServer {
 
     /// Starts a server on a fresh SQLite store with a manual clock.
     pub async fn start_with(settings: Settings) -> TestServer {
+        Self::start_observed(settings, Vec::new()).await
+    }
+
+    /// [`Self::start_with`], with `ends` told of every session end.
+    pub async fn start_observed(
+        settings: Settings,
+        ends: Vec<Arc<dyn EndSubscriber>>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let settings = Settings {
             listen: Some("127.0.0.1:0".parse().unwrap()),
@@ -36,8 +46,8 @@ impl TestServer {
             ..settings
         };
         let clock = ManualClock::starting_now();
-        let shared: SharedClock = std::sync::Arc::new(clock.clone());
-        let server = app::start(settings.resolve().unwrap(), shared)
+        let shared: SharedClock = Arc::new(clock.clone());
+        let server = app::start_with(settings.resolve().unwrap(), shared, ends)
             .await
             .unwrap();
         let base = format!("http://{}", server.addr);

@@ -19,12 +19,18 @@ pub struct LiveSession {
     /// Compact JSON text: a parsed object costs a map node (~600 bytes) per
     /// level, and metadata is read only when the record is shown.
     metadata: Box<str>,
+    /// Milliseconds since the epoch; only ever moves forward.
     last_activity: AtomicI64,
     request_count: AtomicU64,
     reconnect_count: AtomicU64,
+    /// Server-to-client streams open now; the session does not expire
+    /// while there is one.
     open_streams: AtomicU32,
     /// Set when activity has not been flushed to the store yet.
     dirty: AtomicBool,
+    /// Set once the session left the registry (ended or unloaded), before
+    /// end-of-session subscribers hear of it.
+    departed: AtomicBool,
 }
 
 impl LiveSession {
@@ -39,6 +45,7 @@ impl LiveSession {
             reconnect_count: AtomicU64::new(record.reconnect_count),
             open_streams: AtomicU32::new(0),
             dirty: AtomicBool::new(false),
+            departed: AtomicBool::new(false),
         })
     }
 
@@ -100,6 +107,18 @@ impl LiveSession {
 
     pub(crate) fn stream_closed(&self) {
         self.open_streams.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Whether this session left the registry. State kept beside a session
+    /// checks it after installing itself, so a departure racing with the
+    /// install cannot leave it behind (the subscriber that removes it runs
+    /// after the flag is set).
+    pub fn departed(&self) -> bool {
+        self.departed.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn depart(&self) {
+        self.departed.store(true, Ordering::SeqCst);
     }
 
     /// The session as a record, with its live figures.

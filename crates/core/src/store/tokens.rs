@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use super::error::StoreResult;
 use crate::ids::SessionId;
-use crate::reconnect::{ReconnectState, Redemption, TokenGrant};
+use crate::token::{ReconnectState, Redemption, TokenGrant};
 
 /// Durable reconnect tokens, kept on their sessions' rows.
 #[async_trait]

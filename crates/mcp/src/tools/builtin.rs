@@ -217,11 +217,11 @@ impl ToolHandler for GetReconnectToken {
                 None,
             ));
         };
-        match ctx.manager.issue_token(session.id()).await {
+        match ctx.reclaim.issue_token(session.id()).await {
             Ok(token) => Ok(json_result(json!({
                 "session_id": session.id(),
                 "reconnect_token": token.token,
-                "expires_in_minutes": ctx.manager.token_ttl().as_secs() / 60,
+                "expires_in_minutes": ctx.reclaim.token_ttl().as_secs() / 60,
                 "expires_at": token.expires_at(),
             }))),
             Err(e) => Ok(reconnect_failed(e)),
@@ -260,7 +260,7 @@ impl ToolHandler for ReconnectSession {
         let token = string_arg(&args, "reconnect_token")?;
         let identity = ctx.identity();
         match ctx
-            .manager
+            .reclaim
             .reconnect(
                 id,
                 token,
@@ -274,7 +274,7 @@ impl ToolHandler for ReconnectSession {
                 "session_id": id,
                 "reconnect_count": r.reconnect_count,
                 "reconnect_token": r.token.token,
-                "expires_in_minutes": ctx.manager.token_ttl().as_secs() / 60,
+                "expires_in_minutes": ctx.reclaim.token_ttl().as_secs() / 60,
             }))),
             Err(e) => Ok(reconnect_failed(e)),
         }

@@ -27,37 +27,11 @@ use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::config::EventLogConfig;
 use crate::clock::{SharedClock, Timestamp};
 use crate::ids::SessionId;
-use crate::store::{Store, StoreError, StoreResult};
+use crate::store::{EventLogStore, StoreError, StoreResult};
 use crate::stream::{EventPage, PageId, PageKey, StoredEvent, StreamId};
-
-/// What the event log keeps.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventLogConfig {
-    /// Off: streams still carry ids and resume while the server runs, but
-    /// nothing is written (for measuring the log's cost).
-    pub enabled: bool,
-    /// Newest events kept per session, at least (whole pages go at once).
-    pub keep_per_session: u32,
-    /// Events older than this are pruned.
-    pub retention: Duration,
-    pub prune_interval: Duration,
-    /// How long messages gather before a batch is written.
-    pub flush_interval: Duration,
-}
-
-impl Default for EventLogConfig {
-    fn default() -> Self {
-        EventLogConfig {
-            enabled: true,
-            keep_per_session: 1000,
-            retention: Duration::from_secs(15 * 60),
-            prune_interval: Duration::from_secs(10),
-            flush_interval: Duration::from_millis(100),
-        }
-    }
-}
 
 enum Append {
     Event(StoredEvent),
@@ -67,8 +41,11 @@ enum Append {
 
 /// Handle to the event log.
 pub struct EventLog {
-    store: Arc<dyn Store>,
+    /// Where pages are written and read back from.
+    store: Arc<dyn EventLogStore>,
+    /// Whether the log is on, and how many events it keeps per session.
     config: EventLogConfig,
+    /// The writer task's queue: events, and barriers for [`Self::flushed`].
     appends: mpsc::Sender<Append>,
 }
 
@@ -81,7 +58,7 @@ const DRAIN_EVERY: Duration = Duration::from_millis(5);
 
 impl EventLog {
     pub(crate) fn start(
-        store: Arc<dyn Store>,
+        store: Arc<dyn EventLogStore>,
         clock: SharedClock,
         config: EventLogConfig,
         shutdown: CancellationToken,
@@ -190,7 +167,7 @@ const DROP_CHUNK: usize = 1000;
 /// Prunes the log on its own schedule, apart from the writer, so appends
 /// never wait for a prune.
 async fn run_pruner(
-    store: Arc<dyn Store>,
+    store: Arc<dyn EventLogStore>,
     clock: SharedClock,
     config: EventLogConfig,
     dropped: Dropped,
@@ -224,7 +201,7 @@ async fn run_pruner(
 }
 
 async fn run_writer(
-    store: Arc<dyn Store>,
+    store: Arc<dyn EventLogStore>,
     clock: SharedClock,
     config: EventLogConfig,
     mut windows: SessionWindows,
@@ -338,7 +315,7 @@ fn paginate(events: &[StoredEvent], at: Timestamp) -> (Vec<EventPage>, Vec<u32>)
 /// fills meanwhile and slows the streams down instead of losing events.
 /// Only at shutdown does it give up, after a grace period, and say so.
 async fn write_with_retry(
-    store: &dyn Store,
+    store: &dyn EventLogStore,
     pages: &[EventPage],
     events: usize,
     shutdown: &CancellationToken,

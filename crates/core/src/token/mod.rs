@@ -5,7 +5,10 @@
 //! keeps only its SHA-256 hash and expiry, so a leaked database yields no
 //! usable token. Only a session's newest token is valid: issuing or using one
 //! rotates it. Expiry is checked against the [`crate::Clock`], not the wall
-//! clock, so tests drive it.
+//! clock, so tests drive it. What the store keeps of a token — its hash
+//! and expiry — is in [`hash`], which the session record holds.
+
+pub mod hash;
 
 use std::fmt;
 use std::time::Duration;
@@ -13,50 +16,11 @@ use std::time::Duration;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::clock::Timestamp;
 use crate::ids::SessionId;
 use crate::session::DisconnectReason;
-
-/// The SHA-256 of a token, as stored.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct TokenHash(pub [u8; 32]);
-
-impl TokenHash {
-    pub fn of(token: &str) -> Self {
-        TokenHash(Sha256::digest(token.as_bytes()).into())
-    }
-
-    /// Compares in constant time, so a guess learns nothing from timing.
-    pub fn matches(&self, other: &TokenHash) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
-
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-
-    pub fn from_hex(s: &str) -> Option<Self> {
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).ok()?;
-        Some(TokenHash(out))
-    }
-}
-
-impl fmt::Debug for TokenHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TokenHash({}…)", &self.to_hex()[..8])
-    }
-}
-
-/// What the store keeps of a session's current token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TokenGrant {
-    pub hash: TokenHash,
-    pub expires_at: Timestamp,
-}
+pub use hash::{TokenGrant, TokenHash};
 
 /// A session's reconnect fields as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -305,14 +269,5 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.verify(&hs512, now), Err(Refusal::WrongAlgorithm));
-    }
-
-    #[test]
-    fn hashes_round_trip_through_hex_and_compare() {
-        let h = TokenHash::of("x");
-        assert_eq!(TokenHash::from_hex(&h.to_hex()), Some(h));
-        assert!(h.matches(&TokenHash::of("x")));
-        assert!(!h.matches(&TokenHash::of("y")));
-        assert_eq!(TokenHash::from_hex("zz"), None);
     }
 }

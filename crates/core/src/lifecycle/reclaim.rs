@@ -2,56 +2,19 @@
 //! session's holder or an admin, and redeeming them, which rotates the token
 //! and, for a session that timed out, makes it active again in place.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-
-use super::writer::SessionWrite;
-use super::{LifecycleEvent, LiveSession, SessionManager};
+use super::config::ReconnectConfig;
+use super::error::ReconnectError;
+use super::limiter::FailureLimiter;
+use super::live::LiveSession;
+use super::manager::SessionManager;
+use super::observe::{LifecycleEvent, Observers};
 use crate::ids::SessionId;
-use crate::reconnect::{IssuedToken, Redemption, Refusal, SigningKey, TokenHash};
-use crate::session::{DisconnectReason, SessionRecord, SessionStatus};
-use crate::store::StoreError;
-
-/// Reconnect settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReconnectConfig {
-    /// How long a token stays valid.
-    pub token_ttl: Duration,
-    /// The signing key; `None` signs with a key made at startup, so tokens
-    /// do not outlive the process (the program always passes its key file).
-    pub key: Option<SigningKey>,
-    /// Failed attempts allowed per session and per remote address within
-    /// `failure_window`, before further attempts get 429.
-    pub max_failures: u32,
-    pub failure_window: Duration,
-}
-
-impl Default for ReconnectConfig {
-    fn default() -> Self {
-        ReconnectConfig {
-            token_ttl: Duration::from_secs(15 * 60),
-            key: None,
-            max_failures: 10,
-            failure_window: Duration::from_secs(60),
-        }
-    }
-}
-
-/// Why a reconnect or token request failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ReconnectError {
-    #[error(transparent)]
-    Refused(#[from] Refusal),
-    #[error("too many failed reconnect attempts; retry in {} s", retry_after.as_secs().max(1))]
-    RateLimited { retry_after: Duration },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("the server is shutting down")]
-    ShuttingDown,
-}
+use crate::session::{DisconnectReason, SessionRecord};
+use crate::store::TokenStore;
+use crate::token::{IssuedToken, Redemption, Refusal, TokenHash, TokenSigner};
 
 /// A successful reconnect.
 pub struct Reconnected {
@@ -72,19 +35,50 @@ fn revivable(reason: Option<DisconnectReason>) -> Result<(), Refusal> {
     }
 }
 
-impl SessionManager {
+/// Reconnect tokens of sessions: issued to a session's holder or an admin,
+/// redeemed by a client that lost its session.
+pub struct Reclaim {
+    /// The registry a reclaimed session goes back to.
+    sessions: Arc<SessionManager>,
+    /// Where a session's current token hash lives.
+    tokens: Arc<dyn TokenStore>,
+    /// Signs and verifies tokens.
+    signer: Arc<TokenSigner>,
+    /// Failed attempts per session and per remote address.
+    limiter: FailureLimiter,
+    /// Where reconnects are announced.
+    observers: Observers,
+}
+
+impl Reclaim {
+    pub(crate) fn new(
+        sessions: Arc<SessionManager>,
+        tokens: Arc<dyn TokenStore>,
+        signer: Arc<TokenSigner>,
+        config: &ReconnectConfig,
+        observers: Observers,
+    ) -> Self {
+        Reclaim {
+            sessions,
+            tokens,
+            signer,
+            limiter: FailureLimiter::new(config.max_failures, config.failure_window),
+            observers,
+        }
+    }
+
     /// The session's record as far as reconnection is concerned: live if
     /// active, else from the store, refused if it may not be reclaimed.
     async fn reclaimable(
         &self,
         id: SessionId,
     ) -> Result<(SessionRecord, Option<Arc<LiveSession>>), ReconnectError> {
-        if let Some(live) = self.active(id) {
+        if let Some(live) = self.sessions.active(id) {
             return Ok((live.record(), Some(live)));
         }
         let record = self
-            .store
-            .get_session(id)
+            .sessions
+            .session(id)
             .await?
             .ok_or(Refusal::UnknownSession)?;
         revivable(record.disconnect_reason)?;
@@ -97,8 +91,8 @@ impl SessionManager {
         let (record, _) = self.reclaimable(id).await?;
         let token = self
             .signer
-            .issue(id, record.client.principal.as_deref(), self.clock.now());
-        if !self.store.set_reconnect_token(id, token.grant).await? {
+            .issue(id, record.client.principal.as_deref(), self.sessions.now());
+        if !self.tokens.set_reconnect_token(id, token.grant).await? {
             return Err(Refusal::UnknownSession.into());
         }
         Ok(token)
@@ -117,7 +111,7 @@ impl SessionManager {
         principal: Option<&str>,
         remote: Option<&str>,
     ) -> Result<Reconnected, ReconnectError> {
-        let now = self.clock.now();
+        let now = self.sessions.now();
         let mut keys = vec![format!("session:{id}")];
         keys.extend(remote.map(|r| format!("addr:{r}")));
         self.limiter.check(&keys, now).map_err(|retry_after| {
@@ -145,7 +139,7 @@ impl SessionManager {
         token: &str,
         principal: Option<&str>,
     ) -> Result<Reconnected, ReconnectError> {
-        let now = self.clock.now();
+        let now = self.sessions.now();
         let claims = self.signer.verify(token, now)?;
         if claims.sid != id.to_string() {
             return Err(Refusal::WrongSession.into());
@@ -156,7 +150,7 @@ impl SessionManager {
             return Err(Refusal::PrincipalMismatch.into());
         }
         let state = self
-            .store
+            .tokens
             .reconnect_state(id)
             .await?
             .ok_or(Refusal::UnknownSession)?;
@@ -182,57 +176,27 @@ impl SessionManager {
             // written. Either way the row becomes active again.
             revive_at: live.is_none().then_some(now),
         };
-        // Through the session writer, so it lands after any end still queued.
-        let (ack, done) = oneshot::channel();
-        self.writes
-            .send(SessionWrite::Redeem(redemption, ack))
-            .await
-            .map_err(|_| ReconnectError::ShuttingDown)?;
-        let count = done
-            .await
-            .map_err(|_| ReconnectError::ShuttingDown)??
+        let count = self
+            .sessions
+            .redeem(redemption)
+            .await?
             // Someone redeemed or replaced the token since we read it.
             .ok_or(Refusal::Replayed)?;
 
         let session = match live {
             Some(live) => {
                 live.set_reconnect_count(count);
-                self.touch(&live);
+                self.sessions.touch(&live);
                 live
             }
-            None => self.revive(record, count),
+            None => self.sessions.revive(record, count),
         };
         tracing::info!(session = %id.short(), reconnect_count = count, "session reconnected");
-        self.emit(LifecycleEvent::Reconnected(id, count));
+        self.observers.emit(LifecycleEvent::Reconnected(id, count));
         Ok(Reconnected {
             session,
             reconnect_count: count,
             token: next,
         })
-    }
-
-    /// Puts a reclaimed session back in the registry, active from now.
-    fn revive(&self, mut record: SessionRecord, count: u64) -> Arc<LiveSession> {
-        let now = self.clock.now();
-        let was_disconnected = record.status == SessionStatus::Disconnected;
-        record.status = SessionStatus::Active;
-        record.disconnected_at = None;
-        record.disconnect_reason = None;
-        record.total_duration = None;
-        record.last_activity = now;
-        record.reconnect_count = count;
-        let live = LiveSession::new(record);
-        let live = self.sessions.entry(live.id()).or_insert(live).clone();
-        self.deadlines
-            .push(now.saturating_add(self.config.idle_timeout), live.id());
-        if was_disconnected {
-            // A revived session leaves the disconnected count.
-            let _ =
-                self.disconnected_total
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                        Some(n.saturating_sub(1))
-                    });
-        }
-        live
     }
 }

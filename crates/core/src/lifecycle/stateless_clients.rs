@@ -5,13 +5,17 @@
 //! request cannot grow it. At startup the table is refilled from the request
 //! log, so a restart loses no client of the health window.
 
+use std::time::Duration;
+
 use dashmap::DashMap;
 use serde::Serialize;
 
-use crate::client::detect_client_type;
-use crate::clock::Timestamp;
+use super::config::LifecycleConfig;
+use super::observe::{LifecycleEvent, Observers};
+use crate::client_kind::detect_client_type;
+use crate::clock::{SharedClock, Timestamp};
 use crate::session::ClientIdentity;
-use crate::store::ClientRequests;
+use crate::store::{AnalyticsStore, ClientRequests, StoreResult, Window};
 
 const ANONYMOUS: &str = "anonymous";
 const NO_NAME: &str = "unknown";
@@ -60,17 +64,83 @@ pub struct ClientActivity {
     pub request_count: u64,
     /// When observers were last told of this client's activity.
     #[serde(skip)]
-    pub(crate) announced_at: Option<Timestamp>,
+    announced_at: Option<Timestamp>,
 }
 
-pub(crate) struct Clients {
+/// The stateless clients seen within the health window.
+pub struct StatelessClients {
+    /// The clients, by key.
+    table: Table,
+    /// The time of each request.
+    clock: SharedClock,
+    /// How often, at most, observers hear of one client's activity.
+    announce_every: Duration,
+    /// How far back clients are remembered: the health window.
+    window: Duration,
+    /// Where client activity is announced.
+    observers: Observers,
+}
+
+impl StatelessClients {
+    /// The table as the request log of the health window leaves it.
+    pub(crate) async fn load(
+        store: &dyn AnalyticsStore,
+        clock: SharedClock,
+        config: &LifecycleConfig,
+        observers: Observers,
+    ) -> StoreResult<Self> {
+        let now = clock.now();
+        let table = Table::new(config.max_stateless_clients);
+        table.restore(
+            store
+                .client_requests(Window {
+                    since: now.saturating_sub(config.health_window),
+                    until: now.saturating_add(Duration::from_millis(1)),
+                })
+                .await?,
+        );
+        Ok(StatelessClients {
+            table,
+            clock,
+            announce_every: config.activity_flush_interval,
+            window: config.health_window,
+            observers,
+        })
+    }
+
+    /// Records a request of a stateless client; observers hear of it at
+    /// most once per client per activity flush interval.
+    pub fn touch(&self, key: &str, identity: impl FnOnce() -> ClientIdentity) {
+        let now = self.clock.now();
+        if self.table.touch(key, now, self.announce_every, identity) && self.observers.listening() {
+            self.observers
+                .emit(LifecycleEvent::ClientActive(key.to_string()));
+        }
+    }
+
+    /// A client's activity record.
+    pub fn get(&self, key: &str) -> Option<ClientActivity> {
+        self.table.get(key)
+    }
+
+    /// Clients seen within the health window, most recent first.
+    pub fn list(&self) -> Vec<ClientActivity> {
+        self.table
+            .list(self.clock.now().saturating_sub(self.window))
+    }
+}
+
+/// The clients by key, bounded.
+struct Table {
+    /// Each client's activity, by client key.
     by_key: DashMap<String, ClientActivity>,
+    /// Clients kept at most.
     capacity: usize,
 }
 
-impl Clients {
-    pub(crate) fn new(capacity: usize) -> Self {
-        Clients {
+impl Table {
+    fn new(capacity: usize) -> Self {
+        Table {
             by_key: DashMap::new(),
             capacity: capacity.max(1),
         }
@@ -78,11 +148,11 @@ impl Clients {
 
     /// Records a request of a client. Returns true when observers should
     /// hear of it: at most once per client per `every`.
-    pub(crate) fn touch(
+    fn touch(
         &self,
         key: &str,
         now: Timestamp,
-        every: std::time::Duration,
+        every: Duration,
         identity: impl FnOnce() -> ClientIdentity,
     ) -> bool {
         let announce = |c: &mut ClientActivity| {
@@ -132,7 +202,7 @@ impl Clients {
 
     /// Refills the table from the request log (most recently seen first,
     /// up to capacity).
-    pub(crate) fn restore(&self, mut logged: Vec<ClientRequests>) {
+    fn restore(&self, mut logged: Vec<ClientRequests>) {
         logged.sort_by_key(|c| std::cmp::Reverse(c.last_seen));
         for c in logged.into_iter().take(self.capacity) {
             self.by_key
@@ -148,12 +218,12 @@ impl Clients {
         }
     }
 
-    pub(crate) fn get(&self, key: &str) -> Option<ClientActivity> {
+    fn get(&self, key: &str) -> Option<ClientActivity> {
         self.by_key.get(key).map(|c| c.clone())
     }
 
     /// Clients seen since `since`, most recent first; older ones are forgotten.
-    pub(crate) fn list(&self, since: Timestamp) -> Vec<ClientActivity> {
+    fn list(&self, since: Timestamp) -> Vec<ClientActivity> {
         self.by_key.retain(|_, c| c.last_seen >= since);
         let mut all: Vec<_> = self.by_key.iter().map(|c| c.clone()).collect();
         all.sort_by_key(|c| std::cmp::Reverse(c.last_seen));
@@ -181,7 +251,7 @@ mod tests {
 
     #[test]
     fn past_capacity_the_least_recently_seen_client_is_forgotten() {
-        let clients = Clients::new(2);
+        let clients = Table::new(2);
         let t0 = Timestamp::from_millis(1_000_000);
         let at = |s| t0.saturating_add(Duration::from_secs(s));
         let every = Duration::from_secs(1);
@@ -195,7 +265,7 @@ mod tests {
 
     #[test]
     fn a_restored_client_has_the_identity_its_key_tells() {
-        let clients = Clients::new(2);
+        let clients = Table::new(2);
         let t0 = Timestamp::from_millis(1_000_000);
         let logged = |key: &str, last: i64| ClientRequests {
             client_key: key.to_string(),
