@@ -18,7 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::ErrorBody;
-use crate::{analytics, reconnect, sessions};
+use crate::{analytics, health, reconnect, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,11 +30,11 @@ use crate::{analytics, reconnect, sessions};
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
-        sessions::service_health,
+        health::service_health,
         sessions::list_sessions,
         sessions::show_session,
         sessions::terminate_session,
-        sessions::session_health,
+        health::session_health,
         sessions::disconnected_sessions,
         sessions::list_clients,
         analytics::analytics,
