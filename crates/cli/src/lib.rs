@@ -3,7 +3,7 @@
 //! command line and calls into here, so tests can start real servers.
 
 pub mod app;
-pub mod client;
+pub mod admin_client;
 pub mod config;
 pub mod connections;
 pub mod datadir;
