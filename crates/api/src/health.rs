@@ -84,14 +84,14 @@ pub async fn service_health(State(state): State<ApiState>) -> Json<ServiceHealth
 /// plus stateless clients and the idle timeout.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionHealth {
-    #[schema(value_type = crate::openapi::StatusBreakdownSchema)]
+    #[schema(value_type = crate::schema::StatusBreakdownSchema)]
     pub status_breakdown: StatusBreakdown,
-    #[schema(value_type = crate::openapi::AgeDistributionSchema)]
+    #[schema(value_type = crate::schema::AgeDistributionSchema)]
     pub age_distribution: AgeDistribution,
-    #[schema(value_type = crate::openapi::ConnectionHealthSchema)]
+    #[schema(value_type = crate::schema::ConnectionHealthSchema)]
     pub connection_health: ConnectionHealth,
     /// The 10 sessions with the latest activity, latest first.
-    #[schema(value_type = Vec<crate::openapi::RecentActivitySchema>)]
+    #[schema(value_type = Vec<crate::schema::RecentActivitySchema>)]
     pub recent_activity: Vec<RecentActivity>,
     /// When the report was made.
     #[schema(value_type = String, format = DateTime)]

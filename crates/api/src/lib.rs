@@ -7,7 +7,7 @@
 //! live in [`sessions`], [`health`], [`reconnect`] and [`analytics`], the
 //! live event stream in [`live`], Prometheus in [`metrics`], authentication
 //! in [`auth`], the error shape in [`error`] and the OpenAPI document in
-//! [`openapi`]. The binary merges [`router`] with the MCP transport's and
+//! [`openapi`] (its schema mirrors of core types in [`schema`]). The binary merges [`router`] with the MCP transport's and
 //! the dashboard's routers.
 
 pub mod analytics;
@@ -18,6 +18,7 @@ pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod reconnect;
+pub mod schema;
 pub mod sessions;
 
 use std::fmt;

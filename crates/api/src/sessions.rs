@@ -44,7 +44,7 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only sessions with this status: `active` or `disconnected`.
-    #[param(value_type = Option<crate::openapi::SessionStatusSchema>)]
+    #[param(value_type = Option<crate::schema::SessionStatusSchema>)]
     pub status: Option<String>,
     /// Only sessions of this client type (exact match, e.g. `Claude Code`).
     pub client_type: Option<String>,
@@ -125,7 +125,7 @@ fn non_empty(s: &Option<String>) -> Option<&str> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionList {
     /// This page of sessions, newest connection first.
-    #[schema(value_type = Vec<crate::openapi::SessionSchema>)]
+    #[schema(value_type = Vec<crate::schema::SessionSchema>)]
     pub sessions: Vec<SessionRecord>,
     /// Sessions matching the filters, over all pages.
     pub total: u64,
@@ -178,10 +178,10 @@ pub(crate) fn session_timeout(state: &ApiState) -> u64 {
 /// `GET /api/mcp/sessions/{id}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionDetail {
-    #[schema(value_type = crate::openapi::SessionSchema)]
+    #[schema(value_type = crate::schema::SessionSchema)]
     pub session: SessionRecord,
     /// The session's latest logged requests (at most 100), newest first.
-    #[schema(value_type = Vec<crate::openapi::RequestLogSchema>)]
+    #[schema(value_type = Vec<crate::schema::RequestLogSchema>)]
     pub requests: Vec<RequestLogEntry>,
     pub summary: RequestSummary,
 }
@@ -287,10 +287,10 @@ pub struct Terminated {
     #[schema(value_type = String, pattern = "^[0-9a-f]{32}$")]
     pub session_id: SessionId,
     /// Always `disconnected`.
-    #[schema(value_type = crate::openapi::SessionStatusSchema)]
+    #[schema(value_type = crate::schema::SessionStatusSchema)]
     pub status: SessionStatus,
     /// Always `admin_terminated`.
-    #[schema(value_type = crate::openapi::DisconnectReasonSchema)]
+    #[schema(value_type = crate::schema::DisconnectReasonSchema)]
     pub disconnect_reason: DisconnectReason,
     /// When the session ended.
     #[schema(value_type = String, format = DateTime)]
@@ -363,10 +363,10 @@ pub struct DisconnectedParams {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DisconnectedSessions {
     /// Sessions that ended in the period, latest end first.
-    #[schema(value_type = Vec<crate::openapi::SessionSchema>)]
+    #[schema(value_type = Vec<crate::schema::SessionSchema>)]
     pub sessions: Vec<SessionRecord>,
     /// Over every session that ended in the period, not only those listed.
-    #[schema(value_type = crate::openapi::DisconnectStatsSchema)]
+    #[schema(value_type = crate::schema::DisconnectStatsSchema)]
     pub statistics: DisconnectStats,
     pub period: Period,
 }
@@ -433,7 +433,7 @@ pub async fn disconnected_sessions(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ClientList {
     /// Stateless clients seen within the health window, most recent first.
-    #[schema(value_type = Vec<crate::openapi::ClientSchema>)]
+    #[schema(value_type = Vec<crate::schema::ClientSchema>)]
     pub clients: Vec<ClientActivity>,
 }
 
