@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sessiongate::app;
 use sessiongate::admin_client::{self, Connection, SessionsCommand};
+use sessiongate::app;
 use sessiongate::config::{Config, LogFormat, Settings};
 use sessiongate_core::SystemClock;
 
