@@ -4,19 +4,21 @@
 //! This module owns the router and its shared state: which path goes to which
 //! handler, which paths are public (`/api/health`, `/api/openapi.json`) and
 //! which need the admin token (everything under `/api/mcp/`). The handlers
-//! live in [`sessions`], [`reconnect`] and [`analytics`], the live event
-//! stream in [`live`], Prometheus in [`metrics`], authentication in
-//! [`auth`], the error shape in [`error`] and the OpenAPI document in
-//! [`openapi`]. The binary merges [`router`] with the MCP transport's and
+//! live in [`sessions`], [`health`], [`reconnect`] and [`analytics`], the
+//! live event stream in [`live`], Prometheus in [`metrics`], authentication
+//! in [`auth`], the error shape in [`error`] and the OpenAPI document in
+//! [`openapi`] (its schema mirrors of core types in [`schema`]). The binary merges [`router`] with the MCP transport's and
 //! the dashboard's routers.
 
 pub mod analytics;
 pub mod auth;
 pub mod error;
+pub mod health;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod reconnect;
+pub mod schema;
 pub mod sessions;
 
 use std::fmt;
@@ -131,7 +133,7 @@ pub fn router(state: ApiState) -> Router {
     // are never taken as ids.
     let admin = Router::new()
         .route("/api/mcp/sessions", get(sessions::list_sessions))
-        .route("/api/mcp/sessions/health", get(sessions::session_health))
+        .route("/api/mcp/sessions/health", get(health::session_health))
         .route(
             "/api/mcp/sessions/disconnected",
             get(sessions::disconnected_sessions),
@@ -151,7 +153,7 @@ pub fn router(state: ApiState) -> Router {
         .route_layer(from_fn_with_state(state.clone(), auth::require_admin));
 
     Router::new()
-        .route("/api/health", get(sessions::service_health))
+        .route("/api/health", get(health::service_health))
         .route("/api/openapi.json", get(openapi::openapi_json))
         // Authenticates itself: browsers put the token in a subprotocol.
         .route("/api/mcp/ws/sessions", get(live::ws_sessions))

@@ -1,24 +1,24 @@
 //! The OpenAPI 3.1 document of the management API, served at
 //! `/api/openapi.json`.
 //!
-//! Owns the document's assembly (paths from the handlers' `#[utoipa::path]`,
-//! the `admin_token` bearer security scheme) and the schema mirrors of the
-//! core types that the responses carry (`SessionRecord`, `RequestLogEntry`,
-//! the health figures, ...): core does not depend on utoipa, so these
-//! structs exist only to describe the JSON that core's `Serialize` writes.
-//! The integration tests check that each mirror lists exactly the fields the
-//! real JSON has.
+//! Owns the document's assembly: paths from the handlers' `#[utoipa::path]`,
+//! the schema mirrors of [`schema`](crate::schema), and the `admin_token`
+//! bearer security scheme.
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::{analytics, reconnect, sessions};
+use crate::schema::{
+    AgeDistributionSchema, ClientSchema, ConnectionHealthSchema, DisconnectReasonSchema,
+    DisconnectStatsSchema, RecentActivitySchema, RequestLogSchema, RequestStatusSchema,
+    SessionSchema, SessionStatusSchema, StatusBreakdownSchema,
+};
+use crate::{analytics, health, reconnect, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,11 +30,11 @@ use crate::{analytics, reconnect, sessions};
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
-        sessions::service_health,
+        health::service_health,
         sessions::list_sessions,
         sessions::show_session,
         sessions::terminate_session,
-        sessions::session_health,
+        health::session_health,
         sessions::disconnected_sessions,
         sessions::list_clients,
         analytics::analytics,
@@ -116,206 +116,4 @@ pub fn openapi_json_text() -> &'static str {
 )]
 pub async fn openapi_json() -> Response {
     ([(CONTENT_TYPE, "application/json")], openapi_json_text()).into_response()
-}
-
-// ------------------------------------------------------------ schema mirrors
-
-/// A session, as stored and reported (core's `SessionRecord`). Token hashes
-/// are never part of it.
-#[allow(dead_code)]
-#[derive(ToSchema)]
-#[schema(as = Session)]
-pub struct SessionSchema {
-    /// 32 lowercase hexadecimal digits, as in `Mcp-Session-Id`.
-    #[schema(pattern = "^[0-9a-f]{32}$")]
-    session_id: String,
-    /// Product detected from `client_name` (Claude Code, Cursor, Windsurf,
-    /// Cline, Kiro, Augment, Gemini), else the raw name, else `unknown`.
-    client_type: String,
-    /// `clientInfo.name` from `initialize`.
-    client_name: Option<String>,
-    /// `clientInfo.version` from `initialize`.
-    client_version: Option<String>,
-    /// `capabilities` from `initialize`, as sent.
-    #[schema(value_type = Object)]
-    client_capabilities: serde_json::Value,
-    /// The negotiated protocol revision.
-    protocol_version: String,
-    /// The authenticated user, when known.
-    principal: Option<String>,
-    /// The client's address at `initialize`.
-    remote_addr: Option<String>,
-    /// The client's `User-Agent` at `initialize`.
-    user_agent: Option<String>,
-    #[schema(format = DateTime)]
-    connected_at: String,
-    /// The last sign of life: a request, or the close of a stream.
-    #[schema(format = DateTime)]
-    last_activity: String,
-    status: SessionStatusSchema,
-    #[schema(format = DateTime)]
-    disconnected_at: Option<String>,
-    disconnect_reason: Option<DisconnectReasonSchema>,
-    /// Seconds from connection to end; null while active.
-    total_duration: Option<f64>,
-    /// Requests made, `initialize` included.
-    request_count: u64,
-    /// The raw `clientInfo` and anything the transport adds.
-    #[schema(value_type = Object)]
-    metadata: serde_json::Value,
-    /// How many times the session was reclaimed with a reconnect token.
-    reconnect_count: u64,
-}
-
-/// Whether a session can still be used.
-#[allow(dead_code)]
-#[derive(ToSchema)]
-#[schema(as = SessionStatus)]
-#[schema(rename_all = "snake_case")]
-pub enum SessionStatusSchema {
-    Active,
-    Disconnected,
-}
-
-/// Why a session ended.
-#[allow(dead_code)]
-#[derive(ToSchema)]
-#[schema(as = DisconnectReason)]
-#[schema(rename_all = "snake_case")]
-pub enum DisconnectReasonSchema {
-    ClientDisconnect,
-    Timeout,
-    AdminTerminated,
-    ServerShutdown,
-    Error,
-}
-
-/// How a request ended.
-#[allow(dead_code)]
-#[derive(ToSchema)]
-#[schema(as = RequestStatus)]
-#[schema(rename_all = "snake_case")]
-pub enum RequestStatusSchema {
-    Success,
-    Error,
-}
-
-/// One logged MCP request (core's `RequestLogEntry`).
-#[allow(dead_code)]
-#[derive(ToSchema)]
-#[schema(as = RequestLogEntry)]
-pub struct RequestLogSchema {
-    /// The session, for sessionful traffic.
-    session_id: Option<String>,
-    /// The client key, for stateless traffic.
-    client_key: Option<String>,
-    /// The JSON-RPC method.
-    method: String,
-    /// The tool, for `tools/call`.
-    tool_name: Option<String>,
-    #[schema(format = DateTime)]
-    started_at: String,
-    /// Milliseconds from receipt to response, microsecond precision.
-    duration_ms: f64,
-    status: RequestStatusSchema,
-    /// The JSON-RPC error code, for errors.
-    error_code: Option<i64>,
-    error_message: Option<String>,
-    /// Request body size in bytes.
-    bytes_in: u64,
-    /// Response body size in bytes.
-    bytes_out: u64,
-}
-
-/// Sessions by status, over the whole store.
-#[allow(dead_code)]
-#[derive(ToSchema)]
-#[schema(as = StatusBreakdown)]
-pub struct StatusBreakdownSchema {
-    active: u64,
-    disconnected: u64,
-    /// `active + disconnected`.
-    total: u64,
-}
-
-/// Active sessions by idle time (time since last activity); bounds are
-/// configurable, 5 and 10 minutes by default.
-#[allow(dead_code)]
-#[derive(ToSchema)]
-#[schema(as = AgeDistribution)]
-pub struct AgeDistributionSchema {
-    /// Idle less than 5 minutes.
-    healthy: u64,
-    /// Idle 5 to 10 minutes.
-    aging: u64,
-    /// Idle 10 minutes or more.
-    stale: u64,
-}
-
-/// Over the N sessions connected in the last 24 h (the health window).
-#[allow(dead_code)]
-#[derive(ToSchema)]
-#[schema(as = ConnectionHealth)]
-pub struct ConnectionHealthSchema {
-    /// Mean of (end, or now while active) − connected_at, seconds, 1 decimal.
-    avg_duration_seconds: f64,
-    /// N / 24, 2 decimals.
-    sessions_per_hour: f64,
-    /// Ended / N × 100, 1 decimal.
-    disconnect_rate_percent: f64,
-    /// N.
-    total_sessions_24h: u64,
-}
-
-/// One of the 10 sessions with the latest activity.
-#[allow(dead_code)]
-#[derive(ToSchema)]
-#[schema(as = RecentActivity)]
-pub struct RecentActivitySchema {
-    session_id: String,
-    client_type: String,
-    status: SessionStatusSchema,
-    /// Minutes since the last activity, 1 decimal.
-    age_minutes: f64,
-    /// Minutes from connection to its end, or to now while active, 1 decimal.
-    uptime_minutes: f64,
-}
-
-/// Over every session that ended in the period.
-#[allow(dead_code)]
-#[derive(ToSchema)]
-#[schema(as = DisconnectStats)]
-pub struct DisconnectStatsSchema {
-    total_disconnected: u64,
-    /// Sessions per disconnect reason.
-    disconnect_reasons: BTreeMap<String, u64>,
-    /// Mean `total_duration`, seconds; 0 when none.
-    avg_duration_seconds: f64,
-    max_duration_seconds: f64,
-    min_duration_seconds: f64,
-}
-
-/// A stateless (2026-07-28) client: its requests carry no session, so they
-/// are attributed to a key made of the auth principal and `clientInfo`.
-#[allow(dead_code)]
-#[derive(ToSchema)]
-#[schema(as = Client)]
-pub struct ClientSchema {
-    client_key: String,
-    client_type: String,
-    client_name: Option<String>,
-    client_version: Option<String>,
-    #[schema(value_type = Object)]
-    client_capabilities: serde_json::Value,
-    /// The protocol revision of its first request.
-    protocol_version: String,
-    principal: Option<String>,
-    remote_addr: Option<String>,
-    user_agent: Option<String>,
-    #[schema(format = DateTime)]
-    first_seen: String,
-    #[schema(format = DateTime)]
-    last_seen: String,
-    /// Requests seen in the health window (those before a restart counted from the request log).
-    request_count: u64,
 }

@@ -1,9 +1,10 @@
-//! The handlers of the management API and their request and response types.
+//! The session handlers of the management API and their request and
+//! response types.
 //!
-//! Owns the seed-compatible shapes: `/api/health`, the session list, detail,
-//! admin terminate, the session health report, disconnected-session
-//! statistics and the stateless-client list. Every figure comes from
-//! [`SessionManager`](sessiongate_core::lifecycle::SessionManager) (live for
+//! Owns the seed-compatible shapes: the session list, detail, admin
+//! terminate, disconnected-session statistics and the stateless-client
+//! list (the health endpoints are in [`health`](crate::health)). Every
+//! figure comes from [`SessionManager`](sessiongate_core::lifecycle::SessionManager) (live for
 //! active sessions) or from the store through it; nothing here scans the
 //! store. Session JSON is the core `SessionRecord` serialization, so field
 //! names match the reference system and the CLI.
@@ -13,9 +14,6 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use sessiongate_core::health::{
-    AgeDistribution, ConnectionHealth, HealthReport, RecentActivity, StatusBreakdown,
-};
 use sessiongate_core::lifecycle::ClientActivity;
 use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
 use sessiongate_core::store::{DisconnectStats, SessionQuery};
@@ -38,69 +36,6 @@ pub const MAX_DISCONNECTED_LIMIT: u32 = 1000;
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
-// ---------------------------------------------------------------- /api/health
-
-/// `GET /api/health`: the server is up, and whether its store works.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ServiceHealth {
-    /// `healthy`, or `degraded` while the session store is failing (the
-    /// server answers, but creating and ending sessions gets 503).
-    pub status: &'static str,
-    /// Why the status is `degraded`; null when healthy.
-    pub reason: Option<String>,
-    /// The sessiongate version.
-    pub version: &'static str,
-    /// The session store backend: `sqlite` or `postgres`.
-    pub store: &'static str,
-    /// The session store's state, as the server's last calls to it found.
-    pub store_health: StoreHealthBody,
-    /// Sessions active now.
-    pub active_sessions: u64,
-    /// Whole seconds since the management API started.
-    pub uptime_seconds: u64,
-}
-
-/// The session store's state in `/api/health`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StoreHealthBody {
-    /// False from a failed write (or read) until a later one succeeds.
-    pub ok: bool,
-    /// When the current failure began; null while ok.
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub failing_since: Option<sessiongate_core::Timestamp>,
-    /// Failed store calls since the server started.
-    pub errors_total: u64,
-    /// Request-log rows waiting for the store.
-    pub request_log_queue_depth: u64,
-}
-
-/// Liveness probe. Public: it needs no token and reveals only counts and,
-/// while the store fails, which kind of call fails (never the error).
-#[utoipa::path(
-    get,
-    path = "/api/health",
-    tag = "health",
-    responses((status = 200, description = "The server is up", body = ServiceHealth))
-)]
-pub async fn service_health(State(state): State<ApiState>) -> Json<ServiceHealth> {
-    let manager = &state.manager;
-    let store = state.store_health.status();
-    Json(ServiceHealth {
-        status: if store.ok { "healthy" } else { "degraded" },
-        reason: store.reason,
-        version: env!("CARGO_PKG_VERSION"),
-        store: state.store_health.backend(),
-        store_health: StoreHealthBody {
-            ok: store.ok,
-            failing_since: store.failing_since,
-            errors_total: store.errors_total,
-            request_log_queue_depth: state.request_log.queue_depth() as u64,
-        },
-        active_sessions: manager.active_count() as u64,
-        uptime_seconds: manager.now().since(state.started_at).as_secs(),
-    })
-}
-
 // ------------------------------------------------------ GET /api/mcp/sessions
 
 /// Filters and pagination of the session list. Give either `limit`/`offset`
@@ -109,7 +44,7 @@ pub async fn service_health(State(state): State<ApiState>) -> Json<ServiceHealth
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only sessions with this status: `active` or `disconnected`.
-    #[param(value_type = Option<crate::openapi::SessionStatusSchema>)]
+    #[param(value_type = Option<crate::schema::SessionStatusSchema>)]
     pub status: Option<String>,
     /// Only sessions of this client type (exact match, e.g. `Claude Code`).
     pub client_type: Option<String>,
@@ -190,7 +125,7 @@ fn non_empty(s: &Option<String>) -> Option<&str> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionList {
     /// This page of sessions, newest connection first.
-    #[schema(value_type = Vec<crate::openapi::SessionSchema>)]
+    #[schema(value_type = Vec<crate::schema::SessionSchema>)]
     pub sessions: Vec<SessionRecord>,
     /// Sessions matching the filters, over all pages.
     pub total: u64,
@@ -234,7 +169,7 @@ pub async fn list_sessions(
     }))
 }
 
-fn session_timeout(state: &ApiState) -> u64 {
+pub(crate) fn session_timeout(state: &ApiState) -> u64 {
     state.manager.config().idle_timeout.as_secs()
 }
 
@@ -243,10 +178,10 @@ fn session_timeout(state: &ApiState) -> u64 {
 /// `GET /api/mcp/sessions/{id}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionDetail {
-    #[schema(value_type = crate::openapi::SessionSchema)]
+    #[schema(value_type = crate::schema::SessionSchema)]
     pub session: SessionRecord,
     /// The session's latest logged requests (at most 100), newest first.
-    #[schema(value_type = Vec<crate::openapi::RequestLogSchema>)]
+    #[schema(value_type = Vec<crate::schema::RequestLogSchema>)]
     pub requests: Vec<RequestLogEntry>,
     pub summary: RequestSummary,
 }
@@ -351,10 +286,10 @@ pub struct Terminated {
     #[schema(value_type = String, pattern = "^[0-9a-f]{32}$")]
     pub session_id: SessionId,
     /// Always `disconnected`.
-    #[schema(value_type = crate::openapi::SessionStatusSchema)]
+    #[schema(value_type = crate::schema::SessionStatusSchema)]
     pub status: SessionStatus,
     /// Always `admin_terminated`.
-    #[schema(value_type = crate::openapi::DisconnectReasonSchema)]
+    #[schema(value_type = crate::schema::DisconnectReasonSchema)]
     pub disconnect_reason: DisconnectReason,
     /// When the session ended.
     #[schema(value_type = String, format = DateTime)]
@@ -408,88 +343,6 @@ pub async fn terminate_session(
     }
 }
 
-// ----------------------------------------------- GET /api/mcp/sessions/health
-
-/// `GET /api/mcp/sessions/health`: the reference system's health report,
-/// plus stateless clients and the idle timeout.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SessionHealth {
-    #[schema(value_type = crate::openapi::StatusBreakdownSchema)]
-    pub status_breakdown: StatusBreakdown,
-    #[schema(value_type = crate::openapi::AgeDistributionSchema)]
-    pub age_distribution: AgeDistribution,
-    #[schema(value_type = crate::openapi::ConnectionHealthSchema)]
-    pub connection_health: ConnectionHealth,
-    /// The 10 sessions with the latest activity, latest first.
-    #[schema(value_type = Vec<crate::openapi::RecentActivitySchema>)]
-    pub recent_activity: Vec<RecentActivity>,
-    /// When the report was made.
-    #[schema(value_type = String, format = DateTime)]
-    pub timestamp: Timestamp,
-    pub stateless_clients: StatelessClients,
-    /// The idle timeout, in seconds.
-    pub session_timeout: u64,
-}
-
-/// Stateless (2026-07-28) clients, which have no session.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StatelessClients {
-    /// Clients seen within the idle timeout.
-    pub active: u64,
-    /// Clients seen within the health window (24 h by default).
-    pub total_24h: u64,
-}
-
-/// Session health: status counts, idle-age buckets, 24 h connection
-/// figures and recent activity.
-#[utoipa::path(
-    get,
-    path = "/api/mcp/sessions/health",
-    tag = "sessions",
-    security(("admin_token" = [])),
-    responses(
-        (status = 200, description = "The health report", body = SessionHealth),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 503, description = "Session store unavailable", body = ErrorBody),
-    )
-)]
-pub async fn session_health(
-    State(state): State<ApiState>,
-) -> Result<Json<SessionHealth>, ApiError> {
-    Ok(Json(health_report(&state).await?))
-}
-
-/// The health report of `GET /api/mcp/sessions/health`, also the live
-/// stream's snapshot.
-pub(crate) async fn health_report(state: &ApiState) -> Result<SessionHealth, ApiError> {
-    let manager = &state.manager;
-    let HealthReport {
-        status_breakdown,
-        age_distribution,
-        connection_health,
-        recent_activity,
-        timestamp,
-    } = manager.health().await?;
-    let clients = state.stateless.list();
-    let active_since = timestamp.saturating_sub(manager.config().idle_timeout);
-    let stateless_clients = StatelessClients {
-        active: clients
-            .iter()
-            .filter(|c| c.last_seen >= active_since)
-            .count() as u64,
-        total_24h: clients.len() as u64,
-    };
-    Ok(SessionHealth {
-        status_breakdown,
-        age_distribution,
-        connection_health,
-        recent_activity,
-        timestamp,
-        stateless_clients,
-        session_timeout: session_timeout(state),
-    })
-}
-
 // ----------------------------------------- GET /api/mcp/sessions/disconnected
 
 /// Period and size of the disconnected-session list.
@@ -508,10 +361,10 @@ pub struct DisconnectedParams {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DisconnectedSessions {
     /// Sessions that ended in the period, latest end first.
-    #[schema(value_type = Vec<crate::openapi::SessionSchema>)]
+    #[schema(value_type = Vec<crate::schema::SessionSchema>)]
     pub sessions: Vec<SessionRecord>,
     /// Over every session that ended in the period, not only those listed.
-    #[schema(value_type = crate::openapi::DisconnectStatsSchema)]
+    #[schema(value_type = crate::schema::DisconnectStatsSchema)]
     pub statistics: DisconnectStats,
     pub period: Period,
 }
@@ -574,7 +427,7 @@ pub async fn disconnected_sessions(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ClientList {
     /// Stateless clients seen within the health window, most recent first.
-    #[schema(value_type = Vec<crate::openapi::ClientSchema>)]
+    #[schema(value_type = Vec<crate::schema::ClientSchema>)]
     pub clients: Vec<ClientActivity>,
 }
 

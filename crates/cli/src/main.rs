@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use sessiongate::admin_client::{self, Connection, SessionsCommand};
 use sessiongate::app;
-use sessiongate::client::{self, Connection, SessionsCommand};
 use sessiongate::config::{Config, LogFormat, Settings};
 use sessiongate_core::SystemClock;
 
@@ -209,10 +209,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sessions {
             command,
             connection,
-        } => client::sessions(connection, command).await,
-        Command::Health { connection } => client::health(connection).await,
+        } => admin_client::sessions(connection, command).await,
+        Command::Health { connection } => admin_client::health(connection).await,
         Command::Watch { connection } => tokio::select! {
-            watched = client::watch(connection) => watched,
+            watched = admin_client::watch(connection) => watched,
             _ = tokio::signal::ctrl_c() => Ok(()),
         },
         Command::Loadtest { args } => loadtest(*args).await,

@@ -7,9 +7,10 @@ use std::process::Command;
 use std::path::Path;
 use std::time::Duration;
 
-use common::process::{free_port, Gateway, TOKEN};
+use common::BIN;
 use common::{TestServer, ADMIN_TOKEN};
 use serde_json::{json, Value};
+use sessiongate_testkit::process::{free_port, Gateway, TOKEN};
 
 fn sessiongate(t: &TestServer, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
@@ -185,7 +186,7 @@ async fn operator_commands_find_the_token_in_the_servers_data_dir() {
     let home = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
     let d = data.path().to_str().unwrap();
-    let gateway = Gateway::start_with_token(free_port(), &["--data-dir", d], None).await;
+    let gateway = Gateway::start_with_token(BIN, free_port(), &["--data-dir", d], None).await;
     let id = gateway.initialize("windsurf").await.unwrap();
 
     let (ok, out, err) = operator(
@@ -221,7 +222,7 @@ async fn operator_commands_read_the_servers_config_file() {
     )
     .unwrap();
     let c = config.to_str().unwrap();
-    let gateway = Gateway::start_with_token(port, &["--config", c], None).await;
+    let gateway = Gateway::start_with_token(BIN, port, &["--config", c], None).await;
     let id = gateway.initialize("cursor").await.unwrap();
 
     // No --url: the config's listen address says where the server is.
@@ -331,7 +332,7 @@ async fn watch_survives_a_server_restart() {
     let data = tempfile::tempdir().unwrap();
     let d = data.path().to_str().unwrap();
     let port = free_port();
-    let gateway = Gateway::start(port, &["--data-dir", d]).await;
+    let gateway = Gateway::start(BIN, port, &["--data-dir", d]).await;
     let mut watch = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
         .args(["watch", "--url", &gateway.base, "--admin-token", TOKEN])
         .stdout(Stdio::piped())
@@ -348,7 +349,7 @@ async fn watch_survives_a_server_restart() {
     gateway.kill();
     let lost = line_with(&mut err, "connection lost", wait).await;
     assert!(lost.contains("reconnecting in"), "{lost}");
-    let gateway = Gateway::start(port, &["--data-dir", d]).await;
+    let gateway = Gateway::start(BIN, port, &["--data-dir", d]).await;
     line_with(&mut err, "reconnected", wait).await;
     // The server's snapshot first, with the session kept across the restart.
     line_with(&mut out, "snapshot: active 1", wait).await;
@@ -362,6 +363,7 @@ async fn watch_survives_a_server_restart() {
     // A server that no longer takes the token is an error, not retried.
     gateway.kill();
     let gateway = Gateway::start_with_token(
+        BIN,
         port,
         &["--data-dir", d],
         Some("another-admin-token-0123456789"),

@@ -1,15 +1,13 @@
 //! The data directory, with the real binary: one server per directory (and
 //! per SQLite file), and private files whatever the umask.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::process::free_port;
 use serde_json::json;
+use sessiongate_testkit::process::free_port;
 
 const TOKEN: &str = "datadir-test-admin-token";
 

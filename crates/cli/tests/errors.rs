@@ -9,8 +9,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::process::{free_port, Gateway, TOKEN};
+use common::BIN;
 use serde_json::Value;
+use sessiongate_testkit::process::{free_port, Gateway, TOKEN};
 
 const UNREACHABLE_POSTGRES: &str = "postgres://postgres@127.0.0.1:1/x";
 
@@ -260,7 +261,7 @@ async fn url_without_a_scheme_means_http() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let data = dir.path().join("data");
-    let gateway = Gateway::start(port, &["--data-dir", data.to_str().unwrap()]).await;
+    let gateway = Gateway::start(BIN, port, &["--data-dir", data.to_str().unwrap()]).await;
     let out = sessiongate(
         dir.path(),
         &[

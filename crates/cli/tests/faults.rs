@@ -5,10 +5,10 @@
 //! server recovers by itself once the fault is gone.
 //!
 //! The disk-full test mounts a tmpfs (root only) and says so when it
-//! cannot. The PostgreSQL test uses `$DATABASE_URL`, else
-//! `postgres://postgres@127.0.0.1:5432/test`, in a fresh schema, through a
-//! TCP proxy of its own that it cuts and restores; set
-//! `SESSIONGATE_SKIP_POSTGRES=1` to skip it.
+//! cannot. The PostgreSQL test runs in a fresh schema of the test
+//! PostgreSQL (see `sessiongate_testkit::postgres`: `$DATABASE_URL`, and
+//! `SESSIONGATE_SKIP_POSTGRES=1` to skip it), through a TCP proxy of its
+//! own that it cuts and restores.
 
 mod common;
 
@@ -20,7 +20,11 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection, SqliteConnection};
 
-use common::process::{free_port, Gateway};
+use common::BIN;
+use sessiongate_testkit::postgres::{self, Schema};
+use sessiongate_testkit::process::{free_port, Gateway};
+use sessiongate_testkit::tmpfs::Tmpfs;
+use sessiongate_testkit::wait_for;
 
 /// What the load was told.
 #[derive(Default)]
@@ -161,9 +165,17 @@ struct Stored {
     requests: u64,
 }
 
-async fn sqlite_stored(db: &Path) -> Stored {
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(db);
-    let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
+/// What the database behind `conn` holds, read on that connection of its
+/// own and closed after.
+async fn stored<C>(mut conn: C) -> Stored
+where
+    C: Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+    for<'r> (String, String): sqlx::FromRow<'r, <C::Database as sqlx::Database>::Row>,
+    for<'r> i64: sqlx::Decode<'r, C::Database> + sqlx::Type<C::Database>,
+    usize: sqlx::ColumnIndex<<C::Database as sqlx::Database>::Row>,
+    for<'q> <C::Database as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, C::Database>,
+{
     let rows: Vec<(String, String)> = sqlx::query_as("SELECT session_id, status FROM sessions")
         .fetch_all(&mut conn)
         .await
@@ -179,21 +191,13 @@ async fn sqlite_stored(db: &Path) -> Stored {
     }
 }
 
+async fn sqlite_stored(db: &Path) -> Stored {
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(db);
+    stored(SqliteConnection::connect_with(&options).await.unwrap()).await
+}
+
 async fn pg_stored(url: &str) -> Stored {
-    let mut conn = PgConnection::connect(url).await.unwrap();
-    let rows: Vec<(String, String)> = sqlx::query_as("SELECT session_id, status FROM sessions")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-    let requests: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM requests")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
-    Stored {
-        status: rows.into_iter().collect(),
-        requests: requests as u64,
-    }
+    stored(PgConnection::connect(url).await.unwrap()).await
 }
 
 /// Every acknowledged creation and end is in `stored`: a session whose
@@ -234,64 +238,7 @@ where
     }
 }
 
-async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    loop {
-        if check().await {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "{what}: not within {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 // ------------------------------------------------------------- disk full
-
-/// A tmpfs mounted on a fresh directory, unmounted on drop.
-struct Tmpfs(tempfile::TempDir);
-
-impl Tmpfs {
-    fn mount(size: &str) -> Result<Tmpfs, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .map_err(|e| format!("running mount: {e}"))?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-        }
-        Ok(Tmpfs(dir))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        // Lazily: a failed test may leave the server holding files there.
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.0.path())
-            .status();
-    }
-}
-
-/// Fills the filesystem holding `dir` with one file, returned for removal.
-fn fill(dir: &Path) -> std::path::PathBuf {
-    use std::io::Write;
-    let ballast = dir.join("ballast");
-    let mut f = std::fs::File::create(&ballast).unwrap();
-    let chunk = vec![0u8; 64 * 1024];
-    while f.write_all(&chunk).is_ok() {}
-    while f.write_all(&[0]).is_ok() {}
-    ballast
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_writes_with_503_loses_nothing_and_recovers_by_itself() {
@@ -302,14 +249,14 @@ async fn a_full_disk_refuses_writes_with_503_loses_nothing_and_recovers_by_itsel
             return;
         }
     };
-    let data = fs.0.path().join("data");
+    let data = fs.path().join("data");
     let port = free_port();
     let data_arg = data.to_str().unwrap();
-    let gw = Arc::new(Gateway::start(port, &["--data-dir", data_arg]).await);
+    let gw = Arc::new(Gateway::start(BIN, port, &["--data-dir", data_arg]).await);
     let load = Load::start(&gw, 8);
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let ballast = fill(fs.0.path());
+    let ballast = fs.fill();
     wait_for(
         "a 503 while the disk is full",
         Duration::from_secs(30),
@@ -382,7 +329,7 @@ async fn a_full_disk_refuses_writes_with_503_loses_nothing_and_recovers_by_itsel
     // And after a hard restart.
     let gw = Arc::try_unwrap(gw).ok().unwrap();
     gw.kill();
-    let gw = Gateway::start(port, &["--data-dir", data_arg]).await;
+    let gw = Gateway::start(BIN, port, &["--data-dir", data_arg]).await;
     let stored = sqlite_stored(&db).await;
     assert_eq!(lost_sessions(&ledger, &stored), []);
     assert!(stored.requests >= want_rows);
@@ -480,22 +427,11 @@ fn split_authority(url: &str, with: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_unreachable_for_10_s_loses_no_session_and_no_request_row() {
-    if std::env::var_os("SESSIONGATE_SKIP_POSTGRES").is_some() {
-        eprintln!("SKIPPED: SESSIONGATE_SKIP_POSTGRES is set");
+    if postgres::skipped("the PostgreSQL outage test") {
         return;
     }
-    let base = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!("faults_{}", sessiongate_core::SessionId::generate());
-    let mut admin = PgConnection::connect(&base)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {base}: {e}"));
-    sqlx::raw_sql(&format!("CREATE SCHEMA {schema}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let direct = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let schema = Schema::create("faults").await;
+    let direct = schema.url.clone();
 
     let (upstream, _) = split_authority(&direct, "");
     let proxy = Proxy::start(upstream).await;
@@ -505,6 +441,7 @@ async fn postgres_unreachable_for_10_s_loses_no_session_and_no_request_row() {
     // requests behind it wait, then are refused, and no row is dropped.
     let gw = Arc::new(
         Gateway::start(
+            BIN,
             port,
             &[
                 "--database-url",
@@ -575,10 +512,7 @@ async fn postgres_unreachable_for_10_s_loses_no_session_and_no_request_row() {
     assert_eq!(gw.health().await["status"], "healthy");
 
     Arc::try_unwrap(gw).ok().unwrap().stop();
-    sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    schema.drop().await.unwrap();
 }
 
 // ---------------------------------------------------------------- kill -9
@@ -592,7 +526,7 @@ async fn kill_9_under_load_loses_no_session() {
     let dir = tempfile::tempdir().unwrap();
     let data_arg = dir.path().to_str().unwrap();
     let port = free_port();
-    let gw = Arc::new(Gateway::start(port, &["--data-dir", data_arg]).await);
+    let gw = Arc::new(Gateway::start(BIN, port, &["--data-dir", data_arg]).await);
     let load = Load::start(&gw, 8);
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Killed mid-load: requests in flight get no answer and count for
@@ -609,7 +543,7 @@ async fn kill_9_under_load_loses_no_session() {
     assert!(ledger.created.len() > 10, "the load ran");
 
     let db = dir.path().join("sessiongate.db");
-    let gw = Gateway::start(port, &["--data-dir", data_arg]).await;
+    let gw = Gateway::start(BIN, port, &["--data-dir", data_arg]).await;
     let stored = sqlite_stored(&db).await;
     assert_eq!(lost_sessions(&ledger, &stored), []);
     let lost_rows = ledger.logged.saturating_sub(stored.requests);

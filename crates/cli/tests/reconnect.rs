@@ -79,13 +79,15 @@ async fn initialize_hands_the_holder_a_token_and_a_timed_out_session_revives_in_
     // The session times out; a plain request gets 404 ...
     t.streams_closed(&id).await;
     t.clock.advance(Duration::from_secs(61));
+    // Waits on the manager, not with requests: a request that reached the
+    // session before the reaper did would count as activity and keep it.
+    let sid = id.parse().unwrap();
     common::eventually(Duration::from_secs(5), || async {
-        tool(&t, &id, "echo", json!({"text": "x"}), &[])
-            .await
-            .status()
-            == 404
+        t.server.manager.active(sid).is_none()
     })
     .await;
+    let expired = tool(&t, &id, "echo", json!({"text": "x"}), &[]).await;
+    assert_eq!(expired.status(), 404);
     // ... and with a superseded token, 401 and nothing changes.
     let refused = tool(
         &t,

@@ -5,138 +5,66 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
-use common::process::free_port;
-use common::{stateless, SseReader};
+use common::{stateless, SseReader, BIN};
 use futures::future::join_all;
 use serde_json::{json, Value};
+use sessiongate_testkit::process::{free_port, Gateway};
 
-const TOKEN: &str = "restart-test-admin-token";
 const SESSIONS: usize = 100;
 
-struct Gateway {
-    child: Child,
-    base: String,
-}
-
-async fn start(data_dir: &std::path::Path, port: u16) -> Gateway {
+/// `sessiongate serve` on `data_dir` and `port`, so a restart finds the
+/// same data at the same address.
+async fn start(data_dir: &Path, port: u16) -> Gateway {
     start_with(data_dir, port, &[]).await
 }
 
-async fn start_with(data_dir: &std::path::Path, port: u16, extra: &[&str]) -> Gateway {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--admin-token",
-            TOKEN,
-        ])
-        .args(extra)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("SESSIONGATE_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("the sessiongate binary starts");
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    for _ in 0..300 {
-        if http.get(format!("{base}/api/health")).send().await.is_ok() {
-            return Gateway { child, base };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("sessiongate did not start on {base}");
+async fn start_with(data_dir: &Path, port: u16, extra: &[&str]) -> Gateway {
+    let data_dir = data_dir.to_str().unwrap();
+    let args = [&["--data-dir", data_dir][..], extra].concat();
+    Gateway::start(BIN, port, &args).await
 }
 
-impl Gateway {
-    fn stop(mut self, signal: &str) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
-        assert!(status.success());
-        self.child.wait().unwrap();
-    }
+async fn post(gw: &Gateway, session: Option<&str>, body: Value) -> reqwest::Response {
+    gw.post(session, body).await.expect("an answer")
 }
 
-// A failing test must not leave its server running.
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn post(
-    http: &reqwest::Client,
-    base: &str,
-    session: Option<&str>,
-    body: Value,
-) -> reqwest::Response {
-    let mut req = http
-        .post(format!("{base}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream");
-    if let Some(s) = session {
-        req = req
-            .header("mcp-session-id", s)
-            .header("mcp-protocol-version", "2025-11-25");
-    }
-    req.body(body.to_string()).send().await.unwrap()
-}
-
-async fn echo_all(http: &reqwest::Client, base: &str, ids: &[String], text: &str) {
+async fn echo_all(gw: &Gateway, ids: &[String], text: &str) {
     let calls = ids.iter().map(|id| async move {
-        let r = post(http, base, Some(id), json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":text}}})).await;
-        assert_eq!(r.status(), 200, "session {id} must go on without re-initializing");
-        let body: Value = r.json().await.unwrap();
-        assert_eq!(body["result"]["content"][0]["text"], text);
+        if let Err((status, body)) = gw.echo(id, text).await {
+            panic!("session {id} must go on without re-initializing: {status} {body}");
+        }
     });
     join_all(calls).await;
-}
-
-async fn admin(http: &reqwest::Client, base: &str, path: &str) -> Value {
-    http.get(format!("{base}{path}"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_survive_graceful_stop_and_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let http = reqwest::Client::new();
 
     let gw = start(dir.path(), port).await;
     let inits = (0..SESSIONS).map(|i| {
-        let http = &http;
-        let base = gw.base.clone();
+        let gw = &gw;
         async move {
-            let r = post(http, &base, None, json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+            let r = post(gw, None, json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
                 "protocolVersion":"2025-11-25","capabilities":{"roots":{}},"clientInfo":{"name":format!("client-{i}"),"version":"1"}}})).await;
             assert_eq!(r.status(), 200);
             r.headers()["mcp-session-id"].to_str().unwrap().to_string()
         }
     });
     let ids: Vec<String> = join_all(inits).await;
-    echo_all(&http, &gw.base, &ids, "before graceful stop").await;
+    echo_all(&gw, &ids, "before graceful stop").await;
     let base = gw.base.clone();
-    gw.stop("-TERM");
+    gw.stop();
 
     // Graceful restart: every acknowledged request is in the log.
     let gw = start(dir.path(), port).await;
     assert_eq!(gw.base, base);
     for id in &ids {
-        let detail = admin(&http, &gw.base, &format!("/api/mcp/sessions/{id}")).await;
+        let detail = gw.admin_get(&format!("/api/mcp/sessions/{id}")).await;
         assert_eq!(detail["session"]["status"], "active");
         assert_eq!(detail["session"]["protocol_version"], "2025-11-25");
         assert_eq!(
@@ -149,44 +77,43 @@ async fn sessions_survive_graceful_stop_and_kill_9() {
             "initialize + echo for {id}"
         );
     }
-    echo_all(&http, &gw.base, &ids, "after graceful restart").await;
-    gw.stop("-KILL");
+    echo_all(&gw, &ids, "after graceful restart").await;
+    gw.kill();
 
     // Hard kill: sessions are still there, with their negotiated state.
     let gw = start(dir.path(), port).await;
-    echo_all(&http, &gw.base, &ids, "after kill -9").await;
-    let list = admin(&http, &gw.base, "/api/mcp/sessions?limit=500").await;
+    echo_all(&gw, &ids, "after kill -9").await;
+    let list = gw.admin_get("/api/mcp/sessions?limit=500").await;
     assert_eq!(list["total"], SESSIONS, "no session was re-created");
     assert_eq!(list["active_sessions"], SESSIONS);
-    gw.stop("-TERM");
+    gw.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_response_stream_resumes_after_kill_9_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let http = reqwest::Client::new();
     let gw = start_with(dir.path(), port, &["--conformance"]).await;
-    let r = post(&http, &gw.base, None, json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+    let r = post(&gw, None, json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
         "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"claude-code","version":"1"}}})).await;
     let session = r.headers()["mcp-session-id"].to_str().unwrap().to_string();
 
     // A long-running call; the client's connection is cut after the first message.
     let call = json!({"jsonrpc":"2.0","id":42,"method":"tools/call","params":{
         "name":"test_tool_with_progress","arguments":{},"_meta":{"progressToken":"t"}}});
-    let mut sse = SseReader::new(post(&http, &gw.base, Some(&session), call).await);
+    let mut sse = SseReader::new(post(&gw, Some(&session), call).await);
     let priming = sse.next().await.unwrap();
     let first = sse.next().await.unwrap();
     let mut received = vec![first.message().unwrap()];
     drop(sse);
     // The call finishes while nobody listens; then the server dies hard.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    gw.stop("-KILL");
+    gw.kill();
 
     let gw = start_with(dir.path(), port, &["--conformance"]).await;
     let resume = |last: String| {
-        let (http, base, session) = (&http, gw.base.clone(), session.clone());
-        async move { common::resume(http, &base, &session, &last).await }
+        let (gw, session) = (&gw, session.clone());
+        async move { common::resume(&gw.http, &gw.base, &session, &last).await }
     };
     received.extend(resume(first.id.clone().unwrap()).await);
     let progress: Vec<f64> = received
@@ -211,17 +138,17 @@ async fn a_cut_response_stream_resumes_after_kill_9_exactly_once() {
     let all = resume(priming.id.unwrap()).await;
     assert_eq!(all.len(), 4, "{all:?}");
     assert_eq!(all, received);
-    gw.stop("-TERM");
+    gw.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stateless_clients_of_the_last_24_h_are_still_listed_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let http = reqwest::Client::new();
     let gw = start(dir.path(), port).await;
     for _ in 0..3 {
-        let r = http
+        let r = gw
+            .http
             .post(format!("{}/mcp", gw.base))
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
@@ -240,12 +167,12 @@ async fn stateless_clients_of_the_last_24_h_are_still_listed_after_a_restart() {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    let before = admin(&http, &gw.base, "/api/mcp/clients").await;
+    let before = gw.admin_get("/api/mcp/clients").await;
     assert_eq!(before["clients"][0]["request_count"], 3, "{before}");
-    gw.stop("-TERM");
+    gw.stop();
 
     let gw = start(dir.path(), port).await;
-    let after = admin(&http, &gw.base, "/api/mcp/clients").await;
+    let after = gw.admin_get("/api/mcp/clients").await;
     let clients = after["clients"].as_array().unwrap();
     assert_eq!(clients.len(), 1, "{after}");
     let c = &clients[0];
@@ -257,7 +184,7 @@ async fn stateless_clients_of_the_last_24_h_are_still_listed_after_a_restart() {
     assert_eq!(c["request_count"], 3);
     assert_eq!(c["first_seen"], before["clients"][0]["first_seen"]);
     assert_eq!(c["last_seen"], before["clients"][0]["last_seen"]);
-    let health = admin(&http, &gw.base, "/api/mcp/sessions/health").await;
+    let health = gw.admin_get("/api/mcp/sessions/health").await;
     assert_eq!(health["stateless_clients"]["total_24h"], 1, "{health}");
-    gw.stop("-TERM");
+    gw.stop();
 }

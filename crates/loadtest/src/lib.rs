@@ -6,7 +6,7 @@
 
 mod admin;
 mod checks;
-mod client;
+mod mcp_client;
 mod options;
 mod os;
 mod progress;

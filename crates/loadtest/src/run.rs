@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::admin::AdminApi;
 use crate::checks::Checks;
-use crate::client::{Endpoint, Session};
+use crate::mcp_client::{Endpoint, Session};
 use crate::options::{LoadtestArgs, Scenario};
 use crate::progress::{Length, Progress};
 use crate::report::{self, Expiry, Report};
@@ -40,7 +40,7 @@ async fn preflight(endpoint: &Arc<Endpoint>, args: &LoadtestArgs) -> Result<Pref
         version,
         stateless,
     );
-    let unreachable = |what: &str, f: crate::client::Failure| {
+    let unreachable = |what: &str, f: crate::mcp_client::Failure| {
         Error::Setup(format!("{what} at {} failed: {f}", args.url))
     };
     if !stateless {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::client::{mirrored_header, Extra, Failure};
+use crate::mcp_client::{mirrored_header, Extra, Failure};
 use crate::Error;
 
 /// One tool of the mix.

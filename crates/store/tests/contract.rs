@@ -2,9 +2,9 @@
 //! SQLite in a temporary directory and PostgreSQL in a fresh schema of its
 //! own (so the tests run in parallel and leave nothing behind).
 //!
-//! PostgreSQL is `$DATABASE_URL`, else `postgres://postgres@127.0.0.1:5432/test`.
-//! When it cannot be reached the PostgreSQL tests fail; set
-//! `SESSIONGATE_SKIP_POSTGRES=1` to skip them instead.
+//! PostgreSQL is the test PostgreSQL of `sessiongate_testkit::postgres`
+//! (`$DATABASE_URL`). When it cannot be reached the PostgreSQL tests fail;
+//! set `SESSIONGATE_SKIP_POSTGRES=1` to skip them instead.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -32,6 +32,7 @@ use sessiongate_core::stream::{EventPage, PageId, PageKey, StoredEvent, StreamId
 use sessiongate_core::token::{Redemption, TokenGrant, TokenHash};
 use sessiongate_core::{ManualClock, SessionId, Timestamp};
 use sessiongate_store::{connect, migrate, Database, Migrated};
+use sessiongate_testkit::postgres::{self as pg, Schema};
 
 // ---------------------------------------------------------------------------
 // Harness
@@ -130,13 +131,6 @@ impl Ctx {
     }
 }
 
-fn postgres_url() -> String {
-    std::env::var("DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
 /// Runs one contract test on one backend.
 async fn run<F, Fut>(backend: Backend, test: F)
 where
@@ -157,36 +151,20 @@ where
             test(ctx).await;
         }
         Backend::Postgres => {
-            if std::env::var("SESSIONGATE_SKIP_POSTGRES").as_deref() == Ok("1") {
-                eprintln!("SESSIONGATE_SKIP_POSTGRES=1: skipping the PostgreSQL contract test");
+            if pg::skipped("the PostgreSQL contract test") {
                 return;
             }
-            let base = postgres_url();
-            let mut admin = PgConnection::connect(&base).await.unwrap_or_else(|e| {
-                panic!(
-                    "PostgreSQL is unreachable at {base} ({e}). The contract tests need it: \
-                     start PostgreSQL or point DATABASE_URL at one, or set \
-                     SESSIONGATE_SKIP_POSTGRES=1 to skip the PostgreSQL half."
-                )
-            });
-            let schema = format!("sg_contract_{}", SessionId::generate());
-            sqlx::raw_sql(&format!("CREATE SCHEMA {schema}"))
-                .execute(&mut admin)
-                .await
-                .expect("creating the test schema");
-            let sep = if base.contains('?') { '&' } else { '?' };
+            let schema = Schema::create("sg_contract").await;
             let ctx = Ctx {
                 backend,
                 db: Database::Postgres {
-                    url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+                    url: schema.url.clone(),
                 },
                 _dir: None,
             };
             // Catch the test's panic so the schema is dropped either way.
             let outcome = AssertUnwindSafe(test(ctx)).catch_unwind().await;
-            let dropped = sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
-                .execute(&mut admin)
-                .await;
+            let dropped = schema.drop().await;
             if let Err(panic) = outcome {
                 std::panic::resume_unwind(panic);
             }

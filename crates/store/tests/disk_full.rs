@@ -5,8 +5,7 @@
 //! The database lives on a small tmpfs mounted for the test (root only);
 //! where mounting is impossible the test says so and is skipped.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use serde_json::json;
 use sqlx::sqlite::SqliteConnectOptions;
@@ -15,52 +14,7 @@ use sqlx::{Connection, SqliteConnection};
 use sessiongate_core::session::{ClientIdentity, DisconnectReason, SessionEnd, SessionRecord};
 use sessiongate_core::{SessionId, SessionStatus, Timestamp};
 use sessiongate_store::SqliteStore;
-
-/// A tmpfs mounted on a fresh directory, unmounted on drop.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Result<Tmpfs, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .map_err(|e| format!("running mount: {e}"))?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-        }
-        Ok(Tmpfs { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
-/// Fills the filesystem with one file; returns it, to be removed later.
-fn fill(dir: &Path) -> PathBuf {
-    use std::io::Write;
-    let ballast = dir.join("ballast");
-    let mut f = std::fs::File::create(&ballast).unwrap();
-    let chunk = vec![0u8; 64 * 1024];
-    while f.write_all(&chunk).is_ok() {}
-    // The last partial chunk: byte by byte until nothing fits.
-    while f.write_all(&[0]).is_ok() {}
-    let _ = f.sync_all();
-    ballast
-}
+use sessiongate_testkit::tmpfs::Tmpfs;
 
 fn session(now: Timestamp) -> SessionRecord {
     SessionRecord {
@@ -131,7 +85,7 @@ async fn a_full_disk_fails_writes_and_the_store_commits_again_once_space_is_back
     // Writes that find room in pages the files already hold may still
     // commit; the rest must fail, and nothing may be acknowledged that is
     // not committed.
-    let ballast = fill(fs.path());
+    let ballast = fs.fill();
     let mut acked = Vec::new();
     let mut failed = 0;
     for _ in 0..50 {

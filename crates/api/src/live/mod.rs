@@ -43,7 +43,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::auth::{bearer, token_matches};
 use crate::error::ApiError;
-use crate::sessions::health_report;
+use crate::health::health_report;
 use crate::ApiState;
 use socket::{Handshake, Socket};
 

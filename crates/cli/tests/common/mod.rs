@@ -1,7 +1,9 @@
-//! Shared helpers for tests that run a real server on an ephemeral port.
-#![allow(dead_code)]
-
-pub mod process;
+//! The cli crate's test harness: the whole app assembled in-process on an
+//! ephemeral port ([`TestServer`]), and the path of the real binary for
+//! tests that run it as a child process. The generic pieces live in
+//! `sessiongate-testkit`; the ones every test file used are re-exported.
+// Each test file uses a part of this.
+#![allow(dead_code, unused_imports)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +14,12 @@ use sessiongate::app::{self, RunningServer};
 use sessiongate::config::Settings;
 use sessiongate_core::lifecycle::EndSubscriber;
 use sessiongate_core::{ManualClock, SharedClock};
+
+pub use sessiongate_testkit::mcp::{resume, stateless};
+pub use sessiongate_testkit::{eventually, SseEvent, SseReader};
+
+/// The `sessiongate` binary, for [`sessiongate_testkit::process::Gateway`].
+pub const BIN: &str = env!("CARGO_BIN_EXE_sessiongate");
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
@@ -177,143 +185,4 @@ impl TestServer {
     pub async fn stop(self) {
         self.server.shutdown().await.unwrap();
     }
-}
-
-/// A 2026-07-28 request body with the required `_meta`.
-pub fn stateless(method: &str, params: Value) -> Value {
-    let mut params = params;
-    params["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientInfo": {"name": "cursor-test", "version": "9.9"},
-        "io.modelcontextprotocol/clientCapabilities": {},
-    });
-    json!({"jsonrpc":"2.0","id":1,"method":method,"params":params})
-}
-
-/// Waits until `check` holds, polling; panics after `timeout`.
-pub async fn eventually<F, Fut>(timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not met within {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// One server-sent event.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SseEvent {
-    pub id: Option<String>,
-    pub data: String,
-    pub retry: Option<u64>,
-}
-
-impl SseEvent {
-    /// The JSON-RPC message the event carries (`None` for priming events).
-    pub fn message(&self) -> Option<Value> {
-        (!self.data.is_empty()).then(|| serde_json::from_str(&self.data).unwrap())
-    }
-}
-
-/// Reads server-sent events off a response as they arrive.
-pub struct SseReader {
-    response: reqwest::Response,
-    buf: String,
-}
-
-impl SseReader {
-    pub fn new(response: reqwest::Response) -> Self {
-        let content_type = response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .to_string();
-        assert!(
-            content_type.starts_with("text/event-stream"),
-            "{content_type}"
-        );
-        SseReader {
-            response,
-            buf: String::new(),
-        }
-    }
-
-    /// The next event (comments skipped), or `None` when the stream ends.
-    pub async fn next(&mut self) -> Option<SseEvent> {
-        loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..end + 2).collect();
-                let mut event = SseEvent::default();
-                let mut fields = false;
-                for line in block.lines() {
-                    let (name, value) = line.split_once(':').unwrap_or((line, ""));
-                    let value = value.strip_prefix(' ').unwrap_or(value);
-                    match name {
-                        "id" => event.id = Some(value.to_string()),
-                        "data" => {
-                            if !event.data.is_empty() {
-                                event.data.push('\n');
-                            }
-                            event.data.push_str(value);
-                        }
-                        "retry" => event.retry = value.parse().ok(),
-                        _ => continue,
-                    }
-                    fields = true;
-                }
-                if fields {
-                    return Some(event);
-                }
-                continue;
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(10), self.response.chunk())
-                .await
-                .expect("no SSE data within 10 s")
-                .ok()??;
-            self.buf.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    }
-
-    /// Every remaining event until the server ends the stream.
-    pub async fn rest(mut self) -> Vec<SseEvent> {
-        let mut events = Vec::new();
-        while let Some(e) = self.next().await {
-            events.push(e);
-        }
-        events
-    }
-}
-
-/// Resumes a session's stream with `GET /mcp` and `Last-Event-ID`; returns
-/// the messages it carries until the server ends it.
-pub async fn resume(
-    http: &reqwest::Client,
-    base: &str,
-    session: &str,
-    last_event_id: &str,
-) -> Vec<Value> {
-    let response = http
-        .get(format!("{base}/mcp"))
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .header("last-event-id", last_event_id)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    SseReader::new(response)
-        .rest()
-        .await
-        .into_iter()
-        .filter_map(|e| e.message())
-        .collect()
 }

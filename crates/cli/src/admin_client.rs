@@ -1,6 +1,7 @@
-//! The operator's commands against a running server's management API:
-//! `sessions list|show|terminate` and `health`, as tables or `--json`, and
-//! `watch`, the live event stream, reconnecting across server restarts.
+//! The admin client: the operator's commands against a running server's
+//! management API — `sessions list|show|terminate` and `health`, as tables
+//! or `--json`, and `watch`, the live event stream, reconnecting across
+//! server restarts.
 //! They find the server's URL and admin token the way `serve` finds its
 //! settings: flags, then `SESSIONGATE_*`, then the config file, then the
 //! data directory's `admin-token` file.

@@ -1,19 +1,28 @@
-//! The real `sessiongate` binary as a child process, for tests that stop it
-//! hard, starve its disk or cut its database.
+//! The real `sessiongate` binary as a child process, for tests that stop
+//! it hard, restart it on its data, starve its disk or cut its database.
+//! The binary's path comes from the test (`env!("CARGO_BIN_EXE_sessiongate")`
+//! in the cli crate's tests), so this crate does not build it.
 
+use std::ffi::OsStr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
+/// The admin token a gateway gets unless a test gives another.
 pub const TOKEN: &str = "process-test-admin-token";
 
+/// A running `sessiongate serve`, killed if the test ends without stopping
+/// it.
 pub struct Gateway {
     child: Child,
     pub base: String,
     pub http: reqwest::Client,
+    admin_token: Option<String>,
 }
 
+/// A port free at the time of asking, for a server that must come back on
+/// the same address after a restart.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -23,16 +32,21 @@ pub fn free_port() -> u16 {
 }
 
 impl Gateway {
-    /// Starts `sessiongate serve` on `port` with `args` and waits until it
-    /// answers.
-    pub async fn start(port: u16, args: &[&str]) -> Gateway {
-        Self::start_with_token(port, args, Some(TOKEN)).await
+    /// Starts `bin serve` on `port` with [`TOKEN`] and `args`, and waits
+    /// until it answers.
+    pub async fn start(bin: impl AsRef<OsStr>, port: u16, args: &[&str]) -> Gateway {
+        Self::start_with_token(bin, port, args, Some(TOKEN)).await
     }
 
     /// As [`Gateway::start`]; without `admin_token` the server reads or
     /// creates the token in its data directory, as for a user.
-    pub async fn start_with_token(port: u16, args: &[&str], admin_token: Option<&str>) -> Gateway {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
+    pub async fn start_with_token(
+        bin: impl AsRef<OsStr>,
+        port: u16,
+        args: &[&str],
+        admin_token: Option<&str>,
+    ) -> Gateway {
+        let mut child = Command::new(bin)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .args(
                 admin_token
@@ -51,7 +65,7 @@ impl Gateway {
             .args(args)
             .env(
                 "SESSIONGATE_LOG",
-                std::env::var("FAULTS_LOG").unwrap_or("error".into()),
+                std::env::var("SESSIONGATE_TEST_LOG").unwrap_or("error".into()),
             )
             .stdout(Stdio::null())
             .spawn()
@@ -63,7 +77,12 @@ impl Gateway {
             .unwrap();
         for _ in 0..300 {
             if http.get(format!("{base}/api/health")).send().await.is_ok() {
-                return Gateway { child, base, http };
+                return Gateway {
+                    child,
+                    base,
+                    http,
+                    admin_token: admin_token.map(str::to_string),
+                };
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -166,6 +185,28 @@ impl Gateway {
             .json()
             .await
             .unwrap()
+    }
+
+    /// A management API `GET` with the gateway's admin token; panics unless
+    /// it succeeds.
+    pub async fn admin_get(&self, path: &str) -> Value {
+        let token = self
+            .admin_token
+            .as_deref()
+            .expect("a gateway started with an admin token");
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
     }
 }
 
