@@ -5,9 +5,10 @@
 //! Sessions themselves live in `sessiongate-core`; this crate only reads and
 //! touches them.
 
-mod clients;
+mod client_info;
 pub mod context;
 pub mod guard;
+mod identity_cache;
 pub mod jsonrpc;
 mod metrics;
 pub mod peers;

@@ -26,22 +26,21 @@ use rmcp::model::{ErrorCode, ErrorData};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use sessiongate_core::client::detect_client_type;
 use sessiongate_core::lifecycle::{
     LifecycleError, LiveSession, RateLimited, RateLimiter, ReconnectError, SessionManager,
 };
 use sessiongate_core::reconnect::IssuedToken;
 use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
-use sessiongate_core::session::ClientIdentity;
 use sessiongate_core::store_health;
 use sessiongate_core::stream::{EventId, StreamId, StreamKind};
 use sessiongate_core::{DisconnectReason, SessionId};
 use tokio::sync::{mpsc, Notify};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::clients::{Announced, ClientCache, ClientInfo, Known};
+use crate::client_info::{self, ClientInfo, Origin};
 use crate::context::{Caller, RequestContext};
 use crate::guard::{self, OriginPolicy};
+use crate::identity_cache::{Announced, IdentityCache, Known};
 use crate::jsonrpc::{self, Body, Id, Invalid, Message};
 use crate::metrics::RequestDurations;
 use crate::peers::Peers;
@@ -102,7 +101,7 @@ pub struct McpState {
     pub peers: Peers,
     pub streams: Streams,
     pub config: Arc<TransportConfig>,
-    clients: Arc<ClientCache>,
+    identities: Arc<IdentityCache>,
     durations: Arc<RequestDurations>,
     initialize_limiter: Arc<RateLimiter>,
 }
@@ -110,7 +109,7 @@ pub struct McpState {
 impl McpState {
     pub fn new(manager: Arc<SessionManager>, server: McpServer, config: TransportConfig) -> Self {
         McpState {
-            clients: Arc::new(ClientCache::new(manager.config().max_stateless_clients)),
+            identities: Arc::new(IdentityCache::new(manager.config().max_stateless_clients)),
             initialize_limiter: Arc::new(RateLimiter::new(
                 config.initialize_per_second,
                 config.initialize_burst,
@@ -429,7 +428,7 @@ struct RequestMeta {
     #[serde(rename = "io.modelcontextprotocol/protocolVersion")]
     protocol_version: Option<Value>,
     // Kept raw: a client repeats both on every request, and
-    // [`ClientCache`] reads them only when they change.
+    // [`IdentityCache`] reads them only when they change.
     #[serde(rename = "io.modelcontextprotocol/clientInfo")]
     client_info: Option<Box<RawValue>>,
     #[serde(rename = "io.modelcontextprotocol/clientCapabilities")]
@@ -639,16 +638,15 @@ async fn initialize(
         },
     };
     let version = protocol::negotiate(p.protocol_version.as_deref());
-    let identity = ClientIdentity {
-        client_type: detect_client_type(info.as_ref().and_then(|i| i.name.as_deref())),
-        client_name: info.as_ref().and_then(|i| i.name.clone()),
-        client_version: info.as_ref().and_then(|i| i.version.clone()),
-        client_capabilities: capabilities,
-        protocol_version: version.to_string(),
-        principal: None,
-        remote_addr: remote.map(|ip| ip.to_string()),
-        user_agent: header_str(headers, header::USER_AGENT).map(str::to_string),
-    };
+    let identity = client_info::identity(
+        info.as_ref(),
+        capabilities,
+        version,
+        Origin {
+            remote,
+            user_agent: header_str(headers, header::USER_AGENT),
+        },
+    );
     let metadata = json!({
         "clientInfo": info,
         "requestedProtocolVersion": p.protocol_version,
@@ -860,7 +858,7 @@ async fn stateless(
         return accepted();
     };
 
-    let Known { key, identity } = st.clients.identify(&Announced {
+    let Known { key, identity } = st.identities.identify(&Announced {
         info: meta.client_info.as_deref().map(RawValue::get),
         capabilities,
         protocol_version: version,
