@@ -34,11 +34,14 @@ pub fn with_conformance_fixtures(server: McpServer) -> McpServer {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use base64::Engine;
 
     use super::prompts::PROMPTS;
     use super::tools::FIXTURES;
     use super::*;
+    use crate::dispatch::{Dispatcher, ServerInfo};
     use crate::server::{PromptHandler, ToolHandler};
 
     fn decode(b64: &str) -> Vec<u8> {
@@ -61,8 +64,8 @@ mod tests {
 
     #[test]
     fn every_listing_is_well_formed() {
-        let server = with_conformance_fixtures(McpServer::new("t", "0"));
-        let caps = server.capabilities(false);
+        let server = with_conformance_fixtures(McpServer::new());
+        let caps = Dispatcher::new(ServerInfo::new("t", "0"), Arc::new(server)).capabilities(false);
         for key in ["tools", "resources", "prompts", "completions", "logging"] {
             assert!(caps.get(key).is_some(), "{key}");
         }
