@@ -1,7 +1,8 @@
 //! The live catalog over real HTTP: a service registered while the server
 //! runs (as a gateway's upstream server will be) shows its tools in
 //! `tools/list`, sessions holding a standalone stream are told with
-//! `notifications/tools/list_changed`, and `tools/call` reaches it.
+//! `notifications/tools/list_changed`, and `tools/call` reaches it; its
+//! resources are listed and read from it.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use common::{stateless, SseReader, TestServer};
-use rmcp::model::{CallToolResult, ContentBlock, ErrorData, Tool};
+use rmcp::model::{CallToolResult, ContentBlock, ErrorCode, ErrorData, Tool};
 use serde_json::{json, Value};
 use sessiongate_mcp::tools::{schema, string_arg};
 use sessiongate_mcp::{
@@ -55,10 +56,25 @@ impl Service for Upstream {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
+        Capabilities {
+            resources: !self.catalog.current().resources.is_empty(),
+            ..Capabilities::default()
+        }
     }
 
     async fn serve(&self, _: &RequestContext, mut request: Request) -> Result<Answer, ErrorData> {
+        if request.method == "resources/read" {
+            let uri = request.uri()?;
+            if self.catalog.current().resource(uri).is_none() {
+                return Err(ErrorData::new(
+                    ErrorCode::RESOURCE_NOT_FOUND,
+                    format!("Resource not found: {uri}"),
+                    None,
+                ));
+            }
+            let contents = json!([{ "uri": uri, "text": "a note" }]);
+            return Ok(Answer::Json(json!({ "contents": contents })));
+        }
         assert_eq!(request.method, "tools/call");
         let name = request.name()?.to_string();
         let arguments = request.take_arguments()?;
@@ -237,5 +253,60 @@ async fn a_name_both_services_offer_stays_the_first_ones() {
         .await;
     assert_eq!(echo["result"]["content"][0]["text"], "built-in");
     assert_eq!(upstream.calls.load(Ordering::SeqCst), 0);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn resources_go_to_the_service_that_has_them() {
+    let t = TestServer::start().await;
+    let session = t.initialize("2025-11-25", "reader").await;
+    let sid = [("mcp-session-id", session.as_str())];
+    let read =
+        |uri: &str| json!({"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":uri}});
+    let code = |v: &Value| v["error"]["code"].as_i64();
+    // The built-in service offers no resources.
+    let none: Value = t
+        .post(read("note://today"), &sid)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(code(&none), Some(-32601), "{none}");
+
+    let notes = Upstream {
+        catalog: LiveCatalog::new(Catalog {
+            resources: vec![json!({ "uri": "note://today", "name": "today" })],
+            ..Catalog::default()
+        }),
+        calls: AtomicUsize::new(0),
+    };
+    t.services.add(Arc::new(notes));
+    let list: Value = t
+        .post(
+            json!({"jsonrpc":"2.0","id":2,"method":"resources/list"}),
+            &sid,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list["result"]["resources"][0]["uri"], "note://today",
+        "{list}"
+    );
+    let today: Value = t
+        .post(read("note://today"), &sid)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(today["result"]["contents"][0]["text"], "a note", "{today}");
+    let other: Value = t
+        .post(read("note://other"), &sid)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(code(&other), Some(-32002), "{other}");
     t.stop().await;
 }

@@ -1,17 +1,17 @@
 //! MCP Streamable HTTP at `/mcp`: POST, GET and DELETE, for both protocol
 //! generations side by side.
 //!
-//! Each request's facts are read once into an [`Inbound`](inbound::Inbound)
-//! (after the Origin/Host guard) and passed along. A POST is classified
-//! once ([`post`]): `initialize` opens a session ([`initialize`]); a request
-//! whose `_meta` or `MCP-Protocol-Version` names a stateless revision is
-//! served without one ([`stateless`]); anything else must carry a live
-//! `Mcp-Session-Id` ([`sessionful`]). [`run`] runs the handler: the answer
-//! is plain JSON unless the handler talks to the client while it runs, in
-//! which case it becomes an SSE stream; [`finish`] writes the answer and
-//! accounts for the request. GET opens or resumes a session's stream
-//! ([`get`]), DELETE ends the session ([`delete`]), and a change of the
-//! catalog reaches the sessions' standalone streams ([`list_changed`]).
+//! Each request's facts are read once into an `Inbound` (after the
+//! Origin/Host guard) and passed along. A POST is classified once (`post`):
+//! `initialize` opens a session (`initialize`); a request whose `_meta` or
+//! `MCP-Protocol-Version` names a stateless revision is served without one
+//! (`stateless`); anything else must carry a live `Mcp-Session-Id`
+//! (`sessionful`). `run` runs the handler: the answer is plain JSON unless
+//! the handler talks to the client while it runs, in which case it becomes
+//! an SSE stream; `finish` writes the answer and accounts for the request.
+//! GET opens or resumes a session's stream (`get`), DELETE ends the session
+//! (`delete`), and a change of the catalog reaches the sessions' standalone
+//! streams (`list_changed`).
 
 mod delete;
 mod finish;
