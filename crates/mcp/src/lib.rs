@@ -28,5 +28,6 @@ pub use dispatch::{Dispatcher, ServerInfo};
 pub use guard::OriginPolicy;
 pub use request::Request;
 pub use server::{Completer, McpServer, PromptHandler, ResourceProvider, ToolHandler};
-pub use service::{Answer, Capabilities, Catalog, Composite, LiveCatalog, Service};
+pub use service::composite::Composite;
+pub use service::{Answer, Capabilities, Catalog, LiveCatalog, Service};
 pub use transport::{router, McpState, TransportConfig};

@@ -1,7 +1,6 @@
-//! The handshakes: `initialize`, with which a sessionful client opens its
-//! session, and `server/discover`, its stateless counterpart. What a
-//! client asks is read and negotiated here and the results are built here;
-//! the transport creates the session and sets its headers.
+//! What a sessionful client asks in `initialize`: read, checked and
+//! negotiated here; the dispatcher builds the result, and the transport
+//! creates the session and sets its headers.
 
 use rmcp::model::ErrorData;
 use serde::Deserialize;
@@ -9,7 +8,6 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use sessiongate_core::session::ClientIdentity;
 
-use super::Dispatcher;
 use crate::client_info::{self, ClientInfo, Origin};
 use crate::protocol;
 
@@ -86,33 +84,5 @@ impl Handshake {
         let identity =
             client_info::identity(self.info.as_ref(), self.capabilities, self.version, origin);
         (identity, metadata)
-    }
-}
-
-impl Dispatcher {
-    /// The `initialize` result for a negotiated sessionful revision.
-    pub fn initialize_result(&self, version: &str) -> Value {
-        let mut result = json!({
-            "protocolVersion": version,
-            "capabilities": self.capabilities(false),
-            "serverInfo": self.info.to_json(),
-        });
-        if let Some(i) = &self.info.instructions {
-            result["instructions"] = json!(i);
-        }
-        result
-    }
-
-    /// The `server/discover` result.
-    pub(super) fn discover(&self) -> Value {
-        let mut result = json!({
-            "supportedVersions": protocol::supported_versions(),
-            "capabilities": self.capabilities(true),
-            "serverInfo": self.info.to_json(),
-        });
-        if let Some(i) = &self.info.instructions {
-            result["instructions"] = json!(i);
-        }
-        result
     }
 }

@@ -1,8 +1,8 @@
-//! The MCP methods. The protocol's own — the handshakes, `ping`, the
-//! lists, log levels, subscriptions — are answered here from the service's
-//! catalog; the rest go to the [`Service`]. Results are shaped for the
-//! caller's generation. Transport-neutral: the HTTP layer decides the
-//! generation and hands a [`RequestContext`] here.
+//! The MCP methods. The protocol's own — the handshakes' results, `ping`,
+//! the lists, log levels, subscriptions — are answered here from the
+//! service's catalog; the rest go to the [`Service`]. Results are shaped
+//! for the caller's generation. Transport-neutral: the HTTP layer decides
+//! the generation and hands a [`RequestContext`] here.
 
 mod initialize;
 
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::context::{is_log_level, RequestContext};
-use crate::protocol::META_SERVER_INFO;
+use crate::protocol::{self, META_SERVER_INFO};
 use crate::request::Request;
 use crate::service::{Answer, LiveCatalog, Service};
 
@@ -91,6 +91,32 @@ impl Dispatcher {
             caps.insert("completions".into(), json!({}));
         }
         Value::Object(caps)
+    }
+
+    /// The `initialize` result for a negotiated sessionful revision.
+    pub fn initialize_result(&self, version: &str) -> Value {
+        let mut result = json!({
+            "protocolVersion": version,
+            "capabilities": self.capabilities(false),
+            "serverInfo": self.info.to_json(),
+        });
+        if let Some(i) = &self.info.instructions {
+            result["instructions"] = json!(i);
+        }
+        result
+    }
+
+    /// The `server/discover` result.
+    fn discover(&self) -> Value {
+        let mut result = json!({
+            "supportedVersions": protocol::supported_versions(),
+            "capabilities": self.capabilities(true),
+            "serverInfo": self.info.to_json(),
+        });
+        if let Some(i) = &self.info.instructions {
+            result["instructions"] = json!(i);
+        }
+        result
     }
 
     /// Serves one request. Results come back shaped for the caller's generation.

@@ -114,12 +114,12 @@ impl Default for LiveCatalog {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::tools::schema;
     use serde_json::json;
 
+    use super::*;
+
     fn tool(name: &'static str) -> Tool {
-        Tool::new(name, "", schema(json!({ "type": "object" })))
+        Tool::new(name, "", Arc::new(rmcp::model::JsonObject::new()))
     }
 
     #[tokio::test]

@@ -14,7 +14,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use super::{Answer, Capabilities, Catalog, LiveCatalog, Service};
+use super::catalog::{Catalog, LiveCatalog};
+use super::{Answer, Capabilities, Service};
 use crate::context::RequestContext;
 use crate::request::Request;
 

@@ -3,13 +3,13 @@
 //! serves the requests that name its entries; the dispatcher answers the
 //! protocol's own methods around it. The built-in
 //! [`McpServer`](crate::McpServer) is one service; a gateway's upstream
-//! servers are others; a [`Composite`] puts several in order behind one.
+//! servers are others; a [`Composite`](composite::Composite) puts several
+//! in order behind one.
 
-mod catalog;
-mod composite;
+pub mod catalog;
+pub mod composite;
 
 pub use catalog::{Catalog, ListKind, LiveCatalog};
-pub use composite::Composite;
 
 use async_trait::async_trait;
 use rmcp::model::{CallToolResult, ErrorData};

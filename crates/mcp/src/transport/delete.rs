@@ -8,7 +8,7 @@ use sessiongate_core::DisconnectReason;
 use super::inbound::Inbound;
 use super::responses::{method_not_allowed, session_not_found, unavailable};
 use super::sessionful::{lookup, Revive};
-use super::McpState;
+use super::state::McpState;
 
 pub(super) async fn delete(State(st): State<McpState>, inbound: Inbound) -> Response {
     if inbound.is_stateless() {

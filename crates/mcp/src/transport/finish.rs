@@ -11,7 +11,7 @@ use sessiongate_core::lifecycle::SessionManager;
 use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
 use sessiongate_core::{SessionId, Timestamp};
 
-use super::McpState;
+use super::state::McpState;
 use crate::context::Caller;
 use crate::jsonrpc::{self, Id};
 use crate::metrics::RequestDurations;

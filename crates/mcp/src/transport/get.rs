@@ -17,7 +17,7 @@ use super::inbound::Inbound;
 use super::responses::{guarded, method_not_allowed, set_token_header, sse_events, unavailable};
 use super::run::polls;
 use super::sessionful::{lookup, Revive};
-use super::McpState;
+use super::state::McpState;
 use crate::streams::{self, BodyOptions, Replay};
 
 pub(super) async fn get(State(st): State<McpState>, inbound: Inbound) -> Response {

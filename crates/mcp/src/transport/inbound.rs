@@ -17,7 +17,7 @@ use sessiongate_core::stream::EventId;
 use sessiongate_core::SessionId;
 
 use super::responses::{refused, rpc_error};
-use super::McpState;
+use super::state::McpState;
 use crate::client_info::Origin;
 use crate::guard;
 use crate::jsonrpc::{self, Body, Id, Invalid, Message};

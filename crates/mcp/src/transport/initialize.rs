@@ -15,7 +15,7 @@ use super::inbound::Inbound;
 use super::responses::{
     json_bytes, oversized_metadata, refused, rpc_error, set_token_header, sse_whole, unavailable,
 };
-use super::McpState;
+use super::state::McpState;
 use crate::context::Caller;
 use crate::dispatch::InitializeParams;
 use crate::jsonrpc::Id;

@@ -9,13 +9,13 @@
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::McpState;
 use crate::jsonrpc;
+use crate::peers::Peers;
+use crate::service::catalog::LiveCatalog;
 
-/// Follows the catalog for as long as it exists.
-pub(super) fn announce(st: &McpState) {
-    let mut changes = st.dispatcher.catalog().subscribe();
-    let peers = st.peers.clone();
+/// Follows `catalog` for as long as it exists, telling `peers`.
+pub(super) fn announce(catalog: &LiveCatalog, peers: Peers) {
+    let mut changes = catalog.subscribe();
     tokio::spawn(async move {
         let mut seen = changes.borrow_and_update().clone();
         while changes.changed().await.is_ok() {

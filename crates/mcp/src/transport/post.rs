@@ -6,7 +6,8 @@ use axum::response::Response;
 
 use super::inbound::{Inbound, Incoming, Messages, Posted};
 use super::responses::unavailable;
-use super::{initialize, sessionful, stateless, McpState};
+use super::state::McpState;
+use super::{initialize, sessionful, stateless};
 use crate::protocol;
 
 pub(super) async fn post(State(st): State<McpState>, req: HttpRequest) -> Response {

@@ -19,7 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::finish::Finisher;
 use super::inbound::Accepts;
 use super::responses::{guarded, json_bytes, sse_events, sse_response, sse_whole};
-use super::McpState;
+use super::state::McpState;
 use crate::context::{Caller, RequestContext};
 use crate::jsonrpc::Id;
 use crate::request::Request;

@@ -16,7 +16,7 @@ use super::responses::{
     set_token_header,
 };
 use super::run::{context, run};
-use super::McpState;
+use super::state::McpState;
 use crate::context::Caller;
 use crate::jsonrpc::{self, Invalid};
 use crate::protocol;

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::inbound::{Inbound, Incoming};
 use super::responses::{accepted, oversized_metadata, rpc_error};
 use super::run::{context, run};
-use super::McpState;
+use super::state::McpState;
 use crate::context::Caller;
 use crate::identity_cache::{Announced, Known};
 use crate::jsonrpc::{self, Id};

@@ -11,16 +11,12 @@
 //! `scripts/conformance` runs the suite against them.
 
 mod completions;
+mod media;
 mod prompts;
 mod resources;
 mod tools;
 
 use crate::server::McpServer;
-
-/// A 1×1 red PNG.
-const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
-/// A WAV file: 8 kHz, mono, 16 bit, four samples of silence.
-const WAV: &str = "UklGRiwAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YQgAAAAAAAAAAAAAAA==";
 
 /// Adds every conformance fixture to a server.
 pub fn with_conformance_fixtures(server: McpServer) -> McpServer {
@@ -38,6 +34,7 @@ mod tests {
 
     use base64::Engine;
 
+    use super::media::{PNG, WAV};
     use super::prompts::PROMPTS;
     use super::tools::FIXTURES;
     use super::*;

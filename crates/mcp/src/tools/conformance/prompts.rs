@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use rmcp::model::ErrorData;
 use serde_json::{json, Map, Value};
 
-use super::PNG;
+use super::media::PNG;
 use crate::context::RequestContext;
 use crate::server::PromptHandler;
 

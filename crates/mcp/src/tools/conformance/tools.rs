@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use rmcp::model::{CallToolResult, ContentBlock, ErrorData, JsonObject, ResourceContents, Tool};
 use serde_json::{json, Value};
 
-use super::{PNG, WAV};
+use super::media::{PNG, WAV};
 use crate::context::RequestContext;
 use crate::server::ToolHandler;
-use crate::tools::{schema, string_arg, text_result};
+use crate::tools::helpers::{schema, string_arg, text_result};
 
 /// Pause between the notifications of the logging and progress tools.
 const STEP: Duration = Duration::from_millis(50);
