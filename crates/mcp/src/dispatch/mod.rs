@@ -126,15 +126,16 @@ impl Dispatcher {
         request: Request,
     ) -> Result<Answer, ErrorData> {
         let stateless = ctx.is_stateless();
-        let offered = self.service.capabilities();
+        // Not asked for tools/call, the hot path.
+        let offered = || self.service.capabilities();
         let method = request.method.as_str();
         let available = match method {
             "ping" | "logging/setLevel" => !stateless,
             "server/discover" => stateless,
-            "resources/list" | "resources/templates/list" | "resources/read" => offered.resources,
-            "resources/subscribe" | "resources/unsubscribe" => offered.resources && !stateless,
-            "prompts/list" | "prompts/get" => offered.prompts,
-            "completion/complete" => offered.completions,
+            "resources/list" | "resources/templates/list" | "resources/read" => offered().resources,
+            "resources/subscribe" | "resources/unsubscribe" => offered().resources && !stateless,
+            "prompts/list" | "prompts/get" => offered().prompts,
+            "completion/complete" => offered().completions,
             _ => true,
         };
         if !available {

@@ -135,7 +135,7 @@ impl Service for Composite {
     async fn serve(&self, ctx: &RequestContext, request: Request) -> Result<Answer, ErrorData> {
         let members = self.members();
         let owner = |routes: &HashMap<String, usize>, key: &str| {
-            routes.get(key).map(|&i| members.services[i].clone())
+            routes.get(key).map(|&i| &members.services[i])
         };
         match request.method.as_str() {
             "tools/call" => {
