@@ -15,7 +15,7 @@ use sessiongate_core::token::SigningKey;
 use sessiongate_core::SharedClock;
 use sessiongate_mcp::peers::Peers;
 use sessiongate_mcp::tools::with_builtin_tools;
-use sessiongate_mcp::{McpServer, McpState};
+use sessiongate_mcp::{Composite, Dispatcher, McpServer, McpState, ServerInfo};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -65,19 +65,24 @@ impl RunningServer {
     }
 }
 
-fn mcp_server(conformance: bool) -> McpServer {
-    let mut server = McpServer::new("sessiongate", VERSION);
-    server.instructions = Some(
+/// The MCP server: its identity, and the services behind it — the built-in
+/// one first, where later services (upstream servers) will join it.
+fn mcp_server(conformance: bool) -> Dispatcher {
+    let mut info = ServerInfo::new("sessiongate", VERSION);
+    info.instructions = Some(
         "sessiongate keeps this session durable across restarts. Tools: echo, health_check, \
          session_info, list_sessions, get_reconnect_token, reconnect_session."
             .into(),
     );
-    let server = with_builtin_tools(server);
-    if conformance {
-        sessiongate_mcp::tools::with_conformance_fixtures(server)
+    let builtin = with_builtin_tools(McpServer::new());
+    let builtin = if conformance {
+        sessiongate_mcp::tools::with_conformance_fixtures(builtin)
     } else {
-        server
-    }
+        builtin
+    };
+    let services = Composite::new();
+    services.add(Arc::new(builtin));
+    Dispatcher::new(info, Arc::new(services))
 }
 
 /// Opens the store, restores sessions and starts serving.
@@ -144,8 +149,8 @@ pub async fn start_with(
         config.transport.clone(),
     );
     let api = ApiState::new(&lifecycle, &store, admin_token.clone()).known_tool({
-        let server = mcp.server.clone();
-        move |name: &str| server.has_tool(name)
+        let dispatcher = mcp.dispatcher.clone();
+        move |name: &str| dispatcher.has_tool(name)
     });
     let app = Router::new()
         .merge(sessiongate_dashboard::router())

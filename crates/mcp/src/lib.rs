@@ -1,23 +1,33 @@
 //! The MCP side of sessiongate: the Streamable HTTP transport at `/mcp`
 //! (sessionful revisions 2025-03-26..2025-11-25 and stateless 2026-07-28),
-//! the dispatch of MCP methods, and the tools the server offers itself.
+//! the dispatch of MCP methods, the seam to what serves requests
+//! ([`Service`], with a live catalog), and the tools the server offers
+//! itself ([`McpServer`]).
 //!
 //! Sessions themselves live in `sessiongate-core`; this crate only reads and
 //! touches them.
 
-mod clients;
+mod client_info;
 pub mod context;
+pub mod dispatch;
 pub mod guard;
+mod identity_cache;
 pub mod jsonrpc;
 mod metrics;
 pub mod peers;
 pub mod protocol;
+pub mod request;
 pub mod server;
+pub mod service;
 pub mod streams;
 pub mod tools;
 pub mod transport;
 
 pub use context::RequestContext;
+pub use dispatch::{Dispatcher, ServerInfo};
 pub use guard::OriginPolicy;
+pub use request::Request;
 pub use server::{Completer, McpServer, PromptHandler, ResourceProvider, ToolHandler};
+pub use service::composite::Composite;
+pub use service::{Answer, Capabilities, Catalog, LiveCatalog, Service};
 pub use transport::{router, McpState, TransportConfig};

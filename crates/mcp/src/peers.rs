@@ -18,12 +18,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::jsonrpc::Id;
 
-type Answer = Result<Value, ErrorData>;
+/// The client's answer to a request the server sent it.
+type Reply = Result<Value, ErrorData>;
 
 #[derive(Default)]
 pub struct PeerState {
     next_id: AtomicU64,
-    pending: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
+    pending: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
     stream: Mutex<Option<mpsc::Sender<Bytes>>>,
     log_level: Mutex<Option<String>>,
     subscriptions: Mutex<HashSet<String>>,
@@ -35,7 +36,7 @@ fn key(id: &Id) -> String {
 
 impl PeerState {
     /// Allocates an id for a server-to-client request and a receiver for its answer.
-    pub(crate) fn expect_response(&self) -> (Id, oneshot::Receiver<Answer>) {
+    pub(crate) fn expect_response(&self) -> (Id, oneshot::Receiver<Reply>) {
         let id = Value::from(format!(
             "s-{}",
             self.next_id.fetch_add(1, Ordering::Relaxed)
@@ -56,7 +57,7 @@ impl PeerState {
     }
 
     /// Delivers the client's answer; false if nothing waited for it.
-    pub(crate) fn answer(&self, id: &Id, outcome: Answer) -> bool {
+    pub(crate) fn answer(&self, id: &Id, outcome: Reply) -> bool {
         let waiter = self
             .pending
             .lock()
@@ -130,6 +131,13 @@ impl Peers {
     /// Drops a session's state: its stream closes and pending requests fail.
     pub fn remove(&self, id: SessionId) {
         self.0.remove(&id);
+    }
+
+    /// Sends a message on every open standalone stream.
+    pub fn send_on_streams(&self, frame: Bytes) {
+        for peer in self.0.iter() {
+            peer.send_on_stream(frame.clone());
+        }
     }
 
     /// Drops every session's transport state, closing all streams.

@@ -13,7 +13,7 @@
 //! message arrives exactly once. A finished stream leaves the registry only
 //! once its messages are durable.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,6 +23,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use futures::{Stream, StreamExt};
 use sessiongate_core::lifecycle::EventLog;
+use sessiongate_core::store::StoreResult;
 use sessiongate_core::stream::{EventId, StoredEvent, StreamId, StreamKind};
 use sessiongate_core::SessionId;
 use tokio::sync::{mpsc, Notify};
@@ -176,7 +177,7 @@ impl Streams {
 
     /// Attaches a new connection to a live stream of `session`; returns the
     /// messages after `after` still in memory and the live receiver.
-    pub fn attach(
+    fn attach(
         &self,
         session: SessionId,
         id: StreamId,
@@ -186,12 +187,44 @@ impl Streams {
         (live.session == session).then(|| live.attach(after))
     }
 
+    /// Resumes a stream of `session` after `from`. A new connection is
+    /// attached to the stream if it is still live, taking its in-memory
+    /// tail under the same lock, and only then is the log read, so nothing
+    /// falls in between: the union of the two, by position, is the replay.
+    pub async fn resume(
+        &self,
+        events: &EventLog,
+        session: SessionId,
+        from: EventId,
+    ) -> StoreResult<Replay> {
+        let (tail, live) = match self.attach(session, from.stream, from.seq) {
+            Some((tail, rx)) => (tail, Some(rx)),
+            None => (Vec::new(), None),
+        };
+        let logged = events.after(session, from.stream, from.seq).await?;
+        let mut frames: BTreeMap<u64, Frame> =
+            logged.into_iter().map(|e| (e.seq, e.into())).collect();
+        frames.extend(tail.into_iter().map(|f| (f.seq, f)));
+        Ok(Replay {
+            frames: frames.into_values().collect(),
+            live,
+        })
+    }
+
     /// Detaches every connection, so their responses end (graceful shutdown).
     pub fn close_connections(&self) {
         for s in self.0.iter() {
             s.state().subscriber.take();
         }
     }
+}
+
+/// What resuming a stream finds.
+pub struct Replay {
+    /// The messages after the position resumed from, in order.
+    pub frames: Vec<Frame>,
+    /// The stream's further messages, while it is live.
+    pub live: Option<mpsc::Receiver<Frame>>,
 }
 
 /// How a resumable response body starts and when it lets go.

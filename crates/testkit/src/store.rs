@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sessiongate_core::store::SessionStore;
+use sessiongate_core::store::Store;
 use sessiongate_store::{connect, Database};
 
 /// A store of its own for one test; the directory lives as long as this.
 pub struct TempStore {
-    pub store: Arc<dyn SessionStore>,
+    pub store: Arc<dyn Store>,
     /// The database file, for a second connection behind the store's back.
     pub path: PathBuf,
     _dir: tempfile::TempDir,

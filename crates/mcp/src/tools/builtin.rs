@@ -15,7 +15,7 @@ use sessiongate_core::lifecycle::ReconnectError;
 use sessiongate_core::store::SessionQuery;
 use sessiongate_core::{SessionId, SessionRecord};
 
-use super::{json_result, schema, string_arg, text_result};
+use super::helpers::{json_result, schema, string_arg, text_result};
 use crate::context::RequestContext;
 use crate::server::{McpServer, ToolHandler};
 

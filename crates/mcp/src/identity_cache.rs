@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use serde::{Deserialize, Serialize};
-use sessiongate_core::client_kind::detect_client_type;
 use sessiongate_core::lifecycle::client_key;
 use sessiongate_core::session::ClientIdentity;
+
+use crate::client_info::{self, ClientInfo, Origin};
 
 /// What a request says about its client, as sent.
 pub(crate) struct Announced<'a> {
@@ -56,24 +56,16 @@ impl Entry {
     }
 }
 
-pub(crate) struct ClientCache {
+/// Identities of stateless clients by the `clientInfo` text they send.
+pub(crate) struct IdentityCache {
     by_info: DashMap<Box<str>, Entry>,
     capacity: usize,
     uses: AtomicU64,
 }
 
-/// `clientInfo` as a client sends it, in `initialize` or in `_meta`.
-#[derive(Deserialize, Serialize, Clone)]
-pub(crate) struct ClientInfo {
-    pub name: Option<String>,
-    pub version: Option<String>,
-    #[serde(flatten)]
-    pub rest: serde_json::Map<String, serde_json::Value>,
-}
-
-impl ClientCache {
+impl IdentityCache {
     pub(crate) fn new(capacity: usize) -> Self {
-        ClientCache {
+        IdentityCache {
             by_info: DashMap::new(),
             capacity: capacity.max(1),
             uses: AtomicU64::new(0),
@@ -125,21 +117,23 @@ impl ClientCache {
 
 fn build(a: &Announced<'_>) -> Known {
     let info: Option<ClientInfo> = a.info.and_then(|raw| serde_json::from_str(raw).ok());
-    let (name, version) = info.map_or((None, None), |i| (i.name, i.version));
-    let key = client_key(name.as_deref(), version.as_deref());
+    let identity: ClientIdentity = client_info::identity(
+        info.as_ref(),
+        // Raw JSON the request parser already checked.
+        serde_json::from_str(a.capabilities).unwrap_or_default(),
+        a.protocol_version,
+        Origin {
+            remote: a.remote,
+            user_agent: a.user_agent,
+        },
+    );
     Known {
-        key: key.into(),
-        identity: Arc::new(ClientIdentity {
-            client_type: detect_client_type(name.as_deref()),
-            client_name: name,
-            client_version: version,
-            // Raw JSON the request parser already checked.
-            client_capabilities: serde_json::from_str(a.capabilities).unwrap_or_default(),
-            protocol_version: a.protocol_version.to_string(),
-            principal: None,
-            remote_addr: a.remote.map(|ip| ip.to_string()),
-            user_agent: a.user_agent.map(str::to_string),
-        }),
+        key: client_key(
+            identity.client_name.as_deref(),
+            identity.client_version.as_deref(),
+        )
+        .into(),
+        identity: Arc::new(identity),
     }
 }
 
@@ -159,7 +153,7 @@ mod tests {
 
     #[test]
     fn a_client_repeating_its_meta_gets_the_same_identity() {
-        let cache = ClientCache::new(16);
+        let cache = IdentityCache::new(16);
         let info = r#"{"name":"claude-code","version":"2.1"}"#;
         let first = cache.identify(&announced(info, "{}", "ua"));
         assert_eq!(&*first.key, "anonymous/claude-code/2.1");
@@ -171,7 +165,7 @@ mod tests {
 
     #[test]
     fn anything_else_announced_differently_builds_a_new_identity() {
-        let cache = ClientCache::new(16);
+        let cache = IdentityCache::new(16);
         let info = r#"{"name":"cursor","version":"1"}"#;
         let first = cache.identify(&announced(info, "{}", "ua"));
         let other_caps = cache.identify(&announced(info, r#"{"sampling":{}}"#, "ua"));
@@ -187,7 +181,7 @@ mod tests {
 
     #[test]
     fn past_capacity_the_least_recently_used_identity_is_evicted() {
-        let cache = ClientCache::new(2);
+        let cache = IdentityCache::new(2);
         let a = r#"{"name":"a"}"#;
         let b = r#"{"name":"b"}"#;
         let first_a = cache.identify(&announced(a, "{}", "ua"));
@@ -202,7 +196,7 @@ mod tests {
 
     #[test]
     fn unnamed_clients_share_the_unknown_key() {
-        let cache = ClientCache::new(16);
+        let cache = IdentityCache::new(16);
         for info in [None, Some("[1]"), Some(r#"{"name":7}"#)] {
             let a = Announced {
                 info,

@@ -1,0 +1,257 @@
+//! The MCP methods. The protocol's own — the handshakes' results, `ping`,
+//! the lists, log levels, subscriptions — are answered here from the
+//! service's catalog; the rest go to the [`Service`]. Results are shaped
+//! for the caller's generation. Transport-neutral: the HTTP layer decides
+//! the generation and hands a [`RequestContext`] here.
+
+mod initialize;
+
+pub(crate) use initialize::InitializeParams;
+
+use std::sync::Arc;
+
+use rmcp::model::{CallToolResult, ErrorCode, ErrorData, MetaObject, ResultType};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::context::{is_log_level, RequestContext};
+use crate::protocol::{self, META_SERVER_INFO};
+use crate::request::Request;
+use crate::service::{Answer, LiveCatalog, Service};
+
+/// Who the server says it is.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    pub name: String,
+    pub version: String,
+    /// What `initialize` and `server/discover` tell the client about using it.
+    pub instructions: Option<String>,
+}
+
+impl ServerInfo {
+    pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
+        ServerInfo {
+            name: name.into(),
+            version: version.into(),
+            instructions: None,
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        json!({ "name": self.name, "version": self.version })
+    }
+}
+
+/// The server's identity and the service behind it.
+pub struct Dispatcher {
+    info: ServerInfo,
+    service: Arc<dyn Service>,
+}
+
+impl Dispatcher {
+    pub fn new(info: ServerInfo, service: Arc<dyn Service>) -> Self {
+        Dispatcher { info, service }
+    }
+
+    pub fn catalog(&self) -> &LiveCatalog {
+        self.service.catalog()
+    }
+
+    /// Whether the server offers a tool of this name now.
+    pub fn has_tool(&self, name: &str) -> bool {
+        self.catalog().has_tool(name)
+    }
+
+    /// The capabilities advertised to a generation, from what the service
+    /// serves. The lists can change at run time, and sessionful clients
+    /// hear of it on their standalone stream. 2026-07-28 would announce it
+    /// on a `subscriptions/listen` stream, which this server does not
+    /// offer; there the lists are `listChanged: false`, and their results
+    /// carry `ttlMs: 0` so no client keeps them.
+    pub fn capabilities(&self, stateless: bool) -> Value {
+        let offered = self.service.capabilities();
+        let list_changed = !stateless;
+        let mut caps = Map::new();
+        caps.insert("tools".into(), json!({ "listChanged": list_changed }));
+        if !stateless {
+            caps.insert("logging".into(), json!({}));
+        }
+        if offered.resources {
+            let resources = if stateless {
+                json!({ "listChanged": list_changed })
+            } else {
+                json!({ "subscribe": true, "listChanged": list_changed })
+            };
+            caps.insert("resources".into(), resources);
+        }
+        if offered.prompts {
+            caps.insert("prompts".into(), json!({ "listChanged": list_changed }));
+        }
+        if offered.completions {
+            caps.insert("completions".into(), json!({}));
+        }
+        Value::Object(caps)
+    }
+
+    /// The `initialize` result for a negotiated sessionful revision.
+    pub fn initialize_result(&self, version: &str) -> Value {
+        let mut result = json!({
+            "protocolVersion": version,
+            "capabilities": self.capabilities(false),
+            "serverInfo": self.info.to_json(),
+        });
+        if let Some(i) = &self.info.instructions {
+            result["instructions"] = json!(i);
+        }
+        result
+    }
+
+    /// The `server/discover` result.
+    fn discover(&self) -> Value {
+        let mut result = json!({
+            "supportedVersions": protocol::supported_versions(),
+            "capabilities": self.capabilities(true),
+            "serverInfo": self.info.to_json(),
+        });
+        if let Some(i) = &self.info.instructions {
+            result["instructions"] = json!(i);
+        }
+        result
+    }
+
+    /// Serves one request. Results come back shaped for the caller's generation.
+    pub async fn dispatch(
+        &self,
+        ctx: &RequestContext,
+        request: Request,
+    ) -> Result<Answer, ErrorData> {
+        let stateless = ctx.is_stateless();
+        // Not asked for tools/call, the hot path.
+        let offered = || self.service.capabilities();
+        let method = request.method.as_str();
+        let available = match method {
+            "ping" | "logging/setLevel" => !stateless,
+            "server/discover" => stateless,
+            "resources/list" | "resources/templates/list" | "resources/read" => offered().resources,
+            "resources/subscribe" | "resources/unsubscribe" => offered().resources && !stateless,
+            "prompts/list" | "prompts/get" => offered().prompts,
+            "completion/complete" => offered().completions,
+            _ => true,
+        };
+        if !available {
+            return Err(ErrorData::new(
+                ErrorCode::METHOD_NOT_FOUND,
+                format!("Method not found: {method}"),
+                None,
+            ));
+        }
+        let catalog = || self.catalog().current();
+        let mut result = match method {
+            "ping" => json!({}),
+            "server/discover" => self.discover(),
+            "tools/list" => json!({ "tools": catalog().tools }),
+            "resources/list" => json!({ "resources": catalog().resources }),
+            "resources/templates/list" => json!({ "resourceTemplates": catalog().templates }),
+            "prompts/list" => json!({ "prompts": catalog().prompts }),
+            "resources/subscribe" | "resources/unsubscribe" => subscription(ctx, &request)?,
+            "logging/setLevel" => set_log_level(ctx, &request)?,
+            _ => return self.serve(ctx, request).await,
+        };
+        self.shape(&mut result, CACHEABLE.contains(&method), stateless);
+        Ok(Answer::Json(result))
+    }
+
+    /// Hands a request to the service and shapes what it answers.
+    async fn serve(&self, ctx: &RequestContext, request: Request) -> Result<Answer, ErrorData> {
+        let stateless = ctx.is_stateless();
+        let cacheable = CACHEABLE.contains(&request.method.as_str());
+        match self.service.serve(ctx, request).await {
+            Ok(Answer::Tool(result)) => Ok(Answer::Tool(self.shape_tool(result, stateless))),
+            Ok(Answer::Json(mut result)) => {
+                self.shape(&mut result, cacheable, stateless);
+                Ok(Answer::Json(result))
+            }
+            // 2026-07-28 retired -32002 in favour of invalid params.
+            Err(mut e) if stateless && e.code == ErrorCode::RESOURCE_NOT_FOUND => {
+                e.code = ErrorCode::INVALID_PARAMS;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What `shape` does to other results, on a tool's typed one.
+    fn shape_tool(&self, mut result: CallToolResult, stateless: bool) -> CallToolResult {
+        if stateless {
+            result.result_type.get_or_insert(ResultType::COMPLETE);
+            result
+                .meta
+                .get_or_insert_with(MetaObject::default)
+                .0
+                .insert(META_SERVER_INFO.into(), self.info.to_json());
+        } else {
+            result.result_type = None;
+        }
+        result
+    }
+
+    /// Sessionful results never carry `resultType`; stateless ones always
+    /// do, plus cache hints and the server's identity in `_meta`.
+    fn shape(&self, result: &mut Value, cacheable: bool, stateless: bool) {
+        let Some(obj) = result.as_object_mut() else {
+            return;
+        };
+        if !stateless {
+            obj.remove("resultType");
+            return;
+        }
+        obj.entry("resultType").or_insert_with(|| json!("complete"));
+        if cacheable {
+            obj.entry("ttlMs").or_insert_with(|| json!(0));
+            obj.entry("cacheScope").or_insert_with(|| json!("private"));
+        }
+        let meta = obj.entry("_meta").or_insert_with(|| json!({}));
+        if let Some(meta) = meta.as_object_mut() {
+            meta.insert(META_SERVER_INFO.into(), self.info.to_json());
+        }
+    }
+}
+
+/// Methods whose 2026-07-28 results are cacheable (`ttlMs`, `cacheScope`).
+const CACHEABLE: [&str; 6] = [
+    "server/discover",
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+];
+
+fn subscription(ctx: &RequestContext, request: &Request) -> Result<Value, ErrorData> {
+    let uri = request.uri()?;
+    let session = ctx.session().expect("sessionful");
+    let peer = ctx.peers.get_or_create(session);
+    if request.method == "resources/subscribe" {
+        peer.subscribe(uri.to_string());
+    } else {
+        peer.unsubscribe(uri);
+    }
+    Ok(json!({}))
+}
+
+fn set_log_level(ctx: &RequestContext, request: &Request) -> Result<Value, ErrorData> {
+    #[derive(Deserialize)]
+    struct LevelParams {
+        level: String,
+    }
+    let p: LevelParams = request.parse()?;
+    if !is_log_level(&p.level) {
+        return Err(ErrorData::invalid_params(
+            format!("Unknown log level: {}", p.level),
+            None,
+        ));
+    }
+    let session = ctx.session().expect("sessionful");
+    ctx.peers.get_or_create(session).set_log_level(p.level);
+    Ok(json!({}))
+}

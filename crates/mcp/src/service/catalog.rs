@@ -1,0 +1,156 @@
+//! What a service offers, as one value that can change at run time: the
+//! lists clients read with `tools/list`, `prompts/list`, `resources/list`
+//! and `resources/templates/list`, and a signal each time they change, so
+//! connected clients can be told which list to read again.
+
+use std::sync::Arc;
+
+use rmcp::model::Tool;
+use serde_json::Value;
+use tokio::sync::watch;
+
+/// The lists of a catalog, in the order they are offered.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Catalog {
+    pub tools: Vec<Tool>,
+    /// `prompts/list` entries; `name` identifies each.
+    pub prompts: Vec<Value>,
+    /// `resources/list` entries; `uri` identifies each.
+    pub resources: Vec<Value>,
+    /// `resources/templates/list` entries.
+    pub templates: Vec<Value>,
+}
+
+/// A list clients can be told has changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    Tools,
+    Prompts,
+    /// Resources and resource templates, which MCP announces together.
+    Resources,
+}
+
+impl ListKind {
+    /// The notification that tells a client to read this list again.
+    pub fn notification(self) -> &'static str {
+        match self {
+            ListKind::Tools => "notifications/tools/list_changed",
+            ListKind::Prompts => "notifications/prompts/list_changed",
+            ListKind::Resources => "notifications/resources/list_changed",
+        }
+    }
+}
+
+impl Catalog {
+    pub fn tool(&self, name: &str) -> Option<&Tool> {
+        self.tools.iter().find(|t| t.name == name)
+    }
+
+    pub fn prompt(&self, name: &str) -> Option<&Value> {
+        self.prompts.iter().find(|p| p["name"] == name)
+    }
+
+    pub fn resource(&self, uri: &str) -> Option<&Value> {
+        self.resources.iter().find(|r| r["uri"] == uri)
+    }
+
+    /// The lists that differ in `newer`.
+    pub fn changes(&self, newer: &Catalog) -> Vec<ListKind> {
+        let mut changed = Vec::new();
+        if self.tools != newer.tools {
+            changed.push(ListKind::Tools);
+        }
+        if self.prompts != newer.prompts {
+            changed.push(ListKind::Prompts);
+        }
+        if self.resources != newer.resources || self.templates != newer.templates {
+            changed.push(ListKind::Resources);
+        }
+        changed
+    }
+}
+
+/// A catalog that can change: its current value, and a receiver per
+/// subscriber that wakes when it does.
+#[derive(Debug)]
+pub struct LiveCatalog(watch::Sender<Arc<Catalog>>);
+
+impl LiveCatalog {
+    pub fn new(catalog: Catalog) -> Self {
+        LiveCatalog(watch::Sender::new(Arc::new(catalog)))
+    }
+
+    pub fn current(&self) -> Arc<Catalog> {
+        self.0.borrow().clone()
+    }
+
+    /// Whether the current catalog has a tool of this name.
+    pub fn has_tool(&self, name: &str) -> bool {
+        self.0.borrow().tool(name).is_some()
+    }
+
+    /// Replaces the catalog. Subscribers hear of it only if it differs.
+    pub fn set(&self, catalog: Catalog) {
+        self.0.send_if_modified(|current| {
+            let changed = **current != catalog;
+            if changed {
+                *current = Arc::new(catalog);
+            }
+            changed
+        });
+    }
+
+    /// A receiver that wakes at each change from now on.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Catalog>> {
+        self.0.subscribe()
+    }
+}
+
+impl Default for LiveCatalog {
+    fn default() -> Self {
+        LiveCatalog::new(Catalog::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn tool(name: &'static str) -> Tool {
+        Tool::new(name, "", Arc::new(rmcp::model::JsonObject::new()))
+    }
+
+    #[tokio::test]
+    async fn subscribers_hear_of_changes_only() {
+        let live = LiveCatalog::default();
+        let mut changes = live.subscribe();
+        live.set(Catalog::default());
+        assert!(!changes.has_changed().unwrap(), "the same catalog again");
+        live.set(Catalog {
+            tools: vec![tool("a")],
+            ..Catalog::default()
+        });
+        changes.changed().await.unwrap();
+        assert!(live.has_tool("a") && !live.has_tool("b"));
+        assert_eq!(
+            Catalog::default().changes(&changes.borrow_and_update()),
+            [ListKind::Tools]
+        );
+    }
+
+    #[test]
+    fn templates_count_as_resources() {
+        let newer = Catalog {
+            templates: vec![json!({ "uriTemplate": "x://{id}" })],
+            prompts: vec![json!({ "name": "p" })],
+            ..Catalog::default()
+        };
+        assert_eq!(
+            Catalog::default().changes(&newer),
+            [ListKind::Prompts, ListKind::Resources]
+        );
+        assert!(newer.prompt("p").is_some() && newer.resource("x://1").is_none());
+    }
+}

@@ -1,0 +1,253 @@
+//! Several services in order, served as one: the catalog is the union of
+//! theirs (on a name both offer, the earlier service's entry is the one
+//! listed and called), a request goes to the service that owns what it
+//! names, and services can be added while the server runs. The union
+//! follows each member's catalog, so a change in any of them reaches the
+//! clients of the whole.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, Weak};
+
+use async_trait::async_trait;
+use rmcp::model::{ErrorCode, ErrorData};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use super::catalog::{Catalog, LiveCatalog};
+use super::{Answer, Capabilities, Service};
+use crate::context::RequestContext;
+use crate::request::Request;
+
+/// An ordered set of services behind one catalog.
+#[derive(Default)]
+pub struct Composite {
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// Replaced whole when a member or a member's catalog changes, so a
+    /// request reads one consistent set of routes.
+    members: RwLock<Arc<Members>>,
+    catalog: LiveCatalog,
+}
+
+/// The members and, for each name in the union, the member that owns it.
+#[derive(Default)]
+struct Members {
+    services: Vec<Arc<dyn Service>>,
+    tools: HashMap<String, usize>,
+    prompts: HashMap<String, usize>,
+    resources: HashMap<String, usize>,
+    capabilities: Capabilities,
+}
+
+impl Composite {
+    pub fn new() -> Self {
+        Composite::default()
+    }
+
+    /// Adds `service` after the others. Its catalog joins the union now and
+    /// is followed from then on (this needs a Tokio runtime).
+    pub fn add(&self, service: Arc<dyn Service>) {
+        let changes = service.catalog().subscribe();
+        self.shared.update(|services| services.push(service));
+        tokio::spawn(follow(Arc::downgrade(&self.shared), changes));
+    }
+
+    fn members(&self) -> Arc<Members> {
+        self.shared
+            .members
+            .read()
+            .expect("composite members poisoned")
+            .clone()
+    }
+}
+
+/// Rebuilds the union each time a member's catalog changes, until the
+/// member or the composite is gone.
+async fn follow(shared: Weak<Shared>, mut changes: watch::Receiver<Arc<Catalog>>) {
+    while changes.changed().await.is_ok() {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        shared.update(|_| {});
+    }
+}
+
+impl Shared {
+    /// Changes the member list with `edit`, then rebuilds the routes and the
+    /// union from every member's current catalog.
+    fn update(&self, edit: impl FnOnce(&mut Vec<Arc<dyn Service>>)) {
+        // Under the lock: the union published last is that of the last set
+        // of members and catalogs read.
+        let mut members = self.members.write().expect("composite members poisoned");
+        let mut services = members.services.clone();
+        edit(&mut services);
+        let mut next = Members {
+            services,
+            ..Members::default()
+        };
+        let mut union = Catalog::default();
+        for (i, service) in next.services.iter().enumerate() {
+            next.capabilities = next.capabilities.union(service.capabilities());
+            let catalog = service.catalog().current();
+            for tool in &catalog.tools {
+                if !next.tools.contains_key(tool.name.as_ref()) {
+                    next.tools.insert(tool.name.to_string(), i);
+                    union.tools.push(tool.clone());
+                }
+            }
+            for prompt in &catalog.prompts {
+                if let Some(name) = prompt["name"].as_str() {
+                    if !next.prompts.contains_key(name) {
+                        next.prompts.insert(name.to_string(), i);
+                        union.prompts.push(prompt.clone());
+                    }
+                }
+            }
+            for resource in &catalog.resources {
+                if let Some(uri) = resource["uri"].as_str() {
+                    if !next.resources.contains_key(uri) {
+                        next.resources.insert(uri.to_string(), i);
+                        union.resources.push(resource.clone());
+                    }
+                }
+            }
+            union.templates.extend(catalog.templates.iter().cloned());
+        }
+        *members = Arc::new(next);
+        self.catalog.set(union);
+    }
+}
+
+#[async_trait]
+impl Service for Composite {
+    fn catalog(&self) -> &LiveCatalog {
+        &self.shared.catalog
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.members().capabilities
+    }
+
+    async fn serve(&self, ctx: &RequestContext, request: Request) -> Result<Answer, ErrorData> {
+        let members = self.members();
+        let owner = |routes: &HashMap<String, usize>, key: &str| {
+            routes.get(key).map(|&i| &members.services[i])
+        };
+        match request.method.as_str() {
+            "tools/call" => {
+                let name = request.name()?;
+                let Some(service) = owner(&members.tools, name) else {
+                    return Err(ErrorData::invalid_params(
+                        format!("Unknown tool: {name}"),
+                        None,
+                    ));
+                };
+                service.serve(ctx, request).await
+            }
+            "prompts/get" => {
+                let name = request.name()?;
+                let Some(service) = owner(&members.prompts, name) else {
+                    return Err(ErrorData::invalid_params(
+                        format!("Unknown prompt: {name}"),
+                        None,
+                    ));
+                };
+                service.serve(ctx, request).await
+            }
+            "resources/read" => {
+                let uri = request.uri()?;
+                if let Some(service) = owner(&members.resources, uri) {
+                    return service.serve(ctx, request).await;
+                }
+                // Not a listed resource: perhaps one of a member's templates.
+                let offering = members
+                    .services
+                    .iter()
+                    .filter(|s| s.capabilities().resources);
+                first_that_knows(offering, ErrorCode::RESOURCE_NOT_FOUND, ctx, request).await
+            }
+            "completion/complete" => {
+                let owner = completion_target(&request).and_then(|target| match target {
+                    Target::Prompt(name) => owner(&members.prompts, &name),
+                    Target::Resource(uri) => owner(&members.resources, &uri),
+                });
+                match owner {
+                    Some(service) => service.serve(ctx, request).await,
+                    None => {
+                        let offering = members
+                            .services
+                            .iter()
+                            .filter(|s| s.capabilities().completions);
+                        first_that_knows(offering, ErrorCode::METHOD_NOT_FOUND, ctx, request).await
+                    }
+                }
+            }
+            _ => {
+                first_that_knows(
+                    members.services.iter(),
+                    ErrorCode::METHOD_NOT_FOUND,
+                    ctx,
+                    request,
+                )
+                .await
+            }
+        }
+    }
+}
+
+/// Asks each service in turn until one answers other than `unknown`; the
+/// last refusal if none does.
+async fn first_that_knows(
+    services: impl Iterator<Item = &Arc<dyn Service>>,
+    unknown: ErrorCode,
+    ctx: &RequestContext,
+    request: Request,
+) -> Result<Answer, ErrorData> {
+    let mut refusal = match unknown {
+        ErrorCode::RESOURCE_NOT_FOUND => {
+            let uri = request.uri().unwrap_or_default();
+            ErrorData::new(
+                unknown,
+                format!("Resource not found: {uri}"),
+                Some(json!({ "uri": uri })),
+            )
+        }
+        _ => ErrorData::new(
+            unknown,
+            format!("Method not found: {}", request.method),
+            None,
+        ),
+    };
+    for service in services {
+        match service.serve(ctx, request.clone()).await {
+            Err(e) if e.code == unknown => refusal = e,
+            answered => return answered,
+        }
+    }
+    Err(refusal)
+}
+
+/// What a `completion/complete` completes an argument of.
+enum Target {
+    Prompt(String),
+    Resource(String),
+}
+
+fn completion_target(request: &Request) -> Option<Target> {
+    #[derive(Deserialize)]
+    struct Params {
+        #[serde(rename = "ref")]
+        reference: Value,
+    }
+    let reference = request.parse::<Params>().ok()?.reference;
+    let text = |key: &str| reference[key].as_str().map(str::to_string);
+    match reference["type"].as_str()? {
+        "ref/prompt" => text("name").map(Target::Prompt),
+        "ref/resource" => text("uri").map(Target::Resource),
+        _ => None,
+    }
+}

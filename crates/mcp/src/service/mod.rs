@@ -1,0 +1,101 @@
+//! The seam between the protocol and what serves requests. A [`Service`]
+//! offers a live [`Catalog`] (tools, prompts, resources, templates) and
+//! serves the requests that name its entries; the dispatcher answers the
+//! protocol's own methods around it. The built-in
+//! [`McpServer`](crate::McpServer) is one service; a gateway's upstream
+//! servers are others; a [`Composite`](composite::Composite) puts several
+//! in order behind one.
+
+pub mod catalog;
+pub mod composite;
+
+pub use catalog::{Catalog, ListKind, LiveCatalog};
+
+use async_trait::async_trait;
+use rmcp::model::{CallToolResult, ErrorData};
+use serde_json::Value;
+
+use crate::context::RequestContext;
+use crate::jsonrpc::{self, Id};
+use crate::request::Request;
+
+/// What serves requests.
+///
+/// A service answers the requests routed to it: `tools/call`,
+/// `resources/read`, `prompts/get`, `completion/complete`, and methods the
+/// protocol does not define. While it runs it may talk to the client
+/// through the [`RequestContext`] (progress, log messages, requests to the
+/// client); the transport then streams those ahead of the answer.
+///
+/// Conventions the dispatcher relies on: a tool, prompt or method the
+/// service does not have is refused as `tools/call`'s "Unknown tool"
+/// (invalid params), "Unknown prompt" (invalid params) and method not
+/// found; a resource it does not have as
+/// [`ErrorCode::RESOURCE_NOT_FOUND`](rmcp::model::ErrorCode::RESOURCE_NOT_FOUND),
+/// whichever generation asked.
+#[async_trait]
+pub trait Service: Send + Sync + 'static {
+    /// What it offers now; subscribers hear when that changes.
+    fn catalog(&self) -> &LiveCatalog;
+
+    /// The kinds of request it serves besides tools.
+    fn capabilities(&self) -> Capabilities;
+
+    async fn serve(&self, ctx: &RequestContext, request: Request) -> Result<Answer, ErrorData>;
+}
+
+/// The kinds of request a service serves besides tools, which every
+/// server offers. The server's advertised capabilities derive from them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `resources/list`, `resources/templates/list`, `resources/read`, and
+    /// subscriptions.
+    pub resources: bool,
+    /// `prompts/list` and `prompts/get`.
+    pub prompts: bool,
+    /// `completion/complete`.
+    pub completions: bool,
+}
+
+impl Capabilities {
+    /// What either offers.
+    pub fn union(self, other: Capabilities) -> Capabilities {
+        Capabilities {
+            resources: self.resources || other.resources,
+            prompts: self.prompts || other.prompts,
+            completions: self.completions || other.completions,
+        }
+    }
+}
+
+/// What a method answers. A tool's result stays typed until it is written
+/// out: `tools/call` is the hot path, and serializing it straight to the
+/// wire spares building and dropping a JSON tree per call.
+#[derive(Debug)]
+pub enum Answer {
+    Json(Value),
+    Tool(CallToolResult),
+}
+
+impl Answer {
+    /// `Some` when a tool reported failure (`isError`), with the first
+    /// text it gave. Only tools report failure in a result.
+    pub fn tool_error(&self) -> Option<Option<String>> {
+        let Answer::Tool(r) = self else {
+            return None;
+        };
+        (r.is_error == Some(true)).then(|| {
+            r.content
+                .iter()
+                .find_map(|c| Some(c.as_text()?.text.chars().take(500).collect()))
+        })
+    }
+
+    /// The JSON-RPC response that carries this result.
+    pub fn response_bytes(&self, id: &Id) -> Vec<u8> {
+        match self {
+            Answer::Json(v) => jsonrpc::result_bytes(id, v),
+            Answer::Tool(r) => jsonrpc::result_bytes(id, r),
+        }
+    }
+}

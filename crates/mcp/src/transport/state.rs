@@ -1,0 +1,121 @@
+//! The endpoint's settings and state: what every request handler reads
+//! (the session manager, the dispatcher, per-session transport state, live
+//! streams) and the caches and limits the transport keeps.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sessiongate_core::lifecycle::{
+    EventLog, Lifecycle, RateLimiter, Reclaim, RequestLog, SessionManager, StatelessClients,
+};
+
+use super::list_changed;
+use crate::dispatch::Dispatcher;
+use crate::guard::OriginPolicy;
+use crate::identity_cache::IdentityCache;
+use crate::metrics::RequestDurations;
+use crate::peers::Peers;
+use crate::streams::Streams;
+
+/// Transport settings.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    pub origins: OriginPolicy,
+    /// Largest accepted POST body.
+    pub max_body_bytes: usize,
+    /// Interval of SSE keep-alive comments on open streams.
+    pub keepalive: Duration,
+    /// A sessionful request still running after this long answers on a
+    /// resumable SSE stream instead of one JSON body, so a dropped
+    /// connection does not lose its result.
+    pub sse_after: Duration,
+    /// The SSE `retry` hint: how long a client waits before reconnecting.
+    pub retry: Duration,
+    /// A standalone GET stream (2025-11-25) quiet for this long is closed
+    /// with a `retry` hint, so the client polls instead of holding it open.
+    pub stream_idle_close: Duration,
+    /// Largest `clientInfo` and largest capabilities a client may announce,
+    /// in `initialize` or a stateless request's `_meta`, as JSON bytes.
+    pub max_client_metadata_bytes: usize,
+    /// `initialize` requests per second per remote address, in the long run.
+    pub initialize_per_second: f64,
+    /// `initialize` requests a remote address may send at once.
+    pub initialize_burst: u32,
+    /// A request body not received in full after this long is refused (408).
+    pub body_read_timeout: Duration,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            origins: OriginPolicy::default(),
+            max_body_bytes: 4 * 1024 * 1024,
+            keepalive: Duration::from_secs(15),
+            sse_after: Duration::from_secs(1),
+            retry: Duration::from_secs(1),
+            stream_idle_close: Duration::from_secs(10 * 60),
+            max_client_metadata_bytes: 64 * 1024,
+            initialize_per_second: 20.0,
+            initialize_burst: 200,
+            body_read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Everything the MCP endpoint needs.
+#[derive(Clone)]
+pub struct McpState {
+    pub manager: Arc<SessionManager>,
+    pub request_log: Arc<RequestLog>,
+    pub event_log: Arc<EventLog>,
+    pub reclaim: Arc<Reclaim>,
+    pub stateless: Arc<StatelessClients>,
+    pub dispatcher: Arc<Dispatcher>,
+    pub peers: Peers,
+    pub streams: Streams,
+    pub config: Arc<TransportConfig>,
+    pub(super) identities: Arc<IdentityCache>,
+    pub(super) durations: Arc<RequestDurations>,
+    pub(super) initialize_limiter: Arc<RateLimiter>,
+}
+
+impl McpState {
+    /// The endpoint's state. Starts telling sessions of catalog changes,
+    /// so it must be called within a Tokio runtime. `peers` must be
+    /// subscribed to the lifecycle's end-of-session notification, so an
+    /// ended session's transport state goes with it.
+    pub fn new(
+        lifecycle: &Lifecycle,
+        peers: Peers,
+        dispatcher: Dispatcher,
+        config: TransportConfig,
+    ) -> Self {
+        let manager = lifecycle.sessions.clone();
+        let state = McpState {
+            identities: Arc::new(IdentityCache::new(manager.config().max_stateless_clients)),
+            initialize_limiter: Arc::new(RateLimiter::new(
+                config.initialize_per_second,
+                config.initialize_burst,
+            )),
+            manager,
+            request_log: lifecycle.request_log.clone(),
+            event_log: lifecycle.event_log.clone(),
+            reclaim: lifecycle.reclaim.clone(),
+            stateless: lifecycle.stateless.clone(),
+            dispatcher: Arc::new(dispatcher),
+            peers,
+            streams: Streams::default(),
+            config: Arc::new(config),
+            durations: Arc::default(),
+        };
+        list_changed::announce(state.dispatcher.catalog(), state.peers.clone());
+        state
+    }
+
+    /// Ends every open stream, so a graceful shutdown is not held up by
+    /// clients' standalone GET streams. Their sessions stay active.
+    pub fn close_streams(&self) {
+        self.peers.clear();
+        self.streams.close_connections();
+    }
+}
