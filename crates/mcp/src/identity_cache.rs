@@ -85,21 +85,6 @@ impl IdentityCache {
             }
         }
         let known = build(a);
-        // Only a new identity pays for the scan, and only at capacity.
-        while self.by_info.len() >= self.capacity && !self.by_info.contains_key(info) {
-            let Some(oldest) = self
-                .by_info
-                .iter()
-                .min_by_key(|e| e.used.load(Ordering::Relaxed))
-                .map(|e| e.key().clone())
-            else {
-                break;
-            };
-            if self.by_info.remove(&oldest).is_some() {
-                metrics::counter!("sessiongate_client_evictions_total", "table" => "identities")
-                    .increment(1);
-            }
-        }
         self.by_info.insert(
             info.into(),
             Entry {
@@ -111,7 +96,30 @@ impl IdentityCache {
                 used: AtomicU64::new(now),
             },
         );
+        self.trim(info);
         known
+    }
+
+    /// Evicts the least recently used identities past capacity, sparing
+    /// `info`. After the insert, not before: new identities arriving
+    /// together would each find room before any of them is in. Only a
+    /// cache over capacity — a new identity at capacity — pays for the scan.
+    fn trim(&self, info: &str) {
+        while self.by_info.len() > self.capacity {
+            let Some(oldest) = self
+                .by_info
+                .iter()
+                .filter(|e| e.key().as_ref() != info)
+                .min_by_key(|e| e.used.load(Ordering::Relaxed))
+                .map(|e| e.key().clone())
+            else {
+                break;
+            };
+            if self.by_info.remove(&oldest).is_some() {
+                metrics::counter!("sessiongate_client_evictions_total", "table" => "identities")
+                    .increment(1);
+            }
+        }
     }
 }
 

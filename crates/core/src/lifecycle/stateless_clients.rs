@@ -167,21 +167,6 @@ impl Table {
             c.request_count += 1;
             return announce(&mut c);
         }
-        // Only a client not yet known pays for the scan, and only at capacity.
-        while self.by_key.len() >= self.capacity {
-            let Some(oldest) = self
-                .by_key
-                .iter()
-                .min_by_key(|c| c.last_seen)
-                .map(|c| c.key().clone())
-            else {
-                break;
-            };
-            if self.by_key.remove(&oldest).is_some() {
-                metrics::counter!("sessiongate_client_evictions_total", "table" => "clients")
-                    .increment(1);
-            }
-        }
         let mut entry = self
             .by_key
             .entry(key.to_string())
@@ -197,7 +182,32 @@ impl Table {
                 request_count: 1,
                 announced_at: None,
             });
-        announce(&mut entry)
+        let due = announce(&mut entry);
+        drop(entry);
+        self.trim(key);
+        due
+    }
+
+    /// Evicts the least recently seen clients past capacity, sparing `key`.
+    /// After the insert, not before: newcomers arriving together would each
+    /// find room before any of them is in. Only a table over capacity —
+    /// a newcomer at capacity — pays for the scan.
+    fn trim(&self, key: &str) {
+        while self.by_key.len() > self.capacity {
+            let Some(oldest) = self
+                .by_key
+                .iter()
+                .filter(|c| c.key() != key)
+                .min_by_key(|c| c.last_seen)
+                .map(|c| c.key().clone())
+            else {
+                break;
+            };
+            if self.by_key.remove(&oldest).is_some() {
+                metrics::counter!("sessiongate_client_evictions_total", "table" => "clients")
+                    .increment(1);
+            }
+        }
     }
 
     /// Refills the table from the request log (most recently seen first,
