@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use sessiongate_api::{router, ApiState};
 use sessiongate_core::client_kind::detect_client_type;
 use sessiongate_core::lifecycle::{
-    EndKind, EndSubscriber, Lifecycle, LifecycleConfig, LiveSession, SessionEnded, SessionManager,
+    ActiveSession, EndKind, EndSubscriber, Lifecycle, LifecycleConfig, SessionEnded, SessionManager,
 };
 use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
 use sessiongate_core::session::ClientIdentity;
@@ -119,7 +119,7 @@ impl Harness {
             .to_string()
     }
 
-    async fn create(&self, client_name: &str) -> Arc<LiveSession> {
+    async fn create(&self, client_name: &str) -> Arc<ActiveSession> {
         self.manager
             .create(
                 identity(client_name),
@@ -1062,7 +1062,7 @@ async fn analytics_usage_and_timeline_report_the_request_log() {
     let a = h.create("claude-code").await;
     let b = h.create("cursor").await;
     let now = h.manager.now();
-    let call = |session: &Arc<LiveSession>, tool: &str, ms: u64, ok: bool| RequestLogEntry {
+    let call = |session: &Arc<ActiveSession>, tool: &str, ms: u64, ok: bool| RequestLogEntry {
         session_id: Some(session.id()),
         client_key: None,
         method: "tools/call".to_string(),

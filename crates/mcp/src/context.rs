@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rmcp::model::{ErrorCode, ErrorData};
 use serde_json::{json, Value};
-use sessiongate_core::lifecycle::{LiveSession, Reclaim, SessionManager};
+use sessiongate_core::lifecycle::{ActiveSession, Reclaim, SessionManager};
 use sessiongate_core::session::ClientIdentity;
 use tokio::sync::{mpsc, Notify};
 
@@ -22,7 +22,7 @@ const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 #[derive(Clone)]
 pub enum Caller {
     /// A sessionful client (2025-03-26 .. 2025-11-25).
-    Session(Arc<LiveSession>),
+    Session(Arc<ActiveSession>),
     /// A stateless client (2026-07-28), attributed to a client key.
     Client {
         key: Arc<str>,
@@ -48,7 +48,7 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    pub fn session(&self) -> Option<&Arc<LiveSession>> {
+    pub fn session(&self) -> Option<&Arc<ActiveSession>> {
         match &self.caller {
             Caller::Session(s) => Some(s),
             Caller::Client { .. } => None,

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use rmcp::model::ErrorData;
 use serde_json::Value;
-use sessiongate_core::lifecycle::{EndSubscriber, LiveSession, SessionEnded};
+use sessiongate_core::lifecycle::{ActiveSession, EndSubscriber, SessionEnded};
 use sessiongate_core::SessionId;
 use tokio::sync::{mpsc, oneshot};
 
@@ -119,7 +119,7 @@ impl Peers {
     /// The session's state, created if it has none. A session that ends
     /// meanwhile keeps none: its end removes what was there, and a state
     /// made after the end is dropped here at once.
-    pub fn get_or_create(&self, session: &LiveSession) -> Arc<PeerState> {
+    pub fn get_or_create(&self, session: &ActiveSession) -> Arc<PeerState> {
         let id = session.id();
         let peer = self.0.entry(id).or_default().clone();
         if session.departed() {

@@ -17,12 +17,12 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::active::ActiveSession;
 use super::config::LifecycleConfig;
 use super::ends::{EndKind, Ends, SessionEnded};
 use super::error::{LifecycleError, ReconnectError};
 use super::expiry::Deadlines;
 use super::figures::Figures;
-use super::live::LiveSession;
 use super::observe::{LifecycleEvent, Observers};
 use super::registry::{LocalRegistry, Registry};
 use super::session_writer::{self, SessionWrite};
@@ -40,7 +40,7 @@ const LOAD_PAGE: u32 = 5_000;
 
 /// A new session and the reconnect token its holder receives.
 pub struct Created {
-    pub session: Arc<LiveSession>,
+    pub session: Arc<ActiveSession>,
     pub token: IssuedToken,
 }
 
@@ -75,7 +75,7 @@ pub struct SessionManager {
     /// One expiry entry per active session.
     deadlines: Deadlines,
     /// Sessions touched since the last activity flush.
-    dirty: Mutex<Vec<Arc<LiveSession>>>,
+    dirty: Mutex<Vec<Arc<ActiveSession>>>,
     /// The session writer's queue.
     writes: mpsc::Sender<SessionWrite>,
     /// Signs a new session's first reconnect token.
@@ -131,7 +131,7 @@ impl SessionManager {
                     });
                 } else {
                     deadlines.push(deadline, record.session_id);
-                    registry.claim(LiveSession::new(record));
+                    registry.claim(ActiveSession::new(record));
                 }
             }
         }
@@ -229,7 +229,7 @@ impl SessionManager {
             .map_err(|_| LifecycleError::ShuttingDown)?;
         done.await.map_err(|_| LifecycleError::ShuttingDown)??;
 
-        let live = self.install(LiveSession::new(record), now);
+        let live = self.install(ActiveSession::new(record), now);
         self.figures.on_connect(now);
         metrics::counter!("sessiongate_sessions_created_total").increment(1);
         if self.observers.listening() {
@@ -245,7 +245,7 @@ impl SessionManager {
     /// Puts a session in the registry with a deadline counted from `from`;
     /// returns the one the registry holds. After shutdown let go of the
     /// registry, the session is let go of at once (and reported so).
-    fn install(&self, live: Arc<LiveSession>, from: Timestamp) -> Arc<LiveSession> {
+    fn install(&self, live: Arc<ActiveSession>, from: Timestamp) -> Arc<ActiveSession> {
         let live = self.registry.claim(live);
         self.deadlines
             .push(from.saturating_add(self.config.idle_timeout), live.id());
@@ -258,7 +258,7 @@ impl SessionManager {
     }
 
     /// The active session with this id, if any.
-    pub fn active(&self, id: SessionId) -> Option<Arc<LiveSession>> {
+    pub fn active(&self, id: SessionId) -> Option<Arc<ActiveSession>> {
         self.registry.get(id)
     }
 
@@ -267,7 +267,7 @@ impl SessionManager {
     }
 
     /// Records one request on a session.
-    pub fn touch(&self, session: &Arc<LiveSession>) {
+    pub fn touch(&self, session: &Arc<ActiveSession>) {
         if session.touch(self.clock.now(), 1) {
             self.dirty
                 .lock()
@@ -278,7 +278,7 @@ impl SessionManager {
 
     /// Records a sign of life that is not a request (a notification, a
     /// response to the server, a stream opening or closing).
-    pub fn keep_alive(&self, session: &Arc<LiveSession>) {
+    pub fn keep_alive(&self, session: &Arc<ActiveSession>) {
         if session.touch(self.clock.now(), 0) {
             self.dirty
                 .lock()
@@ -290,7 +290,7 @@ impl SessionManager {
     /// Marks a server-to-client stream open for as long as the guard lives:
     /// the session does not expire meanwhile, and its idle time counts from
     /// the stream's close.
-    pub fn open_stream(self: &Arc<Self>, session: Arc<LiveSession>) -> StreamGuard {
+    pub fn open_stream(self: &Arc<Self>, session: Arc<ActiveSession>) -> StreamGuard {
         session.stream_opened();
         StreamGuard {
             manager: self.clone(),
@@ -325,7 +325,7 @@ impl SessionManager {
         Ok(Some(final_record(&live, &end)))
     }
 
-    fn end_of(&self, live: &LiveSession, reason: DisconnectReason) -> SessionEnd {
+    fn end_of(&self, live: &ActiveSession, reason: DisconnectReason) -> SessionEnd {
         let now = self.clock.now();
         SessionEnd {
             session_id: live.id(),
@@ -338,7 +338,7 @@ impl SessionManager {
     }
 
     /// Counts an end and reports it.
-    fn ended(&self, live: &LiveSession, end: &SessionEnd) {
+    fn ended(&self, live: &ActiveSession, end: &SessionEnd) {
         metrics::counter!("sessiongate_sessions_ended_total", "reason" => end.reason.as_str())
             .increment(1);
         self.figures.on_end(live.connected_at(), end.at);
@@ -351,7 +351,7 @@ impl SessionManager {
 
     /// The one place a session that left the registry is reported: called
     /// only by whoever released it, so once per departure.
-    fn depart(&self, live: &LiveSession, kind: EndKind, at: Timestamp) {
+    fn depart(&self, live: &ActiveSession, kind: EndKind, at: Timestamp) {
         live.depart();
         self.ends.notify(SessionEnded {
             session_id: live.id(),
@@ -404,7 +404,7 @@ impl SessionManager {
     }
 
     /// Puts a reclaimed session back in the registry, active from now.
-    pub(crate) fn revive(&self, mut record: SessionRecord, count: u64) -> Arc<LiveSession> {
+    pub(crate) fn revive(&self, mut record: SessionRecord, count: u64) -> Arc<ActiveSession> {
         let now = self.clock.now();
         let was_disconnected = record.status == SessionStatus::Disconnected;
         record.status = SessionStatus::Active;
@@ -413,7 +413,7 @@ impl SessionManager {
         record.total_duration = None;
         record.last_activity = now;
         record.reconnect_count = count;
-        let live = self.install(LiveSession::new(record), now);
+        let live = self.install(ActiveSession::new(record), now);
         if was_disconnected {
             // A revived session leaves the disconnected count.
             self.figures.on_revive();
@@ -536,7 +536,7 @@ impl SessionManager {
 }
 
 /// An ended session's final record.
-fn final_record(live: &LiveSession, end: &SessionEnd) -> SessionRecord {
+fn final_record(live: &ActiveSession, end: &SessionEnd) -> SessionRecord {
     let mut record = live.record();
     record.status = SessionStatus::Disconnected;
     record.disconnected_at = Some(end.at);
@@ -548,7 +548,7 @@ fn final_record(live: &LiveSession, end: &SessionEnd) -> SessionRecord {
 /// Keeps a session's stream counted as open until dropped.
 pub struct StreamGuard {
     manager: Arc<SessionManager>,
-    session: Arc<LiveSession>,
+    session: Arc<ActiveSession>,
 }
 
 impl Drop for StreamGuard {

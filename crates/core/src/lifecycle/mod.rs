@@ -17,6 +17,7 @@
 //!
 //! The assembly hands each consumer the services it uses.
 
+mod active;
 mod config;
 mod ends;
 mod error;
@@ -24,7 +25,6 @@ mod event_log;
 mod expiry;
 mod figures;
 mod limiter;
-mod live;
 mod manager;
 mod observe;
 mod reclaim;
@@ -38,12 +38,12 @@ use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use active::ActiveSession;
 pub use config::{EventLogConfig, LifecycleConfig, ReconnectConfig, RequestLogConfig};
 pub use ends::{EndKind, EndSubscriber, SessionEnded};
 pub use error::{LifecycleError, ReconnectError};
 pub use event_log::EventLog;
 pub use limiter::{RateLimited, RateLimiter};
-pub use live::LiveSession;
 pub use manager::{Created, SessionManager, StreamGuard};
 pub use observe::LifecycleEvent;
 pub use reclaim::{Reclaim, Reconnected};

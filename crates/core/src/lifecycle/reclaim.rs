@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::active::ActiveSession;
 use super::config::ReconnectConfig;
 use super::error::ReconnectError;
 use super::limiter::FailureLimiter;
-use super::live::LiveSession;
 use super::manager::SessionManager;
 use super::observe::{LifecycleEvent, Observers};
 use crate::ids::SessionId;
@@ -18,7 +18,7 @@ use crate::token::{IssuedToken, Redemption, Refusal, TokenHash, TokenSigner};
 
 /// A successful reconnect.
 pub struct Reconnected {
-    pub session: Arc<LiveSession>,
+    pub session: Arc<ActiveSession>,
     pub reconnect_count: u64,
     /// The session's new token; the one used is spent.
     pub token: IssuedToken,
@@ -72,7 +72,7 @@ impl Reclaim {
     async fn reclaimable(
         &self,
         id: SessionId,
-    ) -> Result<(SessionRecord, Option<Arc<LiveSession>>), ReconnectError> {
+    ) -> Result<(SessionRecord, Option<Arc<ActiveSession>>), ReconnectError> {
         if let Some(live) = self.sessions.active(id) {
             return Ok((live.record(), Some(live)));
         }

@@ -15,72 +15,72 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use super::live::LiveSession;
+use super::active::ActiveSession;
 use crate::ids::SessionId;
 
 /// The active sessions this process serves.
 pub trait Registry: Send + Sync + 'static {
     /// The loaded session with this id. No I/O: every request calls it.
-    fn get(&self, id: SessionId) -> Option<Arc<LiveSession>>;
+    fn get(&self, id: SessionId) -> Option<Arc<ActiveSession>>;
 
     /// Takes a session in unless one with its id is held already; returns
     /// the one held after the call.
-    fn claim(&self, session: Arc<LiveSession>) -> Arc<LiveSession>;
+    fn claim(&self, session: Arc<ActiveSession>) -> Arc<ActiveSession>;
 
     /// Lets go of a session; returns it if it was held. Whoever gets it
     /// back is the one end path that reports it.
-    fn release(&self, id: SessionId) -> Option<Arc<LiveSession>>;
+    fn release(&self, id: SessionId) -> Option<Arc<ActiveSession>>;
 
     /// Lets go of a session only if `still` holds for it, checked under the
     /// entry's lock so no touch slips in between.
     fn release_if(
         &self,
         id: SessionId,
-        still: &dyn Fn(&LiveSession) -> bool,
-    ) -> Option<Arc<LiveSession>>;
+        still: &dyn Fn(&ActiveSession) -> bool,
+    ) -> Option<Arc<ActiveSession>>;
 
     /// Lets go of every session; returns them.
-    fn release_all(&self) -> Vec<Arc<LiveSession>>;
+    fn release_all(&self) -> Vec<Arc<ActiveSession>>;
 
     /// How many sessions are held.
     fn count(&self) -> usize;
 
     /// Visits every session held (in no order), holding one shard's read
     /// lock at a time.
-    fn for_each(&self, visit: &mut dyn FnMut(&Arc<LiveSession>));
+    fn for_each(&self, visit: &mut dyn FnMut(&Arc<ActiveSession>));
 }
 
 /// Every active session, in this process: a sharded hash map.
 #[derive(Default)]
 pub struct LocalRegistry {
     /// Every active session, by id.
-    sessions: DashMap<SessionId, Arc<LiveSession>>,
+    sessions: DashMap<SessionId, Arc<ActiveSession>>,
 }
 
 impl Registry for LocalRegistry {
-    fn get(&self, id: SessionId) -> Option<Arc<LiveSession>> {
+    fn get(&self, id: SessionId) -> Option<Arc<ActiveSession>> {
         self.sessions.get(&id).map(|s| s.clone())
     }
 
-    fn claim(&self, session: Arc<LiveSession>) -> Arc<LiveSession> {
+    fn claim(&self, session: Arc<ActiveSession>) -> Arc<ActiveSession> {
         self.sessions.entry(session.id()).or_insert(session).clone()
     }
 
-    fn release(&self, id: SessionId) -> Option<Arc<LiveSession>> {
+    fn release(&self, id: SessionId) -> Option<Arc<ActiveSession>> {
         self.sessions.remove(&id).map(|(_, s)| s)
     }
 
     fn release_if(
         &self,
         id: SessionId,
-        still: &dyn Fn(&LiveSession) -> bool,
-    ) -> Option<Arc<LiveSession>> {
+        still: &dyn Fn(&ActiveSession) -> bool,
+    ) -> Option<Arc<ActiveSession>> {
         self.sessions
             .remove_if(&id, |_, s| still(s))
             .map(|(_, s)| s)
     }
 
-    fn release_all(&self) -> Vec<Arc<LiveSession>> {
+    fn release_all(&self) -> Vec<Arc<ActiveSession>> {
         let mut released = Vec::with_capacity(self.sessions.len());
         self.sessions.retain(|_, s| {
             released.push(s.clone());
@@ -93,7 +93,7 @@ impl Registry for LocalRegistry {
         self.sessions.len()
     }
 
-    fn for_each(&self, visit: &mut dyn FnMut(&Arc<LiveSession>)) {
+    fn for_each(&self, visit: &mut dyn FnMut(&Arc<ActiveSession>)) {
         for entry in self.sessions.iter() {
             visit(entry.value());
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use sessiongate_core::lifecycle::{
-    EndKind, EndSubscriber, Lifecycle, LifecycleConfig, LiveSession, SessionEnded,
+    ActiveSession, EndKind, EndSubscriber, Lifecycle, LifecycleConfig, SessionEnded,
 };
 use sessiongate_core::session::ClientIdentity;
 use sessiongate_core::{ManualClock, SessionId};
@@ -76,7 +76,7 @@ pub fn identity() -> ClientIdentity {
 }
 
 impl Harness {
-    pub async fn create(&self) -> Arc<LiveSession> {
+    pub async fn create(&self) -> Arc<ActiveSession> {
         self.lifecycle
             .sessions
             .create(identity(), json!({}))

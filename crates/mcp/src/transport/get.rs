@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
-use sessiongate_core::lifecycle::LiveSession;
+use sessiongate_core::lifecycle::ActiveSession;
 use sessiongate_core::stream::{StreamId, StreamKind};
 use tokio::sync::mpsc;
 
@@ -99,7 +99,7 @@ pub(super) async fn get(State(st): State<McpState>, inbound: Inbound) -> Respons
 /// earlier one: server-initiated messages go to it from now on.
 fn open_standalone(
     st: &McpState,
-    session: &LiveSession,
+    session: &ActiveSession,
 ) -> (StreamId, mpsc::Receiver<streams::Frame>) {
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     st.peers.get_or_create(session).attach_stream(tx);

@@ -11,7 +11,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
 use rmcp::model::ErrorData;
-use sessiongate_core::lifecycle::LiveSession;
+use sessiongate_core::lifecycle::ActiveSession;
 use sessiongate_core::stream::{EventId, StreamId, StreamKind};
 use tokio::sync::{mpsc, Notify};
 use tokio_stream::wrappers::ReceiverStream;
@@ -162,14 +162,14 @@ pub(super) async fn run(
 }
 
 /// Whether a session's revision primes streams and may be asked to poll.
-pub(super) fn polls(session: &LiveSession) -> bool {
+pub(super) fn polls(session: &ActiveSession) -> bool {
     session.protocol_version() >= "2025-11-25"
 }
 
 /// A request's resumable response stream: `first`, then what `rx` carries.
 fn resumable_response(
     st: &McpState,
-    session: Arc<LiveSession>,
+    session: Arc<ActiveSession>,
     first: Vec<Bytes>,
     rx: mpsc::Receiver<Bytes>,
     poll: Option<Arc<Notify>>,

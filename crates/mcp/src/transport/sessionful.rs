@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use sessiongate_core::lifecycle::LiveSession;
+use sessiongate_core::lifecycle::ActiveSession;
 use sessiongate_core::token::IssuedToken;
 
 use super::inbound::{Accepts, Inbound, Incoming, Messages, SessionHeader};
@@ -36,7 +36,7 @@ pub(super) async fn sessionful(st: &McpState, inbound: &Inbound, messages: Messa
 async fn answer(
     st: &McpState,
     inbound: &Inbound,
-    session: &Arc<LiveSession>,
+    session: &Arc<ActiveSession>,
     messages: Messages,
 ) -> Response {
     let negotiated = session.protocol_version();
@@ -107,7 +107,7 @@ pub(super) async fn lookup(
     st: &McpState,
     inbound: &Inbound,
     revive: Revive,
-) -> Result<(Arc<LiveSession>, Option<IssuedToken>), Box<Response>> {
+) -> Result<(Arc<ActiveSession>, Option<IssuedToken>), Box<Response>> {
     let id = match inbound.session {
         SessionHeader::Absent => {
             return Err(Box::new(bad_request(
@@ -140,7 +140,7 @@ pub(super) async fn lookup(
 /// Handles one message of a session; `None` means "accepted, no body".
 async fn message(
     st: &McpState,
-    session: &Arc<LiveSession>,
+    session: &Arc<ActiveSession>,
     incoming: Incoming,
     accept: Accepts,
     bytes_in: u64,

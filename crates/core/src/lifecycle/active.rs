@@ -12,7 +12,7 @@ use crate::session::{ClientIdentity, SessionRecord, SessionStatus};
 
 /// An active session.
 #[derive(Debug)]
-pub struct LiveSession {
+pub struct ActiveSession {
     id: SessionId,
     identity: ClientIdentity,
     connected_at: Timestamp,
@@ -33,9 +33,9 @@ pub struct LiveSession {
     departed: AtomicBool,
 }
 
-impl LiveSession {
+impl ActiveSession {
     pub(crate) fn new(record: SessionRecord) -> Arc<Self> {
-        Arc::new(LiveSession {
+        Arc::new(ActiveSession {
             id: record.session_id,
             identity: record.client,
             connected_at: record.connected_at,
