@@ -62,9 +62,13 @@ impl Default for TransportConfig {
     }
 }
 
-/// Everything the MCP endpoint needs.
+/// Everything the MCP endpoint needs. Every request takes a clone, so it
+/// is one reference count, not one per service.
 #[derive(Clone)]
-pub struct McpState {
+pub struct McpState(Arc<Shared>);
+
+/// What [`McpState`] shares between requests.
+pub struct Shared {
     pub manager: Arc<SessionManager>,
     pub request_log: Arc<RequestLog>,
     pub event_log: Arc<EventLog>,
@@ -91,7 +95,7 @@ impl McpState {
         config: TransportConfig,
     ) -> Self {
         let manager = lifecycle.sessions.clone();
-        let state = McpState {
+        let state = McpState(Arc::new(Shared {
             identities: Arc::new(IdentityCache::new(manager.config().max_stateless_clients)),
             initialize_limiter: Arc::new(RateLimiter::new(
                 config.initialize_per_second,
@@ -107,7 +111,7 @@ impl McpState {
             streams: Streams::default(),
             config: Arc::new(config),
             durations: Arc::default(),
-        };
+        }));
         list_changed::announce(state.dispatcher.catalog(), state.peers.clone());
         state
     }
@@ -117,5 +121,13 @@ impl McpState {
     pub fn close_streams(&self) {
         self.peers.clear();
         self.streams.close_connections();
+    }
+}
+
+impl std::ops::Deref for McpState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }
