@@ -11,7 +11,6 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rmcp::model::ErrorData;
-use serde_json::value::RawValue;
 use serde_json::Value;
 use sessiongate_core::stream::EventId;
 use sessiongate_core::SessionId;
@@ -91,17 +90,7 @@ pub(super) struct Inbound {
     pub size: u64,
 }
 
-/// A POST body.
-pub(super) enum Posted {
-    /// An `initialize`; its params are the handshake's to read.
-    Initialize {
-        id: Id,
-        params: Option<Box<RawValue>>,
-    },
-    Messages(Messages),
-}
-
-/// The messages of a POST other than `initialize`.
+/// The messages of a POST body.
 pub(super) enum Messages {
     Single(Incoming),
     /// 2025-03-26 only; each item read on its own.
@@ -146,12 +135,11 @@ impl Incoming {
     }
 }
 
-impl Posted {
+impl Messages {
     /// The id of the request a refusal of the whole body answers.
     pub fn request_id(&self) -> Option<&Id> {
         match self {
-            Posted::Initialize { id, .. }
-            | Posted::Messages(Messages::Single(Incoming::Request { id, .. })) => Some(id),
+            Messages::Single(Incoming::Request { id, .. }) => Some(id),
             _ => None,
         }
     }
@@ -186,7 +174,7 @@ impl Inbound {
 
     /// Reads a POST: its facts, then its body, within the limits, as
     /// JSON-RPC. The response to send instead when any of it fails.
-    pub async fn receive(st: &McpState, req: HttpRequest) -> Result<(Inbound, Posted), Response> {
+    pub async fn receive(st: &McpState, req: HttpRequest) -> Result<(Inbound, Messages), Response> {
         let (parts, body) = req.into_parts();
         let mut inbound = Inbound::read(st, parts).map_err(|refused| *refused)?;
         if !is_json_content(&inbound.headers) {
@@ -237,22 +225,19 @@ impl Inbound {
             }
         };
         inbound.size = bytes.len() as u64;
-        let posted = match jsonrpc::parse(&bytes) {
-            Ok(Body::Single(Message::Request { id, method, params })) if method == "initialize" => {
-                Posted::Initialize { id, params }
-            }
-            Ok(Body::Single(message)) => Posted::Messages(Messages::Single(message.into())),
-            Ok(Body::Batch(items)) => Posted::Messages(Messages::Batch(
+        let messages = match jsonrpc::parse(&bytes) {
+            Ok(Body::Single(message)) => Messages::Single(message.into()),
+            Ok(Body::Batch(items)) => Messages::Batch(
                 items
                     .into_iter()
                     .map(|item| item.map(Incoming::from))
                     .collect(),
-            )),
+            ),
             Err(Invalid { id, error }) => {
                 return Err(rpc_error(StatusCode::BAD_REQUEST, id.as_ref(), error))
             }
         };
-        Ok((inbound, posted))
+        Ok((inbound, messages))
     }
 
     fn header(&self, name: impl header::AsHeaderName) -> Option<&str> {
@@ -275,9 +260,12 @@ impl Inbound {
     }
 
     /// `Mcp-Name`, decoded (`=?base64?...?=` for values that are not plain
-    /// ASCII); `Some(None)` when it cannot be.
+    /// ASCII); `Some(None)` when it cannot be, or holds bytes that are not
+    /// visible ASCII.
     pub fn mcp_name(&self) -> Option<Option<String>> {
-        self.header(HEADER_NAME).map(decode_header_value)
+        self.headers
+            .get(HEADER_NAME)
+            .map(|v| v.to_str().ok().and_then(decode_header_value))
     }
 
     pub fn has_session_header(&self) -> bool {

@@ -2,7 +2,8 @@
 //! body (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`), the version
 //! must be one served without sessions, and the request is attributed to
 //! its client — the identity built from its `_meta`, kept per `clientInfo`
-//! text by the identity cache — before it runs.
+//! text by the identity cache — before it runs. `initialize`, which the
+//! revision removed, is an unknown method there.
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -39,6 +40,9 @@ pub(super) async fn stateless(st: &McpState, inbound: &Inbound, incoming: Incomi
     let id_ref = id.as_ref();
     if let Err(mismatch) = mirrored(inbound, id_ref, &request) {
         return header_mismatch(id_ref, mismatch);
+    }
+    if request.method == "initialize" {
+        return removed_initialize(id_ref);
     }
     let meta = request.params.meta.as_ref();
     let Some(version) = meta
@@ -167,6 +171,22 @@ fn mirrored(inbound: &Inbound, id: Option<&Id>, request: &Request) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// 2026-07-28 removed the handshake: an unknown method, answered before
+/// the `_meta` a legacy-shaped `initialize` lacks is asked for, naming the
+/// versions served — the only diagnostic such a client may show.
+fn removed_initialize(id: Option<&Id>) -> Response {
+    rpc_error(
+        StatusCode::NOT_FOUND,
+        id,
+        ErrorData::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            "Method not found: initialize was removed in 2026-07-28; send each request with \
+             its _meta, or initialize with an earlier protocol version",
+            Some(json!({ "supported": protocol::supported_versions() })),
+        ),
+    )
 }
 
 fn header_mismatch(id: Option<&Id>, message: String) -> Response {

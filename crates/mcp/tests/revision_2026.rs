@@ -1,0 +1,290 @@
+//! Rules of the 2026-07-28 revision over real HTTP: `initialize` is a
+//! removed method there while the sessionful revisions keep their
+//! handshake, the mirrored headers are read as HTTP field values, and a
+//! tool's JSON Schema 2020-12 reaches `tools/list` as written.
+
+mod common;
+
+use async_trait::async_trait;
+use common::{stateless, TestServer};
+use rmcp::model::{CallToolResult, ErrorData, JsonObject, Tool};
+use serde_json::{json, Value};
+use sessiongate_core::store::SessionQuery;
+use sessiongate_mcp::tools::schema;
+use sessiongate_mcp::{McpServer, RequestContext, ToolHandler};
+use std::sync::Arc;
+
+const MODERN: (&str, &str) = ("mcp-protocol-version", "2026-07-28");
+
+async fn sessions_total(t: &TestServer) -> u64 {
+    let query = SessionQuery {
+        status: None,
+        client_type: None,
+        limit: 1,
+        offset: 0,
+    };
+    t.manager.list(&query).await.unwrap().total
+}
+
+/// The HTTP status and the JSON-RPC error of a response.
+async fn refusal(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    assert!(
+        !response.headers().contains_key("mcp-session-id"),
+        "a refusal opens no session"
+    );
+    let body: Value = response.json().await.unwrap();
+    (status, body["error"].clone())
+}
+
+fn legacy_initialize(version: &str) -> Value {
+    json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+        "protocolVersion": version,
+        "capabilities": {},
+        "clientInfo": {"name": "probe", "version": "1"}}})
+}
+
+#[tokio::test]
+async fn initialize_is_a_removed_method_in_2026_07_28() {
+    let t = TestServer::start().await;
+    let method = ("mcp-method", "initialize");
+
+    // With the revision in `_meta` and the headers that mirror it.
+    let modern = stateless(
+        "initialize",
+        json!({"protocolVersion": "2026-07-28", "capabilities": {},
+               "clientInfo": {"name": "probe", "version": "1"}}),
+    );
+    let (status, error) = refusal(t.post(modern.clone(), &[MODERN, method]).await).await;
+    assert_eq!((status, &error["code"]), (404, &json!(-32601)), "{error}");
+    let supported = error["data"]["supported"].as_array().unwrap();
+    assert!(supported.contains(&json!("2026-07-28")), "{error}");
+    assert!(supported.contains(&json!("2025-11-25")), "{error}");
+
+    // Named by the header alone, the body shaped as a legacy handshake.
+    let (status, error) = refusal(
+        t.post(legacy_initialize("2026-07-28"), &[MODERN, method])
+            .await,
+    )
+    .await;
+    assert_eq!((status, &error["code"]), (404, &json!(-32601)), "{error}");
+
+    // Named by `_meta` alone: the revision's header rules apply first.
+    let (status, error) = refusal(t.post(modern, &[method]).await).await;
+    assert_eq!((status, &error["code"]), (400, &json!(-32020)), "{error}");
+    assert_eq!(sessions_total(&t).await, 0);
+
+    // The sessionful revisions keep their handshake, whatever the header.
+    for header in [None, Some("2025-11-25"), Some("2024-11-05")] {
+        let headers: Vec<(&str, &str)> = header
+            .map(|v| vec![("mcp-protocol-version", v)])
+            .unwrap_or_default();
+        let response = t.post(legacy_initialize("2025-06-18"), &headers).await;
+        assert_eq!(response.status(), 200, "{header:?}");
+        assert!(response.headers().contains_key("mcp-session-id"));
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["result"]["protocolVersion"], "2025-06-18");
+    }
+    // A legacy handshake asking for the stateless revision is offered the
+    // newest sessionful one, as before.
+    let response = t.post(legacy_initialize("2026-07-28"), &[]).await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["result"]["protocolVersion"], "2025-11-25");
+    assert_eq!(sessions_total(&t).await, 4);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn mirrored_headers_are_read_as_http_field_values() {
+    let t = TestServer::start().await;
+    let call = stateless(
+        "tools/call",
+        json!({"name":"echo","arguments":{"text":"x"}}),
+    );
+    let post = |headers: Vec<(&'static str, &'static str)>| {
+        let call = call.clone();
+        let t = &t;
+        async move { t.post(call, &headers).await }
+    };
+    let answered = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["result"]["content"][0]["text"], "x", "{body}");
+    };
+
+    // Whitespace around a field value is not part of it (RFC 9110 5.5).
+    answered(
+        post(vec![
+            ("mcp-protocol-version", "  2026-07-28 "),
+            ("mcp-method", " tools/call\t"),
+            ("mcp-name", "  echo  "),
+        ])
+        .await,
+    )
+    .await;
+    // The Base64 sentinel is decoded before the comparison.
+    answered(
+        post(vec![
+            MODERN,
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "=?base64?ZWNobw==?="),
+        ])
+        .await,
+    )
+    .await;
+
+    let mismatch = |response: reqwest::Response| async move {
+        let (status, error) = refusal(response).await;
+        assert_eq!((status, &error["code"]), (400, &json!(-32020)), "{error}");
+        error["message"].as_str().unwrap().to_string()
+    };
+    // Values are case-sensitive.
+    mismatch(
+        post(vec![
+            MODERN,
+            ("mcp-method", "Tools/Call"),
+            ("mcp-name", "echo"),
+        ])
+        .await,
+    )
+    .await;
+    mismatch(
+        post(vec![
+            MODERN,
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "ECHO"),
+        ])
+        .await,
+    )
+    .await;
+    // Whitespace inside a value is part of it.
+    mismatch(
+        post(vec![
+            MODERN,
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "ec ho"),
+        ])
+        .await,
+    )
+    .await;
+    // A sentinel that is not Base64, and bytes that are not visible ASCII.
+    let invalid = mismatch(
+        post(vec![
+            MODERN,
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "=?base64?not base64?="),
+        ])
+        .await,
+    )
+    .await;
+    assert!(invalid.contains("Mcp-Name is not valid"), "{invalid}");
+    let invalid = mismatch(
+        post(vec![
+            MODERN,
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "\u{e9}cho"),
+        ])
+        .await,
+    )
+    .await;
+    assert!(invalid.contains("Mcp-Name is not valid"), "{invalid}");
+    t.stop().await;
+}
+
+/// A tool whose schemas use JSON Schema 2020-12 beyond `properties`.
+struct Contact;
+
+fn contact_input() -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "urn:example:contact",
+        "$comment": "listed as written",
+        "type": "object",
+        "$defs": {
+            "address": {
+                "$anchor": "addressDef",
+                "type": "object",
+                "properties": { "street": { "type": "string" }, "city": { "type": "string" } },
+                "unevaluatedProperties": false,
+            },
+        },
+        "properties": {
+            "name": { "type": "string", "minLength": 1 },
+            "address": { "$ref": "#/$defs/address" },
+            "home": { "$ref": "#addressDef" },
+            "contactMethod": { "type": "string", "enum": ["phone", "email"] },
+            "phone": { "type": "string", "pattern": "^[0-9+ ]+$" },
+            "email": { "type": "string", "format": "email" },
+            "tags": { "type": "array", "prefixItems": [{ "const": "primary" }], "items": false },
+        },
+        "allOf": [{ "anyOf": [{ "required": ["phone"] }, { "required": ["email"] }] }],
+        "if": { "properties": { "contactMethod": { "const": "phone" } }, "required": ["contactMethod"] },
+        "then": { "required": ["phone"] },
+        "else": { "required": ["email"] },
+        "dependentRequired": { "phone": ["name"] },
+        "additionalProperties": false,
+    })
+}
+
+fn contact_output() -> Value {
+    json!({
+        "type": "object",
+        "$defs": { "id": { "$anchor": "contactId", "type": "string", "format": "uuid" } },
+        "properties": { "id": { "$ref": "#contactId" }, "score": { "type": ["number", "null"] } },
+        "oneOf": [{ "required": ["id"] }, { "not": { "required": ["score"] } }],
+        "required": ["id"],
+    })
+}
+
+#[async_trait]
+impl ToolHandler for Contact {
+    fn tool(&self) -> Tool {
+        Tool::new("contact", "Stores a contact", schema(contact_input()))
+            .with_raw_output_schema(schema(contact_output()))
+    }
+
+    async fn call(&self, _: &RequestContext, _: JsonObject) -> Result<CallToolResult, ErrorData> {
+        unreachable!("only listed")
+    }
+}
+
+#[tokio::test]
+async fn json_schema_2020_12_keywords_survive_into_tools_list() {
+    let t = TestServer::start().await;
+    t.services
+        .add(Arc::new(McpServer::new().with_tool(Contact)));
+    let listed = |body: Value| {
+        let tools = body["result"]["tools"].as_array().unwrap();
+        tools
+            .iter()
+            .find(|tool| tool["name"] == "contact")
+            .unwrap()
+            .clone()
+    };
+
+    let modern = t
+        .post(
+            stateless("tools/list", json!({})),
+            &[MODERN, ("mcp-method", "tools/list")],
+        )
+        .await;
+    let tool = listed(modern.json().await.unwrap());
+    assert_eq!(tool["inputSchema"], contact_input());
+    assert_eq!(tool["outputSchema"], contact_output());
+
+    let session = t.initialize("2025-11-25", "claude-code").await;
+    let legacy = t
+        .post(
+            json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}),
+            &[
+                ("mcp-session-id", &session),
+                ("mcp-protocol-version", "2025-11-25"),
+            ],
+        )
+        .await;
+    let tool = listed(legacy.json().await.unwrap());
+    assert_eq!(tool["inputSchema"], contact_input());
+    assert_eq!(tool["outputSchema"], contact_output());
+    t.stop().await;
+}
