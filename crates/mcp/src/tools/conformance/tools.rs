@@ -280,6 +280,7 @@ pub(super) const FIXTURES: &[Fixture] = &[
                 "type": "object",
                 "$defs": {
                     "address": {
+                        "$anchor": "addressDef",
                         "type": "object",
                         "properties": {
                             "street": { "type": "string" },
@@ -290,7 +291,19 @@ pub(super) const FIXTURES: &[Fixture] = &[
                 "properties": {
                     "name": { "type": "string" },
                     "address": { "$ref": "#/$defs/address" },
+                    "contactMethod": { "type": "string", "enum": ["phone", "email"] },
+                    "phone": { "type": "string" },
+                    "email": { "type": "string" },
                 },
+                // The composition and conditional keywords the 2026-07-28
+                // suite looks for (SEP-2106).
+                "allOf": [{ "anyOf": [{ "required": ["phone"] }, { "required": ["email"] }] }],
+                "if": {
+                    "properties": { "contactMethod": { "const": "phone" } },
+                    "required": ["contactMethod"],
+                },
+                "then": { "required": ["phone"] },
+                "else": { "required": ["email"] },
                 "additionalProperties": false,
             })
         },
