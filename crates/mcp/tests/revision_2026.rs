@@ -288,3 +288,110 @@ async fn json_schema_2020_12_keywords_survive_into_tools_list() {
     assert_eq!(tool["outputSchema"], contact_output());
     t.stop().await;
 }
+
+/// A tool that asks for some of its arguments in `Mcp-Param-*` headers.
+struct Query;
+
+#[async_trait]
+impl ToolHandler for Query {
+    fn tool(&self) -> Tool {
+        let input = json!({
+            "type": "object",
+            "properties": {
+                "region": { "type": "string", "x-mcp-header": "Region" },
+                "limit": { "type": "integer", "x-mcp-header": "Limit" },
+                "dry": { "type": "boolean", "x-mcp-header": "Dry" },
+                "target": {
+                    "type": "object",
+                    "properties": { "zone": { "type": "string", "x-mcp-header": "Zone" } },
+                },
+                "query": { "type": "string" },
+            },
+        });
+        Tool::new("query", "Runs a query", schema(input))
+    }
+
+    async fn call(&self, _: &RequestContext, _: JsonObject) -> Result<CallToolResult, ErrorData> {
+        Ok(CallToolResult::success(vec![]))
+    }
+}
+
+#[tokio::test]
+async fn x_mcp_header_arguments_must_be_mirrored() {
+    let t = TestServer::start().await;
+    t.services.add(Arc::new(McpServer::new().with_tool(Query)));
+    let call = |arguments: Value, params: &[(&str, &str)]| {
+        let params: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (format!("mcp-param-{k}"), v.to_string()))
+            .collect();
+        let body = stateless(
+            "tools/call",
+            json!({"name": "query", "arguments": arguments}),
+        );
+        let t = &t;
+        async move {
+            let mut headers = vec![MODERN, ("mcp-method", "tools/call"), ("mcp-name", "query")];
+            headers.extend(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let response = t.post(body, &headers).await;
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap();
+            (status, body["error"]["code"].clone())
+        }
+    };
+    let ok = (200, Value::Null);
+    let mismatch = (400, json!(-32020));
+    let all = json!({"region": "Hello", "limit": 42, "dry": false, "target": {"zone": "a"}});
+    let mirrored = [
+        ("region", "Hello"),
+        ("limit", "42"),
+        ("dry", "false"),
+        ("zone", "a"),
+    ];
+
+    assert_eq!(call(all.clone(), &mirrored).await, ok);
+    // Base64 decoded first; integers compared as numbers.
+    let encoded = [
+        ("region", "=?base64?SGVsbG8=?="),
+        ("limit", "42.0"),
+        ("dry", "false"),
+        ("zone", "a"),
+    ];
+    assert_eq!(call(all.clone(), &encoded).await, ok);
+    // Absent or null arguments need no header; unannotated ones never do.
+    assert_eq!(call(json!({"region": null, "query": "q"}), &[]).await, ok);
+
+    let without = |name: &str| -> Vec<(&str, &str)> {
+        mirrored
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != name)
+            .collect()
+    };
+    for name in ["region", "limit", "dry", "zone"] {
+        assert_eq!(call(all.clone(), &without(name)).await, mismatch, "{name}");
+    }
+    let with = |name: &'static str, value: &'static str| -> Vec<(&'static str, &'static str)> {
+        let mut headers = without(name);
+        headers.push((name, value));
+        headers
+    };
+    for (name, value) in [
+        ("region", "hello"),
+        ("region", "=?base64?SGVsbG8?="),
+        ("region", "=?base64?SGVs!!!bG8=?="),
+        ("limit", "43"),
+        ("dry", "False"),
+        ("zone", "b"),
+    ] {
+        assert_eq!(
+            call(all.clone(), &with(name, value)).await,
+            mismatch,
+            "{name}: {value}"
+        );
+    }
+    // Without the sentinel's suffix a value is literal.
+    let literal = json!({"region": "=?base64?SGVsbG8="});
+    assert_eq!(call(literal, &[("region", "=?base64?SGVsbG8=")]).await, ok);
+    t.stop().await;
+}

@@ -268,6 +268,15 @@ impl Inbound {
             .map(|v| v.to_str().ok().and_then(decode_header_value))
     }
 
+    /// `Mcp-Param-{name}`, decoded as `Mcp-Name` is; `None` when absent or
+    /// when `name` cannot be part of a header's name.
+    pub fn mcp_param(&self, name: &str) -> Option<Option<String>> {
+        let header = header::HeaderName::try_from(format!("mcp-param-{name}")).ok()?;
+        self.headers
+            .get(header)
+            .map(|v| v.to_str().ok().and_then(decode_header_value))
+    }
+
     pub fn has_session_header(&self) -> bool {
         !matches!(self.session, SessionHeader::Absent)
     }

@@ -1,5 +1,6 @@
 //! The stateless revision (2026-07-28): no session. Headers must mirror the
-//! body (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`), the version
+//! body (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, and the
+//! `Mcp-Param-*` a tool's `x-mcp-header` annotations ask for), the version
 //! must be one served without sessions, and the request is attributed to
 //! its client — the identity built from its `_meta`, kept per `clientInfo`
 //! text by the identity cache — before it runs. `initialize`, which the
@@ -7,7 +8,7 @@
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use rmcp::model::{ErrorCode, ErrorData};
+use rmcp::model::{ErrorCode, ErrorData, JsonObject};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
@@ -40,6 +41,15 @@ pub(super) async fn stateless(st: &McpState, inbound: &Inbound, incoming: Incomi
     let id_ref = id.as_ref();
     if let Err(mismatch) = mirrored(inbound, id_ref, &request) {
         return header_mismatch(id_ref, mismatch);
+    }
+    {
+        let catalog = st.dispatcher.catalog().current();
+        if let Some(tool) = request.tool_name().and_then(|name| catalog.tool(name)) {
+            let arguments = request.params.arguments.as_ref();
+            if let Err(mismatch) = mirrored_params(inbound, &tool.input_schema, arguments) {
+                return header_mismatch(id_ref, mismatch);
+            }
+        }
     }
     if request.method == "initialize" {
         return removed_initialize(id_ref);
@@ -169,6 +179,47 @@ fn mirrored(inbound: &Inbound, id: Option<&Id>, request: &Request) -> Result<(),
             Some(None) => return Err("Header mismatch: Mcp-Name is not valid".into()),
             None => return Err(required("Mcp-Name")),
         }
+    }
+    Ok(())
+}
+
+/// Whether each argument the tool's `inputSchema` marks with `x-mcp-header`
+/// (on a property reached through `properties` alone) is mirrored in its
+/// `Mcp-Param-{name}` header. An argument absent or `null` needs none.
+fn mirrored_params(
+    inbound: &Inbound,
+    schema: &JsonObject,
+    arguments: Option<&Value>,
+) -> Result<(), String> {
+    let Some(Value::Object(properties)) = schema.get("properties") else {
+        return Ok(());
+    };
+    for (key, property) in properties {
+        let Value::Object(property) = property else {
+            continue;
+        };
+        let value = arguments.and_then(|a| a.get(key)).filter(|v| !v.is_null());
+        if let (Some(Value::String(name)), Some(value)) = (property.get("x-mcp-header"), value) {
+            let header = format!("Mcp-Param-{name}");
+            let sent = match inbound.mcp_param(name) {
+                Some(Some(sent)) => sent,
+                Some(None) => return Err(format!("Header mismatch: {header} is not valid")),
+                None => return Err(format!("Header mismatch: the {header} header is required")),
+            };
+            let matches = match value {
+                Value::String(s) => &sent == s,
+                Value::Bool(b) => sent == b.to_string(),
+                // Compared as numbers: `42.0` mirrors `42`.
+                Value::Number(n) => sent.parse::<f64>().ok() == n.as_f64(),
+                _ => true,
+            };
+            if !matches {
+                return Err(format!(
+                    "Header mismatch: {header} header value '{sent}' does not match body value '{value}'"
+                ));
+            }
+        }
+        mirrored_params(inbound, property, value)?;
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The fixture tools: static content of every kind, logging, progress,
-//! sampling, elicitation, SSE polling and a JSON Schema 2020-12 input.
+//! sampling, elicitation, SSE polling, a JSON Schema 2020-12 input and an
+//! argument mirrored in a header.
 
 use std::time::Duration;
 
@@ -309,6 +310,21 @@ pub(super) const FIXTURES: &[Fixture] = &[
         },
         run: Run::EchoArguments,
     },
+    Fixture {
+        name: "test_custom_headers",
+        description: "Tool whose region argument is mirrored in Mcp-Param-Region (SEP-2243)",
+        input_schema: || {
+            json!({
+                "type": "object",
+                "properties": {
+                    "region": { "type": "string", "x-mcp-header": "Region" },
+                    "query": { "type": "string" },
+                },
+                "required": ["region"],
+            })
+        },
+        run: Run::EchoArguments,
+    },
 ];
 
 #[async_trait]
@@ -405,7 +421,8 @@ impl ToolHandler for &'static Fixture {
                 Ok(text_result("Reconnection test completed successfully."))
             }
             Run::EchoArguments => Ok(text_result(format!(
-                "JSON Schema 2020-12 tool called with: {}",
+                "{} called with: {}",
+                self.name,
                 Value::Object(args)
             ))),
         }
