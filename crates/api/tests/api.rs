@@ -579,7 +579,9 @@ async fn health_reports_ages_and_connections() {
     let young = h.create("gemini-cli").await;
     h.lifecycle
         .stateless
-        .touch("alice|my-agent|1.0", || identity("my-agent"));
+        .touch("alice|my-agent|1.0", h.manager.now(), || {
+            identity("my-agent")
+        });
     h.clock.advance(2 * MINUTE);
     // At 6 min: old is 6 min idle (aging), young 2 min (healthy).
     let report = h.get("/api/mcp/sessions/health").await;
@@ -747,12 +749,14 @@ async fn lists_stateless_clients() {
     assert_eq!(h.get("/api/mcp/clients").await, json!({"clients": []}));
     h.lifecycle
         .stateless
-        .touch("k1", || identity("claude-code"));
+        .touch("k1", h.manager.now(), || identity("claude-code"));
     h.clock.advance(Duration::from_secs(5));
-    h.lifecycle.stateless.touch("k2", || identity("my-agent"));
     h.lifecycle
         .stateless
-        .touch("k2", || unreachable!("known client"));
+        .touch("k2", h.manager.now(), || identity("my-agent"));
+    h.lifecycle
+        .stateless
+        .touch("k2", h.manager.now(), || unreachable!("known client"));
     let clients = h.get("/api/mcp/clients").await;
     let clients = clients["clients"].as_array().unwrap();
     assert_eq!(clients.len(), 2);
@@ -801,7 +805,9 @@ async fn openapi_document_covers_every_route() {
 
     // The schema mirrors of core types list exactly the real JSON's fields.
     let live = h.create("claude-code").await;
-    h.lifecycle.stateless.touch("k", || identity("cursor"));
+    h.lifecycle
+        .stateless
+        .touch("k", h.manager.now(), || identity("cursor"));
     h.lifecycle
         .request_log
         .record(RequestLogEntry {

@@ -10,6 +10,7 @@ use rmcp::model::{ErrorCode, ErrorData};
 use serde_json::{json, Value};
 use sessiongate_core::lifecycle::{ActiveSession, Reclaim, SessionManager};
 use sessiongate_core::session::ClientIdentity;
+use sessiongate_core::Timestamp;
 use tokio::sync::{mpsc, Notify};
 
 use crate::jsonrpc::{self, Id};
@@ -37,6 +38,9 @@ pub struct RequestContext {
     pub caller: Caller,
     pub request_id: Id,
     pub protocol_version: Arc<str>,
+    /// When the request arrived, by the lifecycle's clock: the time of its
+    /// request-log row and of its client's activity.
+    pub received_at: Timestamp,
     pub progress_token: Option<Value>,
     /// The client's stateless `logLevel`; `None` means send no log messages.
     pub(crate) stateless_log_level: Option<String>,

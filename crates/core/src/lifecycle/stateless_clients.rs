@@ -108,11 +108,10 @@ impl StatelessClients {
         })
     }
 
-    /// Records a request of a stateless client; observers hear of it at
-    /// most once per client per activity flush interval.
-    pub fn touch(&self, key: &str, identity: impl FnOnce() -> ClientIdentity) {
-        let now = self.clock.now();
-        if self.table.touch(key, now, self.announce_every, identity) && self.observers.listening() {
+    /// Records a request of a stateless client, made `at`; observers hear
+    /// of it at most once per client per activity flush interval.
+    pub fn touch(&self, key: &str, at: Timestamp, identity: impl FnOnce() -> ClientIdentity) {
+        if self.table.touch(key, at, self.announce_every, identity) && self.observers.listening() {
             self.observers
                 .emit(LifecycleEvent::ClientActive(key.to_string()));
         }

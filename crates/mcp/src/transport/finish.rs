@@ -35,13 +35,15 @@ pub(super) struct Finisher {
 }
 
 impl Finisher {
-    /// Opens the account of request `id`; its duration counts from now.
+    /// Opens the account of request `id`, which arrived `at`; its duration
+    /// counts from now.
     pub fn start(
         st: &McpState,
         id: Id,
         method: &str,
         tool_name: Option<&str>,
         bytes_in: u64,
+        at: Timestamp,
     ) -> Finisher {
         Finisher {
             request_log: st.request_log.clone(),
@@ -54,7 +56,7 @@ impl Finisher {
             client_key: None,
             stateless: false,
             started: Instant::now(),
-            started_at: st.manager.now(),
+            started_at: at,
             bytes_in,
         }
     }

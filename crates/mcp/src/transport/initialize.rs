@@ -28,7 +28,14 @@ pub(super) async fn initialize(
     id: Id,
     params: Option<&RawValue>,
 ) -> Response {
-    let finish = Finisher::start(st, id.clone(), "initialize", None, inbound.size);
+    let finish = Finisher::start(
+        st,
+        id.clone(),
+        "initialize",
+        None,
+        inbound.size,
+        st.manager.now(),
+    );
     // Each initialize writes a durable session: limited per address.
     if let Some(ip) = inbound.remote {
         if let Err(RateLimited { retry_after }) =

@@ -46,6 +46,7 @@ pub(super) fn context(
         caller,
         request_id,
         protocol_version,
+        received_at: st.manager.now(),
         progress_token: request.params.progress_token().cloned(),
         stateless_log_level,
         peers: st.peers.clone(),
@@ -68,6 +69,7 @@ pub(super) async fn run(
         &request.method,
         request.tool_name(),
         bytes_in,
+        ctx.received_at,
     )
     .caller(&ctx.caller);
     let (tx, mut rx) = mpsc::channel::<Bytes>(64);

@@ -117,10 +117,16 @@ pub(super) async fn stateless(st: &McpState, inbound: &Inbound, incoming: Incomi
 
     let caller = identify(st, inbound, meta, capabilities, version);
     let ctx = context(st, caller, id, version.into(), &request);
+    if let Caller::Client { key, identity } = &ctx.caller {
+        // At the time its log row will carry, so the table restored from
+        // the log after a restart says what it said before.
+        st.stateless
+            .touch(key, ctx.received_at, || identity.as_ref().clone());
+    }
     run(st, ctx, request, inbound.accept, inbound.size).await
 }
 
-/// The client a request comes from, counted as active.
+/// The client a request comes from.
 fn identify(
     st: &McpState,
     inbound: &Inbound,
@@ -136,7 +142,6 @@ fn identify(
         remote: origin.remote,
         user_agent: origin.user_agent,
     });
-    st.stateless.touch(&key, || identity.as_ref().clone());
     Caller::Client { key, identity }
 }
 
