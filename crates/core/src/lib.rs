@@ -1,5 +1,6 @@
 //! The domain of sessiongate: what a session is, how it lives and ends, and
-//! the figures reported about it.
+//! the figures reported about it; and the tasks of the tasks extension
+//! ([`task`]), durable like sessions.
 //!
 //! Nothing here does network or database I/O itself. Persistence goes through
 //! the ports of [`store`] (sessions, request log, analytics, tokens, event
@@ -18,8 +19,9 @@ pub mod session;
 pub mod store;
 pub mod store_health;
 pub mod stream;
+pub mod task;
 pub mod token;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
-pub use ids::SessionId;
+pub use ids::{SessionId, TaskId};
 pub use session::{DisconnectReason, SessionRecord, SessionStatus};

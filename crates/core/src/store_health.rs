@@ -17,15 +17,17 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::clock::{SharedClock, Timestamp};
-use crate::ids::SessionId;
+use crate::ids::{SessionId, TaskId};
 use crate::request_log::RequestLogEntry;
 use crate::session::{ActivityUpdate, SessionEnd, SessionRecord, SessionStatus};
 use crate::store::{
     AnalyticsStore, ClientRequests, ConnectionBucket, DisconnectStats, EventLogStore, Latency,
-    RequestBucket, RequestLogStore, RequestTotals, SessionFlow, SessionPage, SessionQuery,
-    SessionStore, StatusCounts, Store, StoreResult, TokenStore, Window,
+    PrunedTask, RequestBucket, RequestLogStore, RequestTotals, SessionFlow, SessionPage,
+    SessionQuery, SessionStore, StatusCounts, Store, StoreResult, TaskCounts, TaskPage, TaskQuery,
+    TaskStore, TokenStore, Window,
 };
 use crate::stream::{EventPage, PageId, PageKey};
+use crate::task::{TaskRecord, TaskUpdate};
 use crate::token::{ReconnectState, Redemption, TokenGrant};
 
 /// What a client is told when the store fails it: nothing of the error,
@@ -340,6 +342,37 @@ impl EventLogStore for Monitored {
 
     async fn drop_event_pages(&self, pages: &[PageKey]) -> StoreResult<u64> {
         self.write("prune", self.inner.drop_event_pages(pages).await)
+    }
+}
+
+#[async_trait]
+impl TaskStore for Monitored {
+    async fn insert_tasks(&self, tasks: &[TaskRecord]) -> StoreResult<()> {
+        self.write("task", self.inner.insert_tasks(tasks).await)
+    }
+
+    async fn update_tasks(&self, updates: &[TaskUpdate]) -> StoreResult<Vec<bool>> {
+        self.write("task", self.inner.update_tasks(updates).await)
+    }
+
+    async fn get_task(&self, id: TaskId) -> StoreResult<Option<TaskRecord>> {
+        self.read("read", self.inner.get_task(id).await)
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> StoreResult<TaskPage> {
+        self.read("read", self.inner.list_tasks(query).await)
+    }
+
+    async fn task_counts(&self) -> StoreResult<TaskCounts> {
+        self.read("read", self.inner.task_counts().await)
+    }
+
+    async fn fail_unfinished_tasks(&self, at: Timestamp, reason: &str) -> StoreResult<u64> {
+        self.write("task", self.inner.fail_unfinished_tasks(at, reason).await)
+    }
+
+    async fn prune_tasks(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<PrunedTask>> {
+        self.write("prune", self.inner.prune_tasks(now, limit).await)
     }
 }
 

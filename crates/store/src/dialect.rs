@@ -2,7 +2,8 @@
 //!
 //! [`SqlStore`] implements every port of `sessiongate-core` on either
 //! database. The SQL both accept is written once, in the module of its
-//! concern (`sessions`, `request_log`, `analytics`, `tokens`, `event_log`):
+//! concern (`sessions`, `request_log`, `analytics`, `tokens`, `event_log`,
+//! `tasks`):
 //! `$n` placeholders, which SQLite reads too, integer millisecond
 //! timestamps, aggregates cast to BIGINT. A [`Dialect`] supplies the rest:
 //! its pools, the few statements the databases spell differently, and the
@@ -13,11 +14,14 @@ use async_trait::async_trait;
 use sqlx::{Database, Pool};
 
 use sessiongate_core::store::{
-    AnalyticsStore, EventLogStore, RequestLogStore, SessionStore, Store, StoreResult, TokenStore,
+    AnalyticsStore, EventLogStore, RequestLogStore, SessionStore, Store, StoreResult, TaskStore,
+    TokenStore,
 };
 use sessiongate_core::stream::{EventPage, PageKey};
 
-use crate::rows::{ActivityValues, EndValues, RequestValues, SessionValues};
+use crate::rows::{
+    ActivityValues, EndValues, RequestValues, SessionValues, TaskUpdateValues, TaskValues,
+};
 
 /// One database's pools and what it spells its own way. The batch methods
 /// get at least one row, merged and sorted by session id where that
@@ -68,6 +72,13 @@ pub trait Dialect: Send + Sync + 'static {
 
     /// Deletes the named pages; returns how many there were.
     async fn drop_event_pages(&self, pages: &[PageKey]) -> StoreResult<u64>;
+
+    /// Inserts new tasks in one transaction.
+    async fn insert_tasks(&self, rows: &[TaskValues<'_>]) -> StoreResult<()>;
+
+    /// Applies status changes of unfinished tasks in one transaction (one
+    /// per task at most); returns, for each, whether it applied.
+    async fn update_tasks(&self, rows: &[TaskUpdateValues<'_>]) -> StoreResult<Vec<bool>>;
 }
 
 /// Every store port on the database of one [`Dialect`].
@@ -78,7 +89,7 @@ pub struct SqlStore<D> {
 impl<D> Store for SqlStore<D>
 where
     D: Dialect,
-    Self: SessionStore + RequestLogStore + AnalyticsStore + TokenStore + EventLogStore,
+    Self: SessionStore + RequestLogStore + AnalyticsStore + TokenStore + EventLogStore + TaskStore,
 {
     fn backend(&self) -> &'static str {
         D::NAME

@@ -1,5 +1,5 @@
 //! Durable storage for sessiongate: the store ports of `sessiongate-core`
-//! (sessions, request log, analytics, tokens, event log), implemented on
+//! (sessions, request log, analytics, tokens, event log, tasks), implemented on
 //! SQLite ([`SqliteStore`]) and PostgreSQL ([`PostgresStore`]).
 //!
 //! This crate owns the database schema and its versioned migrations
@@ -12,7 +12,7 @@
 //!
 //! It is laid out by concern, each port implemented once for both
 //! databases (`sessions`, `request_log`, `analytics`, `tokens`,
-//! `event_log`, with pruning by age in `retention` and the row mapping in
+//! `event_log`, `tasks`, with pruning by age in `retention` and the row mapping in
 //! `rows`); `sqlite` and `postgres` hold each database's connections,
 //! migrations and dialect, the part of the SQL they do not share (see
 //! `dialect`).
@@ -26,6 +26,7 @@ mod retention;
 mod rows;
 mod sessions;
 mod sqlite;
+mod tasks;
 mod tokens;
 
 use std::fmt;

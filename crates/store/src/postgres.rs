@@ -21,7 +21,8 @@ use sessiongate_core::stream::{EventPage, PageKey};
 use crate::dialect::{Dialect, SqlStore};
 use crate::rows::{
     self, db_err, migrate_err, ActivityValues, EndValues, RequestValues, SessionValues,
-    EVENT_PAGE_COLUMNS, REQUEST_COLUMNS, SESSION_COLUMNS,
+    TaskUpdateValues, TaskValues, EVENT_PAGE_COLUMNS, REQUEST_COLUMNS, SESSION_COLUMNS,
+    TASK_COLUMNS,
 };
 use crate::Migrated;
 
@@ -333,6 +334,64 @@ impl Dialect for PostgresDb {
         .await
         .map_err(db_err)?;
         Ok(done.rows_affected())
+    }
+
+    async fn insert_tasks(&self, values: &[TaskValues<'_>]) -> StoreResult<()> {
+        // One statement: atomic without an explicit transaction.
+        sqlx::query(&format!(
+            "INSERT INTO tasks ({TASK_COLUMNS}) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+               $6::text[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::text[], \
+               $12::int8[], $13::text[])"
+        ))
+        .bind(column!(values, |v| v.task_id.as_str()))
+        .bind(column!(values, |v| v.owner_kind))
+        .bind(column!(values, |v| &*v.owner))
+        .bind(column!(values, |v| &*v.tool))
+        .bind(column!(values, |v| v.status))
+        .bind(column!(values, |v| v.status_message.as_deref()))
+        .bind(column!(values, |v| v.created_at))
+        .bind(column!(values, |v| v.updated_at))
+        .bind(column!(values, |v| v.ttl_ms))
+        .bind(column!(values, |v| v.expires_at))
+        .bind(column!(values, |v| v.result.as_deref()))
+        .bind(column!(values, |v| v.error_code))
+        .bind(column!(values, |v| v.error_message.as_deref()))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn update_tasks(&self, values: &[TaskUpdateValues<'_>]) -> StoreResult<Vec<bool>> {
+        // One statement: the rows it changed say which updates applied
+        // (a task appears once per batch).
+        let applied: Vec<(String,)> = sqlx::query_as(
+            "UPDATE tasks AS t SET \
+               status = u.status, status_message = u.status_message, updated_at = u.at, \
+               result = u.result, error_code = u.error_code, error_message = u.error_message \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], \
+               $6::int8[], $7::text[]) \
+               AS u(task_id, status, status_message, at, result, error_code, error_message) \
+             WHERE t.task_id = u.task_id AND t.status IN ('working', 'input_required') \
+             RETURNING t.task_id",
+        )
+        .bind(column!(values, |v| v.task_id.as_str()))
+        .bind(column!(values, |v| v.status))
+        .bind(column!(values, |v| v.status_message.as_deref()))
+        .bind(column!(values, |v| v.at))
+        .bind(column!(values, |v| v.result.as_deref()))
+        .bind(column!(values, |v| v.error_code))
+        .bind(column!(values, |v| v.error_message.as_deref()))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let applied: std::collections::HashSet<String> =
+            applied.into_iter().map(|(id,)| id).collect();
+        Ok(values
+            .iter()
+            .map(|v| applied.contains(&v.task_id))
+            .collect())
     }
 }
 

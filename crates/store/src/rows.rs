@@ -18,9 +18,11 @@ use sessiongate_core::session::{
     ActivityUpdate, ClientIdentity, DisconnectReason, SessionEnd, SessionRecord, SessionStatus,
 };
 use sessiongate_core::store::{
-    ConnectionBucket, DisconnectStats, SessionQuery, StoreError, StoreResult,
+    ConnectionBucket, DisconnectStats, PrunedTask, SessionQuery, StoreError, StoreResult,
+    TaskCounts,
 };
 use sessiongate_core::stream::{EventPage, PageId};
+use sessiongate_core::task::{TaskError, TaskOwner, TaskRecord, TaskStatus, TaskUpdate};
 use sessiongate_core::token::{ReconnectState, TokenGrant, TokenHash};
 
 /// The columns of a [`SessionRow`], in the order every session query selects
@@ -585,4 +587,163 @@ pub(crate) fn session_filters(q: &SessionQuery) -> (String, Vec<&str>) {
         }
     }
     (clause, values)
+}
+
+/// The columns of a [`TaskRow`], in select and insert order.
+pub(crate) const TASK_COLUMNS: &str = "task_id, owner_kind, owner, tool, status, status_message, \
+     created_at, updated_at, ttl_ms, expires_at, result, error_code, error_message";
+
+/// How many columns [`TASK_COLUMNS`] has.
+pub(crate) const TASK_COLUMN_COUNT: usize = 13;
+
+/// A `tasks` row as stored.
+#[derive(Debug, sqlx::FromRow)]
+pub struct TaskRow {
+    task_id: String,
+    owner_kind: String,
+    owner: String,
+    tool: String,
+    status: String,
+    status_message: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    ttl_ms: i64,
+    result: Option<String>,
+    error_code: Option<i64>,
+    error_message: Option<String>,
+}
+
+impl TaskRow {
+    pub(crate) fn into_record(self) -> StoreResult<TaskRecord> {
+        let result = self
+            .result
+            .map(|r| serde_json::from_str(&r).map_err(|e| corrupt("result", e)))
+            .transpose()?;
+        let error = match (self.error_code, self.error_message) {
+            (Some(code), message) => Some(TaskError {
+                code,
+                message: message.unwrap_or_default(),
+            }),
+            (None, _) => None,
+        };
+        Ok(TaskRecord {
+            task_id: self
+                .task_id
+                .parse()
+                .map_err(|e| corrupt("task_id", format_args!("{:?}: {e}", self.task_id)))?,
+            owner: TaskOwner::from_parts(&self.owner_kind, self.owner)
+                .map_err(|e| corrupt("owner_kind", e))?,
+            tool: self.tool,
+            status: self.status.parse().map_err(|e| corrupt("status", e))?,
+            status_message: self.status_message,
+            created_at: Timestamp::from_millis(self.created_at),
+            updated_at: Timestamp::from_millis(self.updated_at),
+            ttl: Duration::from_millis(unsigned("ttl_ms", self.ttl_ms)?),
+            result,
+            error,
+        })
+    }
+}
+
+pub(crate) fn into_tasks(rows: Vec<TaskRow>) -> StoreResult<Vec<TaskRecord>> {
+    rows.into_iter().map(TaskRow::into_record).collect()
+}
+
+/// A task record flattened into bindable values.
+pub struct TaskValues<'a> {
+    pub task_id: String,
+    pub owner_kind: &'static str,
+    pub owner: Cow<'a, str>,
+    pub tool: Cow<'a, str>,
+    pub status: &'static str,
+    pub status_message: Option<Cow<'a, str>>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub ttl_ms: i64,
+    pub expires_at: i64,
+    pub result: Option<String>,
+    pub error_code: Option<i64>,
+    pub error_message: Option<Cow<'a, str>>,
+}
+
+impl<'a> TaskValues<'a> {
+    pub(crate) fn new(r: &'a TaskRecord) -> Self {
+        TaskValues {
+            task_id: r.task_id.to_string(),
+            owner_kind: r.owner.kind(),
+            owner: scrub(r.owner.id()),
+            tool: scrub(&r.tool),
+            status: r.status.as_str(),
+            status_message: scrub_opt(&r.status_message),
+            created_at: r.created_at.as_millis(),
+            updated_at: r.updated_at.as_millis(),
+            ttl_ms: millis(r.ttl),
+            expires_at: r.expires_at().as_millis(),
+            result: r.result.as_ref().map(json_text),
+            error_code: r.error.as_ref().map(|e| e.code),
+            error_message: r.error.as_ref().map(|e| scrub(&e.message)),
+        }
+    }
+}
+
+/// A task update flattened into bindable values.
+pub struct TaskUpdateValues<'a> {
+    pub task_id: String,
+    pub status: &'static str,
+    pub status_message: Option<Cow<'a, str>>,
+    pub at: i64,
+    pub result: Option<String>,
+    pub error_code: Option<i64>,
+    pub error_message: Option<Cow<'a, str>>,
+}
+
+impl<'a> TaskUpdateValues<'a> {
+    pub(crate) fn new(u: &'a TaskUpdate) -> Self {
+        TaskUpdateValues {
+            task_id: u.task_id.to_string(),
+            status: u.status.as_str(),
+            status_message: scrub_opt(&u.status_message),
+            at: u.at.as_millis(),
+            result: u.result.as_ref().map(json_text),
+            error_code: u.error.as_ref().map(|e| e.code),
+            error_message: u.error.as_ref().map(|e| scrub(&e.message)),
+        }
+    }
+}
+
+/// Tasks by status, as counted by the store.
+#[derive(Debug, sqlx::FromRow)]
+pub struct TaskCountRow {
+    status: String,
+    n: i64,
+}
+
+pub(crate) fn task_counts(rows: Vec<TaskCountRow>) -> StoreResult<TaskCounts> {
+    let mut counts = TaskCounts::default();
+    for row in rows {
+        let status: TaskStatus = row.status.parse().map_err(|e| corrupt("status", e))?;
+        *counts.slot(status) = unsigned("count", row.n)?;
+    }
+    Ok(counts)
+}
+
+/// A deleted task's id and status.
+#[derive(Debug, sqlx::FromRow)]
+pub struct PrunedTaskRow {
+    task_id: String,
+    status: String,
+}
+
+pub(crate) fn pruned_tasks(rows: Vec<PrunedTaskRow>) -> StoreResult<Vec<PrunedTask>> {
+    rows.into_iter()
+        .map(|r| {
+            Ok(PrunedTask {
+                task_id: r
+                    .task_id
+                    .parse()
+                    .map_err(|e| corrupt("task_id", format_args!("{:?}: {e}", r.task_id)))?,
+                status: r.status.parse().map_err(|e| corrupt("status", e))?,
+            })
+        })
+        .collect()
 }

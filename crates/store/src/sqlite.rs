@@ -25,9 +25,10 @@ use sessiongate_core::stream::{EventPage, PageKey};
 use crate::dialect::{Dialect, SqlStore};
 use crate::rows::{
     self, db_err, migrate_err, ActivityValues, EndValues, RequestValues, SessionValues,
-    EVENT_PAGE_COLUMNS, REQUEST_COLUMNS, REQUEST_COLUMN_COUNT, SESSION_COLUMNS,
-    SESSION_COLUMN_COUNT,
+    TaskUpdateValues, TaskValues, EVENT_PAGE_COLUMNS, REQUEST_COLUMNS, REQUEST_COLUMN_COUNT,
+    SESSION_COLUMNS, SESSION_COLUMN_COUNT, TASK_COLUMNS, TASK_COLUMN_COUNT,
 };
+use crate::tasks::UPDATE_TASK;
 use crate::Migrated;
 
 pub(crate) const BACKEND: &str = "sqlite";
@@ -439,6 +440,58 @@ impl Dialect for SqliteDb {
             }
             tx.commit().await?;
             Ok(dropped)
+        }
+        .await;
+        settle(conn, result).await
+    }
+
+    async fn insert_tasks(&self, rows: &[TaskValues<'_>]) -> StoreResult<()> {
+        self.write_chunks(rows, TASK_COLUMN_COUNT, |chunk| {
+            let mut qb = QueryBuilder::new(format!("INSERT INTO tasks ({TASK_COLUMNS}) "));
+            qb.push_values(chunk, |mut b, v| {
+                b.push_bind(v.task_id.as_str())
+                    .push_bind(v.owner_kind)
+                    .push_bind(&*v.owner)
+                    .push_bind(&*v.tool)
+                    .push_bind(v.status)
+                    .push_bind(v.status_message.as_deref())
+                    .push_bind(v.created_at)
+                    .push_bind(v.updated_at)
+                    .push_bind(v.ttl_ms)
+                    .push_bind(v.expires_at)
+                    .push_bind(v.result.as_deref())
+                    .push_bind(v.error_code)
+                    .push_bind(v.error_message.as_deref());
+            });
+            qb
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn update_tasks(&self, rows: &[TaskUpdateValues<'_>]) -> StoreResult<Vec<bool>> {
+        // One prepared statement per task, as `drop_event_pages`: each is a
+        // primary-key lookup, and its row count says whether it applied.
+        let mut conn = self.writer.acquire().await.map_err(db_err)?;
+        let result = async {
+            let mut tx = conn.begin().await?;
+            let mut applied = Vec::with_capacity(rows.len());
+            for u in rows {
+                let n = sqlx::query(UPDATE_TASK)
+                    .bind(u.status)
+                    .bind(u.status_message.as_deref())
+                    .bind(u.at)
+                    .bind(u.result.as_deref())
+                    .bind(u.error_code)
+                    .bind(u.error_message.as_deref())
+                    .bind(u.task_id.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                applied.push(n > 0);
+            }
+            tx.commit().await?;
+            Ok(applied)
         }
         .await;
         settle(conn, result).await

@@ -25,12 +25,15 @@ use sessiongate_core::session::{
     ActivityUpdate, ClientIdentity, DisconnectReason, SessionEnd, SessionRecord, SessionStatus,
 };
 use sessiongate_core::store::{
-    ConnectionBucket, Latency, RequestBucket, RequestTotals, SessionFlow, SessionQuery,
-    StatusCounts, Store, StoreError, Window,
+    ConnectionBucket, Latency, PrunedTask, RequestBucket, RequestTotals, SessionFlow, SessionQuery,
+    StatusCounts, Store, StoreError, TaskCounts, TaskQuery, Window,
 };
 use sessiongate_core::stream::{EventPage, PageId, PageKey, StoredEvent, StreamId, StreamKind};
+use sessiongate_core::task::{
+    TaskError, TaskOutcome, TaskOwner, TaskRecord, TaskStatus, TaskUpdate, RESTARTED,
+};
 use sessiongate_core::token::{Redemption, TokenGrant, TokenHash};
-use sessiongate_core::{ManualClock, SessionId, Timestamp};
+use sessiongate_core::{ManualClock, SessionId, TaskId, Timestamp};
 use sessiongate_store::{connect, migrate, Database, Migrated};
 use sessiongate_testkit::postgres::{self as pg, Schema};
 
@@ -224,6 +227,9 @@ contract_tests!(
     event_log_replays_streams_and_drops_what_leaves_a_session_window,
     request_aggregates_bucket_count_and_rank,
     session_flow_counts_arrivals_ends_and_the_active_at_start,
+    tasks_round_trip_and_finished_tasks_never_change,
+    tasks_list_count_fail_unfinished_and_prune,
+    task_batches_larger_than_one_statement,
 );
 
 // ---------------------------------------------------------------------------
@@ -1699,4 +1705,212 @@ async fn session_flow_counts_arrivals_ends_and_the_active_at_start(ctx: Ctx) {
             disconnected: vec![(1, 2)],
         }
     );
+}
+
+// ---------------------------------------------------------------------------
+// Tasks
+// ---------------------------------------------------------------------------
+
+fn task(owner: &str, created_at: i64, ttl_ms: u64) -> TaskRecord {
+    TaskRecord {
+        task_id: TaskId::generate(),
+        owner: TaskOwner::Client(owner.into()),
+        tool: "slow_compute".into(),
+        status: TaskStatus::Working,
+        status_message: None,
+        created_at: ts(created_at),
+        updated_at: ts(created_at),
+        ttl: Duration::from_millis(ttl_ms),
+        result: None,
+        error: None,
+    }
+}
+
+async fn stored_task(store: &dyn Store, id: TaskId) -> TaskRecord {
+    store.get_task(id).await.unwrap().expect("stored task")
+}
+
+/// Every field comes back as written; a status change applies to an
+/// unfinished task only, so whichever end comes first stays.
+async fn tasks_round_trip_and_finished_tasks_never_change(ctx: Ctx) {
+    let store = ctx.store().await;
+    let mut a = task("anonymous/a/1", T0, 60_000);
+    a.owner = TaskOwner::Principal("alice".into());
+    // A client key is the client's own text: a NUL in it must not fail the batch.
+    let b = task("anonymous/b\0x/1", T0 + 1, 60_000);
+    store.insert_tasks(&[a.clone(), b.clone()]).await.unwrap();
+    let back = stored_task(&*store, a.task_id).await;
+    assert_eq!(back.owner, TaskOwner::Principal("alice".into()));
+    assert_eq!((back.created_at, back.ttl), (a.created_at, a.ttl));
+    let b_back = stored_task(&*store, b.task_id).await;
+    assert_eq!(
+        b_back.owner,
+        TaskOwner::Client("anonymous/b\u{FFFD}x/1".into())
+    );
+    assert!(store.get_task(TaskId::generate()).await.unwrap().is_none());
+
+    let result = json!({ "content": [{ "type": "text", "text": "done" }], "isError": false });
+    let waiting = TaskUpdate::waiting(a.task_id, true, ts(T0 + 10));
+    let done = TaskUpdate::finish(
+        a.task_id,
+        TaskOutcome::Completed(result.clone()),
+        ts(T0 + 20),
+    );
+    let failed = TaskUpdate::finish(
+        b.task_id,
+        TaskOutcome::Failed(TaskError {
+            code: -32603,
+            message: "boom".into(),
+        }),
+        ts(T0 + 20),
+    );
+    assert_eq!(
+        store.update_tasks(&[waiting, failed]).await.unwrap(),
+        [true, true]
+    );
+    assert_eq!(
+        stored_task(&*store, a.task_id).await.status,
+        TaskStatus::InputRequired
+    );
+    assert_eq!(store.update_tasks(&[done]).await.unwrap(), [true]);
+    let cancel = |id| TaskUpdate::finish(id, TaskOutcome::Cancelled, ts(T0 + 30));
+    assert_eq!(
+        store
+            .update_tasks(&[
+                cancel(a.task_id),
+                cancel(b.task_id),
+                cancel(TaskId::generate())
+            ])
+            .await
+            .unwrap(),
+        [false, false, false]
+    );
+    let a_done = stored_task(&*store, a.task_id).await;
+    assert_eq!(
+        (
+            a_done.status,
+            a_done.updated_at,
+            a_done.result,
+            a_done.error
+        ),
+        (TaskStatus::Completed, ts(T0 + 20), Some(result), None)
+    );
+    let b_failed = stored_task(&*store, b.task_id).await;
+    assert_eq!(b_failed.status, TaskStatus::Failed);
+    assert_eq!(
+        b_failed.error,
+        Some(TaskError {
+            code: -32603,
+            message: "boom".into()
+        })
+    );
+    assert_eq!(b_failed.status_message.as_deref(), Some("boom"));
+    assert!(store.insert_tasks(&[a]).await.is_err(), "duplicate id");
+}
+
+/// Listing is newest first, by status, paged and counted; a restart fails
+/// what was unfinished; expired tasks are deleted in chunks, with the
+/// status they had.
+async fn tasks_list_count_fail_unfinished_and_prune(ctx: Ctx) {
+    let store = ctx.store().await;
+    let tasks: Vec<TaskRecord> = (0..6)
+        .map(|i| task("c", T0 + i, 1_000 + i as u64))
+        .collect();
+    store.insert_tasks(&tasks).await.unwrap();
+    let finish = |t: &TaskRecord| {
+        TaskUpdate::finish(t.task_id, TaskOutcome::Completed(json!({})), ts(T0 + 100))
+    };
+    store
+        .update_tasks(&[finish(&tasks[0]), finish(&tasks[1])])
+        .await
+        .unwrap();
+    let page = store
+        .list_tasks(&TaskQuery {
+            status: Some(TaskStatus::Working),
+            limit: 3,
+            offset: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.total, 4);
+    let listed: Vec<TaskId> = page.tasks.iter().map(|t| t.task_id).collect();
+    assert_eq!(
+        listed,
+        [tasks[4].task_id, tasks[3].task_id, tasks[2].task_id]
+    );
+    let all = store
+        .list_tasks(&TaskQuery {
+            status: None,
+            limit: 100,
+            offset: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!((all.total, all.tasks.len()), (6, 6));
+    assert_eq!(
+        store.task_counts().await.unwrap(),
+        TaskCounts {
+            working: 4,
+            completed: 2,
+            ..TaskCounts::default()
+        }
+    );
+
+    assert_eq!(
+        store
+            .fail_unfinished_tasks(ts(T0 + 200), RESTARTED)
+            .await
+            .unwrap(),
+        4
+    );
+    let failed = stored_task(&*store, tasks[5].task_id).await;
+    assert_eq!(failed.status, TaskStatus::Failed);
+    assert_eq!(failed.status_message.as_deref(), Some(RESTARTED));
+    assert_eq!(failed.error.unwrap().message, RESTARTED);
+    assert_eq!(
+        stored_task(&*store, tasks[0].task_id).await.status,
+        TaskStatus::Completed
+    );
+
+    // Tasks 0..=2 expire at T0 + 1000 + 2i, ...; at T0 + 1005 the first three.
+    let pruned = store.prune_tasks(ts(T0 + 1005), 2).await.unwrap();
+    assert_eq!(pruned.len(), 2);
+    let pruned_more = store.prune_tasks(ts(T0 + 1005), 2).await.unwrap();
+    let mut gone: Vec<PrunedTask> = pruned.into_iter().chain(pruned_more).collect();
+    gone.sort_by_key(|p| tasks.iter().position(|t| t.task_id == p.task_id));
+    assert_eq!(
+        gone,
+        [
+            PrunedTask {
+                task_id: tasks[0].task_id,
+                status: TaskStatus::Completed
+            },
+            PrunedTask {
+                task_id: tasks[1].task_id,
+                status: TaskStatus::Completed
+            },
+            PrunedTask {
+                task_id: tasks[2].task_id,
+                status: TaskStatus::Failed
+            },
+        ]
+    );
+    assert!(store.get_task(tasks[0].task_id).await.unwrap().is_none());
+    assert!(store.get_task(tasks[3].task_id).await.unwrap().is_some());
+}
+
+/// Batches past one multi-row statement insert and update every row.
+async fn task_batches_larger_than_one_statement(ctx: Ctx) {
+    let store = ctx.store().await;
+    let tasks: Vec<TaskRecord> = (0..700).map(|i| task("c", T0 + i, 60_000)).collect();
+    store.insert_tasks(&tasks).await.unwrap();
+    let updates: Vec<TaskUpdate> = tasks
+        .iter()
+        .map(|t| TaskUpdate::finish(t.task_id, TaskOutcome::Cancelled, ts(T0 + 1000)))
+        .collect();
+    let applied = store.update_tasks(&updates).await.unwrap();
+    assert_eq!(applied, vec![true; 700]);
+    assert_eq!(store.task_counts().await.unwrap().cancelled, 700);
+    assert!(store.insert_tasks(&[]).await.is_ok());
+    assert!(store.update_tasks(&[]).await.unwrap().is_empty());
 }

@@ -29,6 +29,8 @@ pub struct LifecycleConfig {
     /// Stateless clients remembered at most; past it the least recently
     /// seen is forgotten.
     pub max_stateless_clients: usize,
+    /// Tasks of the tasks extension.
+    pub tasks: TaskConfig,
 }
 
 impl Default for LifecycleConfig {
@@ -42,6 +44,7 @@ impl Default for LifecycleConfig {
             reconnect: ReconnectConfig::default(),
             event_log: EventLogConfig::default(),
             max_stateless_clients: 1000,
+            tasks: TaskConfig::default(),
         }
     }
 }
@@ -128,6 +131,28 @@ impl Default for EventLogConfig {
             retention: Duration::from_secs(15 * 60),
             prune_interval: Duration::from_secs(10),
             flush_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Tasks of the tasks extension.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskConfig {
+    /// How long a task is kept after its creation, finished or not; a task
+    /// still running then is stopped. Clients read it as `ttlMs`.
+    pub ttl: Duration,
+    /// How often clients are asked to poll (`pollIntervalMs`).
+    pub poll_interval: Duration,
+    /// How often expired tasks are deleted.
+    pub prune_interval: Duration,
+}
+
+impl Default for TaskConfig {
+    fn default() -> Self {
+        TaskConfig {
+            ttl: Duration::from_secs(3600),
+            poll_interval: Duration::from_millis(500),
+            prune_interval: Duration::from_secs(1),
         }
     }
 }

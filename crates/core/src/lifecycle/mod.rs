@@ -13,7 +13,9 @@
 //! * [`Reclaim`] (`reclaim`): reconnect tokens, issued and redeemed, with
 //!   the limiter of failed attempts (`limiter`);
 //! * [`StatelessClients`] (`stateless_clients`): the identities of
-//!   2026-07-28 clients, which have no session.
+//!   2026-07-28 clients, which have no session;
+//! * [`Tasks`] (`tasks`): tasks of the tasks extension, durable, with
+//!   their owners, statuses and results.
 //!
 //! The assembly hands each consumer the services it uses.
 
@@ -32,6 +34,7 @@ mod registry;
 mod request_log;
 mod session_writer;
 mod stateless_clients;
+mod tasks;
 
 use std::sync::{Arc, Mutex};
 
@@ -39,7 +42,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use active::ActiveSession;
-pub use config::{EventLogConfig, LifecycleConfig, ReconnectConfig, RequestLogConfig};
+pub use config::{EventLogConfig, LifecycleConfig, ReconnectConfig, RequestLogConfig, TaskConfig};
 pub use ends::{EndKind, EndSubscriber, SessionEnded};
 pub use error::{LifecycleError, ReconnectError};
 pub use event_log::EventLog;
@@ -50,6 +53,7 @@ pub use reclaim::{Reclaim, Reconnected};
 pub use registry::{LocalRegistry, Registry};
 pub use request_log::RequestLog;
 pub use stateless_clients::{client_key, ClientActivity, StatelessClients};
+pub use tasks::{TaskEnded, TaskHandle, TaskView, Tasks};
 
 use crate::clock::SharedClock;
 use crate::store::Store;
@@ -70,10 +74,12 @@ pub struct Lifecycle {
     pub reclaim: Arc<Reclaim>,
     /// Stateless clients' identities and activity.
     pub stateless: Arc<StatelessClients>,
+    /// Tasks of the tasks extension.
+    pub tasks: Arc<Tasks>,
     /// Cancelled at shutdown; stops every background task.
     stop: CancellationToken,
     /// The background tasks, awaited at shutdown.
-    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    background: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl Lifecycle {
@@ -98,7 +104,7 @@ impl Lifecycle {
 
         let stateless =
             StatelessClients::load(&*store, clock.clone(), &config, observers.clone()).await?;
-        let (sessions, mut tasks) = SessionManager::start(ManagerParts {
+        let (sessions, mut background) = SessionManager::start(ManagerParts {
             store: store.clone(),
             clock: clock.clone(),
             config: config.clone(),
@@ -108,6 +114,15 @@ impl Lifecycle {
             shutdown: stop.clone(),
         })
         .await?;
+        let (tasks, writers) = Tasks::start(
+            store.clone(),
+            clock.clone(),
+            config.tasks.clone(),
+            observers.clone(),
+            stop.clone(),
+        )
+        .await?;
+        background.extend(writers);
         let reclaim = Reclaim::new(
             sessions.clone(),
             store.clone(),
@@ -121,29 +136,31 @@ impl Lifecycle {
             config.request_log.clone(),
             stop.clone(),
         );
-        tasks.push(task);
+        background.push(task);
         let (event_log, task) = EventLog::start(store, clock, config.event_log, stop.clone());
-        tasks.push(task);
+        background.push(task);
         Ok(Lifecycle {
             sessions,
             event_log: Arc::new(event_log),
             request_log: Arc::new(request_log),
             reclaim: Arc::new(reclaim),
             stateless: Arc::new(stateless),
+            tasks,
             stop,
-            tasks: Arc::new(Mutex::new(tasks)),
+            background: Arc::new(Mutex::new(background)),
         })
     }
 
     /// Stops the background tasks after writing everything queued: pending
-    /// creations and ends, the request log, the event log and the latest
-    /// activity. Then lets go of the active sessions — they stay active in
+    /// creations and ends, the request log, the event log, task writes and
+    /// the latest activity. Running tasks' work stops; they stay unfinished
+    /// in the store, and the next start fails them. Then lets go of the active sessions — they stay active in
     /// the store, so they survive the restart — and tells the end-of-session
     /// subscribers so.
     pub async fn shutdown(&self) {
         self.stop.cancel();
-        let tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks poisoned"));
-        for task in tasks {
+        let background = std::mem::take(&mut *self.background.lock().expect("tasks poisoned"));
+        for task in background {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "a lifecycle task failed");
             }

@@ -1,4 +1,5 @@
-//! Live observation of the lifecycle, for displays: the dashboard's live
+//! Live observation of the lifecycle (sessions, stateless clients and
+//! tasks), for displays: the dashboard's live
 //! stream and `watch`. A broadcast that may drop events by design — a
 //! receiver that falls behind loses the oldest ones and is told so (it
 //! resynchronizes from a snapshot) — so sessions are never slowed down by
@@ -9,8 +10,10 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use crate::ids::SessionId;
+use crate::clock::Timestamp;
+use crate::ids::{SessionId, TaskId};
 use crate::session::SessionRecord;
+use crate::task::{TaskRecord, TaskStatus};
 
 /// Events a receiver may fall behind by before it loses the oldest.
 const CAPACITY: usize = 1024;
@@ -31,6 +34,14 @@ pub enum LifecycleEvent {
     Reconnected(SessionId, u64),
     /// A stateless (2026-07-28) client made requests; by client key.
     ClientActive(String),
+    /// A task was created; its record as created.
+    TaskCreated(Box<TaskRecord>),
+    /// A task's status changed.
+    TaskChanged {
+        task_id: TaskId,
+        status: TaskStatus,
+        at: Timestamp,
+    },
 }
 
 /// The sending side, shared by the manager and the services that report.

@@ -82,7 +82,7 @@ pub(crate) async fn run_session_writer(
                 tracing::warn!(error = %e, count = creates.len(), "storing new sessions failed");
             }
             for ack in create_acks {
-                let _ = ack.send(clone_result(&result));
+                let _ = ack.send(result.clone());
             }
         }
         if !ends.is_empty() {
@@ -93,7 +93,7 @@ pub(crate) async fn run_session_writer(
             for (end, ack) in ends.into_iter().zip(end_acks) {
                 match ack {
                     Some(ack) => {
-                        let _ = ack.send(clone_result(&result));
+                        let _ = ack.send(result.clone());
                     }
                     None if result.is_err() => unwritten.push(end),
                     None => {}
@@ -124,15 +124,5 @@ pub(crate) async fn run_session_writer(
             }
             return;
         }
-    }
-}
-
-fn clone_result(r: &StoreResult<()>) -> StoreResult<()> {
-    use crate::store::StoreError;
-    match r {
-        Ok(()) => Ok(()),
-        Err(StoreError::Database(m)) => Err(StoreError::Database(m.clone())),
-        Err(StoreError::Corrupt(m)) => Err(StoreError::Corrupt(m.clone())),
-        Err(StoreError::Migration(m)) => Err(StoreError::Migration(m.clone())),
     }
 }

@@ -1,7 +1,7 @@
 //! How a store call fails, for every port alike.
 
 /// A failure of the storage backend.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(String),

@@ -5,14 +5,16 @@
 //!
 //! A consumer holds only the port it uses: [`SessionStore`] (session rows),
 //! [`RequestLogStore`] (the request log), [`AnalyticsStore`] (aggregates over
-//! both), [`TokenStore`] (reconnect tokens) or [`EventLogStore`] (stream
-//! events for resumption). [`Store`] is all of them at once, for assembly.
+//! both), [`TokenStore`] (reconnect tokens), [`EventLogStore`] (stream
+//! events for resumption) or [`TaskStore`] (tasks). [`Store`] is all of
+//! them at once, for assembly.
 
 mod analytics;
 mod error;
 mod event_log;
 mod request_log;
 mod sessions;
+mod tasks;
 mod tokens;
 
 pub use analytics::{
@@ -24,11 +26,12 @@ pub use request_log::RequestLogStore;
 pub use sessions::{
     ConnectionBucket, DisconnectStats, SessionPage, SessionQuery, SessionStore, StatusCounts,
 };
+pub use tasks::{PrunedTask, TaskCounts, TaskPage, TaskQuery, TaskStore};
 pub use tokens::TokenStore;
 
 /// One database behind every port.
 pub trait Store:
-    SessionStore + RequestLogStore + AnalyticsStore + TokenStore + EventLogStore
+    SessionStore + RequestLogStore + AnalyticsStore + TokenStore + EventLogStore + TaskStore
 {
     /// Which backend this is, for logs and the health endpoint.
     fn backend(&self) -> &'static str;
