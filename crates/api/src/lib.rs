@@ -4,7 +4,8 @@
 //! This module owns the router and its shared state: which path goes to which
 //! handler, which paths are public (`/api/health`, `/api/openapi.json`) and
 //! which need the admin token (everything under `/api/mcp/`). The handlers
-//! live in [`sessions`], [`health`], [`reconnect`] and [`analytics`], the
+//! live in [`sessions`], [`health`], [`reconnect`], [`analytics`] and
+//! [`tasks`], the
 //! live event stream in [`live`], Prometheus in [`metrics`], authentication
 //! in [`auth`], the error shape in [`error`] and the OpenAPI document in
 //! [`openapi`] (its schema mirrors of core types in [`schema`]). The binary merges [`router`] with the MCP transport's and
@@ -20,6 +21,7 @@ pub mod openapi;
 pub mod reconnect;
 pub mod schema;
 pub mod sessions;
+pub mod tasks;
 
 use std::fmt;
 use std::sync::Arc;
@@ -29,7 +31,7 @@ use axum::routing::{any, get};
 use axum::Router;
 use sessiongate_core::analytics::Analytics;
 use sessiongate_core::lifecycle::{
-    Lifecycle, Reclaim, RequestLog, SessionManager, StatelessClients,
+    Lifecycle, Reclaim, RequestLog, SessionManager, StatelessClients, Tasks,
 };
 use sessiongate_core::store::{RequestLogStore, SessionStore};
 use sessiongate_core::store_health::{Monitored, StoreHealth};
@@ -52,6 +54,8 @@ pub struct ApiState {
     pub request_log: Arc<RequestLog>,
     /// Stateless clients, listed beside sessions.
     pub stateless: Arc<StatelessClients>,
+    /// Tasks of the tasks extension.
+    pub tasks: Arc<Tasks>,
     /// The analytics reports.
     pub analytics: Analytics,
     /// Ended sessions and their statistics, read straight from the store.
@@ -84,6 +88,7 @@ impl ApiState {
             reclaim: lifecycle.reclaim.clone(),
             request_log: lifecycle.request_log.clone(),
             stateless: lifecycle.stateless.clone(),
+            tasks: lifecycle.tasks.clone(),
             analytics: Analytics::new(store.clone(), lifecycle.sessions.clock().clone()),
             sessions: store.clone(),
             requests: store.clone(),
@@ -118,7 +123,8 @@ impl fmt::Debug for ApiState {
 /// * admin token required: `GET /api/mcp/sessions`,
 ///   `GET /api/mcp/sessions/health`, `GET /api/mcp/sessions/disconnected`,
 ///   `GET|DELETE /api/mcp/sessions/{id}`, `GET /api/mcp/sessions/{id}/token`,
-///   `GET /api/mcp/clients`, `GET /api/mcp/analytics`,
+///   `GET /api/mcp/clients`, `GET /api/mcp/tasks`, `GET /api/mcp/tasks/{id}`,
+///   `GET /api/mcp/analytics`,
 ///   `GET /api/mcp/usage/summary`, `GET /api/mcp/sessions/timeline`,
 ///   `GET /metrics` (Prometheus);
 /// * the reconnect token as credential: `POST /api/mcp/sessions/{id}/reconnect`;
@@ -145,6 +151,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/mcp/sessions/{id}/token", get(reconnect::issue_token))
         .route("/api/mcp/sessions/timeline", get(analytics::timeline))
         .route("/api/mcp/clients", get(sessions::list_clients))
+        .route("/api/mcp/tasks", get(tasks::list_tasks))
+        .route("/api/mcp/tasks/{id}", get(tasks::show_task))
         .route("/api/mcp/analytics", get(analytics::analytics))
         .route("/api/mcp/usage/summary", get(analytics::usage_summary))
         .route("/metrics", get(metrics::render))

@@ -18,7 +18,7 @@ use crate::schema::{
     DisconnectStatsSchema, RecentActivitySchema, RequestLogSchema, RequestStatusSchema,
     SessionSchema, SessionStatusSchema, StatusBreakdownSchema,
 };
-use crate::{analytics, health, reconnect, sessions};
+use crate::{analytics, health, reconnect, sessions, tasks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,6 +37,8 @@ use crate::{analytics, health, reconnect, sessions};
         health::session_health,
         sessions::disconnected_sessions,
         sessions::list_clients,
+        tasks::list_tasks,
+        tasks::show_task,
         analytics::analytics,
         analytics::usage_summary,
         analytics::timeline,
@@ -63,6 +65,7 @@ use crate::{analytics, health, reconnect, sessions};
         (name = "health", description = "Liveness, public"),
         (name = "sessions", description = "Sessionful MCP sessions (admin)"),
         (name = "clients", description = "Stateless 2026-07-28 clients (admin)"),
+        (name = "tasks", description = "Tasks of the tasks extension, every client's (admin)"),
         (name = "analytics", description = "Request and session figures over time, aggregated in the database (admin)"),
         (name = "reconnection", description = "Reconnect tokens: issued to admins, redeemed by clients"),
         (name = "meta", description = "This document, public"),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rmcp::model::{ErrorCode, ErrorData};
 use serde_json::{json, Value};
-use sessiongate_core::lifecycle::{ActiveSession, Reclaim, SessionManager};
+use sessiongate_core::lifecycle::{ActiveSession, Reclaim, SessionManager, TaskHandle, Tasks};
 use sessiongate_core::session::ClientIdentity;
 use sessiongate_core::Timestamp;
 use tokio::sync::{mpsc, Notify};
@@ -35,6 +35,8 @@ pub struct RequestContext {
     pub manager: Arc<SessionManager>,
     /// Reconnect tokens, for the tools that issue and redeem them.
     pub reclaim: Arc<Reclaim>,
+    /// Tasks of the tasks extension.
+    pub tasks: Arc<Tasks>,
     pub caller: Caller,
     pub request_id: Id,
     pub protocol_version: Arc<str>,
@@ -49,6 +51,9 @@ pub struct RequestContext {
     /// Notified to end the client's connection to this request's resumable
     /// stream early (SSE polling); the request runs on.
     pub(crate) poll: Option<Arc<Notify>>,
+    /// The task this request's work runs as, once it has become one: its
+    /// requests to the client then wait in the task for `tasks/update`.
+    pub(crate) task: Option<TaskHandle>,
 }
 
 impl RequestContext {
@@ -72,6 +77,27 @@ impl RequestContext {
 
     pub fn is_stateless(&self) -> bool {
         matches!(self.caller, Caller::Client { .. })
+    }
+
+    /// The context the work of `task` runs in, in the background: the same
+    /// caller, nothing streamed (the client polls the task instead), and
+    /// requests to the client asked through the task.
+    pub(crate) fn for_task(&self, task: TaskHandle) -> RequestContext {
+        RequestContext {
+            manager: self.manager.clone(),
+            reclaim: self.reclaim.clone(),
+            tasks: self.tasks.clone(),
+            caller: self.caller.clone(),
+            request_id: self.request_id.clone(),
+            protocol_version: self.protocol_version.clone(),
+            received_at: self.received_at,
+            progress_token: None,
+            stateless_log_level: None,
+            peers: self.peers.clone(),
+            outbound: None,
+            poll: None,
+            task: Some(task),
+        }
     }
 
     /// Ends the client's connection to this request's stream with a retry
@@ -138,7 +164,15 @@ impl RequestContext {
     /// Sends a request to the client (sampling, elicitation, roots) on this
     /// request's stream and waits for its answer. Sessionful revisions only:
     /// 2026-07-28 replaced these with input-required results.
+    /// Within a task (2026-07-28), the request waits in the task, as one of
+    /// its `inputRequests`, until the client answers it with `tasks/update`.
     pub async fn request_client(&self, method: &str, params: Value) -> Result<Value, ErrorData> {
+        if let Some(task) = &self.task {
+            return task
+                .ask(json!({ "method": method, "params": params }))
+                .await
+                .map_err(|e| ErrorData::internal_error(e.to_string(), None));
+        }
         let (Some(peer), Some(out)) = (self.peer(), &self.outbound) else {
             return Err(ErrorData::new(
                 ErrorCode::INVALID_REQUEST,

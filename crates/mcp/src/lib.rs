@@ -1,8 +1,8 @@
 //! The MCP side of sessiongate: the Streamable HTTP transport at `/mcp`
 //! (sessionful revisions 2025-03-26..2025-11-25 and stateless 2026-07-28),
 //! the dispatch of MCP methods, the seam to what serves requests
-//! ([`Service`], with a live catalog), and the tools the server offers
-//! itself ([`McpServer`]).
+//! ([`Service`], with a live catalog), the tasks extension on the wire
+//! ([`tasks`]), and the tools the server offers itself ([`McpServer`]).
 //!
 //! Sessions themselves live in `sessiongate-core`; this crate only reads and
 //! touches them.
@@ -20,6 +20,7 @@ pub mod request;
 pub mod server;
 pub mod service;
 pub mod streams;
+pub mod tasks;
 pub mod tools;
 pub mod transport;
 

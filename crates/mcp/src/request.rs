@@ -1,7 +1,7 @@
 //! An MCP request as the server reads it: the method and the members of
 //! `params` that anything before the handler needs — the `_meta` that
-//! decides the generation and carries the progress token, the `name` or
-//! `uri` a request targets, a call's `arguments`. They are read once per
+//! decides the generation and carries the progress token, the `name`,
+//! `uri` or `taskId` a request targets, a call's `arguments`. They are read once per
 //! message, when the transport classifies it, and handed on: routing,
 //! header checks, the request log and the handler all read this value.
 
@@ -41,6 +41,8 @@ pub struct Params {
     pub uri: Option<Value>,
     /// The arguments of `tools/call` and `prompts/get`.
     pub arguments: Option<Value>,
+    /// The task `tasks/get`, `tasks/update` and `tasks/cancel` name.
+    pub task_id: Option<Value>,
 }
 
 impl Params {
@@ -55,6 +57,8 @@ impl Params {
             name: Option<Value>,
             uri: Option<Value>,
             arguments: Option<Value>,
+            #[serde(rename = "taskId")]
+            task_id: Option<Value>,
         }
         let Some(head) = params.and_then(|p| serde_json::from_str::<Head>(p.get()).ok()) else {
             return Params::default();
@@ -67,6 +71,7 @@ impl Params {
             name: head.name,
             uri: head.uri,
             arguments: head.arguments,
+            task_id: head.task_id,
         }
     }
 

@@ -12,11 +12,17 @@ use serde_json::{json, Map, Value};
 use crate::context::RequestContext;
 use crate::request::Request;
 use crate::service::{Answer, Capabilities, Catalog, LiveCatalog, Service};
+use crate::tasks::{self, TaskSupport};
 
 /// A tool the server can run.
 #[async_trait]
 pub trait ToolHandler: Send + Sync + 'static {
     fn tool(&self) -> Tool;
+    /// Whether its calls run as tasks (the tasks extension): by default
+    /// they never do.
+    fn task_support(&self) -> TaskSupport {
+        TaskSupport::Forbidden
+    }
     async fn call(
         &self,
         ctx: &RequestContext,
@@ -105,20 +111,42 @@ impl McpServer {
         self
     }
 
+    /// Calls a tool; as a task when the tool runs as one and the client
+    /// declared the tasks extension.
     async fn call_tool(
         &self,
         ctx: &RequestContext,
         mut request: Request,
-    ) -> Result<CallToolResult, ErrorData> {
+    ) -> Result<Answer, ErrorData> {
         let name = request.name()?;
-        let Some(&index) = self.tool_index.get(name) else {
+        // The key, not the request's name: it outlives the borrow of `request`.
+        let Some((tool, &index)) = self.tool_index.get_key_value(name) else {
             return Err(ErrorData::invalid_params(
                 format!("Unknown tool: {name}"),
                 None,
             ));
         };
+        let handler = &self.tools[index];
+        let owner = match handler.task_support() {
+            TaskSupport::Forbidden => None,
+            support => match tasks::declared(ctx) {
+                Some(owner) => Some(owner),
+                None if support == TaskSupport::Required => return Err(tasks::missing_capability()),
+                None => None,
+            },
+        };
         let arguments = request.take_arguments()?;
-        self.tools[index].call(ctx, arguments).await
+        match owner {
+            None => handler.call(ctx, arguments).await.map(Answer::Tool),
+            Some(owner) => {
+                let handler = handler.clone();
+                tasks::start(ctx, owner, tool, move |task_ctx| async move {
+                    handler.call(&task_ctx, arguments).await
+                })
+                .await
+                .map(Answer::Json)
+            }
+        }
     }
 
     async fn read_resource(
@@ -173,7 +201,7 @@ impl Service for McpServer {
 
     async fn serve(&self, ctx: &RequestContext, request: Request) -> Result<Answer, ErrorData> {
         match (request.method.as_str(), &self.completer) {
-            ("tools/call", _) => self.call_tool(ctx, request).await.map(Answer::Tool),
+            ("tools/call", _) => self.call_tool(ctx, request).await,
             ("resources/read", _) => self.read_resource(ctx, &request).await.map(Answer::Json),
             ("prompts/get", _) => self.get_prompt(ctx, request).await.map(Answer::Json),
             ("completion/complete", Some(completer)) => {

@@ -44,6 +44,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use crate::auth::{bearer, token_matches};
 use crate::error::ApiError;
 use crate::health::health_report;
+use crate::tasks::TaskSummary;
 use crate::ApiState;
 use socket::{Handshake, Socket};
 
@@ -289,6 +290,20 @@ fn event_messages(state: &ApiState, event: LifecycleEvent) -> Vec<Value> {
             "type": "session_disconnected",
             "session": record,
             "reason": record.disconnect_reason,
+        })],
+        LifecycleEvent::TaskCreated(record) => vec![json!({
+            "type": "task_created",
+            "task": TaskSummary::from(&*record),
+        })],
+        LifecycleEvent::TaskChanged {
+            task_id,
+            status,
+            at,
+        } => vec![json!({
+            "type": "task_status_changed",
+            "task_id": task_id,
+            "status": status,
+            "updated_at": at,
         })],
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sessiongate_core::health::AgeBounds;
 use sessiongate_core::lifecycle::{
-    EventLogConfig, LifecycleConfig, ReconnectConfig, RequestLogConfig,
+    EventLogConfig, LifecycleConfig, ReconnectConfig, RequestLogConfig, TaskConfig,
 };
 use sessiongate_core::token::SigningKey;
 use sessiongate_mcp::{OriginPolicy, TransportConfig};
@@ -249,6 +249,15 @@ impl Settings {
                     self.max_stateless_clients,
                     defaults.max_stateless_clients,
                 )?,
+                tasks: TaskConfig {
+                    ttl: positive("task_ttl", self.task_ttl, defaults.tasks.ttl)?,
+                    poll_interval: positive(
+                        "task_poll_interval",
+                        self.task_poll_interval,
+                        defaults.tasks.poll_interval,
+                    )?,
+                    ..defaults.tasks.clone()
+                },
             },
             transport: TransportConfig {
                 origins: OriginPolicy {

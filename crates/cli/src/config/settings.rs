@@ -200,6 +200,18 @@ pub struct Settings {
     #[serde(default, deserialize_with = "de_duration")]
     pub event_log_retention: Option<Duration>,
 
+    /// How long a task (tasks extension) is kept after its creation,
+    /// finished or not; one still running then is stopped [default: 1h]
+    #[arg(long, env = "SESSIONGATE_TASK_TTL", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub task_ttl: Option<Duration>,
+
+    /// How often clients are asked to poll a task (pollIntervalMs)
+    /// [default: 500ms]
+    #[arg(long, env = "SESSIONGATE_TASK_POLL_INTERVAL", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub task_poll_interval: Option<Duration>,
+
     /// A sessionful request still running after this long answers on a
     /// resumable SSE stream [default: 1s]
     #[arg(long, env = "SESSIONGATE_SSE_AFTER", value_parser = parse_duration)]

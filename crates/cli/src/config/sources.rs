@@ -108,6 +108,8 @@ impl Settings {
             reconnect_key: self.reconnect_key.or(lower.reconnect_key),
             event_log_keep: self.event_log_keep.or(lower.event_log_keep),
             event_log_retention: self.event_log_retention.or(lower.event_log_retention),
+            task_ttl: self.task_ttl.or(lower.task_ttl),
+            task_poll_interval: self.task_poll_interval.or(lower.task_poll_interval),
             sse_after: self.sse_after.or(lower.sse_after),
             stream_idle_close: self.stream_idle_close.or(lower.stream_idle_close),
             conformance: self.conformance || lower.conformance,

@@ -399,6 +399,16 @@ impl Tasks {
         Ok(true)
     }
 
+    /// A stored task, whoever owns it, unless it expired: for operators.
+    pub async fn stored(&self, id: TaskId) -> StoreResult<Option<TaskRecord>> {
+        let now = self.clock.now();
+        Ok(self
+            .store
+            .get_task(id)
+            .await?
+            .filter(|r| !r.is_expired(now)))
+    }
+
     /// A page of stored tasks, for operators.
     pub async fn list(&self, query: &TaskQuery) -> StoreResult<TaskPage> {
         self.store.list_tasks(query).await

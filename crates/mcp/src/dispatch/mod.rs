@@ -1,6 +1,6 @@
 //! The MCP methods. The protocol's own — the handshakes' results, `ping`,
-//! the lists, log levels, subscriptions — are answered here from the
-//! service's catalog; the rest go to the [`Service`]. Results are shaped
+//! the lists, log levels, subscriptions, the tasks extension's `tasks/*` —
+//! are answered here; the rest go to the [`Service`]. Results are shaped
 //! for the caller's generation. Transport-neutral: the HTTP layer decides
 //! the generation and hands a [`RequestContext`] here.
 
@@ -18,6 +18,7 @@ use crate::context::{is_log_level, RequestContext};
 use crate::protocol::{self, META_SERVER_INFO};
 use crate::request::Request;
 use crate::service::{Answer, LiveCatalog, Service};
+use crate::tasks;
 
 /// Who the server says it is.
 #[derive(Debug, Clone)]
@@ -90,6 +91,13 @@ impl Dispatcher {
         if offered.completions {
             caps.insert("completions".into(), json!({}));
         }
+        if stateless {
+            // Tasks are an extension of the stateless revision only.
+            caps.insert(
+                "extensions".into(),
+                json!({ rmcp::model::TASKS_EXTENSION_ID: {} }),
+            );
+        }
         Value::Object(caps)
     }
 
@@ -136,6 +144,7 @@ impl Dispatcher {
             "resources/subscribe" | "resources/unsubscribe" => offered().resources && !stateless,
             "prompts/list" | "prompts/get" => offered().prompts,
             "completion/complete" => offered().completions,
+            "tasks/get" | "tasks/update" | "tasks/cancel" => stateless,
             _ => true,
         };
         if !available {
@@ -155,6 +164,7 @@ impl Dispatcher {
             "prompts/list" => json!({ "prompts": catalog().prompts }),
             "resources/subscribe" | "resources/unsubscribe" => subscription(ctx, &request)?,
             "logging/setLevel" => set_log_level(ctx, &request)?,
+            "tasks/get" | "tasks/update" | "tasks/cancel" => tasks::serve(ctx, &request).await?,
             _ => return self.serve(ctx, request).await,
         };
         self.shape(&mut result, CACHEABLE.contains(&method), stateless);

@@ -43,6 +43,7 @@ pub(super) fn context(
     RequestContext {
         manager: st.manager.clone(),
         reclaim: st.reclaim.clone(),
+        tasks: st.tasks.clone(),
         caller,
         request_id,
         protocol_version,
@@ -52,6 +53,7 @@ pub(super) fn context(
         peers: st.peers.clone(),
         outbound: None,
         poll: None,
+        task: None,
     }
 }
 

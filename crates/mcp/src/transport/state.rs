@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sessiongate_core::lifecycle::{
-    EventLog, Lifecycle, RateLimiter, Reclaim, RequestLog, SessionManager, StatelessClients,
+    EventLog, Lifecycle, RateLimiter, Reclaim, RequestLog, SessionManager, StatelessClients, Tasks,
 };
 
 use super::list_changed;
@@ -74,6 +74,7 @@ pub struct Shared {
     pub event_log: Arc<EventLog>,
     pub reclaim: Arc<Reclaim>,
     pub stateless: Arc<StatelessClients>,
+    pub tasks: Arc<Tasks>,
     pub dispatcher: Arc<Dispatcher>,
     pub peers: Peers,
     pub streams: Streams,
@@ -106,6 +107,7 @@ impl McpState {
             event_log: lifecycle.event_log.clone(),
             reclaim: lifecycle.reclaim.clone(),
             stateless: lifecycle.stateless.clone(),
+            tasks: lifecycle.tasks.clone(),
             dispatcher: Arc::new(dispatcher),
             peers,
             streams: Streams::default(),

@@ -174,6 +174,8 @@ fn mirrored(inbound: &Inbound, id: Option<&Id>, request: &Request) -> Result<(),
     let body_name = match method.as_str() {
         "tools/call" | "prompts/get" => request.params.name.as_ref(),
         "resources/read" => request.params.uri.as_ref(),
+        // The tasks extension routes its methods by task (SEP-2663).
+        "tasks/get" | "tasks/update" | "tasks/cancel" => request.params.task_id.as_ref(),
         _ => None,
     }
     .and_then(Value::as_str);

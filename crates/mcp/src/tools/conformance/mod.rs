@@ -7,13 +7,15 @@
 //! Everything is table-driven, one module per kind: [`tools`] lists the
 //! tools (static content, logging, progress, sampling, elicitation, ...),
 //! [`resources`] the static resources and the template, [`prompts`] the
-//! prompts and [`completions`] the argument suggestions.
+//! prompts, [`completions`] the argument suggestions and [`tasks`] the
+//! tools of the tasks extension's scenarios.
 //! `scripts/conformance` runs the suite against them.
 
 mod completions;
 mod media;
 mod prompts;
 mod resources;
+mod tasks;
 mod tools;
 
 use crate::server::McpServer;
@@ -21,6 +23,9 @@ use crate::server::McpServer;
 /// Adds every conformance fixture to a server.
 pub fn with_conformance_fixtures(server: McpServer) -> McpServer {
     let server = tools::FIXTURES.iter().fold(server, McpServer::with_tool);
+    let server = tasks::TASK_FIXTURES
+        .iter()
+        .fold(server, McpServer::with_tool);
     prompts::PROMPTS
         .iter()
         .fold(server, McpServer::with_prompt)
