@@ -16,6 +16,8 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+use sessiongate_core::task::TaskStatus;
+
 use crate::ApiState;
 
 /// Request-duration buckets, in seconds: sub-millisecond tool calls up to
@@ -48,6 +50,14 @@ pub fn handle() -> &'static PrometheusHandle {
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_gauge!("sessiongate_sessions", "Sessions in the store, by status");
+    describe_gauge!(
+        "sessiongate_tasks",
+        "Tasks (tasks extension) in the store, by status"
+    );
+    describe_gauge!(
+        "sessiongate_tasks_active",
+        "Tasks not yet finished: working or waiting for input"
+    );
     describe_counter!(
         "sessiongate_sessions_created_total",
         "Sessions created by initialize"
@@ -128,6 +138,12 @@ pub async fn render(State(state): State<ApiState>) -> Response {
         .set(manager.disconnected_count() as f64);
     metrics::gauge!("sessiongate_request_log_queue_depth")
         .set(state.request_log.queue_depth() as f64);
+    let tasks = state.tasks.counts();
+    for status in TaskStatus::ALL {
+        metrics::gauge!("sessiongate_tasks", "status" => status.as_str())
+            .set(tasks.get(status) as f64);
+    }
+    metrics::gauge!("sessiongate_tasks_active").set((tasks.working + tasks.input_required) as f64);
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         handle.render(),

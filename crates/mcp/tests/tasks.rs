@@ -1,0 +1,331 @@
+//! The tasks extension over real HTTP: a task-supporting tool's call is a
+//! durable task at once, polled to its result; it may wait for the client's
+//! input; only its creator sees or cancels it; it needs the extension and
+//! the stateless revision; it is gone when its time to live passes.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::{eventually, TestServer};
+use rmcp::model::{CallToolResult, ErrorData, JsonObject, Tool};
+use serde_json::{json, Value};
+use sessiongate_core::lifecycle::{LifecycleConfig, TaskConfig};
+use sessiongate_core::task::TaskStatus;
+use sessiongate_core::TaskId;
+use sessiongate_mcp::tasks::TaskSupport;
+use sessiongate_mcp::tools::{schema, text_result};
+use sessiongate_mcp::{McpServer, RequestContext, ToolHandler, TransportConfig};
+use tokio::sync::Semaphore;
+
+const EXTENSION: &str = "io.modelcontextprotocol/tasks";
+
+/// Waits for a permit of its gate, then answers; runs as a task.
+struct Gated(Arc<Semaphore>);
+
+#[async_trait]
+impl ToolHandler for Gated {
+    fn tool(&self) -> Tool {
+        Tool::new(
+            "gated",
+            "Waits for its gate",
+            schema(json!({"type": "object"})),
+        )
+    }
+
+    fn task_support(&self) -> TaskSupport {
+        TaskSupport::Optional
+    }
+
+    async fn call(&self, _: &RequestContext, _: JsonObject) -> Result<CallToolResult, ErrorData> {
+        self.0.acquire().await.expect("open gate").forget();
+        Ok(text_result("through the gate"))
+    }
+}
+
+/// Asks the user for a name and greets it; runs only as a task.
+struct AskName;
+
+#[async_trait]
+impl ToolHandler for AskName {
+    fn tool(&self) -> Tool {
+        Tool::new(
+            "ask_name",
+            "Asks for a name",
+            schema(json!({"type": "object"})),
+        )
+    }
+
+    fn task_support(&self) -> TaskSupport {
+        TaskSupport::Required
+    }
+
+    async fn call(&self, ctx: &RequestContext, _: JsonObject) -> Result<CallToolResult, ErrorData> {
+        let answer = ctx
+            .request_client(
+                "elicitation/create",
+                json!({"mode": "form", "message": "Your name?", "requestedSchema": {"type": "object"}}),
+            )
+            .await?;
+        Ok(text_result(format!(
+            "Hello, {}!",
+            answer["content"]["name"].as_str().unwrap_or("?")
+        )))
+    }
+}
+
+struct Harness {
+    t: TestServer,
+    gate: Arc<Semaphore>,
+}
+
+async fn harness(tasks: TaskConfig) -> Harness {
+    let config = LifecycleConfig {
+        tasks,
+        ..LifecycleConfig::default()
+    };
+    let t = TestServer::start_with(TransportConfig::default(), config).await;
+    let gate = Arc::new(Semaphore::new(0));
+    t.services.add(Arc::new(
+        McpServer::new()
+            .with_tool(Gated(gate.clone()))
+            .with_tool(AskName),
+    ));
+    Harness { t, gate }
+}
+
+/// A 2026-07-28 request from `client`, declaring the tasks extension if
+/// `tasks`, with the headers that mirror it; its HTTP status and body.
+async fn request(
+    t: &TestServer,
+    client: &str,
+    tasks: bool,
+    method: &str,
+    params: Value,
+) -> (u16, Value) {
+    let mut params = params;
+    let capabilities = if tasks {
+        json!({ "elicitation": {}, "extensions": { EXTENSION: {} } })
+    } else {
+        json!({ "elicitation": {} })
+    };
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": client, "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+    });
+    let name = params["name"]
+        .as_str()
+        .or(params["taskId"].as_str())
+        .map(str::to_string);
+    let mut headers = vec![
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", method),
+    ];
+    if let Some(name) = &name {
+        headers.push(("mcp-name", name));
+    }
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let response = t.post(body, &headers).await;
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+async fn create(t: &TestServer, client: &str, tool: &str) -> String {
+    let (status, body) = request(
+        t,
+        client,
+        true,
+        "tools/call",
+        json!({"name": tool, "arguments": {}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let result = &body["result"];
+    assert_eq!(result["resultType"], "task", "{body}");
+    assert_eq!(result["status"], "working");
+    result["taskId"].as_str().unwrap().to_string()
+}
+
+async fn get(t: &TestServer, client: &str, id: &str) -> Value {
+    let (status, body) = request(t, client, true, "tasks/get", json!({"taskId": id})).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn status_of(t: &TestServer, id: &str) -> Option<TaskStatus> {
+    let id: TaskId = id.parse().unwrap();
+    t.store.store.get_task(id).await.unwrap().map(|r| r.status)
+}
+
+const PATIENCE: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn a_task_is_stored_before_its_handle_and_polled_to_its_result() {
+    let Harness { t, gate } = harness(TaskConfig::default()).await;
+    let id = create(&t, "alpha", "gated").await;
+    // Acknowledged means stored.
+    assert_eq!(status_of(&t, &id).await, Some(TaskStatus::Working));
+    let working = get(&t, "alpha", &id).await["result"].clone();
+    assert_eq!(
+        (working["taskId"].as_str(), working["status"].as_str()),
+        (Some(&*id), Some("working"))
+    );
+    assert_eq!(working["resultType"], "complete");
+    assert!(working.get("result").is_none());
+    assert_eq!(t.lifecycle.tasks.counts().working, 1);
+
+    gate.add_permits(1);
+    eventually(PATIENCE, || async {
+        status_of(&t, &id).await == Some(TaskStatus::Completed)
+    })
+    .await;
+    let done = get(&t, "alpha", &id).await["result"].clone();
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["result"]["content"][0]["text"], "through the gate");
+    let counts = t.lifecycle.tasks.counts();
+    assert_eq!((counts.working, counts.completed), (0, 1));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn only_the_client_that_created_a_task_sees_or_cancels_it() {
+    let Harness { t, gate } = harness(TaskConfig::default()).await;
+    let id = create(&t, "alpha", "gated").await;
+    let unknown = TaskId::generate().to_string();
+    for method in ["tasks/get", "tasks/cancel", "tasks/update"] {
+        let params = |id: &str| json!({"taskId": id, "inputResponses": {}});
+        let theirs = request(&t, "mallory", true, method, params(&id)).await;
+        let nobodys = request(&t, "mallory", true, method, params(&unknown)).await;
+        assert_eq!(theirs.0, nobodys.0, "{method}");
+        assert_eq!(
+            theirs.1["error"], nobodys.1["error"],
+            "{method}: same answer as for no task"
+        );
+        assert_eq!(theirs.1["error"]["code"], -32602, "{method}");
+    }
+    // Mallory's cancel changed nothing.
+    assert_eq!(get(&t, "alpha", &id).await["result"]["status"], "working");
+
+    let (status, ack) = request(&t, "alpha", true, "tasks/cancel", json!({"taskId": id})).await;
+    assert_eq!(status, 200);
+    assert_eq!(ack["result"]["resultType"], "complete");
+    assert!(ack["result"].get("status").is_none());
+    assert_eq!(get(&t, "alpha", &id).await["result"]["status"], "cancelled");
+    assert_eq!(status_of(&t, &id).await, Some(TaskStatus::Cancelled));
+    // The work stopped: a permit given now is never taken.
+    gate.add_permits(1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(gate.available_permits(), 1);
+    assert_eq!(get(&t, "alpha", &id).await["result"]["status"], "cancelled");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn tasks_need_the_extension_and_the_stateless_revision() {
+    let Harness { t, gate } = harness(TaskConfig::default()).await;
+    gate.add_permits(1);
+    // Without the extension, a tool that may run as a task answers at once...
+    let (_, sync) = request(
+        &t,
+        "beta",
+        false,
+        "tools/call",
+        json!({"name": "gated", "arguments": {}}),
+    )
+    .await;
+    assert_eq!(sync["result"]["resultType"], "complete");
+    assert_eq!(sync["result"]["content"][0]["text"], "through the gate");
+    // ...one that must is refused, as are the task methods.
+    let (status, refused) = request(
+        &t,
+        "beta",
+        false,
+        "tools/call",
+        json!({"name": "ask_name", "arguments": {}}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(refused["error"]["code"], -32021);
+    assert!(refused["error"]["data"]["requiredCapabilities"]["extensions"][EXTENSION].is_object());
+    let (status, refused) = request(&t, "beta", false, "tasks/get", json!({"taskId": "x"})).await;
+    assert_eq!(
+        (status, refused["error"]["code"].clone()),
+        (400, json!(-32021))
+    );
+    // A malformed id names no task.
+    let (_, unknown) = request(&t, "beta", true, "tasks/get", json!({"taskId": "x"})).await;
+    assert_eq!(unknown["error"]["code"], -32602);
+    // Sessionful revisions have no tasks.
+    let session = t.initialize("2025-11-25", "old").await;
+    let response = t
+        .post(
+            json!({"jsonrpc":"2.0","id":2,"method":"tasks/get","params":{"taskId": "x"}}),
+            &[("mcp-session-id", &session)],
+        )
+        .await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32601);
+    // The capability is advertised to the stateless revision.
+    let (_, discover) = request(&t, "beta", false, "server/discover", json!({})).await;
+    assert!(discover["result"]["capabilities"]["extensions"][EXTENSION].is_object());
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_task_waits_for_input_until_the_client_answers() {
+    let Harness { t, .. } = harness(TaskConfig::default()).await;
+    let id = create(&t, "gamma", "ask_name").await;
+    eventually(PATIENCE, || async {
+        get(&t, "gamma", &id).await["result"]["status"] == "input_required"
+    })
+    .await;
+    let waiting = get(&t, "gamma", &id).await["result"].clone();
+    let requests = waiting["inputRequests"].as_object().unwrap();
+    assert_eq!(requests.len(), 1);
+    let (key, asked) = requests.iter().next().unwrap();
+    assert_eq!(asked["method"], "elicitation/create");
+    assert_eq!(status_of(&t, &id).await, Some(TaskStatus::InputRequired));
+
+    let answer = json!({"taskId": id, "inputResponses": {
+        "never-asked": {"action": "accept"},
+        key: {"action": "accept", "content": {"name": "Ada"}},
+    }});
+    let (status, ack) = request(&t, "gamma", true, "tasks/update", answer).await;
+    assert_eq!(
+        (status, ack["result"]["resultType"].clone()),
+        (200, json!("complete"))
+    );
+    eventually(PATIENCE, || async {
+        status_of(&t, &id).await == Some(TaskStatus::Completed)
+    })
+    .await;
+    let done = get(&t, "gamma", &id).await["result"].clone();
+    assert_eq!(done["result"]["content"][0]["text"], "Hello, Ada!");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_task_is_gone_once_its_time_to_live_has_passed() {
+    let tasks = TaskConfig {
+        ttl: Duration::from_secs(60),
+        prune_interval: Duration::from_millis(20),
+        ..TaskConfig::default()
+    };
+    let Harness { t, gate } = harness(tasks).await;
+    let id = create(&t, "delta", "gated").await;
+    let created = get(&t, "delta", &id).await["result"].clone();
+    assert_eq!(created["ttlMs"], 60_000);
+    t.clock.advance(Duration::from_secs(61));
+    let (_, gone) = request(&t, "delta", true, "tasks/get", json!({"taskId": id})).await;
+    assert_eq!(gone["error"]["code"], -32602);
+    eventually(PATIENCE, || async { status_of(&t, &id).await.is_none() }).await;
+    assert_eq!(t.lifecycle.tasks.counts().working, 0);
+    // Its work was stopped with it.
+    gate.add_permits(1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(gate.available_permits(), 1);
+    t.stop().await;
+}
