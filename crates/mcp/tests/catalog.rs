@@ -201,8 +201,8 @@ async fn a_service_registered_at_run_time_is_listed_announced_and_called() {
         "forecast: sunny in Oslo"
     );
 
-    // Stateless clients read the same catalog; they have no stream to be
-    // told on, so their capabilities do not promise it.
+    // Stateless clients read the same catalog, and are told of changes on
+    // a subscriptions/listen stream.
     let discover: Value = t
         .post(
             stateless("server/discover", json!({})),
@@ -217,7 +217,7 @@ async fn a_service_registered_at_run_time_is_listed_announced_and_called() {
         .unwrap();
     assert_eq!(
         discover["result"]["capabilities"]["tools"]["listChanged"],
-        false
+        true
     );
     let list: Value = t
         .post(
