@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use rmcp::model::{CallToolResult, ErrorCode, ErrorData, JsonObject, Tool};
+use rmcp::model::{CallToolResult, ContentBlock, ErrorCode, ErrorData, JsonObject, Tool};
 use serde_json::{json, Map, Value};
 
 use crate::context::RequestContext;
@@ -118,7 +118,17 @@ impl McpServer {
             ));
         };
         let arguments = request.take_arguments()?;
-        self.tools[index].call(ctx, arguments).await
+        match self.tools[index].call(ctx, arguments).await {
+            // From 2025-11-25 on, arguments a tool refuses are its own
+            // execution error, which a model can read and correct.
+            Err(e)
+                if e.code == ErrorCode::INVALID_PARAMS
+                    && &*ctx.protocol_version >= "2025-11-25" =>
+            {
+                Ok(CallToolResult::error(vec![ContentBlock::text(e.message)]))
+            }
+            outcome => outcome,
+        }
     }
 
     async fn read_resource(
