@@ -7,16 +7,28 @@
 //! Everything is table-driven, one module per kind: [`tools`] lists the
 //! tools (static content, logging, progress, sampling, elicitation, ...),
 //! [`resources`] the static resources and the template, [`prompts`] the
-//! prompts and [`completions`] the argument suggestions.
+//! prompts and [`completions`] the argument suggestions. [`changes`] is a
+//! service of its own whose lists change on demand.
 //! `scripts/conformance` runs the suite against them.
 
+mod changes;
 mod completions;
 mod media;
 mod prompts;
 mod resources;
 mod tools;
 
+use std::sync::Arc;
+
 use crate::server::McpServer;
+use crate::service::Service;
+
+/// The fixture service whose tool and prompt lists change when its
+/// trigger tools are called; it goes beside the server the other fixtures
+/// are added to.
+pub fn list_changes() -> Arc<dyn Service> {
+    Arc::new(changes::ListChanges::new())
+}
 
 /// Adds every conformance fixture to a server.
 pub fn with_conformance_fixtures(server: McpServer) -> McpServer {
@@ -30,8 +42,6 @@ pub fn with_conformance_fixtures(server: McpServer) -> McpServer {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use base64::Engine;
 
     use super::media::{PNG, WAV};
