@@ -104,18 +104,7 @@ async fn a_listen_stream_is_acknowledged_then_carries_only_what_was_asked() {
     let t = TestServer::start().await;
     let notes = Notes::new();
     t.services.add(notes.clone());
-    let discover: Value = t
-        .post(
-            stateless("server/discover", json!({})),
-            &[
-                ("mcp-protocol-version", "2026-07-28"),
-                ("mcp-method", "server/discover"),
-            ],
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let discover = t.post_stateless("server/discover", json!({})).await;
     let caps = &discover["result"]["capabilities"];
     assert_eq!(caps["tools"]["listChanged"], true, "{caps}");
     assert_eq!(caps["resources"]["subscribe"], true, "{caps}");
