@@ -75,13 +75,15 @@ fn mcp_server(conformance: bool) -> Dispatcher {
             .into(),
     );
     let builtin = with_builtin_tools(McpServer::new());
-    let builtin = if conformance {
-        sessiongate_mcp::tools::with_conformance_fixtures(builtin)
-    } else {
-        builtin
-    };
     let services = Composite::new();
-    services.add(Arc::new(builtin));
+    if conformance {
+        services.add(Arc::new(sessiongate_mcp::tools::with_conformance_fixtures(
+            builtin,
+        )));
+        services.add(sessiongate_mcp::tools::conformance_list_changes());
+    } else {
+        services.add(Arc::new(builtin));
+    }
     Dispatcher::new(info, Arc::new(services))
 }
 

@@ -110,6 +110,21 @@ impl RequestContext {
         }
     }
 
+    /// Refuses the request unless the client declared `capability`: a
+    /// server must not rely on one it did not. The error is
+    /// MissingRequiredClientCapability (-32021), naming the capability in
+    /// `requiredCapabilities`; on 2026-07-28's HTTP it is a 400.
+    pub fn require_client_capability(&self, capability: &str) -> Result<(), ErrorData> {
+        if self.client_capabilities().get(capability).is_some() {
+            return Ok(());
+        }
+        Err(ErrorData::new(
+            ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY,
+            format!("The client did not declare the {capability} capability this request needs"),
+            Some(json!({ "requiredCapabilities": { capability: {} } })),
+        ))
+    }
+
     fn peer(&self) -> Option<Arc<PeerState>> {
         self.session().map(|s| self.peers.get_or_create(s))
     }
@@ -163,9 +178,10 @@ impl RequestContext {
 
     /// Sends a request to the client (sampling, elicitation, roots) on this
     /// request's stream and waits for its answer. Sessionful revisions only:
-    /// 2026-07-28 replaced these with input-required results.
-    /// Within a task (2026-07-28), the request waits in the task, as one of
-    /// its `inputRequests`, until the client answers it with `tasks/update`.
+    /// 2026-07-28 replaced these with input-required results, and its
+    /// response streams carry no requests; but within a task (2026-07-28)
+    /// the request waits in the task, as one of its `inputRequests`, until
+    /// the client answers it with `tasks/update`.
     pub async fn request_client(&self, method: &str, params: Value) -> Result<Value, ErrorData> {
         if let Some(task) = &self.task {
             return task
@@ -173,10 +189,21 @@ impl RequestContext {
                 .await
                 .map_err(|e| ErrorData::internal_error(e.to_string(), None));
         }
+        if self.is_stateless() {
+            // 2026-07-28 sends no requests on a response stream, nor any other.
+            return Err(ErrorData::new(
+                ErrorCode::INVALID_REQUEST,
+                format!(
+                    "{method} cannot be sent to a 2026-07-28 client: the server asks for input \
+                     with an input-required result"
+                ),
+                None,
+            ));
+        }
         let (Some(peer), Some(out)) = (self.peer(), &self.outbound) else {
             return Err(ErrorData::new(
                 ErrorCode::INVALID_REQUEST,
-                format!("{method} needs a session and a stream to the client"),
+                format!("{method} needs a stream to the client"),
                 None,
             ));
         };

@@ -2,7 +2,8 @@
 //! (sessionful revisions 2025-03-26..2025-11-25 and stateless 2026-07-28),
 //! the dispatch of MCP methods, the seam to what serves requests
 //! ([`Service`], with a live catalog), the tasks extension on the wire
-//! ([`tasks`]), and the tools the server offers itself ([`McpServer`]).
+//! ([`tasks`]), the tools the server offers itself ([`McpServer`]), and
+//! the 2026-07-28 clients' `subscriptions/listen` streams ([`listen`]).
 //!
 //! Sessions themselves live in `sessiongate-core`; this crate only reads and
 //! touches them.
@@ -13,6 +14,7 @@ pub mod dispatch;
 pub mod guard;
 mod identity_cache;
 pub mod jsonrpc;
+pub mod listen;
 mod metrics;
 pub mod peers;
 pub mod protocol;

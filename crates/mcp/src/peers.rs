@@ -140,6 +140,16 @@ impl Peers {
         }
     }
 
+    /// Sends a message on the standalone stream of every session
+    /// subscribed to the resource at `uri`.
+    pub fn send_to_subscribers(&self, uri: &str, frame: Bytes) {
+        for peer in self.0.iter() {
+            if peer.is_subscribed(uri) {
+                peer.send_on_stream(frame.clone());
+            }
+        }
+    }
+
     /// Drops every session's transport state, closing all streams.
     pub fn clear(&self) {
         self.0.clear();

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use rmcp::model::{CallToolResult, ErrorCode, ErrorData, JsonObject, Tool};
+use rmcp::model::{CallToolResult, ContentBlock, ErrorCode, ErrorData, JsonObject, Tool};
 use serde_json::{json, Map, Value};
 
 use crate::context::RequestContext;
@@ -137,11 +137,11 @@ impl McpServer {
         };
         let arguments = request.take_arguments()?;
         match owner {
-            None => handler.call(ctx, arguments).await.map(Answer::Tool),
+            None => call(handler, ctx, arguments).await.map(Answer::Tool),
             Some(owner) => {
                 let handler = handler.clone();
                 tasks::start(ctx, owner, tool, move |task_ctx| async move {
-                    handler.call(&task_ctx, arguments).await
+                    call(&handler, &task_ctx, arguments).await
                 })
                 .await
                 .map(Answer::Json)
@@ -182,6 +182,21 @@ impl McpServer {
             .ok_or_else(|| ErrorData::invalid_params(format!("Unknown prompt: {name}"), None))?
             .clone();
         prompt.get(ctx, request.take_arguments()?).await
+    }
+}
+
+/// Calls a tool. From 2025-11-25 on, arguments a tool refuses are its own
+/// execution error, which a model can read and correct.
+async fn call(
+    handler: &Arc<dyn ToolHandler>,
+    ctx: &RequestContext,
+    arguments: JsonObject,
+) -> Result<CallToolResult, ErrorData> {
+    match handler.call(ctx, arguments).await {
+        Err(e) if e.code == ErrorCode::INVALID_PARAMS && &*ctx.protocol_version >= "2025-11-25" => {
+            Ok(CallToolResult::error(vec![ContentBlock::text(e.message)]))
+        }
+        outcome => outcome,
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use common::{stateless, SseReader, TestServer};
+use common::{SseReader, TestServer};
 use rmcp::model::{CallToolResult, ContentBlock, ErrorCode, ErrorData, Tool};
 use serde_json::{json, Value};
 use sessiongate_mcp::tools::{schema, string_arg};
@@ -201,36 +201,14 @@ async fn a_service_registered_at_run_time_is_listed_announced_and_called() {
         "forecast: sunny in Oslo"
     );
 
-    // Stateless clients read the same catalog; they have no stream to be
-    // told on, so their capabilities do not promise it.
-    let discover: Value = t
-        .post(
-            stateless("server/discover", json!({})),
-            &[
-                ("mcp-protocol-version", "2026-07-28"),
-                ("mcp-method", "server/discover"),
-            ],
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    // Stateless clients read the same catalog, and are told of changes on
+    // a subscriptions/listen stream.
+    let discover = t.post_stateless("server/discover", json!({})).await;
     assert_eq!(
         discover["result"]["capabilities"]["tools"]["listChanged"],
-        false
+        true
     );
-    let list: Value = t
-        .post(
-            stateless("tools/list", json!({})),
-            &[
-                ("mcp-protocol-version", "2026-07-28"),
-                ("mcp-method", "tools/list"),
-            ],
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = t.post_stateless("tools/list", json!({})).await;
     assert!(tool_names(&list).contains(&"weather".to_string()));
     assert_eq!(list["result"]["ttlMs"], 0);
     t.stop().await;

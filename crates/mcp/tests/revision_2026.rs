@@ -1,7 +1,9 @@
 //! Rules of the 2026-07-28 revision over real HTTP: `initialize` is a
 //! removed method there while the sessionful revisions keep their
-//! handshake, the mirrored headers are read as HTTP field values, and a
-//! tool's JSON Schema 2020-12 reaches `tools/list` as written.
+//! handshake, the mirrored headers are read as HTTP field values, a
+//! tool's JSON Schema 2020-12 reaches `tools/list` as written, a request
+//! needing a capability the client did not declare is refused with -32021
+//! and 400, and log messages come only at the `logLevel` a request asks for.
 
 mod common;
 
@@ -366,5 +368,125 @@ async fn x_mcp_header_arguments_must_be_mirrored() {
     // Without the sentinel's suffix a value is literal.
     let literal = json!({"region": "=?base64?SGVsbG8="});
     assert_eq!(call(literal, &[("region", "=?base64?SGVsbG8=")]).await, ok);
+    t.stop().await;
+}
+
+/// Needs the client's sampling capability, and logs once it runs.
+struct Careful;
+
+#[async_trait]
+impl ToolHandler for Careful {
+    fn tool(&self) -> Tool {
+        Tool::new(
+            "careful",
+            "Needs sampling",
+            schema(json!({ "type": "object" })),
+        )
+    }
+
+    async fn call(&self, ctx: &RequestContext, _: JsonObject) -> Result<CallToolResult, ErrorData> {
+        ctx.require_client_capability("sampling")?;
+        ctx.log("info", None, json!("careful ran")).await;
+        Ok(CallToolResult::success(vec![
+            rmcp::model::ContentBlock::text("done"),
+        ]))
+    }
+}
+
+/// A stateless `tools/call` of `careful`, with these client capabilities
+/// and, if given, a `logLevel` in `_meta`.
+async fn call_careful(
+    t: &TestServer,
+    capabilities: Value,
+    log_level: Option<&str>,
+) -> reqwest::Response {
+    let mut body = stateless("tools/call", json!({ "name": "careful", "arguments": {} }));
+    let meta = &mut body["params"]["_meta"];
+    meta["io.modelcontextprotocol/clientCapabilities"] = capabilities;
+    if let Some(level) = log_level {
+        meta["io.modelcontextprotocol/logLevel"] = json!(level);
+    }
+    t.post(
+        body,
+        &[
+            MODERN,
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "careful"),
+        ],
+    )
+    .await
+}
+
+/// The JSON-RPC messages of a response, whether JSON or SSE.
+async fn messages(response: reqwest::Response) -> Vec<Value> {
+    let sse = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream");
+    if !sse {
+        return vec![response.json().await.unwrap()];
+    }
+    common::SseReader::new(response)
+        .rest()
+        .await
+        .iter()
+        .filter_map(|e| e.message())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_undeclared_capability_is_refused_with_32021_and_400() {
+    let t = TestServer::start().await;
+    t.services
+        .add(Arc::new(McpServer::new().with_tool(Careful)));
+
+    let (status, error) = refusal(call_careful(&t, json!({}), None).await).await;
+    assert_eq!((status, &error["code"]), (400, &json!(-32021)), "{error}");
+    assert_eq!(
+        error["data"]["requiredCapabilities"],
+        json!({ "sampling": {} }),
+        "an object keyed by the capability: {error}"
+    );
+
+    let declared = call_careful(&t, json!({ "sampling": {} }), None).await;
+    assert_eq!(declared.status(), 200);
+    let answer = messages(declared).await;
+    assert_eq!(
+        answer[0]["result"]["content"][0]["text"], "done",
+        "{answer:?}"
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_stateless_request_gets_log_messages_only_at_its_log_level() {
+    let t = TestServer::start().await;
+    t.services
+        .add(Arc::new(McpServer::new().with_tool(Careful)));
+    let sampling = json!({ "sampling": {} });
+    let logs = |messages: &[Value]| {
+        messages
+            .iter()
+            .filter(|m| m["method"] == "notifications/message")
+            .count()
+    };
+
+    let silent = messages(call_careful(&t, sampling.clone(), None).await).await;
+    assert_eq!(logs(&silent), 0, "no logLevel, no log messages: {silent:?}");
+    assert_eq!(
+        silent.last().unwrap()["result"]["content"][0]["text"],
+        "done"
+    );
+
+    let above = messages(call_careful(&t, sampling.clone(), Some("error")).await).await;
+    assert_eq!(logs(&above), 0, "info is below error: {above:?}");
+
+    let heard = messages(call_careful(&t, sampling, Some("debug")).await).await;
+    assert_eq!(logs(&heard), 1, "{heard:?}");
+    assert_eq!(heard[0]["params"]["data"], "careful ran", "{heard:?}");
+    assert_eq!(
+        heard.last().unwrap()["result"]["content"][0]["text"],
+        "done"
+    );
     t.stop().await;
 }

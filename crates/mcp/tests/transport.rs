@@ -238,9 +238,16 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
         .await,
         (200, -32601)
     );
-    assert_eq!(
-        error_code(t.post(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":5}}}), &sid).await).await,
-        (200, -32602)
+    // Arguments a tool refuses are its execution error (2025-11-25), for
+    // the model to read.
+    let refused: Value = t.post(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":5}}}), &sid).await.json().await.unwrap();
+    assert_eq!(refused["result"]["isError"], true, "{refused}");
+    assert!(
+        refused["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("text"),
+        "{refused}"
     );
     assert_eq!(
         error_code(

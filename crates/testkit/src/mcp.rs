@@ -78,6 +78,22 @@ impl McpEndpoint {
         self.post_raw(body.to_string(), extra).await
     }
 
+    /// A 2026-07-28 request (see [`stateless`]) that names no tool, prompt
+    /// or resource, with the headers that mirror it; its JSON body.
+    pub async fn post_stateless(&self, method: &str, params: Value) -> Value {
+        self.post(
+            stateless(method, params),
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", method),
+            ],
+        )
+        .await
+        .json()
+        .await
+        .unwrap()
+    }
+
     /// Opens a session at `version` and completes the handshake.
     pub async fn initialize(&self, version: &str, client_name: &str) -> String {
         let response = self

@@ -281,6 +281,11 @@ impl Settings {
                     self.body_read_timeout,
                     transport_defaults.body_read_timeout,
                 )?,
+                max_listen_streams: at_least_one(
+                    "max_listen_streams",
+                    self.max_listen_streams,
+                    transport_defaults.max_listen_streams,
+                )?,
             },
             connections,
             conformance: self.conformance,

@@ -123,6 +123,11 @@ pub struct Settings {
     #[arg(long, env = "SESSIONGATE_MAX_STATELESS_CLIENTS")]
     pub max_stateless_clients: Option<usize>,
 
+    /// subscriptions/listen streams one remote address (IPv6: its /64) may
+    /// hold open at once; past it, 429 [default: 32]
+    #[arg(long, env = "SESSIONGATE_MAX_LISTEN_STREAMS")]
+    pub max_listen_streams: Option<usize>,
+
     /// initialize requests per second per remote address, in the long run
     /// [default: 20]
     #[arg(long, env = "SESSIONGATE_INITIALIZE_RATE")]

@@ -85,6 +85,7 @@ impl Settings {
                 .max_client_metadata_bytes
                 .or(lower.max_client_metadata_bytes),
             max_stateless_clients: self.max_stateless_clients.or(lower.max_stateless_clients),
+            max_listen_streams: self.max_listen_streams.or(lower.max_listen_streams),
             initialize_rate: self.initialize_rate.or(lower.initialize_rate),
             initialize_burst: self.initialize_burst.or(lower.initialize_burst),
             body_read_timeout: self.body_read_timeout.or(lower.body_read_timeout),

@@ -61,6 +61,7 @@ fn bad_values_are_refused_with_a_reason() {
         ("initialize_rate = 0.0", "initialize_rate"),
         ("initialize_burst = 0", "initialize_burst"),
         ("max_stateless_clients = 0", "max_stateless_clients"),
+        ("max_listen_streams = 0", "max_listen_streams"),
         (
             "max_client_metadata_bytes = 10",
             "max_client_metadata_bytes",
@@ -82,6 +83,7 @@ fn limits_come_from_the_file() {
         max_stateless_clients = 50
         initialize_rate = 2.5
         initialize_burst = 10
+        max_listen_streams = 4
         body_read_timeout = "5s"
         header_read_timeout = "2s"
         connection_idle_timeout = "30s"
@@ -95,6 +97,7 @@ fn limits_come_from_the_file() {
     assert_eq!(c.lifecycle.max_stateless_clients, 50);
     assert_eq!(c.transport.initialize_per_second, 2.5);
     assert_eq!(c.transport.initialize_burst, 10);
+    assert_eq!(c.transport.max_listen_streams, 4);
     assert_eq!(c.transport.body_read_timeout, Duration::from_secs(5));
     assert_eq!(
         c.connections,

@@ -66,6 +66,20 @@ pub struct RateLimited {
     pub retry_after: Duration,
 }
 
+/// The key limits count a remote address under: itself for IPv4 (and
+/// IPv4-mapped IPv6), its /64 for IPv6, the block one host usually holds.
+pub fn address_key(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::from(octets)
+        }
+        IpAddr::V6(v6) => IpAddr::V4(v6.to_ipv4_mapped().expect("checked")),
+        v4 => v4,
+    }
+}
+
 /// A token bucket per remote address: `burst` requests at once, refilled at
 /// `per_second`. IPv6 addresses share a bucket per /64, the block one host
 /// usually holds.
@@ -88,15 +102,7 @@ impl RateLimiter {
 
     /// Takes one token of `addr`'s bucket, or says how long until one is there.
     pub fn acquire(&self, addr: IpAddr, now: Timestamp) -> Result<(), RateLimited> {
-        let key = match addr {
-            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
-                let mut octets = v6.octets();
-                octets[8..].fill(0);
-                IpAddr::from(octets)
-            }
-            IpAddr::V6(v6) => IpAddr::V4(v6.to_ipv4_mapped().expect("checked")),
-            v4 => v4,
-        };
+        let key = address_key(addr);
         let mut buckets = self.buckets.lock().expect("limiter poisoned");
         if buckets.len() >= SWEEP_AT {
             // A bucket that has refilled is the same as none.

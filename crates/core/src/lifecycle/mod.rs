@@ -46,7 +46,7 @@ pub use config::{EventLogConfig, LifecycleConfig, ReconnectConfig, RequestLogCon
 pub use ends::{EndKind, EndSubscriber, SessionEnded};
 pub use error::{LifecycleError, ReconnectError};
 pub use event_log::EventLog;
-pub use limiter::{RateLimited, RateLimiter};
+pub use limiter::{address_key, RateLimited, RateLimiter};
 pub use manager::{Created, SessionManager, StreamGuard};
 pub use observe::LifecycleEvent;
 pub use reclaim::{Reclaim, Reconnected};

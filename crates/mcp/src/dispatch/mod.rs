@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use crate::context::{is_log_level, RequestContext};
 use crate::protocol::{self, META_SERVER_INFO};
 use crate::request::Request;
-use crate::service::{Answer, LiveCatalog, Service};
+use crate::service::{Answer, Capabilities, LiveCatalog, Service};
 use crate::tasks;
 
 /// Who the server says it is.
@@ -63,30 +63,31 @@ impl Dispatcher {
         self.catalog().has_tool(name)
     }
 
+    /// What the service serves besides tools.
+    pub fn offered(&self) -> Capabilities {
+        self.service.capabilities()
+    }
+
     /// The capabilities advertised to a generation, from what the service
-    /// serves. The lists can change at run time, and sessionful clients
-    /// hear of it on their standalone stream. 2026-07-28 would announce it
-    /// on a `subscriptions/listen` stream, which this server does not
-    /// offer; there the lists are `listChanged: false`, and their results
-    /// carry `ttlMs: 0` so no client keeps them.
+    /// serves. The lists can change at run time, and resources be
+    /// updated: sessionful clients hear of it on their standalone stream
+    /// (resource updates once subscribed), 2026-07-28 clients on a
+    /// `subscriptions/listen` stream.
     pub fn capabilities(&self, stateless: bool) -> Value {
-        let offered = self.service.capabilities();
-        let list_changed = !stateless;
+        let offered = self.offered();
         let mut caps = Map::new();
-        caps.insert("tools".into(), json!({ "listChanged": list_changed }));
+        caps.insert("tools".into(), json!({ "listChanged": true }));
         if !stateless {
             caps.insert("logging".into(), json!({}));
         }
         if offered.resources {
-            let resources = if stateless {
-                json!({ "listChanged": list_changed })
-            } else {
-                json!({ "subscribe": true, "listChanged": list_changed })
-            };
-            caps.insert("resources".into(), resources);
+            caps.insert(
+                "resources".into(),
+                json!({ "subscribe": true, "listChanged": true }),
+            );
         }
         if offered.prompts {
-            caps.insert("prompts".into(), json!({ "listChanged": list_changed }));
+            caps.insert("prompts".into(), json!({ "listChanged": true }));
         }
         if offered.completions {
             caps.insert("completions".into(), json!({}));
@@ -202,6 +203,13 @@ impl Dispatcher {
         } else {
             result.result_type = None;
         }
+        result
+    }
+
+    /// A 2026-07-28 result the transport makes itself, shaped as the
+    /// dispatcher's are.
+    pub(crate) fn stateless_result(&self, mut result: Value) -> Value {
+        self.shape(&mut result, false, true);
         result
     }
 

@@ -1,13 +1,17 @@
 //! What a service offers, as one value that can change at run time: the
 //! lists clients read with `tools/list`, `prompts/list`, `resources/list`
 //! and `resources/templates/list`, and a signal each time they change, so
-//! connected clients can be told which list to read again.
+//! connected clients can be told which list to read again; and the news of
+//! a resource whose contents changed, for the clients subscribed to it.
 
 use std::sync::Arc;
 
 use rmcp::model::Tool;
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
+
+/// Resource updates a subscriber may fall behind by before it misses some.
+const UPDATES_QUEUED: usize = 256;
 
 /// The lists of a catalog, in the order they are offered.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -71,27 +75,34 @@ impl Catalog {
 }
 
 /// A catalog that can change: its current value, and a receiver per
-/// subscriber that wakes when it does.
+/// subscriber that wakes when it does; beside it, the URIs of resources
+/// whose contents changed, as they are announced.
 #[derive(Debug)]
-pub struct LiveCatalog(watch::Sender<Arc<Catalog>>);
+pub struct LiveCatalog {
+    lists: watch::Sender<Arc<Catalog>>,
+    updates: broadcast::Sender<Arc<str>>,
+}
 
 impl LiveCatalog {
     pub fn new(catalog: Catalog) -> Self {
-        LiveCatalog(watch::Sender::new(Arc::new(catalog)))
+        LiveCatalog {
+            lists: watch::Sender::new(Arc::new(catalog)),
+            updates: broadcast::Sender::new(UPDATES_QUEUED),
+        }
     }
 
     pub fn current(&self) -> Arc<Catalog> {
-        self.0.borrow().clone()
+        self.lists.borrow().clone()
     }
 
     /// Whether the current catalog has a tool of this name.
     pub fn has_tool(&self, name: &str) -> bool {
-        self.0.borrow().tool(name).is_some()
+        self.lists.borrow().tool(name).is_some()
     }
 
     /// Replaces the catalog. Subscribers hear of it only if it differs.
     pub fn set(&self, catalog: Catalog) {
-        self.0.send_if_modified(|current| {
+        self.lists.send_if_modified(|current| {
             let changed = **current != catalog;
             if changed {
                 *current = Arc::new(catalog);
@@ -102,7 +113,20 @@ impl LiveCatalog {
 
     /// A receiver that wakes at each change from now on.
     pub fn subscribe(&self) -> watch::Receiver<Arc<Catalog>> {
-        self.0.subscribe()
+        self.lists.subscribe()
+    }
+
+    /// Announces that the contents of the resource at `uri` changed (a
+    /// listed one or one of a template's), for the clients subscribed to it.
+    pub fn resource_updated(&self, uri: &str) {
+        // No receiver means nobody can be subscribed.
+        let _ = self.updates.send(uri.into());
+    }
+
+    /// A receiver of the resource updates announced from now on. One that
+    /// falls [`UPDATES_QUEUED`] behind misses the oldest.
+    pub fn updates(&self) -> broadcast::Receiver<Arc<str>> {
+        self.updates.subscribe()
     }
 }
 
@@ -137,6 +161,19 @@ mod tests {
         assert_eq!(
             Catalog::default().changes(&changes.borrow_and_update()),
             [ListKind::Tools]
+        );
+    }
+
+    #[tokio::test]
+    async fn resource_updates_reach_the_subscribers_of_the_time() {
+        let live = LiveCatalog::default();
+        live.resource_updated("x://before");
+        let mut updates = live.updates();
+        live.resource_updated("x://1");
+        assert_eq!(&*updates.recv().await.unwrap(), "x://1");
+        assert!(
+            updates.try_recv().is_err(),
+            "nothing announced before it subscribed"
         );
     }
 

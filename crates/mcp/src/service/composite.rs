@@ -3,7 +3,8 @@
 //! listed and called), a request goes to the service that owns what it
 //! names, and services can be added while the server runs. The union
 //! follows each member's catalog, so a change in any of them reaches the
-//! clients of the whole.
+//! clients of the whole, as do the resource updates a member announces for
+//! the resources it owns.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
@@ -12,7 +13,7 @@ use async_trait::async_trait;
 use rmcp::model::{ErrorCode, ErrorData};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use super::catalog::{Catalog, LiveCatalog};
 use super::{Answer, Capabilities, Service};
@@ -52,8 +53,15 @@ impl Composite {
     /// is followed from then on (this needs a Tokio runtime).
     pub fn add(&self, service: Arc<dyn Service>) {
         let changes = service.catalog().subscribe();
+        let updates = service.catalog().updates();
+        let member = Arc::downgrade(&service);
         self.shared.update(|services| services.push(service));
         tokio::spawn(follow(Arc::downgrade(&self.shared), changes));
+        tokio::spawn(forward_updates(
+            Arc::downgrade(&self.shared),
+            member,
+            updates,
+        ));
     }
 
     fn members(&self) -> Arc<Members> {
@@ -73,6 +81,45 @@ async fn follow(shared: Weak<Shared>, mut changes: watch::Receiver<Arc<Catalog>>
             return;
         };
         shared.update(|_| {});
+    }
+}
+
+/// Passes on the resource updates a member announces, for the resources
+/// it owns in the union (a listed one another member shadows is not its to
+/// announce) or that no member lists (a template's), until the member or
+/// the composite is gone.
+async fn forward_updates(
+    shared: Weak<Shared>,
+    member: Weak<dyn Service>,
+    mut updates: broadcast::Receiver<Arc<str>>,
+) {
+    loop {
+        let uri = match updates.recv().await {
+            Ok(uri) => uri,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "resource updates were missed: announcing them fell behind"
+                );
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let (Some(shared), Some(member)) = (shared.upgrade(), member.upgrade()) else {
+            return;
+        };
+        let members = shared
+            .members
+            .read()
+            .expect("composite members poisoned")
+            .clone();
+        let owned = match members.resources.get(&*uri) {
+            Some(&i) => Arc::ptr_eq(&members.services[i], &member),
+            None => true,
+        };
+        if owned {
+            shared.catalog.resource_updated(&uri);
+        }
     }
 }
 

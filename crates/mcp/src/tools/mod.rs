@@ -6,5 +6,5 @@ mod conformance;
 mod helpers;
 
 pub use builtin::with_builtin_tools;
-pub use conformance::with_conformance_fixtures;
+pub use conformance::{list_changes as conformance_list_changes, with_conformance_fixtures};
 pub use helpers::{json_result, schema, string_arg, text_result};

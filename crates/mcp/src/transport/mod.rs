@@ -9,16 +9,19 @@
 //! (`sessionful`). `run` runs the handler: the answer is plain JSON unless
 //! the handler talks to the client while it runs, in which case it becomes
 //! an SSE stream; `finish` writes the answer and accounts for the request.
-//! GET opens or resumes a session's stream (`get`), DELETE ends the session
-//! (`delete`), and a change of the catalog reaches the sessions' standalone
-//! streams (`list_changed`).
+//! A stateless `subscriptions/listen` opens a long-lived stream of change
+//! notifications (`listen`). GET opens or resumes a session's stream
+//! (`get`), DELETE ends the session (`delete`), and a change of the catalog
+//! reaches the sessions' standalone streams and the listen streams
+//! (`announce`).
 
+mod announce;
 mod delete;
 mod finish;
 mod get;
 mod inbound;
 mod initialize;
-mod list_changed;
+mod listen;
 mod post;
 mod responses;
 mod run;

@@ -9,10 +9,11 @@ use sessiongate_core::lifecycle::{
     EventLog, Lifecycle, RateLimiter, Reclaim, RequestLog, SessionManager, StatelessClients, Tasks,
 };
 
-use super::list_changed;
+use super::announce;
 use crate::dispatch::Dispatcher;
 use crate::guard::OriginPolicy;
 use crate::identity_cache::IdentityCache;
+use crate::listen::Listeners;
 use crate::metrics::RequestDurations;
 use crate::peers::Peers;
 use crate::streams::Streams;
@@ -43,6 +44,9 @@ pub struct TransportConfig {
     pub initialize_burst: u32,
     /// A request body not received in full after this long is refused (408).
     pub body_read_timeout: Duration,
+    /// `subscriptions/listen` streams one remote address (an IPv6 /64) may
+    /// hold open at once; past it, 429.
+    pub max_listen_streams: usize,
 }
 
 impl Default for TransportConfig {
@@ -58,6 +62,7 @@ impl Default for TransportConfig {
             initialize_per_second: 20.0,
             initialize_burst: 200,
             body_read_timeout: Duration::from_secs(30),
+            max_listen_streams: 32,
         }
     }
 }
@@ -78,6 +83,8 @@ pub struct Shared {
     pub dispatcher: Arc<Dispatcher>,
     pub peers: Peers,
     pub streams: Streams,
+    /// The open `subscriptions/listen` streams.
+    pub listeners: Listeners,
     pub config: Arc<TransportConfig>,
     pub(super) identities: Arc<IdentityCache>,
     pub(super) durations: Arc<RequestDurations>,
@@ -85,7 +92,7 @@ pub struct Shared {
 }
 
 impl McpState {
-    /// The endpoint's state. Starts telling sessions of catalog changes,
+    /// The endpoint's state. Starts telling clients of catalog changes,
     /// so it must be called within a Tokio runtime. `peers` must be
     /// subscribed to the lifecycle's end-of-session notification, so an
     /// ended session's transport state goes with it.
@@ -111,16 +118,23 @@ impl McpState {
             dispatcher: Arc::new(dispatcher),
             peers,
             streams: Streams::default(),
+            listeners: Listeners::new(config.max_listen_streams),
             config: Arc::new(config),
             durations: Arc::default(),
         }));
-        list_changed::announce(state.dispatcher.catalog(), state.peers.clone());
+        announce::announce(
+            state.dispatcher.catalog(),
+            state.peers.clone(),
+            state.listeners.clone(),
+        );
         state
     }
 
     /// Ends every open stream, so a graceful shutdown is not held up by
-    /// clients' standalone GET streams. Their sessions stay active.
+    /// clients' standalone GET streams or listen streams (which get their
+    /// final empty result). Sessions stay active.
     pub fn close_streams(&self) {
+        self.listeners.close_all();
         self.peers.clear();
         self.streams.close_connections();
     }

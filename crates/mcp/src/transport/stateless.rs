@@ -3,8 +3,9 @@
 //! `Mcp-Param-*` a tool's `x-mcp-header` annotations ask for), the version
 //! must be one served without sessions, and the request is attributed to
 //! its client — the identity built from its `_meta`, kept per `clientInfo`
-//! text by the identity cache — before it runs. `initialize`, which the
-//! revision removed, is an unknown method there.
+//! text by the identity cache — before it runs; `subscriptions/listen`
+//! then opens its stream (`listen`), anything else runs. `initialize`,
+//! which the revision removed, is an unknown method there.
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -13,6 +14,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::inbound::{Inbound, Incoming};
+use super::listen::listen;
 use super::responses::{accepted, oversized_metadata, rpc_error};
 use super::run::{context, run};
 use super::state::McpState;
@@ -122,6 +124,9 @@ pub(super) async fn stateless(st: &McpState, inbound: &Inbound, incoming: Incomi
         // the log after a restart says what it said before.
         st.stateless
             .touch(key, ctx.received_at, || identity.as_ref().clone());
+    }
+    if request.method == "subscriptions/listen" {
+        return listen(st, ctx, request, inbound).await;
     }
     run(st, ctx, request, inbound.accept, inbound.size).await
 }

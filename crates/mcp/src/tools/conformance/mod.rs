@@ -8,9 +8,11 @@
 //! tools (static content, logging, progress, sampling, elicitation, ...),
 //! [`resources`] the static resources and the template, [`prompts`] the
 //! prompts, [`completions`] the argument suggestions and [`tasks`] the
-//! tools of the tasks extension's scenarios.
+//! tools of the tasks extension's scenarios. [`changes`] is a service of
+//! its own whose lists change on demand.
 //! `scripts/conformance` runs the suite against them.
 
+mod changes;
 mod completions;
 mod media;
 mod prompts;
@@ -18,7 +20,17 @@ mod resources;
 mod tasks;
 mod tools;
 
+use std::sync::Arc;
+
 use crate::server::McpServer;
+use crate::service::Service;
+
+/// The fixture service whose tool and prompt lists change when its
+/// trigger tools are called; it goes beside the server the other fixtures
+/// are added to.
+pub fn list_changes() -> Arc<dyn Service> {
+    Arc::new(changes::ListChanges::new())
+}
 
 /// Adds every conformance fixture to a server.
 pub fn with_conformance_fixtures(server: McpServer) -> McpServer {
@@ -35,8 +47,6 @@ pub fn with_conformance_fixtures(server: McpServer) -> McpServer {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use base64::Engine;
 
     use super::media::{PNG, WAV};

@@ -1,6 +1,8 @@
 //! The fixture tools: static content of every kind, logging, progress,
-//! sampling, elicitation, SSE polling, a JSON Schema 2020-12 input and an
-//! argument mirrored in a header.
+//! sampling, elicitation, SSE polling, a JSON Schema 2020-12 input, an
+//! argument mirrored in a header, and the 2026-07-28 diagnostics (a
+//! capability the client must declare, elicitation within a response
+//! stream, logging only at a requested level).
 
 use std::time::Duration;
 
@@ -34,8 +36,9 @@ enum Run {
     Logging,
     /// Reports progress 0, 50 and 100 of 100, then succeeds.
     Progress,
-    /// Asks the client to sample a completion of the `prompt` argument.
-    Sampling,
+    /// Asks the client to sample a completion; `prompt` `None` takes the
+    /// `prompt` argument.
+    Sampling { prompt: Option<&'static str> },
     /// Asks the client to fill in a form; `message` `None` takes the
     /// `message` argument.
     Elicit {
@@ -159,7 +162,7 @@ pub(super) const FIXTURES: &[Fixture] = &[
                 "required": ["prompt"],
             })
         },
-        run: Run::Sampling,
+        run: Run::Sampling { prompt: None },
     },
     Fixture {
         name: "test_elicitation",
@@ -325,6 +328,38 @@ pub(super) const FIXTURES: &[Fixture] = &[
         },
         run: Run::EchoArguments,
     },
+    Fixture {
+        name: "test_missing_capability",
+        description: "Needs the client's sampling capability: without it the call is refused \
+                      with -32021 (SEP-2575)",
+        input_schema: no_arguments,
+        run: Run::Sampling {
+            prompt: Some("Say hello"),
+        },
+    },
+    Fixture {
+        name: "test_streaming_elicitation",
+        description: "Asks the user to confirm; on 2026-07-28 never as a request on the \
+                      response stream (SEP-2575)",
+        input_schema: no_arguments,
+        run: Run::Elicit {
+            message: Some("Please confirm to continue"),
+            requested_schema: || {
+                json!({
+                    "type": "object",
+                    "properties": { "confirmed": { "type": "boolean", "description": "Go on?" } },
+                    "required": ["confirmed"],
+                })
+            },
+        },
+    },
+    Fixture {
+        name: "test_logging_tool",
+        description: "Logs while it runs; a 2026-07-28 request gets the messages only at \
+                      the logLevel its _meta asks for (SEP-2575)",
+        input_schema: no_arguments,
+        run: Run::Logging,
+    },
 ];
 
 #[async_trait]
@@ -370,14 +405,18 @@ impl ToolHandler for &'static Fixture {
                     None => "Done (no progressToken, so no progress was reported)".into(),
                 }))
             }
-            Run::Sampling => {
-                let prompt = string_arg(&args, "prompt")?;
+            Run::Sampling { prompt } => {
+                ctx.require_client_capability("sampling")?;
+                let prompt = match prompt {
+                    Some(p) => *p,
+                    None => string_arg(&args, "prompt")?,
+                };
                 let params = json!({
                     "messages": [{ "role": "user", "content": { "type": "text", "text": prompt } }],
                     "maxTokens": 100,
                 });
                 Ok(
-                    match ask_client(ctx, "sampling", "sampling/createMessage", params).await {
+                    match ask_client(ctx, "sampling/createMessage", params).await {
                         Ok(answer) => {
                             text_result(format!("LLM response: {}", sampled_text(&answer)))
                         }
@@ -389,6 +428,7 @@ impl ToolHandler for &'static Fixture {
                 message,
                 requested_schema,
             } => {
+                ctx.require_client_capability("elicitation")?;
                 let message = match message {
                     Some(m) => *m,
                     None => string_arg(&args, "message")?,
@@ -399,16 +439,14 @@ impl ToolHandler for &'static Fixture {
                 if &*ctx.protocol_version >= "2025-11-25" {
                     params["mode"] = json!("form");
                 }
-                Ok(
-                    match ask_client(ctx, "elicitation", "elicitation/create", params).await {
-                        Ok(answer) => text_result(format!(
-                            "Elicitation completed: action={}, content={}",
-                            answer["action"].as_str().unwrap_or("?"),
-                            answer.get("content").unwrap_or(&json!({}))
-                        )),
-                        Err(failed) => failed,
-                    },
-                )
+                Ok(match ask_client(ctx, "elicitation/create", params).await {
+                    Ok(answer) => text_result(format!(
+                        "Elicitation completed: action={}, content={}",
+                        answer["action"].as_str().unwrap_or("?"),
+                        answer.get("content").unwrap_or(&json!({}))
+                    )),
+                    Err(failed) => failed,
+                })
             }
             Run::Reconnection => {
                 // Talking to the client turns the response into an SSE
@@ -429,23 +467,19 @@ impl ToolHandler for &'static Fixture {
     }
 }
 
-/// Sends a request to the client if it declared `capability`; a missing
-/// capability or a failed request becomes a tool-level error result.
+/// Sends a request to the client; a failed request becomes a tool-level
+/// error result.
 async fn ask_client(
     ctx: &RequestContext,
-    capability: &str,
     method: &str,
     params: Value,
 ) -> Result<Value, CallToolResult> {
-    let failed = |why: String| CallToolResult::error(vec![ContentBlock::text(why)]);
-    if ctx.client_capabilities().get(capability).is_none() {
-        return Err(failed(format!(
-            "The client does not support {capability} (no `{capability}` capability)"
-        )));
-    }
-    ctx.request_client(method, params)
-        .await
-        .map_err(|e| failed(format!("{method} failed: {}", e.message)))
+    ctx.request_client(method, params).await.map_err(|e| {
+        CallToolResult::error(vec![ContentBlock::text(format!(
+            "{method} failed: {}",
+            e.message
+        ))])
+    })
 }
 
 /// The text of a sampling answer, whose `content` is one block or a list.

@@ -1,0 +1,439 @@
+//! `subscriptions/listen` (2026-07-28): the long-lived streams on which a
+//! client without a session hears of changes — the lists it asked about,
+//! and updates of the resources it named — each message tagged with the
+//! subscription's id. [`NotificationFilter`] is what a client asks for and
+//! what of it the server honours; [`Listeners`] holds every open stream,
+//! bounded per remote address, and delivers each [`Change`] to those whose
+//! filter wants it. The transport opens the streams and publishes the
+//! catalog's changes; a stream ends when its client disconnects, when it
+//! falls too far behind, or, with a final empty result, at shutdown.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use rmcp::model::ErrorData;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use sessiongate_core::lifecycle::address_key;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::jsonrpc::{self, Id};
+use crate::service::{Capabilities, ListKind};
+
+/// The `_meta` key naming the subscription a message belongs to.
+pub const META_SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
+
+/// Most resource URIs one stream may name.
+pub const MAX_RESOURCE_SUBSCRIPTIONS: usize = 1_000;
+
+/// Notifications a stream may have queued for its client; one that falls
+/// further behind is ended, and its client listens anew and re-reads.
+const QUEUED: usize = 64;
+
+/// What changed, as a listen stream announces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    List(ListKind),
+    ResourceUpdated(Arc<str>),
+}
+
+/// The notifications a stream carries: what the client asked for, less
+/// what the server does not offer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotificationFilter {
+    pub tools: bool,
+    pub prompts: bool,
+    pub resources: bool,
+    /// The resources whose updates the client hears of, without repeats.
+    pub resource_uris: Vec<String>,
+}
+
+impl NotificationFilter {
+    /// Reads `params.notifications` and keeps what `offered` can honour.
+    /// Absent fields ask for nothing; a field of the wrong type, or more
+    /// than [`MAX_RESOURCE_SUBSCRIPTIONS`] URIs, is refused.
+    pub fn honoured(params: &Value, offered: Capabilities) -> Result<Self, ErrorData> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Requested {
+            #[serde(default)]
+            tools_list_changed: bool,
+            #[serde(default)]
+            prompts_list_changed: bool,
+            #[serde(default)]
+            resources_list_changed: bool,
+            #[serde(default)]
+            resource_subscriptions: Vec<String>,
+        }
+        let Some(notifications) = params.get("notifications").filter(|n| n.is_object()) else {
+            return Err(ErrorData::invalid_params(
+                "params.notifications must be an object naming the notifications to listen for",
+                None,
+            ));
+        };
+        let requested = Requested::deserialize(notifications)
+            .map_err(|e| ErrorData::invalid_params(format!("params.notifications: {e}"), None))?;
+        let count = requested.resource_subscriptions.len();
+        if count > MAX_RESOURCE_SUBSCRIPTIONS {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "params.notifications.resourceSubscriptions names {count} resources; \
+                     the limit is {MAX_RESOURCE_SUBSCRIPTIONS}"
+                ),
+                Some(json!({ "count": count, "limit": MAX_RESOURCE_SUBSCRIPTIONS })),
+            ));
+        }
+        let mut resource_uris = Vec::new();
+        if offered.resources {
+            for uri in requested.resource_subscriptions {
+                if !resource_uris.contains(&uri) {
+                    resource_uris.push(uri);
+                }
+            }
+        }
+        Ok(NotificationFilter {
+            tools: requested.tools_list_changed,
+            prompts: requested.prompts_list_changed && offered.prompts,
+            resources: requested.resources_list_changed && offered.resources,
+            resource_uris,
+        })
+    }
+
+    pub fn wants(&self, change: &Change) -> bool {
+        match change {
+            Change::List(ListKind::Tools) => self.tools,
+            Change::List(ListKind::Prompts) => self.prompts,
+            Change::List(ListKind::Resources) => self.resources,
+            Change::ResourceUpdated(uri) => self.resource_uris.iter().any(|u| **u == **uri),
+        }
+    }
+
+    /// The acknowledgement's `notifications`: only what is honoured.
+    pub fn to_json(&self) -> Value {
+        let mut honoured = Map::new();
+        for (key, on) in [
+            ("toolsListChanged", self.tools),
+            ("promptsListChanged", self.prompts),
+            ("resourcesListChanged", self.resources),
+        ] {
+            if on {
+                honoured.insert(key.into(), json!(true));
+            }
+        }
+        if !self.resource_uris.is_empty() {
+            honoured.insert("resourceSubscriptions".into(), json!(self.resource_uris));
+        }
+        Value::Object(honoured)
+    }
+}
+
+/// The first message of a stream, before any of its notifications.
+pub fn acknowledgement(subscription: &Id, filter: &NotificationFilter) -> Bytes {
+    let params = json!({
+        "_meta": { META_SUBSCRIPTION_ID: subscription },
+        "notifications": filter.to_json(),
+    });
+    Bytes::from(jsonrpc::notification_bytes(
+        "notifications/subscriptions/acknowledged",
+        Some(&params),
+    ))
+}
+
+/// A change as the notification a stream carries.
+fn notification(subscription: &Id, change: &Change) -> Bytes {
+    let meta = json!({ META_SUBSCRIPTION_ID: subscription });
+    let (method, params) = match change {
+        Change::List(kind) => (kind.notification(), json!({ "_meta": meta })),
+        Change::ResourceUpdated(uri) => (
+            "notifications/resources/updated",
+            json!({ "_meta": meta, "uri": &**uri }),
+        ),
+    };
+    Bytes::from(jsonrpc::notification_bytes(method, Some(&params)))
+}
+
+/// Why a stream was not opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error(
+        "this address holds {limit} subscriptions/listen streams, the most it may; close one first"
+    )]
+    TooMany { limit: usize },
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+/// Every open listen stream.
+#[derive(Clone)]
+pub struct Listeners(Arc<Shared>);
+
+struct Shared {
+    per_address: usize,
+    next: AtomicU64,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    closed: bool,
+    streams: HashMap<u64, Open>,
+    per_address: HashMap<IpAddr, usize>,
+}
+
+struct Open {
+    subscription: Id,
+    filter: NotificationFilter,
+    address: Option<IpAddr>,
+    tx: mpsc::Sender<Bytes>,
+    /// The response that ends the stream gracefully.
+    last: Bytes,
+}
+
+/// An open stream: what its client is sent, until it is dropped, which
+/// closes the stream.
+pub struct Listening {
+    messages: mpsc::Receiver<Bytes>,
+    open: Registration,
+}
+
+impl Listening {
+    /// The messages, ending when the stream is ended; dropping it closes
+    /// the stream.
+    pub fn into_stream(self) -> impl Stream<Item = Bytes> + Send + 'static {
+        let Listening { messages, open } = self;
+        ReceiverStream::new(messages).map(move |message| {
+            let _open = &open;
+            message
+        })
+    }
+}
+
+struct Registration {
+    listeners: Listeners,
+    key: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.listeners.remove(self.key);
+    }
+}
+
+impl Listeners {
+    /// No more than `per_address` streams open from one remote address
+    /// (an IPv6 /64).
+    pub fn new(per_address: usize) -> Self {
+        Listeners(Arc::new(Shared {
+            per_address,
+            next: AtomicU64::new(0),
+            state: Mutex::default(),
+        }))
+    }
+
+    /// Opens a stream for `subscription`, from `address`, carrying what
+    /// `filter` wants; `last` is the response that ends it at shutdown.
+    pub fn open(
+        &self,
+        subscription: Id,
+        filter: NotificationFilter,
+        address: Option<IpAddr>,
+        last: Bytes,
+    ) -> Result<Listening, Refused> {
+        let address = address.map(address_key);
+        let mut state = self.0.state.lock().expect("listeners poisoned");
+        if state.closed {
+            return Err(Refused::ShuttingDown);
+        }
+        if let Some(address) = address {
+            let held = state.per_address.entry(address).or_default();
+            if *held >= self.0.per_address {
+                return Err(Refused::TooMany {
+                    limit: self.0.per_address,
+                });
+            }
+            *held += 1;
+        }
+        let (tx, messages) = mpsc::channel(QUEUED);
+        let key = self.0.next.fetch_add(1, Ordering::Relaxed);
+        state.streams.insert(
+            key,
+            Open {
+                subscription,
+                filter,
+                address,
+                tx,
+                last,
+            },
+        );
+        Ok(Listening {
+            messages,
+            open: Registration {
+                listeners: self.clone(),
+                key,
+            },
+        })
+    }
+
+    /// How many streams are open.
+    pub fn len(&self) -> usize {
+        self.0
+            .state
+            .lock()
+            .expect("listeners poisoned")
+            .streams
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Tells every stream whose filter wants it. A stream whose client
+    /// has fallen [`QUEUED`] messages behind is ended instead.
+    pub fn publish(&self, change: &Change) {
+        let mut state = self.0.state.lock().expect("listeners poisoned");
+        let mut behind = Vec::new();
+        for (key, stream) in &state.streams {
+            if stream.filter.wants(change)
+                && stream
+                    .tx
+                    .try_send(notification(&stream.subscription, change))
+                    .is_err()
+            {
+                behind.push(*key);
+            }
+        }
+        for key in behind {
+            state.forget(key);
+        }
+    }
+
+    /// Ends every stream with its final response and opens no more.
+    pub fn close_all(&self) {
+        let mut state = self.0.state.lock().expect("listeners poisoned");
+        state.closed = true;
+        for (_, stream) in state.streams.drain() {
+            // A stream too far behind to take it ends without it.
+            let _ = stream.tx.try_send(stream.last);
+        }
+        state.per_address.clear();
+    }
+
+    fn remove(&self, key: u64) {
+        self.0.state.lock().expect("listeners poisoned").forget(key);
+    }
+}
+
+impl State {
+    /// Drops a stream (its client's response then ends) and its count.
+    fn forget(&mut self, key: u64) {
+        let Some(stream) = self.streams.remove(&key) else {
+            return;
+        };
+        if let Some(address) = stream.address {
+            if let Some(held) = self.per_address.get_mut(&address) {
+                *held -= 1;
+                if *held == 0 {
+                    self.per_address.remove(&address);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: Capabilities = Capabilities {
+        resources: true,
+        prompts: true,
+        completions: false,
+    };
+
+    #[test]
+    fn the_filter_keeps_what_is_asked_and_offered() {
+        let params = json!({ "notifications": {
+            "toolsListChanged": true, "promptsListChanged": true,
+            "resourceSubscriptions": ["a://1", "a://1", "a://2"], "taskIds": ["t"] } });
+        let filter = NotificationFilter::honoured(&params, ALL).unwrap();
+        assert_eq!(
+            filter.to_json(),
+            json!({ "toolsListChanged": true, "promptsListChanged": true,
+                    "resourceSubscriptions": ["a://1", "a://2"] })
+        );
+        assert!(filter.wants(&Change::ResourceUpdated("a://2".into())));
+        assert!(!filter.wants(&Change::ResourceUpdated("a://3".into())));
+        assert!(!filter.wants(&Change::List(ListKind::Resources)));
+
+        let tools_only = NotificationFilter::honoured(&params, Capabilities::default()).unwrap();
+        assert_eq!(tools_only.to_json(), json!({ "toolsListChanged": true }));
+    }
+
+    #[test]
+    fn a_malformed_or_oversized_filter_is_refused() {
+        let too_many: Vec<String> = (0..=MAX_RESOURCE_SUBSCRIPTIONS)
+            .map(|i| format!("a://{i}"))
+            .collect();
+        for params in [
+            json!({}),
+            json!({ "notifications": [] }),
+            json!({ "notifications": { "toolsListChanged": "yes" } }),
+            json!({ "notifications": { "resourceSubscriptions": too_many } }),
+        ] {
+            let e = NotificationFilter::honoured(&params, ALL).unwrap_err();
+            assert_eq!(e.code, rmcp::model::ErrorCode::INVALID_PARAMS, "{params}");
+        }
+    }
+
+    #[tokio::test]
+    async fn streams_are_bounded_per_address_and_freed_when_dropped() {
+        let listeners = Listeners::new(2);
+        let filter = NotificationFilter {
+            tools: true,
+            ..NotificationFilter::default()
+        };
+        let open = |address: &str| {
+            listeners.open(
+                json!(1),
+                filter.clone(),
+                Some(address.parse().unwrap()),
+                Bytes::new(),
+            )
+        };
+        let first = open("2001:db8::1").unwrap();
+        let _second = open("2001:db8::2").unwrap();
+        assert_eq!(
+            open("2001:db8::3").err(),
+            Some(Refused::TooMany { limit: 2 }),
+            "one /64 is one address"
+        );
+        let _elsewhere = open("10.0.0.1").unwrap();
+        drop(first);
+        let _third = open("2001:db8::3").unwrap();
+        assert_eq!(listeners.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_stream_too_far_behind_is_ended() {
+        let listeners = Listeners::new(1);
+        let filter = NotificationFilter {
+            tools: true,
+            ..NotificationFilter::default()
+        };
+        let listening = listeners
+            .open(json!("s"), filter, None, Bytes::new())
+            .unwrap();
+        for _ in 0..=QUEUED {
+            listeners.publish(&Change::List(ListKind::Tools));
+        }
+        assert!(listeners.is_empty());
+        let received = listening.into_stream().count().await;
+        assert_eq!(received, QUEUED, "what was queued, then the end");
+    }
+}
