@@ -15,7 +15,7 @@ use sessiongate_core::token::SigningKey;
 use sessiongate_core::SharedClock;
 use sessiongate_mcp::peers::Peers;
 use sessiongate_mcp::tools::with_builtin_tools;
-use sessiongate_mcp::{Composite, Dispatcher, McpServer, McpState, ServerInfo};
+use sessiongate_mcp::{Composite, Dispatcher, McpServer, McpState, ServerInfo, StateKey};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -121,6 +121,19 @@ pub async fn start_with(
         })?;
         lifecycle.reconnect.key = Some(SigningKey::from_bytes(key.into_bytes()));
     }
+    // A retry after a restart still opens the state issued before it.
+    let mut transport = config.transport.clone();
+    let (key, _) = sessiongate_api::auth::load_or_create_secret(
+        &config.data_dir,
+        sessiongate_api::auth::REQUEST_STATE_KEY_FILE,
+    )
+    .with_context(|| {
+        format!(
+            "cannot read or create the request-state key in {}",
+            config.data_dir.display()
+        )
+    })?;
+    transport.request_state_key = Some(StateKey::from_bytes(key.into_bytes()));
     // An ended session's transport state (streams, pending requests) goes
     // with it.
     let peers = Peers::default();
@@ -142,12 +155,7 @@ pub async fn start_with(
         )?,
     };
 
-    let mcp = McpState::new(
-        &lifecycle,
-        peers,
-        mcp_server(config.conformance),
-        config.transport.clone(),
-    );
+    let mcp = McpState::new(&lifecycle, peers, mcp_server(config.conformance), transport);
     let api = ApiState::new(&lifecycle, &store, admin_token.clone()).known_tool({
         let dispatcher = mcp.dispatcher.clone();
         move |name: &str| dispatcher.has_tool(name)

@@ -109,6 +109,7 @@ const KEYS: [&str; 26] = [
     "allowed_hosts",
     "reconnect_token_ttl",
     "reconnect_key",
+    "request_state_ttl",
     "event_log_keep",
     "event_log_retention",
     "sse_after",

@@ -1,7 +1,8 @@
 //! An MCP request as the server reads it: the method and the members of
 //! `params` that anything before the handler needs — the `_meta` that
 //! decides the generation and carries the progress token, the `name` or
-//! `uri` a request targets, a call's `arguments`. They are read once per
+//! `uri` a request targets, a call's `arguments`, and a 2026-07-28 retry's
+//! `inputResponses` and `requestState`. They are read once per
 //! message, when the transport classifies it, and handed on: routing,
 //! header checks, the request log and the handler all read this value.
 
@@ -41,6 +42,10 @@ pub struct Params {
     pub uri: Option<Value>,
     /// The arguments of `tools/call` and `prompts/get`.
     pub arguments: Option<Value>,
+    /// A 2026-07-28 retry's answers to the server's input requests.
+    pub input_responses: Option<Value>,
+    /// A 2026-07-28 retry's echoed `requestState`.
+    pub request_state: Option<Value>,
 }
 
 impl Params {
@@ -55,6 +60,10 @@ impl Params {
             name: Option<Value>,
             uri: Option<Value>,
             arguments: Option<Value>,
+            #[serde(rename = "inputResponses", default, deserialize_with = "present")]
+            input_responses: Option<Value>,
+            #[serde(rename = "requestState", default, deserialize_with = "present")]
+            request_state: Option<Value>,
         }
         let Some(head) = params.and_then(|p| serde_json::from_str::<Head>(p.get()).ok()) else {
             return Params::default();
@@ -67,6 +76,8 @@ impl Params {
             name: head.name,
             uri: head.uri,
             arguments: head.arguments,
+            input_responses: head.input_responses,
+            request_state: head.request_state,
         }
     }
 
@@ -126,6 +137,12 @@ impl Request {
         let text = self.raw.as_deref().map(RawValue::get).unwrap_or("{}");
         serde_json::from_str(text).map_err(invalid_params)
     }
+}
+
+/// A member that is present, `null` included: `null` is not a valid
+/// `inputResponses`, and must not read as none sent.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 fn invalid_params(detail: impl std::fmt::Display) -> ErrorData {

@@ -272,6 +272,13 @@ impl Settings {
                     self.body_read_timeout,
                     transport_defaults.body_read_timeout,
                 )?,
+                // Read from the data directory at startup.
+                request_state_key: None,
+                request_state_ttl: positive(
+                    "request_state_ttl",
+                    self.request_state_ttl,
+                    transport_defaults.request_state_ttl,
+                )?,
             },
             connections,
             conformance: self.conformance,

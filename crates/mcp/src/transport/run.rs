@@ -52,6 +52,7 @@ pub(super) fn context(
         peers: st.peers.clone(),
         outbound: None,
         poll: None,
+        input: Default::default(),
     }
 }
 

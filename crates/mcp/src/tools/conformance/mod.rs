@@ -6,11 +6,14 @@
 //!
 //! Everything is table-driven, one module per kind: [`tools`] lists the
 //! tools (static content, logging, progress, sampling, elicitation, ...),
-//! [`resources`] the static resources and the template, [`prompts`] the
-//! prompts and [`completions`] the argument suggestions.
+//! [`input_required`] the tools and the prompt that ask for input in
+//! multi-round-trip requests, [`resources`] the static resources and the
+//! template, [`prompts`] the prompts and [`completions`] the argument
+//! suggestions.
 //! `scripts/conformance` runs the suite against them.
 
 mod completions;
+mod input_required;
 mod media;
 mod prompts;
 mod resources;
@@ -21,9 +24,13 @@ use crate::server::McpServer;
 /// Adds every conformance fixture to a server.
 pub fn with_conformance_fixtures(server: McpServer) -> McpServer {
     let server = tools::FIXTURES.iter().fold(server, McpServer::with_tool);
+    let server = input_required::INPUT_FIXTURES
+        .iter()
+        .fold(server, McpServer::with_tool);
     prompts::PROMPTS
         .iter()
         .fold(server, McpServer::with_prompt)
+        .with_prompt(input_required::InputRequiredPrompt)
         .with_resources(resources::Resources)
         .with_completer(completions::Completions)
 }
@@ -70,6 +77,10 @@ mod tests {
             let tool = fixture.tool();
             assert!(!fixture.description.is_empty());
             assert_eq!(tool.input_schema["type"], "object", "{}", fixture.name);
+        }
+        for fixture in input_required::INPUT_FIXTURES {
+            assert!(fixture.name.starts_with("test_input_required_result_"));
+            assert!(!fixture.description.is_empty());
         }
         for prompt in PROMPTS {
             assert!(!prompt.prompt()["description"].as_str().unwrap().is_empty());

@@ -1,6 +1,7 @@
 //! The fixture tools: static content of every kind, logging, progress,
-//! sampling, elicitation, SSE polling, a JSON Schema 2020-12 input and an
-//! argument mirrored in a header.
+//! sampling and elicitation (asked on a session's stream, or by
+//! input-required results in 2026-07-28), SSE polling, a JSON Schema
+//! 2020-12 input and an argument mirrored in a header.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::media::{PNG, WAV};
 use crate::context::RequestContext;
+use crate::input::InputRequest;
 use crate::server::ToolHandler;
 use crate::tools::helpers::{schema, string_arg, text_result};
 
@@ -48,7 +50,7 @@ enum Run {
     EchoArguments,
 }
 
-fn no_arguments() -> Value {
+pub(super) fn no_arguments() -> Value {
     json!({ "type": "object", "properties": {} })
 }
 
@@ -377,7 +379,7 @@ impl ToolHandler for &'static Fixture {
                     "maxTokens": 100,
                 });
                 Ok(
-                    match ask_client(ctx, "sampling", "sampling/createMessage", params).await {
+                    match ask_client(ctx, "sampling", InputRequest::sample(params)).await {
                         Ok(answer) => {
                             text_result(format!("LLM response: {}", sampled_text(&answer)))
                         }
@@ -400,7 +402,7 @@ impl ToolHandler for &'static Fixture {
                     params["mode"] = json!("form");
                 }
                 Ok(
-                    match ask_client(ctx, "elicitation", "elicitation/create", params).await {
+                    match ask_client(ctx, "elicitation", InputRequest::elicit(params)).await {
                         Ok(answer) => text_result(format!(
                             "Elicitation completed: action={}, content={}",
                             answer["action"].as_str().unwrap_or("?"),
@@ -429,27 +431,26 @@ impl ToolHandler for &'static Fixture {
     }
 }
 
-/// Sends a request to the client if it declared `capability`; a missing
-/// capability or a failed request becomes a tool-level error result.
+/// Asks the client for input under `key`: on a session a request on the
+/// stream, on 2026-07-28 input-required until the retry answers. An input
+/// the client cannot give (no capability, a failed request) becomes a
+/// tool-level error result.
 async fn ask_client(
     ctx: &RequestContext,
-    capability: &str,
-    method: &str,
-    params: Value,
+    key: &str,
+    request: InputRequest,
 ) -> Result<Value, CallToolResult> {
-    let failed = |why: String| CallToolResult::error(vec![ContentBlock::text(why)]);
-    if ctx.client_capabilities().get(capability).is_none() {
-        return Err(failed(format!(
-            "The client does not support {capability} (no `{capability}` capability)"
-        )));
-    }
-    ctx.request_client(method, params)
-        .await
-        .map_err(|e| failed(format!("{method} failed: {}", e.message)))
+    let method = request.kind().method();
+    ctx.ask(key, request).await.map_err(|e| {
+        CallToolResult::error(vec![ContentBlock::text(format!(
+            "{method} failed: {}",
+            e.message
+        ))])
+    })
 }
 
 /// The text of a sampling answer, whose `content` is one block or a list.
-fn sampled_text(answer: &Value) -> String {
+pub(super) fn sampled_text(answer: &Value) -> String {
     let content = &answer["content"];
     let blocks = content
         .as_array()
