@@ -90,7 +90,7 @@ fn toml_string(s: &str) -> String {
     Value::from(s).to_string()
 }
 
-const KEYS: [&str; 26] = [
+const KEYS: [&str; 27] = [
     "listen",
     "data_dir",
     "database_url",
