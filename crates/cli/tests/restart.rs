@@ -148,24 +148,11 @@ async fn stateless_clients_of_the_last_24_h_are_still_listed_after_a_restart() {
     let port = free_port();
     let gw = start(dir.path(), port).await;
     for _ in 0..3 {
-        let r = gw
-            .http
-            .post(format!("{}/mcp", gw.base))
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", "tools/call")
-            .header("mcp-name", "echo")
-            .body(
-                stateless(
-                    "tools/call",
-                    json!({"name": "echo", "arguments": {"text": "x"}}),
-                )
-                .to_string(),
-            )
-            .send()
-            .await
-            .unwrap();
+        let call = stateless(
+            "tools/call",
+            json!({"name": "echo", "arguments": {"text": "x"}}),
+        );
+        let r = call_stateless(&gw, "echo", call).await;
         assert_eq!(r.status(), 200);
     }
     let before = gw.admin_get("/api/mcp/clients").await;
@@ -201,8 +188,14 @@ async fn call_fixture(gw: &Gateway, tool: &str, extra: Value) -> Value {
     let mut body = stateless("tools/call", params);
     body["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] =
         json!({"elicitation": {}});
-    let r = gw
-        .http
+    let r = call_stateless(gw, tool, body).await;
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+/// POSTs a 2026-07-28 `tools/call` of `tool` with the headers that mirror it.
+async fn call_stateless(gw: &Gateway, tool: &str, body: Value) -> reqwest::Response {
+    gw.http
         .post(format!("{}/mcp", gw.base))
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
@@ -212,9 +205,7 @@ async fn call_fixture(gw: &Gateway, tool: &str, extra: Value) -> Value {
         .body(body.to_string())
         .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

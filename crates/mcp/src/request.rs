@@ -192,6 +192,16 @@ mod tests {
     }
 
     #[test]
+    fn a_null_input_responses_is_read_as_sent() {
+        let r = request("tools/call", r#"{"name":"t","inputResponses":null}"#);
+        assert_eq!(r.params.input_responses, Some(Value::Null));
+        assert_eq!(r.params.request_state, None);
+        let r = request("tools/call", r#"{"name":"t","requestState":"s"}"#);
+        assert_eq!(r.params.request_state, Some(Value::from("s")));
+        assert_eq!(r.params.input_responses, None);
+    }
+
+    #[test]
     fn members_of_the_wrong_type_are_invalid_params() {
         let code = |e: ErrorData| e.code.0;
         assert_eq!(

@@ -35,6 +35,18 @@ async def _elicit(_context: object, params: types.ElicitRequestParams) -> types.
     return types.ElicitResult(action="accept", content={k: ANSWERS[k] for k in fields if k in ANSWERS})
 
 
+async def _call(server: Server, wire: Wire, mode: str, tool: str) -> types.CallToolResult:
+    """Calls `tool` from a client in `mode` that answers elicitations with `_elicit`."""
+    async with wire.client() as http:
+        async with Client(
+            streamable_http_client(server.mcp_url, http_client=http),
+            mode=mode,
+            elicitation_callback=_elicit,
+        ) as client:
+            assert client.protocol_version == (MODERN if mode == MODERN else "2025-11-25")
+            return await client.call_tool(tool, {})
+
+
 def _text(result: types.CallToolResult) -> str:
     assert not result.is_error, result
     assert result.content and result.content[0].type == "text", result
@@ -42,15 +54,8 @@ def _text(result: types.CallToolResult) -> str:
 
 
 async def test_sdk_completes_an_elicitation_through_input_required(conformance_server: Server, wire: Wire) -> None:
-    async with wire.client() as http:
-        async with Client(
-            streamable_http_client(conformance_server.mcp_url, http_client=http),
-            mode=MODERN,
-            elicitation_callback=_elicit,
-        ) as client:
-            assert client.protocol_version == MODERN
-            result = await client.call_tool(ELICITATION_TOOL, {})
-            assert _text(result) == "Hello, Ada!"
+    result = await _call(conformance_server, wire, MODERN, ELICITATION_TOOL)
+    assert _text(result) == "Hello, Ada!"
 
     first, retry = wire.by_rpc("tools/call")
     assert first.status == 200 and retry.status == 200
@@ -63,14 +68,8 @@ async def test_sdk_completes_an_elicitation_through_input_required(conformance_s
 
 
 async def test_sdk_drives_several_rounds(conformance_server: Server, wire: Wire) -> None:
-    async with wire.client() as http:
-        async with Client(
-            streamable_http_client(conformance_server.mcp_url, http_client=http),
-            mode=MODERN,
-            elicitation_callback=_elicit,
-        ) as client:
-            result = await client.call_tool(MULTI_ROUND_TOOL, {})
-            assert _text(result) == "Ada likes teal"
+    result = await _call(conformance_server, wire, MODERN, MULTI_ROUND_TOOL)
+    assert _text(result) == "Ada likes teal"
 
     calls = wire.by_rpc("tools/call")
     assert len(calls) == 3, calls
@@ -81,15 +80,8 @@ async def test_sdk_drives_several_rounds(conformance_server: Server, wire: Wire)
 
 
 async def test_the_same_fixture_asks_a_session_on_its_stream(conformance_server: Server, wire: Wire) -> None:
-    async with wire.client() as http:
-        async with Client(
-            streamable_http_client(conformance_server.mcp_url, http_client=http),
-            mode="legacy",
-            elicitation_callback=_elicit,
-        ) as client:
-            assert client.protocol_version == "2025-11-25"
-            result = await client.call_tool(ELICITATION_TOOL, {})
-            assert _text(result) == "Hello, Ada!"
+    result = await _call(conformance_server, wire, "legacy", ELICITATION_TOOL)
+    assert _text(result) == "Hello, Ada!"
 
     (call,) = wire.by_rpc("tools/call")
     assert call.response_headers["content-type"].startswith("text/event-stream")

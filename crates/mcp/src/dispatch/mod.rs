@@ -184,9 +184,11 @@ impl Dispatcher {
         let stateless = ctx.is_stateless();
         let cacheable = CACHEABLE.contains(&request.method.as_str());
         let client = || input::client_binding(&ctx.caller);
-        if stateless && input::may_ask(&request.method) {
-            let rounds = Rounds::open(&self.states, &mut request, client, ctx.received_at)?;
-            let _ = ctx.input.set(Box::new(rounds));
+        if stateless {
+            if let Some(rounds) = Rounds::open(&self.states, &mut request, client, ctx.received_at)?
+            {
+                let _ = ctx.input.set(Box::new(rounds));
+            }
         }
         let outcome = self.service.serve(ctx, request).await;
         // Whatever the handler made of an unanswered ask.

@@ -26,6 +26,7 @@ pub use state::{RequestStates, StateError, StateKey, DEFAULT_TTL};
 use std::sync::Mutex;
 
 use rmcp::model::{ErrorCode, ErrorData};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use sessiongate_core::Timestamp;
 
@@ -170,10 +171,8 @@ impl InputRequest {
     }
 }
 
-/// Whether a method's 2026-07-28 result may be input-required.
-pub(crate) fn may_ask(method: &str) -> bool {
-    matches!(method, "tools/call" | "prompts/get" | "resources/read")
-}
+/// The methods whose 2026-07-28 results may be input-required.
+const ASKING_METHODS: [&str; 3] = ["tools/call", "prompts/get", "resources/read"];
 
 /// The binding of a stateless caller's states.
 pub(crate) fn client_binding(caller: &Caller) -> String {
@@ -191,9 +190,32 @@ pub(crate) struct Rounds {
     responses: Map<String, Value>,
     /// What its `requestState` carried.
     carried: Carried,
-    /// [`Binding::request`] of this request.
-    request: String,
+    request: Salient,
     asked: Mutex<Asked>,
+}
+
+/// What binds a state to its request.
+enum Salient {
+    /// [`Binding::request`], computed to verify the state presented.
+    Digest(String),
+    /// The request's method and params as sent, digested only if a state
+    /// is sealed: most calls never ask, and copying the params costs them
+    /// less than digesting them would.
+    Sent {
+        method: &'static str,
+        params: Option<Box<RawValue>>,
+    },
+}
+
+impl Salient {
+    fn digest(&self) -> String {
+        match self {
+            Salient::Digest(digest) => digest.clone(),
+            Salient::Sent { method, params } => {
+                Binding::request(&Request::new(method.to_string(), params.clone()))
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -204,39 +226,54 @@ struct Asked {
     pending: Map<String, Value>,
 }
 
+/// A retry's `inputResponses`: an object of the client's results.
+fn input_responses(sent: Option<Value>) -> Result<Map<String, Value>, ErrorData> {
+    match sent {
+        None => Ok(Map::new()),
+        Some(Value::Object(responses)) => match responses.iter().find(|(_, v)| !v.is_object()) {
+            Some((key, _)) => Err(ErrorData::invalid_params(
+                format!(
+                    "inputResponses[{key:?}] must be an object: the client's result for that \
+                     input request"
+                ),
+                None,
+            )),
+            None => Ok(responses),
+        },
+        Some(_) => Err(ErrorData::invalid_params(
+            "inputResponses must be an object of the client's results by input request key",
+            None,
+        )),
+    }
+}
+
 impl Rounds {
     /// Reads a request's `inputResponses` and `requestState` (taking them:
     /// they are this layer's, not the handler's) and verifies the state.
+    /// `None` for a method that may not ask.
     pub fn open(
         states: &RequestStates,
         request: &mut Request,
         client: impl FnOnce() -> String,
         now: Timestamp,
-    ) -> Result<Rounds, ErrorData> {
-        let responses =
-            match request.params.input_responses.take() {
-                None => Map::new(),
-                Some(Value::Object(responses)) => {
-                    if let Some((key, _)) = responses.iter().find(|(_, v)| !v.is_object()) {
-                        return Err(ErrorData::invalid_params(
-                            format!(
-                            "inputResponses[{key:?}] must be an object: the client's result for \
-                             that input request"
-                        ),
-                            None,
-                        ));
-                    }
-                    responses
-                }
-                Some(_) => return Err(ErrorData::invalid_params(
-                    "inputResponses must be an object of the client's results by input request key",
-                    None,
-                )),
-            };
-        let digest = Binding::request(request);
-        let carried = match request.params.request_state.take() {
-            None => Carried::default(),
-            Some(Value::String(sealed)) => states.open(&sealed, client, &digest, now)?,
+    ) -> Result<Option<Rounds>, ErrorData> {
+        let Some(method) = ASKING_METHODS.into_iter().find(|m| *m == request.method) else {
+            return Ok(None);
+        };
+        let responses = input_responses(request.params.input_responses.take())?;
+        let (carried, salient) = match request.params.request_state.take() {
+            None => (
+                Carried::default(),
+                Salient::Sent {
+                    method,
+                    params: request.raw.clone(),
+                },
+            ),
+            Some(Value::String(sealed)) => {
+                let digest = Binding::request(request);
+                let carried = states.open(&sealed, client, &digest, now)?;
+                (carried, Salient::Digest(digest))
+            }
             Some(_) => {
                 return Err(ErrorData::invalid_params(
                     "requestState must be the string the server issued",
@@ -244,12 +281,12 @@ impl Rounds {
                 ))
             }
         };
-        Ok(Rounds {
+        Ok(Some(Rounds {
             responses,
             carried,
-            request: digest,
+            request: salient,
             asked: Mutex::default(),
-        })
+        }))
     }
 
     /// Rounds of input behind this request: 0 on a first call.
@@ -311,7 +348,7 @@ impl Rounds {
         }
         let binding = Binding {
             client: client(),
-            request: self.request.clone(),
+            request: self.request.digest(),
         };
         let carried = Carried {
             round: self.carried.round.saturating_add(1),
