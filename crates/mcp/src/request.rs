@@ -42,9 +42,18 @@ pub struct Params {
     pub uri: Option<Value>,
     /// The arguments of `tools/call` and `prompts/get`.
     pub arguments: Option<Value>,
-    /// A 2026-07-28 retry's answers to the server's input requests.
+    /// What a 2026-07-28 retry brings back; boxed, as few requests are one.
+    pub retry: Option<Box<Retry>>,
+}
+
+/// The members of a 2026-07-28 retry of a request that asked for input,
+/// as sent (`null` included: it is not a valid `inputResponses`, and must
+/// not read as none sent).
+#[derive(Default, Debug, Clone, PartialEq)]
+pub struct Retry {
+    /// The client's answers to the server's input requests.
     pub input_responses: Option<Value>,
-    /// A 2026-07-28 retry's echoed `requestState`.
+    /// The `requestState` the server issued, echoed.
     pub request_state: Option<Value>,
 }
 
@@ -76,8 +85,12 @@ impl Params {
             name: head.name,
             uri: head.uri,
             arguments: head.arguments,
-            input_responses: head.input_responses,
-            request_state: head.request_state,
+            retry: (head.input_responses.is_some() || head.request_state.is_some()).then(|| {
+                Box::new(Retry {
+                    input_responses: head.input_responses,
+                    request_state: head.request_state,
+                })
+            }),
         }
     }
 
@@ -139,8 +152,7 @@ impl Request {
     }
 }
 
-/// A member that is present, `null` included: `null` is not a valid
-/// `inputResponses`, and must not read as none sent.
+/// A member that is present, `null` included.
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
 }
@@ -193,12 +205,22 @@ mod tests {
 
     #[test]
     fn a_null_input_responses_is_read_as_sent() {
-        let r = request("tools/call", r#"{"name":"t","inputResponses":null}"#);
-        assert_eq!(r.params.input_responses, Some(Value::Null));
-        assert_eq!(r.params.request_state, None);
-        let r = request("tools/call", r#"{"name":"t","requestState":"s"}"#);
-        assert_eq!(r.params.request_state, Some(Value::from("s")));
-        assert_eq!(r.params.input_responses, None);
+        let retry = |params| request("tools/call", params).params.retry.map(|r| *r);
+        assert_eq!(retry(r#"{"name":"t"}"#), None);
+        assert_eq!(
+            retry(r#"{"name":"t","inputResponses":null}"#),
+            Some(Retry {
+                input_responses: Some(Value::Null),
+                request_state: None
+            })
+        );
+        assert_eq!(
+            retry(r#"{"name":"t","requestState":"s"}"#),
+            Some(Retry {
+                input_responses: None,
+                request_state: Some(Value::from("s"))
+            })
+        );
     }
 
     #[test]

@@ -260,8 +260,9 @@ impl Rounds {
         let Some(method) = ASKING_METHODS.into_iter().find(|m| *m == request.method) else {
             return Ok(None);
         };
-        let responses = input_responses(request.params.input_responses.take())?;
-        let (carried, salient) = match request.params.request_state.take() {
+        let retry = request.params.retry.take().map(|r| *r).unwrap_or_default();
+        let responses = input_responses(retry.input_responses)?;
+        let (carried, salient) = match retry.request_state {
             None => (
                 Carried::default(),
                 Salient::Sent {
