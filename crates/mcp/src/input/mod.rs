@@ -211,9 +211,7 @@ impl Salient {
     fn digest(&self) -> String {
         match self {
             Salient::Digest(digest) => digest.clone(),
-            Salient::Sent { method, params } => {
-                Binding::request(&Request::new(method.to_string(), params.clone()))
-            }
+            Salient::Sent { method, params } => Binding::request_sent(method, params.as_deref()),
         }
     }
 }

@@ -25,6 +25,7 @@ use hmac::{Hmac, Mac};
 use rand::TryRngCore;
 use rmcp::model::ErrorData;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use sessiongate_core::Timestamp;
 use sha2::{Digest, Sha256};
@@ -130,12 +131,33 @@ impl Binding {
     /// (object keys sorted), so a client that serializes its arguments in
     /// another order still matches.
     pub fn request(request: &Request) -> String {
+        let p = &request.params;
+        Binding::salient(&request.method, [&p.name, &p.arguments, &p.uri])
+    }
+
+    /// [`request`](Self::request) of a request's method and `params` as
+    /// sent, reading only the salient members.
+    pub fn request_sent(method: &str, params: Option<&RawValue>) -> String {
+        #[derive(Deserialize, Default)]
+        struct Salient {
+            name: Option<Value>,
+            arguments: Option<Value>,
+            uri: Option<Value>,
+        }
+        let p: Salient = params
+            .and_then(|p| serde_json::from_str(p.get()).ok())
+            .unwrap_or_default();
+        Binding::salient(method, [&p.name, &p.arguments, &p.uri])
+    }
+
+    /// `[name, arguments, uri]`, each tagged, so one cannot pass for another.
+    fn salient(method: &str, [name, arguments, uri]: [&Option<Value>; 3]) -> String {
         let mut h = Sha256::new();
-        h.update(request.method.as_bytes());
+        h.update(method.as_bytes());
         for (tag, value) in [
-            (b"\0name\0", &request.params.name),
-            (b"\0args\0", &request.params.arguments),
-            (b"\0uri\0\0", &request.params.uri),
+            (b"\0name\0", name),
+            (b"\0args\0", arguments),
+            (b"\0uri\0\0", uri),
         ] {
             h.update(tag);
             if let Some(value) = value {
@@ -309,7 +331,6 @@ impl RequestStates {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::value::RawValue;
 
     fn request(method: &str, params: &str) -> Request {
         Request::new(
@@ -424,6 +445,24 @@ mod tests {
         ] {
             assert_ne!(base, digest(other.0, other.1), "{other:?}");
         }
+        // As sent, read the same way.
+        let sent = |method: &str, params: &str| {
+            Binding::request_sent(
+                method,
+                Some(&serde_json::from_str::<Box<RawValue>>(params).unwrap()),
+            )
+        };
+        assert_eq!(
+            base,
+            sent(
+                "tools/call",
+                r#"{"_meta":{},"name":"t","arguments":{"b":{"y":null,"x":[1,"2"]},"a":1}}"#
+            )
+        );
+        assert_eq!(
+            digest("tools/call", "{}"),
+            Binding::request_sent("tools/call", None)
+        );
         // Name and uri are told apart.
         assert_ne!(
             digest("resources/read", r#"{"uri":"x"}"#),
