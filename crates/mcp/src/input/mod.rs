@@ -166,7 +166,7 @@ impl InputRequest {
         )
     }
 
-    fn to_json(&self) -> Value {
+    fn into_json(self) -> Value {
         json!({ "method": self.kind.method(), "params": self.params })
     }
 }
@@ -316,7 +316,7 @@ impl Rounds {
                     answers.push(answer.clone());
                 }
                 None => {
-                    asked.pending.insert(key.to_string(), request.to_json());
+                    asked.pending.insert(key.to_string(), request.into_json());
                     missing.push(key);
                 }
             }
