@@ -14,7 +14,9 @@ use common::{SseReader, TestServer};
 use rmcp::model::{CallToolResult, ErrorData, JsonObject, Tool};
 use serde_json::{json, Value};
 use sessiongate_mcp::tools::{schema, text_result};
-use sessiongate_mcp::{InputRequest, McpServer, RequestContext, ToolHandler};
+use sessiongate_mcp::{
+    Completer, InputRequest, McpServer, RequestContext, ResourceProvider, ToolHandler,
+};
 
 fn name_form(message: &str) -> InputRequest {
     InputRequest::elicit(json!({
@@ -87,10 +89,45 @@ impl ToolHandler for Plan {
     }
 }
 
+/// A resource whose text is the name the reader gives.
+struct Badge;
+
+#[async_trait]
+impl ResourceProvider for Badge {
+    fn resources(&self) -> Vec<Value> {
+        vec![json!({"uri": "test://badge", "name": "badge"})]
+    }
+
+    fn templates(&self) -> Vec<Value> {
+        Vec::new()
+    }
+
+    async fn read(&self, ctx: &RequestContext, uri: &str) -> Result<Option<Vec<Value>>, ErrorData> {
+        let answer = ctx.ask("name", name_form("Whose badge?")).await?;
+        Ok(Some(vec![json!({"uri": uri, "text": accepted(&answer)})]))
+    }
+}
+
+/// Completion may not ask: it is not one of the methods that may answer
+/// input-required.
+struct Asking;
+
+#[async_trait]
+impl Completer for Asking {
+    async fn complete(&self, ctx: &RequestContext, _: &Value) -> Result<Value, ErrorData> {
+        ctx.ask("name", name_form("Who?")).await?;
+        Ok(json!({"values": []}))
+    }
+}
+
 async fn start() -> TestServer {
     let t = TestServer::start().await;
-    t.services
-        .add(Arc::new(McpServer::new().with_tool(Greet).with_tool(Plan)));
+    let asking = McpServer::new()
+        .with_tool(Greet)
+        .with_tool(Plan)
+        .with_resources(Badge)
+        .with_completer(Asking);
+    t.services.add(Arc::new(asking));
     t
 }
 
@@ -113,18 +150,29 @@ impl Client {
     /// inputResponses and requestState); the HTTP status and the body.
     async fn call(self, t: &TestServer, tool: &str, mut params: Value) -> (u16, Value) {
         params["name"] = json!(tool);
+        self.send(t, "tools/call", Some(tool), params).await
+    }
+
+    /// Sends `method` with `params` and its `_meta`; `name` is its `Mcp-Name`.
+    async fn send(
+        self,
+        t: &TestServer,
+        method: &str,
+        name: Option<&str>,
+        mut params: Value,
+    ) -> (u16, Value) {
         params["_meta"] = json!({
             "io.modelcontextprotocol/protocolVersion": "2026-07-28",
             "io.modelcontextprotocol/clientInfo": {"name": self.name, "version": "1"},
             "io.modelcontextprotocol/clientCapabilities":
                 serde_json::from_str::<Value>(self.capabilities).unwrap(),
         });
-        let body = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": params});
-        let headers = [
+        let body = json!({"jsonrpc": "2.0", "id": 5, "method": method, "params": params});
+        let mut headers = vec![
             ("mcp-protocol-version", "2026-07-28"),
-            ("mcp-method", "tools/call"),
-            ("mcp-name", tool),
+            ("mcp-method", method),
         ];
+        headers.extend(name.map(|name| ("mcp-name", name)));
         let response = t.post(body, &headers).await;
         let status = response.status().as_u16();
         (status, response.json().await.unwrap())
@@ -301,6 +349,41 @@ async fn a_state_is_refused_when_altered_replayed_elsewhere_or_expired() {
         "expired",
     );
     assert!(message.contains("expired"), "{message}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn reads_may_ask_and_completions_may_not() {
+    let t = start().await;
+    let read = |params: Value| ALICE.send(&t, "resources/read", Some("test://badge"), params);
+    let first = result(read(json!({"uri": "test://badge"})).await);
+    assert_eq!(first["resultType"], "input_required", "{first}");
+    assert!(
+        first.get("ttlMs").is_none(),
+        "an input-required result is not cached: {first}"
+    );
+    let retry = json!({
+        "uri": "test://badge",
+        "inputResponses": {"name": named("Ada")},
+        "requestState": state(&first),
+    });
+    let done = result(read(retry).await);
+    assert_eq!(done["contents"][0]["text"], "Ada", "{done}");
+    assert_eq!(done["resultType"], "complete");
+
+    // A state issued on the read is not one for the tool.
+    let on_tool = json!({"inputResponses": {"name": named("Ada")}, "requestState": state(&first)});
+    refused(ALICE.call(&t, "greet", on_tool).await, "other_request");
+
+    let params = json!({"ref": {"type": "ref/resource", "uri": "test://badge"},
+                        "argument": {"name": "x", "value": ""}});
+    let (status, body) = ALICE.send(&t, "completion/complete", None, params).await;
+    assert!(body.get("result").is_none(), "{body}");
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (200, &json!(-32603)),
+        "{body}"
+    );
     t.stop().await;
 }
 
