@@ -109,6 +109,20 @@ def eventlog_section:
         | .acceptance = {throughput_cost_le_10_percent: (.ratio_on_vs_off != null and .ratio_on_vs_off >= 0.9)})})
   | add;
 
+# mrtr: per repeat, the server's CPU per round trip over its CPU per plain call.
+def mrtr_section:
+  group_by(.threads) | map(
+    (.[0].threads) as $threads
+    | (group_by(.target) | map({(.[0].target): latency_figures}) | add) as $targets
+    | (group_by(.rep) | map((map({(.target): (.server_cores / .rps)}) | add)
+        | ratio(.mrtr; .plain))) as $per_rep
+    | {("t\($threads)"): (
+        {threads: $threads, connections: 64, targets: $targets,
+         cpu_ratio_trip_vs_call: ($per_rep | median | round3),
+         ratios_per_repeat: $per_rep | map(round3)}
+        | .acceptance = {trip_cpu_le_2_5_calls: (.cpu_ratio_trip_vs_call != null and .cpu_ratio_trip_vs_call <= 2.5)})})
+  | add;
+
 # live: per repeat, the throughput with subscribers over that without.
 def live_section:
   (map(select(.subscribers > 0)) | .[0].subscribers) as $n
@@ -147,13 +161,14 @@ def live_section:
 | if (runs_of("eventlog") | length) > 0 then .eventlog = (runs_of("eventlog") | eventlog_section) else . end
 | if (runs_of("eventlog_streamed") | length) > 0 then .eventlog_streamed = (runs_of("eventlog_streamed") | eventlog_section) else . end
 | if (runs_of("live") | length) > 0 then .live = (runs_of("live") | live_section) else . end
+| if (runs_of("mrtr") | length) > 0 then .mrtr = (runs_of("mrtr") | mrtr_section) else . end
 | map_values(. + {date: $date, machine: {nproc: $nproc, cpu: $cpu, kernel: $kernel},
                   settings: {repeats: $repeats, duration: $duration, wrk_threads: $threads}})
 | . as $new
 | ($runs | map(.section) | unique) as $ran
 | {
     updated: $date,
-    acceptance_source: "issue 2, Figures: echo and stateless >= 2x rmcp, >= 0.6x floor, p99 <= 5 ms (wrk -t64 -c64); create >= 5000 sessions/s; 100k sessions <= 200 MB RSS; health p50 <= 20 ms with 1M rows on SQLite and PostgreSQL. issue 3: reconnect p50 <= 2 ms; replay of 1000 events p50 <= 50 ms (SQLite and PostgreSQL); event log costs <= 10% of tools/call throughput over SSE. issue 4: with 500 WebSocket subscribers and 1000 session events/s, delivery p99 <= 50 ms and tools/call throughput drops <= 10%",
+    acceptance_source: "issue 2, Figures: echo and stateless >= 2x rmcp, >= 0.6x floor, p99 <= 5 ms (wrk -t64 -c64); create >= 5000 sessions/s; 100k sessions <= 200 MB RSS; health p50 <= 20 ms with 1M rows on SQLite and PostgreSQL. issue 3: reconnect p50 <= 2 ms; replay of 1000 events p50 <= 50 ms (SQLite and PostgreSQL); event log costs <= 10% of tools/call throughput over SSE. issue 4: with 500 WebSocket subscribers and 1000 session events/s, delivery p99 <= 50 ms and tools/call throughput drops <= 10%. MRTR: a round trip (first call + retry) costs <= 2.5x a plain stateless tools/call in server CPU",
     sections: (($previous.sections // {}) + $new),
     runs: ((($previous.runs // []) | map(select(.section as $s | $ran | index($s) | not))) + $runs)
   }

@@ -47,5 +47,10 @@ def verdict: to_entries | map("\(.key)=\(if .value then "pass" else "MISS" end)"
     | ["live", "\($n) WS subscribers, 1000 events/s, wrk echo",
        "delivery p50 \(.quiet.delivery_p50_ms | n2) p99 \(.quiet.delivery_p99_ms | n2) ms (\(.targets["subscribers_\($n)"].delivery_p99_ms | n2) under wrk); echo with \(.targets["subscribers_\($n)"] | lat), without \(.targets.subscribers_0 | lat)",
        "-", "-", "-", "with/without \(.ratio_with_vs_without | n2)", "-", ([.targets[].other_cores_max] | max | n2),
+       (.acceptance | verdict)]),
+   ($s.mrtr // {} | to_entries[] | select(.key | startswith("t")) | .value
+    | ["mrtr", "wrk -t\(.threads) -c\(.connections), stateless",
+       "round trip \(.targets.mrtr.server_cpu_us_per_request | n2) us CPU, \(.targets.mrtr.rps | n0) trips/s; plain call \(.targets.plain.server_cpu_us_per_request | n2) us CPU, \(.targets.plain.rps | n0)/s",
+       "-", "-", "-", "trip/call CPU \(.cpu_ratio_trip_vs_call | n2)", "-", ([.targets[].other_cores_max] | max | n2),
        (.acceptance | verdict)]))
 | @tsv

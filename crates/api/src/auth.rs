@@ -37,6 +37,9 @@ pub fn load_or_create_admin_token(data_dir: &Path) -> io::Result<(String, bool)>
 /// The reconnect-token signing key's file name inside the data directory.
 pub const RECONNECT_KEY_FILE: &str = "reconnect-key";
 
+/// The file name of the key that signs 2026-07-28 `requestState`s.
+pub const REQUEST_STATE_KEY_FILE: &str = "request-state-key";
+
 /// Reads `<data_dir>/<file>`, or creates it with 256 random bits as 64 hex
 /// digits, mode 0600 from the moment it exists. Returns the secret and
 /// whether it was just created.

@@ -15,7 +15,7 @@ use sessiongate_core::token::SigningKey;
 use sessiongate_core::SharedClock;
 use sessiongate_mcp::peers::Peers;
 use sessiongate_mcp::tools::with_builtin_tools;
-use sessiongate_mcp::{Composite, Dispatcher, McpServer, McpState, ServerInfo};
+use sessiongate_mcp::{Composite, Dispatcher, McpServer, McpState, ServerInfo, StateKey};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -87,6 +87,18 @@ fn mcp_server(conformance: bool) -> Dispatcher {
     Dispatcher::new(info, Arc::new(services))
 }
 
+/// The `what` key kept in the data directory's `file`, created on first use.
+fn data_dir_secret(config: &Config, file: &str, what: &str) -> anyhow::Result<String> {
+    let (key, _) = sessiongate_api::auth::load_or_create_secret(&config.data_dir, file)
+        .with_context(|| {
+            format!(
+                "cannot read or create the {what} key in {}",
+                config.data_dir.display()
+            )
+        })?;
+    Ok(key)
+}
+
 /// Opens the store, restores sessions and starts serving.
 pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<RunningServer> {
     start_with(config, clock, Vec::new()).await
@@ -111,18 +123,21 @@ pub async fn start_with(
     let mut lifecycle = config.lifecycle.clone();
     if lifecycle.reconnect.key.is_none() {
         // Tokens must outlive restarts: sign with a key kept on disk.
-        let (key, _) = sessiongate_api::auth::load_or_create_secret(
-            &config.data_dir,
+        let key = data_dir_secret(
+            &config,
             sessiongate_api::auth::RECONNECT_KEY_FILE,
-        )
-        .with_context(|| {
-            format!(
-                "cannot read or create the reconnect key in {}",
-                config.data_dir.display()
-            )
-        })?;
+            "reconnect",
+        )?;
         lifecycle.reconnect.key = Some(SigningKey::from_bytes(key.into_bytes()));
     }
+    // A retry after a restart still opens the state issued before it.
+    let mut transport = config.transport.clone();
+    let key = data_dir_secret(
+        &config,
+        sessiongate_api::auth::REQUEST_STATE_KEY_FILE,
+        "request-state",
+    )?;
+    transport.request_state_key = Some(StateKey::from_bytes(key.into_bytes()));
     // An ended session's transport state (streams, pending requests) goes
     // with it.
     let peers = Peers::default();
@@ -144,12 +159,7 @@ pub async fn start_with(
         )?,
     };
 
-    let mcp = McpState::new(
-        &lifecycle,
-        peers,
-        mcp_server(config.conformance),
-        config.transport.clone(),
-    );
+    let mcp = McpState::new(&lifecycle, peers, mcp_server(config.conformance), transport);
     let api = ApiState::new(&lifecycle, &store, admin_token.clone()).known_tool({
         let dispatcher = mcp.dispatcher.clone();
         move |name: &str| dispatcher.has_tool(name)

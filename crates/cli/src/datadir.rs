@@ -7,9 +7,10 @@
 //! database wherever it lives, so two data directories cannot share one
 //! SQLite file either. The operating system drops both when the process
 //! ends, even by `kill -9`. The data directory is locked with PostgreSQL
-//! too, as it holds the admin token and the reconnect key; servers with
-//! data directories of their own on one PostgreSQL database are not stopped
-//! (several nodes sharing a database is a capability still to come).
+//! too, as it holds the admin token and the reconnect and request-state
+//! keys; servers with data directories of their own on one PostgreSQL
+//! database are not stopped (several nodes sharing a database is a
+//! capability still to come).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};

@@ -168,6 +168,7 @@ async fn the_data_directory_and_database_files_are_private() {
         "sessiongate.lock",
         "admin-token",
         "reconnect-key",
+        "request-state-key",
     ] {
         let path = dir.join(file);
         if file == "admin-token" && !path.exists() {

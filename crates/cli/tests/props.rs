@@ -90,7 +90,7 @@ fn toml_string(s: &str) -> String {
     Value::from(s).to_string()
 }
 
-const KEYS: [&str; 26] = [
+const KEYS: [&str; 27] = [
     "listen",
     "data_dir",
     "database_url",
@@ -109,6 +109,7 @@ const KEYS: [&str; 26] = [
     "allowed_hosts",
     "reconnect_token_ttl",
     "reconnect_key",
+    "request_state_ttl",
     "event_log_keep",
     "event_log_retention",
     "sse_after",
@@ -960,13 +961,39 @@ async fn the_longest_durations_serve() {
             "event_log_retention",
             "sse_after",
             "stream_idle_close",
+            "request_state_ttl",
         ]
         .iter()
         .map(|k| format!("{k} = \"{max}\"\n"))
         .collect::<String>()
-        + &format!("health_aging_after = \"{}\"\n", u64::MAX - 1);
+        + &format!("health_aging_after = \"{}\"\n", u64::MAX - 1)
+        + "conformance = true\n";
     let settings: Settings = toml::from_str(&text).unwrap();
     let server = TestServer::start_with(settings).await;
+    // A request state that never expires still opens.
+    let tool = "test_input_required_result_elicitation";
+    let mut call = common::stateless("tools/call", json!({"name": tool, "arguments": {}}));
+    call["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] =
+        json!({"elicitation": {}});
+    let headers = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", tool),
+    ];
+    let asked: Value = server
+        .post(call.clone(), &headers)
+        .await
+        .json()
+        .await
+        .unwrap();
+    call["params"]["requestState"] = asked["result"]["requestState"].clone();
+    call["params"]["inputResponses"] =
+        json!({"user_name": {"action": "accept", "content": {"name": "Ada"}}});
+    let done: Value = server.post(call, &headers).await.json().await.unwrap();
+    assert_eq!(
+        done["result"]["content"][0]["text"], "Hello, Ada!",
+        "{done}"
+    );
     let session = server.initialize("2025-11-25", "fuzz").await;
     let echoed = server
         .call_tool(&session, "echo", json!({"text": "hi"}))

@@ -1,7 +1,8 @@
 //! Restart survival, with the real binary: sessions outlive a graceful stop
 //! and a `kill -9`, request-log rows acknowledged before a graceful stop are
 //! all stored, a cut response stream resumes after a `kill -9`, and the
-//! stateless clients of the last 24 h are still listed after a restart.
+//! stateless clients of the last 24 h are still listed after a restart, and
+//! a 2026-07-28 request that asked for input completes after a `kill -9`.
 
 mod common;
 
@@ -147,24 +148,11 @@ async fn stateless_clients_of_the_last_24_h_are_still_listed_after_a_restart() {
     let port = free_port();
     let gw = start(dir.path(), port).await;
     for _ in 0..3 {
-        let r = gw
-            .http
-            .post(format!("{}/mcp", gw.base))
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", "tools/call")
-            .header("mcp-name", "echo")
-            .body(
-                stateless(
-                    "tools/call",
-                    json!({"name": "echo", "arguments": {"text": "x"}}),
-                )
-                .to_string(),
-            )
-            .send()
-            .await
-            .unwrap();
+        let call = stateless(
+            "tools/call",
+            json!({"name": "echo", "arguments": {"text": "x"}}),
+        );
+        let r = call_stateless(&gw, "echo", call).await;
         assert_eq!(r.status(), 200);
     }
     let before = gw.admin_get("/api/mcp/clients").await;
@@ -186,5 +174,74 @@ async fn stateless_clients_of_the_last_24_h_are_still_listed_after_a_restart() {
     assert_eq!(c["last_seen"], before["clients"][0]["last_seen"]);
     let health = gw.admin_get("/api/mcp/sessions/health").await;
     assert_eq!(health["stateless_clients"]["total_24h"], 1, "{health}");
+    gw.stop();
+}
+
+/// A stateless `tools/call` of a conformance fixture, with `extra` params
+/// (a retry's inputResponses and requestState); the JSON-RPC response.
+async fn call_fixture(gw: &Gateway, tool: &str, extra: Value) -> Value {
+    let mut params = json!({"name": tool, "arguments": {}});
+    params
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let mut body = stateless("tools/call", params);
+    body["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] =
+        json!({"elicitation": {}});
+    let r = call_stateless(gw, tool, body).await;
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+/// POSTs a 2026-07-28 `tools/call` of `tool` with the headers that mirror it.
+async fn call_stateless(gw: &Gateway, tool: &str, body: Value) -> reqwest::Response {
+    gw.http
+        .post(format!("{}/mcp", gw.base))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", tool)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_state_issued_before_kill_9_completes_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let tool = "test_input_required_result_multi_round";
+    let gw = start_with(dir.path(), port, &["--conformance"]).await;
+    let first = call_fixture(&gw, tool, json!({})).await;
+    let state = &first["result"]["requestState"];
+    let step1 = json!({"action": "accept", "content": {"name": "Ada"}});
+    let second = call_fixture(
+        &gw,
+        tool,
+        json!({"inputResponses": {"step1": step1}, "requestState": state}),
+    )
+    .await;
+    assert_eq!(second["result"]["resultType"], "input_required", "{second}");
+    let state = second["result"]["requestState"].clone();
+    gw.kill();
+
+    // Nothing of the request was kept but the key in the data directory;
+    // the state carries the first round's answer.
+    let gw = start_with(dir.path(), port, &["--conformance"]).await;
+    let step2 = json!({"action": "accept", "content": {"color": "blue"}});
+    let retry = json!({"inputResponses": {"step2": step2}, "requestState": state});
+    let done = call_fixture(&gw, tool, retry.clone()).await;
+    assert_eq!(done["result"]["resultType"], "complete", "{done}");
+    assert_eq!(done["result"]["content"][0]["text"], "Ada likes blue");
+    gw.stop();
+
+    // A server with another data directory has another key.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let gw = start_with(elsewhere.path(), free_port(), &["--conformance"]).await;
+    let refused = call_fixture(&gw, tool, retry).await;
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    assert_eq!(refused["error"]["data"]["reason"], "tampered", "{refused}");
     gw.stop();
 }

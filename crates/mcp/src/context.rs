@@ -1,8 +1,9 @@
 //! What a handler knows about the request it serves, and how it talks back:
 //! notifications and server-to-client requests related to the request go on
-//! the request's own SSE stream.
+//! the request's own SSE stream, and input from the client is asked for
+//! the same way on both generations ([`input`](crate::input)).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,6 +14,7 @@ use sessiongate_core::session::ClientIdentity;
 use sessiongate_core::Timestamp;
 use tokio::sync::{mpsc, Notify};
 
+use crate::input::{InputRequest, Rounds};
 use crate::jsonrpc::{self, Id};
 use crate::peers::{PeerState, Peers};
 
@@ -54,6 +56,9 @@ pub struct RequestContext {
     /// The task this request's work runs as, once it has become one: its
     /// requests to the client then wait in the task for `tasks/update`.
     pub(crate) task: Option<TaskHandle>,
+    /// A stateless request's rounds of input, set by the dispatcher on the
+    /// methods that may answer input-required.
+    pub(crate) input: OnceLock<Box<Rounds>>,
 }
 
 impl RequestContext {
@@ -97,6 +102,11 @@ impl RequestContext {
             outbound: None,
             poll: None,
             task: Some(task),
+            input: self
+                .input
+                .get()
+                .map(|rounds| OnceLock::from(Box::new(Rounds::gathered(rounds.answered()))))
+                .unwrap_or_default(),
         }
     }
 
@@ -176,10 +186,80 @@ impl RequestContext {
         self.notify("notifications/message", params).await;
     }
 
+    /// Whether the client declared what asking for `request` needs.
+    pub fn can_ask(&self, request: &InputRequest) -> bool {
+        request.allowed_by(self.client_capabilities())
+    }
+
+    /// Asks the client for one input and returns its answer (the result of
+    /// the request's method). On a sessionful revision it is a request to
+    /// the client on this request's stream. On 2026-07-28 the answer comes
+    /// from the retry's `inputResponses[key]` or an earlier round's state;
+    /// if neither has it, the error ends the handler and the request
+    /// answers input-required (see [`input`](crate::input)): pass it on
+    /// with `?`. A capability the client did not declare is refused with
+    /// `MissingRequiredClientCapability`.
+    pub async fn ask(&self, key: &str, request: InputRequest) -> Result<Value, ErrorData> {
+        let mut answers = self.ask_all(vec![(key, request)]).await?;
+        Ok(answers.pop().expect("one answer per ask"))
+    }
+
+    /// Asks for several inputs at once: on 2026-07-28 every unanswered one
+    /// goes into the same input-required result. Answers come in order.
+    pub async fn ask_all(&self, asks: Vec<(&str, InputRequest)>) -> Result<Vec<Value>, ErrorData> {
+        if let Some((_, refused)) = asks.iter().find(|(_, r)| !self.can_ask(r)) {
+            return Err(refused.missing_capability());
+        }
+        if self.task.is_some() {
+            // A task's work is answered from what its call gathered before
+            // the task began, else through the task (`tasks/update`); all
+            // at once, so the task shows every open question together.
+            let gathered = self.input.get();
+            let asks = asks.into_iter().map(|(key, request)| async move {
+                match gathered.and_then(|rounds| rounds.given(key)) {
+                    Some(answer) => Ok(answer.clone()),
+                    None => {
+                        self.request_client(request.kind().method(), request.params().clone())
+                            .await
+                    }
+                }
+            });
+            return futures::future::try_join_all(asks).await;
+        }
+        match &self.caller {
+            Caller::Session(_) => {
+                let mut answers = Vec::with_capacity(asks.len());
+                for (_, request) in asks {
+                    let method = request.kind().method();
+                    answers.push(
+                        self.request_client(method, request.params().clone())
+                            .await?,
+                    );
+                }
+                Ok(answers)
+            }
+            Caller::Client { .. } => match self.input.get() {
+                Some(rounds) => rounds.answer(asks),
+                None => Err(ErrorData::internal_error(
+                    "only tools/call, prompts/get and resources/read may ask the client for \
+                     input in 2026-07-28",
+                    None,
+                )),
+            },
+        }
+    }
+
+    /// Rounds of input behind this request: 0 on a first call, `n` on a
+    /// 2026-07-28 retry whose verified state comes from the `n`th. Always
+    /// 0 for a session, which asks on its stream.
+    pub fn input_round(&self) -> u32 {
+        self.input.get().map_or(0, |r| r.round())
+    }
+
     /// Sends a request to the client (sampling, elicitation, roots) on this
     /// request's stream and waits for its answer. Sessionful revisions only:
-    /// 2026-07-28 replaced these with input-required results, and its
-    /// response streams carry no requests; but within a task (2026-07-28)
+    /// 2026-07-28 replaced these with input-required results, which
+    /// [`ask`](Self::ask) speaks for both; but within a task (2026-07-28)
     /// the request waits in the task, as one of its `inputRequests`, until
     /// the client answers it with `tasks/update`.
     pub async fn request_client(&self, method: &str, params: Value) -> Result<Value, ErrorData> {

@@ -1,7 +1,8 @@
 //! An MCP request as the server reads it: the method and the members of
 //! `params` that anything before the handler needs — the `_meta` that
 //! decides the generation and carries the progress token, the `name`,
-//! `uri` or `taskId` a request targets, a call's `arguments`. They are read once per
+//! `uri` or `taskId` a request targets, a call's `arguments`, and a
+//! 2026-07-28 retry's `inputResponses` and `requestState`. They are read once per
 //! message, when the transport classifies it, and handed on: routing,
 //! header checks, the request log and the handler all read this value.
 
@@ -43,6 +44,19 @@ pub struct Params {
     pub arguments: Option<Value>,
     /// The task `tasks/get`, `tasks/update` and `tasks/cancel` name.
     pub task_id: Option<Value>,
+    /// What a 2026-07-28 retry brings back; boxed, as few requests are one.
+    pub retry: Option<Box<Retry>>,
+}
+
+/// The members of a 2026-07-28 retry of a request that asked for input,
+/// as sent (`null` included: it is not a valid `inputResponses`, and must
+/// not read as none sent).
+#[derive(Default, Debug, Clone, PartialEq)]
+pub struct Retry {
+    /// The client's answers to the server's input requests.
+    pub input_responses: Option<Value>,
+    /// The `requestState` the server issued, echoed.
+    pub request_state: Option<Value>,
 }
 
 impl Params {
@@ -59,6 +73,10 @@ impl Params {
             arguments: Option<Value>,
             #[serde(rename = "taskId")]
             task_id: Option<Value>,
+            #[serde(rename = "inputResponses", default, deserialize_with = "present")]
+            input_responses: Option<Value>,
+            #[serde(rename = "requestState", default, deserialize_with = "present")]
+            request_state: Option<Value>,
         }
         let Some(head) = params.and_then(|p| serde_json::from_str::<Head>(p.get()).ok()) else {
             return Params::default();
@@ -72,6 +90,12 @@ impl Params {
             uri: head.uri,
             arguments: head.arguments,
             task_id: head.task_id,
+            retry: (head.input_responses.is_some() || head.request_state.is_some()).then(|| {
+                Box::new(Retry {
+                    input_responses: head.input_responses,
+                    request_state: head.request_state,
+                })
+            }),
         }
     }
 
@@ -133,6 +157,11 @@ impl Request {
     }
 }
 
+/// A member that is present, `null` included.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
 fn invalid_params(detail: impl std::fmt::Display) -> ErrorData {
     ErrorData::invalid_params(format!("Invalid params: {detail}"), None)
 }
@@ -177,6 +206,26 @@ mod tests {
             .params
             .meta
             .is_none());
+    }
+
+    #[test]
+    fn a_null_input_responses_is_read_as_sent() {
+        let retry = |params| request("tools/call", params).params.retry.map(|r| *r);
+        assert_eq!(retry(r#"{"name":"t"}"#), None);
+        assert_eq!(
+            retry(r#"{"name":"t","inputResponses":null}"#),
+            Some(Retry {
+                input_responses: Some(Value::Null),
+                request_state: None
+            })
+        );
+        assert_eq!(
+            retry(r#"{"name":"t","requestState":"s"}"#),
+            Some(Retry {
+                input_responses: None,
+                request_state: Some(Value::from("s"))
+            })
+        );
     }
 
     #[test]

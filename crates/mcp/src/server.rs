@@ -23,6 +23,17 @@ pub trait ToolHandler: Send + Sync + 'static {
     fn task_support(&self) -> TaskSupport {
         TaskSupport::Forbidden
     }
+    /// Input a call needs before its task is created, asked with
+    /// [`RequestContext::ask`]: on 2026-07-28 in rounds of input-required
+    /// results, so the task begins only once the client has answered, and
+    /// its work finds the answers when it asks again. By default none.
+    async fn before_task(
+        &self,
+        _ctx: &RequestContext,
+        _arguments: &JsonObject,
+    ) -> Result<(), ErrorData> {
+        Ok(())
+    }
     async fn call(
         &self,
         ctx: &RequestContext,
@@ -139,6 +150,7 @@ impl McpServer {
         match owner {
             None => call(handler, ctx, arguments).await.map(Answer::Tool),
             Some(owner) => {
+                handler.before_task(ctx, &arguments).await?;
                 let handler = handler.clone();
                 tasks::start(ctx, owner, tool, move |task_ctx| async move {
                     call(&handler, &task_ctx, arguments).await

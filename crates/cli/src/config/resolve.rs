@@ -286,6 +286,13 @@ impl Settings {
                     self.max_listen_streams,
                     transport_defaults.max_listen_streams,
                 )?,
+                // Read from the data directory at startup.
+                request_state_key: None,
+                request_state_ttl: positive(
+                    "request_state_ttl",
+                    self.request_state_ttl,
+                    transport_defaults.request_state_ttl,
+                )?,
             },
             connections,
             conformance: self.conformance,

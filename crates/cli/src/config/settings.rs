@@ -195,6 +195,12 @@ pub struct Settings {
     #[arg(long, env = "SESSIONGATE_RECONNECT_KEY", hide_env_values = true)]
     pub reconnect_key: Option<String>,
 
+    /// How long a 2026-07-28 client may take to retry a request that asked
+    /// for input (its requestState's lifetime) [default: 10m]
+    #[arg(long, env = "SESSIONGATE_REQUEST_STATE_TTL", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub request_state_ttl: Option<Duration>,
+
     /// Server-to-client stream events kept per session for resumption; 0
     /// turns the event log off [default: 1000]
     #[arg(long, env = "SESSIONGATE_EVENT_LOG_KEEP")]

@@ -107,6 +107,7 @@ impl Settings {
             },
             reconnect_token_ttl: self.reconnect_token_ttl.or(lower.reconnect_token_ttl),
             reconnect_key: self.reconnect_key.or(lower.reconnect_key),
+            request_state_ttl: self.request_state_ttl.or(lower.request_state_ttl),
             event_log_keep: self.event_log_keep.or(lower.event_log_keep),
             event_log_retention: self.event_log_retention.or(lower.event_log_retention),
             task_ttl: self.task_ttl.or(lower.task_ttl),

@@ -1,8 +1,10 @@
 //! The MCP methods. The protocol's own — the handshakes' results, `ping`,
 //! the lists, log levels, subscriptions, the tasks extension's `tasks/*` —
 //! are answered here; the rest go to the [`Service`]. Results are shaped
-//! for the caller's generation. Transport-neutral: the HTTP layer decides
-//! the generation and hands a [`RequestContext`] here.
+//! for the caller's generation; a 2026-07-28 request whose handler asked for
+//! input it was not given answers input-required ([`input`](crate::input)).
+//! Transport-neutral: the HTTP layer decides the generation and hands a
+//! [`RequestContext`] here.
 
 mod initialize;
 
@@ -15,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::context::{is_log_level, RequestContext};
+use crate::input::{self, RequestStates, Rounds, StateKey};
 use crate::protocol::{self, META_SERVER_INFO};
 use crate::request::Request;
 use crate::service::{Answer, Capabilities, LiveCatalog, Service};
@@ -43,15 +46,30 @@ impl ServerInfo {
     }
 }
 
-/// The server's identity and the service behind it.
+/// The server's identity, the service behind it, and how it seals the
+/// state of requests that ask for input.
 pub struct Dispatcher {
     info: ServerInfo,
     service: Arc<dyn Service>,
+    states: RequestStates,
 }
 
 impl Dispatcher {
+    /// A dispatcher whose request states are signed with a key of its own,
+    /// good until it is dropped; see [`with_request_states`](Self::with_request_states).
     pub fn new(info: ServerInfo, service: Arc<dyn Service>) -> Self {
-        Dispatcher { info, service }
+        Dispatcher {
+            info,
+            service,
+            states: RequestStates::new(&StateKey::generate(), input::DEFAULT_TTL),
+        }
+    }
+
+    /// Seals and opens 2026-07-28 request states with `states`: a key kept
+    /// across restarts lets a retry complete after one.
+    pub fn with_request_states(mut self, states: RequestStates) -> Self {
+        self.states = states;
+        self
     }
 
     pub fn catalog(&self) -> &LiveCatalog {
@@ -173,10 +191,27 @@ impl Dispatcher {
     }
 
     /// Hands a request to the service and shapes what it answers.
-    async fn serve(&self, ctx: &RequestContext, request: Request) -> Result<Answer, ErrorData> {
+    async fn serve(&self, ctx: &RequestContext, mut request: Request) -> Result<Answer, ErrorData> {
         let stateless = ctx.is_stateless();
         let cacheable = CACHEABLE.contains(&request.method.as_str());
-        match self.service.serve(ctx, request).await {
+        let client = || input::client_binding(&ctx.caller);
+        if stateless {
+            if let Some(rounds) = Rounds::open(&self.states, &mut request, client, ctx.received_at)?
+            {
+                let _ = ctx.input.set(Box::new(rounds));
+            }
+        }
+        let outcome = self.service.serve(ctx, request).await;
+        // Whatever the handler made of an unanswered ask.
+        if let Some(mut asking) = ctx
+            .input
+            .get()
+            .and_then(|r| r.input_required(&self.states, client, ctx.received_at))
+        {
+            self.shape(&mut asking, false, stateless);
+            return Ok(Answer::Json(asking));
+        }
+        match outcome {
             Ok(Answer::Tool(result)) => Ok(Answer::Tool(self.shape_tool(result, stateless))),
             Ok(Answer::Json(mut result)) => {
                 self.shape(&mut result, cacheable, stateless);

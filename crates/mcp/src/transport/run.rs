@@ -54,6 +54,7 @@ pub(super) fn context(
         outbound: None,
         poll: None,
         task: None,
+        input: Default::default(),
     }
 }
 

@@ -13,6 +13,7 @@ use super::announce;
 use crate::dispatch::Dispatcher;
 use crate::guard::OriginPolicy;
 use crate::identity_cache::IdentityCache;
+use crate::input::{self, RequestStates, StateKey};
 use crate::listen::Listeners;
 use crate::metrics::RequestDurations;
 use crate::peers::Peers;
@@ -47,6 +48,11 @@ pub struct TransportConfig {
     /// `subscriptions/listen` streams one remote address (an IPv6 /64) may
     /// hold open at once; past it, 429.
     pub max_listen_streams: usize,
+    /// Signs the `requestState` of 2026-07-28 requests that ask for input;
+    /// `None` generates one that lasts as long as the process.
+    pub request_state_key: Option<StateKey>,
+    /// How long a `requestState` is honoured after it is issued.
+    pub request_state_ttl: Duration,
 }
 
 impl Default for TransportConfig {
@@ -63,6 +69,8 @@ impl Default for TransportConfig {
             initialize_burst: 200,
             body_read_timeout: Duration::from_secs(30),
             max_listen_streams: 32,
+            request_state_key: None,
+            request_state_ttl: input::DEFAULT_TTL,
         }
     }
 }
@@ -103,6 +111,12 @@ impl McpState {
         config: TransportConfig,
     ) -> Self {
         let manager = lifecycle.sessions.clone();
+        let key = config
+            .request_state_key
+            .clone()
+            .unwrap_or_else(StateKey::generate);
+        let dispatcher =
+            dispatcher.with_request_states(RequestStates::new(&key, config.request_state_ttl));
         let state = McpState(Arc::new(Shared {
             identities: Arc::new(IdentityCache::new(manager.config().max_stateless_clients)),
             initialize_limiter: Arc::new(RateLimiter::new(

@@ -33,7 +33,8 @@ export class SessiongateServer {
     this.mcpUrl = `${baseUrl}/mcp`;
   }
 
-  static async start() {
+  /** Starts the binary; `extra` are further `serve` flags (e.g. `--conformance`). */
+  static async start({ extra = [] } = {}) {
     const bin = process.env.SESSIONGATE_BIN || path.join(REPO, 'target', 'debug', 'sessiongate');
     if (!fs.existsSync(bin)) {
       throw new Error(`sessiongate binary not found at ${bin} (build it or set SESSIONGATE_BIN)`);
@@ -42,7 +43,7 @@ export class SessiongateServer {
     for (let attempt = 0; attempt < 3; attempt++) {
       // a free port can be taken between probe and bind
       try {
-        return await SessiongateServer.#startOnce(bin);
+        return await SessiongateServer.#startOnce(bin, extra);
       } catch (e) {
         lastError = e;
       }
@@ -50,7 +51,7 @@ export class SessiongateServer {
     throw lastError;
   }
 
-  static async #startOnce(bin) {
+  static async #startOnce(bin, extra) {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessiongate-node-'));
     const logPath = path.join(dataDir, 'server.log');
     const adminToken = `node-test-${randomBytes(16).toString('hex')}`;
@@ -60,7 +61,16 @@ export class SessiongateServer {
     const log = fs.openSync(logPath, 'w');
     const child = spawn(
       bin,
-      ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', path.join(dataDir, 'data'), '--admin-token', adminToken],
+      [
+        'serve',
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--data-dir',
+        path.join(dataDir, 'data'),
+        '--admin-token',
+        adminToken,
+        ...extra,
+      ],
       { env, stdio: ['ignore', log, log] },
     );
     fs.closeSync(log);

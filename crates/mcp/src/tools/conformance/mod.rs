@@ -6,14 +6,16 @@
 //!
 //! Everything is table-driven, one module per kind: [`tools`] lists the
 //! tools (static content, logging, progress, sampling, elicitation, ...),
-//! [`resources`] the static resources and the template, [`prompts`] the
-//! prompts, [`completions`] the argument suggestions and [`tasks`] the
-//! tools of the tasks extension's scenarios. [`changes`] is a service of
-//! its own whose lists change on demand.
+//! [`input_required`] the tools and the prompt that ask for input in
+//! multi-round-trip requests, [`resources`] the static resources and the
+//! template, [`prompts`] the prompts, [`completions`] the argument
+//! suggestions and [`tasks`] the tools of the tasks extension's scenarios.
+//! [`changes`] is a service of its own whose lists change on demand.
 //! `scripts/conformance` runs the suite against them.
 
 mod changes;
 mod completions;
+mod input_required;
 mod media;
 mod prompts;
 mod resources;
@@ -38,9 +40,13 @@ pub fn with_conformance_fixtures(server: McpServer) -> McpServer {
     let server = tasks::TASK_FIXTURES
         .iter()
         .fold(server, McpServer::with_tool);
+    let server = input_required::INPUT_FIXTURES
+        .iter()
+        .fold(server, McpServer::with_tool);
     prompts::PROMPTS
         .iter()
         .fold(server, McpServer::with_prompt)
+        .with_prompt(input_required::InputRequiredPrompt)
         .with_resources(resources::Resources)
         .with_completer(completions::Completions)
 }
@@ -85,6 +91,10 @@ mod tests {
             let tool = fixture.tool();
             assert!(!fixture.description.is_empty());
             assert_eq!(tool.input_schema["type"], "object", "{}", fixture.name);
+        }
+        for fixture in input_required::INPUT_FIXTURES {
+            assert!(fixture.name.starts_with("test_input_required_result_"));
+            assert!(!fixture.description.is_empty());
         }
         for prompt in PROMPTS {
             assert!(!prompt.prompt()["description"].as_str().unwrap().is_empty());

@@ -9,6 +9,7 @@ use rmcp::model::{CallToolResult, ContentBlock, ErrorData, JsonObject, Tool};
 use serde_json::{json, Value};
 
 use crate::context::RequestContext;
+use crate::input::InputRequest;
 use crate::server::ToolHandler;
 use crate::tasks::TaskSupport;
 use crate::tools::helpers::{schema, string_arg, text_result};
@@ -35,6 +36,9 @@ enum Run {
     ConfirmDelete,
     /// Asks for two inputs at once (two elicitations in parallel).
     MultiInput,
+    /// Asks for the user's name before its task begins (MRTR), then greets
+    /// them from the task.
+    NameThenTask,
 }
 
 fn object(properties: Value) -> Value {
@@ -90,7 +94,28 @@ pub(super) const TASK_FIXTURES: &[TaskFixture] = &[
         support: TaskSupport::Optional,
         run: Run::MultiInput,
     },
+    TaskFixture {
+        name: "test_tool_with_task",
+        description: "Asks for the user's name with an input-required result, then greets them \
+                      from a task",
+        input_schema: || object(json!({})),
+        support: TaskSupport::Required,
+        run: Run::NameThenTask,
+    },
 ];
+
+/// The `user_name` question of `test_tool_with_task`.
+fn ask_name() -> InputRequest {
+    InputRequest::elicit(json!({
+        "mode": "form",
+        "message": "What is your name?",
+        "requestedSchema": {
+            "type": "object",
+            "properties": { "name": { "type": "string" } },
+            "required": ["name"],
+        },
+    }))
+}
 
 /// A form elicitation of one boolean and one string.
 fn elicitation(message: String) -> Value {
@@ -115,6 +140,13 @@ impl ToolHandler for &'static TaskFixture {
 
     fn task_support(&self) -> TaskSupport {
         self.support
+    }
+
+    async fn before_task(&self, ctx: &RequestContext, _: &JsonObject) -> Result<(), ErrorData> {
+        if let Run::NameThenTask = self.run {
+            ctx.ask("user_name", ask_name()).await?;
+        }
+        Ok(())
     }
 
     async fn call(
@@ -152,7 +184,7 @@ impl ToolHandler for &'static TaskFixture {
             Run::ConfirmDelete => {
                 let filename = string_arg(&args, "filename")?;
                 let params = elicitation(format!("Delete {filename}?"));
-                let answer = ctx.request_client("elicitation/create", params).await?;
+                let answer = ctx.ask("confirm", InputRequest::elicit(params)).await?;
                 let confirmed =
                     answer["action"] == "accept" && answer["content"]["confirm"] == true;
                 Ok(text_result(if confirmed {
@@ -162,14 +194,24 @@ impl ToolHandler for &'static TaskFixture {
                 }))
             }
             Run::MultiInput => {
-                let (first, second) = tokio::try_join!(
-                    ctx.request_client("elicitation/create", elicitation("First?".into())),
-                    ctx.request_client("elicitation/create", elicitation("Second?".into())),
-                )?;
+                let answers = ctx
+                    .ask_all(vec![
+                        ("first", InputRequest::elicit(elicitation("First?".into()))),
+                        (
+                            "second",
+                            InputRequest::elicit(elicitation("Second?".into())),
+                        ),
+                    ])
+                    .await?;
                 Ok(text_result(format!(
                     "Answers: {} and {}",
-                    first["content"], second["content"]
+                    answers[0]["content"], answers[1]["content"]
                 )))
+            }
+            Run::NameThenTask => {
+                let answer = ctx.ask("user_name", ask_name()).await?;
+                let name = answer["content"]["name"].as_str().unwrap_or("stranger");
+                Ok(text_result(format!("Hello, {name}! (from a task)")))
             }
         }
     }

@@ -1,8 +1,9 @@
 //! The fixture tools: static content of every kind, logging, progress,
-//! sampling, elicitation, SSE polling, a JSON Schema 2020-12 input, an
-//! argument mirrored in a header, and the 2026-07-28 diagnostics (a
-//! capability the client must declare, elicitation within a response
-//! stream, logging only at a requested level).
+//! sampling and elicitation (asked on a session's stream, or by
+//! input-required results in 2026-07-28), SSE polling, a JSON Schema
+//! 2020-12 input, an argument mirrored in a header, and the 2026-07-28
+//! diagnostics (a capability the client must declare, elicitation within a
+//! response stream, logging only at a requested level).
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::media::{PNG, WAV};
 use crate::context::RequestContext;
+use crate::input::InputRequest;
 use crate::server::ToolHandler;
 use crate::tools::helpers::{schema, string_arg, text_result};
 
@@ -51,7 +53,7 @@ enum Run {
     EchoArguments,
 }
 
-fn no_arguments() -> Value {
+pub(super) fn no_arguments() -> Value {
     json!({ "type": "object", "properties": {} })
 }
 
@@ -416,7 +418,7 @@ impl ToolHandler for &'static Fixture {
                     "maxTokens": 100,
                 });
                 Ok(
-                    match ask_client(ctx, "sampling/createMessage", params).await {
+                    match ask_client(ctx, "sampling", InputRequest::sample(params)).await {
                         Ok(answer) => {
                             text_result(format!("LLM response: {}", sampled_text(&answer)))
                         }
@@ -439,14 +441,16 @@ impl ToolHandler for &'static Fixture {
                 if &*ctx.protocol_version >= "2025-11-25" {
                     params["mode"] = json!("form");
                 }
-                Ok(match ask_client(ctx, "elicitation/create", params).await {
-                    Ok(answer) => text_result(format!(
-                        "Elicitation completed: action={}, content={}",
-                        answer["action"].as_str().unwrap_or("?"),
-                        answer.get("content").unwrap_or(&json!({}))
-                    )),
-                    Err(failed) => failed,
-                })
+                Ok(
+                    match ask_client(ctx, "elicitation", InputRequest::elicit(params)).await {
+                        Ok(answer) => text_result(format!(
+                            "Elicitation completed: action={}, content={}",
+                            answer["action"].as_str().unwrap_or("?"),
+                            answer.get("content").unwrap_or(&json!({}))
+                        )),
+                        Err(failed) => failed,
+                    },
+                )
             }
             Run::Reconnection => {
                 // Talking to the client turns the response into an SSE
@@ -467,14 +471,17 @@ impl ToolHandler for &'static Fixture {
     }
 }
 
-/// Sends a request to the client; a failed request becomes a tool-level
-/// error result.
+/// Asks the client for input under `key`: on a session a request on the
+/// stream, on 2026-07-28 input-required until the retry answers. An input
+/// the client cannot give (no capability, a failed request) becomes a
+/// tool-level error result.
 async fn ask_client(
     ctx: &RequestContext,
-    method: &str,
-    params: Value,
+    key: &str,
+    request: InputRequest,
 ) -> Result<Value, CallToolResult> {
-    ctx.request_client(method, params).await.map_err(|e| {
+    let method = request.kind().method();
+    ctx.ask(key, request).await.map_err(|e| {
         CallToolResult::error(vec![ContentBlock::text(format!(
             "{method} failed: {}",
             e.message
@@ -483,7 +490,7 @@ async fn ask_client(
 }
 
 /// The text of a sampling answer, whose `content` is one block or a list.
-fn sampled_text(answer: &Value) -> String {
+pub(super) fn sampled_text(answer: &Value) -> String {
     let content = &answer["content"];
     let blocks = content
         .as_array()
