@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use sessiongate_core::lifecycle::{LifecycleConfig, TaskConfig};
 use sessiongate_core::task::TaskStatus;
 use sessiongate_core::TaskId;
+use sessiongate_mcp::input::InputRequest;
 use sessiongate_mcp::tasks::TaskSupport;
 use sessiongate_mcp::tools::{schema, text_result};
 use sessiongate_mcp::{McpServer, RequestContext, ToolHandler, TransportConfig};
@@ -76,6 +77,48 @@ impl ToolHandler for AskName {
     }
 }
 
+/// Asks for a name before its task begins (MRTR rounds), then, from the
+/// task, for a colour; runs only as a task.
+struct NameThenColour;
+
+fn elicit(message: &str) -> InputRequest {
+    InputRequest::elicit(json!({
+        "mode": "form",
+        "message": message,
+        "requestedSchema": {"type": "object", "properties": {"v": {"type": "string"}}},
+    }))
+}
+
+#[async_trait]
+impl ToolHandler for NameThenColour {
+    fn tool(&self) -> Tool {
+        Tool::new(
+            "name_then_colour",
+            "Asks for a name, then a colour",
+            schema(json!({"type": "object"})),
+        )
+    }
+
+    fn task_support(&self) -> TaskSupport {
+        TaskSupport::Required
+    }
+
+    async fn before_task(&self, ctx: &RequestContext, _: &JsonObject) -> Result<(), ErrorData> {
+        ctx.ask("name", elicit("Your name?")).await.map(drop)
+    }
+
+    async fn call(&self, ctx: &RequestContext, _: JsonObject) -> Result<CallToolResult, ErrorData> {
+        let answers = ctx
+            .ask_all(vec![
+                ("name", elicit("Your name?")),
+                ("colour", elicit("Colour?")),
+            ])
+            .await?;
+        let [name, colour] = [0, 1].map(|i| answers[i]["content"]["v"].as_str().unwrap_or("?"));
+        Ok(text_result(format!("{name} likes {colour}")))
+    }
+}
+
 struct Harness {
     t: TestServer,
     gate: Arc<Semaphore>,
@@ -91,7 +134,8 @@ async fn harness(tasks: TaskConfig) -> Harness {
     t.services.add(Arc::new(
         McpServer::new()
             .with_tool(Gated(gate.clone()))
-            .with_tool(AskName),
+            .with_tool(AskName)
+            .with_tool(NameThenColour),
     ));
     Harness { t, gate }
 }
@@ -327,5 +371,54 @@ async fn a_task_is_gone_once_its_time_to_live_has_passed() {
     gate.add_permits(1);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(gate.available_permits(), 1);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn input_gathered_before_a_task_is_answered_again_inside_it() {
+    let Harness { t, .. } = harness(TaskConfig::default()).await;
+    let call = json!({"name": "name_then_colour", "arguments": {}});
+    let (status, first) = request(&t, "delta", true, "tools/call", call.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    let first = &first["result"];
+    assert_eq!(first["resultType"], "input_required", "{first}");
+    assert!(
+        first.get("taskId").is_none(),
+        "no task before the input: {first}"
+    );
+    let keys: Vec<&String> = first["inputRequests"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["name"]);
+
+    let mut retry = call;
+    retry["inputResponses"] = json!({"name": {"action": "accept", "content": {"v": "Ada"}}});
+    retry["requestState"] = first["requestState"].clone();
+    let (status, created) = request(&t, "delta", true, "tools/call", retry).await;
+    assert_eq!(status, 200, "{created}");
+    let created = &created["result"];
+    assert_eq!(created["resultType"], "task", "{created}");
+    assert!(created.get("requestState").is_none(), "{created}");
+    let id = created["taskId"].as_str().unwrap().to_string();
+
+    // The name is not asked again; only what the task itself needs is.
+    eventually(PATIENCE, || async {
+        get(&t, "delta", &id).await["result"]["status"] == "input_required"
+    })
+    .await;
+    let waiting = get(&t, "delta", &id).await["result"].clone();
+    let requests = waiting["inputRequests"].as_object().unwrap();
+    assert_eq!(requests.len(), 1, "{waiting}");
+    let (key, asked) = requests.iter().next().unwrap();
+    assert_eq!(asked["params"]["message"], "Colour?");
+    let answer = json!({"taskId": id, "inputResponses": {
+        key: {"action": "accept", "content": {"v": "teal"}},
+    }});
+    let (status, _) = request(&t, "delta", true, "tasks/update", answer).await;
+    assert_eq!(status, 200);
+    eventually(PATIENCE, || async {
+        status_of(&t, &id).await == Some(TaskStatus::Completed)
+    })
+    .await;
+    let done = get(&t, "delta", &id).await["result"].clone();
+    assert_eq!(done["result"]["content"][0]["text"], "Ada likes teal");
     t.stop().await;
 }

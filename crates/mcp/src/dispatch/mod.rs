@@ -202,7 +202,10 @@ impl Dispatcher {
             }
         }
         let outcome = self.service.serve(ctx, request).await;
-        // Whatever the handler made of an unanswered ask.
+        // Whatever the handler made of an invalid answer or an unanswered ask.
+        if let Some(refused) = ctx.input.get().and_then(|r| r.refused()) {
+            return Err(refused);
+        }
         if let Some(mut asking) = ctx
             .input
             .get()

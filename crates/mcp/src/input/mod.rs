@@ -222,6 +222,9 @@ struct Asked {
     answered: Map<String, Value>,
     /// What it asked for that no one has answered yet.
     pending: Map<String, Value>,
+    /// Why an answer it was given is not one: a protocol error, whatever
+    /// the handler makes of it.
+    refused: Option<ErrorData>,
 }
 
 /// A retry's `inputResponses`: an object of the client's results.
@@ -325,12 +328,14 @@ impl Rounds {
         for (key, request) in asks {
             match self.given(key) {
                 Some(answer) => {
-                    request.kind.check(answer).map_err(|why| {
-                        ErrorData::invalid_params(
+                    if let Err(why) = request.kind.check(answer) {
+                        let refused = ErrorData::invalid_params(
                             format!("inputResponses[{key:?}] is not a valid answer: {why}"),
                             None,
-                        )
-                    })?;
+                        );
+                        asked.refused = Some(refused.clone());
+                        return Err(refused);
+                    }
                     asked.answered.insert(key.to_string(), answer.clone());
                     answers.push(answer.clone());
                 }
@@ -350,6 +355,12 @@ impl Rounds {
             format!("input required: {}", missing.join(", ")),
             None,
         ))
+    }
+
+    /// The error for an answer that is not one, if the handler was given
+    /// such: a tool must not turn it into its own error result.
+    pub fn refused(&self) -> Option<ErrorData> {
+        self.asked.lock().expect("not poisoned").refused.clone()
     }
 
     /// The `InputRequiredResult` if the handler asked for input it was not
