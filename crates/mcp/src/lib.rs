@@ -23,6 +23,7 @@ pub mod protocol;
 pub mod request;
 pub mod server;
 pub mod service;
+mod sse;
 pub mod streams;
 pub mod tasks;
 pub mod tools;

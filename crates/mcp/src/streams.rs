@@ -14,11 +14,9 @@
 //! once its messages are durable.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::response::sse::Event;
 use bytes::Bytes;
 use dashmap::DashMap;
 use futures::{Stream, StreamExt};
@@ -28,6 +26,8 @@ use sessiongate_core::stream::{EventId, StoredEvent, StreamId, StreamKind};
 use sessiongate_core::SessionId;
 use tokio::sync::{mpsc, Notify};
 use tokio_stream::wrappers::ReceiverStream;
+
+use crate::sse;
 
 /// A numbered message on its way to a connection.
 #[derive(Debug, Clone)]
@@ -240,28 +240,26 @@ pub struct BodyOptions {
     pub idle_close: Option<Duration>,
 }
 
-fn poll_event(stream: StreamId, seq: u64, retry: Duration) -> Event {
-    Event::default()
-        .id(EventId { stream, seq }.to_string())
-        .retry(retry)
-        .data("")
+/// An event with no message: the stream's position `seq` and the `retry`
+/// hint, for a client to resume from (priming, or before the server ends
+/// the connection). Its data is empty, not absent, so clients dispatch it.
+fn poll_event(stream: StreamId, seq: u64, retry: Duration) -> Bytes {
+    sse::event(Some(EventId { stream, seq }), Some(retry), b"")
 }
 
-fn frame_event(stream: StreamId, seq: u64, data: &[u8]) -> Event {
-    Event::default()
-        .id(EventId { stream, seq }.to_string())
-        .data(String::from_utf8_lossy(data))
+fn frame_event(stream: StreamId, seq: u64, data: &[u8]) -> Bytes {
+    sse::event(Some(EventId { stream, seq }), None, data)
 }
 
-/// The SSE events of one connection: `replay` (from the log), then live
-/// frames after the last replayed position.
+/// The encoded SSE events of one connection: `replay` (from the log), then
+/// live frames after the last replayed position.
 pub fn body(
     stream: StreamId,
     replay: Vec<Frame>,
     after: u64,
     live: Option<mpsc::Receiver<Frame>>,
     options: BodyOptions,
-) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+) -> impl Stream<Item = Bytes> + Send + 'static {
     let last = replay.last().map_or(after, |e| e.seq);
     let retry = options.retry;
     let head = options
@@ -273,7 +271,6 @@ pub fn body(
                 .into_iter()
                 .map(move |f| frame_event(stream, f.seq, &f.data)),
         )
-        .map(Ok)
         .collect::<Vec<_>>();
     let tail = futures::stream::unfold(
         (live, options.idle_close, false, last),
@@ -290,7 +287,7 @@ pub fn body(
                         // retry hint, and let it poll.
                         Err(_) => {
                             let event = poll_event(stream, last, retry);
-                            return Some((Ok(event), (None, idle, true, last)));
+                            return Some((event, (None, idle, true, last)));
                         }
                     },
                     None => rx.recv().await,
@@ -298,14 +295,14 @@ pub fn body(
                 let frame = next?;
                 if frame.seq == POLL {
                     let event = poll_event(stream, last, retry);
-                    return Some((Ok(event), (None, idle, true, last)));
+                    return Some((event, (None, idle, true, last)));
                 }
                 if frame.seq <= last {
                     continue;
                 }
                 last = frame.seq;
                 let event = frame_event(stream, frame.seq, &frame.data);
-                return Some((Ok(event), (Some(rx), idle, false, last)));
+                return Some((event, (Some(rx), idle, false, last)));
             }
         },
     );

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, stateless, TestServer};
+use common::{eventually, stateless, SseReader, TestServer};
 use serde_json::{json, Value};
 use sessiongate_core::lifecycle::LifecycleConfig;
 use sessiongate_core::store::SessionQuery;
@@ -700,6 +700,91 @@ async fn an_open_get_stream_keeps_a_session_alive() {
         async move { manager.active(sid).is_none() }
     })
     .await;
+    t.stop().await;
+}
+
+/// The response's SSE text as it arrives, until `done` holds of it.
+async fn sse_text_until(response: &mut reqwest::Response, done: impl Fn(&str) -> bool) -> String {
+    let mut text = String::new();
+    while !done(&text) {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("stalled after {text:?}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("ended after {text:?}"));
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    text
+}
+
+#[tokio::test]
+async fn resumable_streams_are_primed_with_empty_data_and_kept_alive_while_idle() {
+    let t = TestServer::start_with(
+        TransportConfig {
+            keepalive: Duration::from_millis(50),
+            ..TransportConfig::default()
+        },
+        LifecycleConfig::default(),
+    )
+    .await;
+    let id = t.initialize("2025-11-25", "primed").await;
+    let headers = [
+        ("mcp-session-id", id.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+        ("accept", "text/event-stream"),
+    ];
+    // A progress notification first: the answer streams, resumably.
+    let call = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{
+        "name":"echo","arguments":{"text":"hi"},"_meta":{"progressToken":"p"}}});
+    let response = t.post(call.clone(), &headers).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-cache");
+    assert_eq!(response.headers()["x-accel-buffering"], "no");
+    let text = response.text().await.unwrap();
+    let (priming, rest) = text.split_once("\n\n").unwrap();
+    let mut fields = priming.lines();
+    assert!(
+        fields.next().unwrap().starts_with("id: r") && priming.ends_with("-0\nretry: 1000\ndata:"),
+        "the first event is a priming event whose data is empty: {text:?}"
+    );
+    assert!(rest.starts_with("id: "), "{text:?}");
+
+    // EventSource semantics: the priming event is dispatched, empty.
+    let response = t.post(call, &headers).await;
+    let events = SseReader::new(response).rest().await;
+    assert_eq!(events.len(), 3, "priming, progress, answer: {events:?}");
+    assert_eq!(events[0].data, "");
+    assert!(events[0].id.as_deref().unwrap().ends_with("-0"));
+    assert_eq!(events[0].retry, Some(1000));
+    assert_eq!(
+        events[2].message().unwrap()["result"]["content"][0]["text"],
+        "hi"
+    );
+
+    // An idle GET stream: primed, then only comments, one per interval.
+    let mut get = t
+        .http
+        .get(t.mcp_url())
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 200);
+    assert_eq!(get.headers()["content-type"], "text/event-stream");
+    assert_eq!(get.headers()["cache-control"], "no-cache");
+    let text = sse_text_until(&mut get, |text| {
+        text.split_once("\n\n")
+            .is_some_and(|(_, rest)| rest.matches(":\n\n").count() >= 2)
+    })
+    .await;
+    let (priming, comments) = text.split_once("\n\n").unwrap();
+    assert!(
+        priming.starts_with("id: g") && priming.ends_with("data:"),
+        "{text:?}"
+    );
+    assert_eq!(comments, ":\n\n:\n\n", "{text:?}");
+    drop(get);
     t.stop().await;
 }
 

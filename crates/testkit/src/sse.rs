@@ -46,7 +46,8 @@ impl SseReader {
         }
     }
 
-    /// The next event (comments skipped), or `None` when the stream ends.
+    /// The next event a client would dispatch (comments and blocks without
+    /// a data line skipped), or `None` when the stream ends.
     pub async fn next(&mut self) -> Option<SseEvent> {
         loop {
             if let Some(end) = self.buf.find("\n\n") {
@@ -74,27 +75,29 @@ impl SseReader {
     }
 }
 
-/// One event's block of lines; `None` when it holds only comments.
+/// One event's block of lines; `None` when it has no data line, as a client
+/// dispatches no such event (`EventSource` semantics): only comments, or an
+/// id or retry hint alone.
 fn parse(block: &str) -> Option<SseEvent> {
     let mut event = SseEvent::default();
-    let mut fields = false;
+    let mut data = false;
     for line in block.lines() {
         let (name, value) = line.split_once(':').unwrap_or((line, ""));
         let value = value.strip_prefix(' ').unwrap_or(value);
         match name {
             "id" => event.id = Some(value.to_string()),
             "data" => {
-                if !event.data.is_empty() {
+                if data {
                     event.data.push('\n');
                 }
                 event.data.push_str(value);
+                data = true;
             }
             "retry" => event.retry = value.parse().ok(),
-            _ => continue,
+            _ => {}
         }
-        fields = true;
     }
-    fields.then_some(event)
+    data.then_some(event)
 }
 
 #[cfg(test)]
@@ -113,6 +116,16 @@ mod tests {
     #[test]
     fn a_block_of_comments_is_no_event() {
         assert_eq!(parse(": keep-alive\n\n"), None);
+    }
+
+    #[test]
+    fn a_block_without_a_data_line_is_no_event() {
+        assert_eq!(parse("id: 3\nretry: 500\n\n"), None);
+    }
+
+    #[test]
+    fn empty_data_lines_are_kept() {
+        assert_eq!(parse("data:\ndata: a\n\n").unwrap().data, "\na");
     }
 
     #[test]

@@ -2,12 +2,10 @@
 //! (with `Retry-After` where waiting helps), and SSE bodies, whole or
 //! streamed.
 
-use std::convert::Infallible;
-use std::io::Write as _;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -21,6 +19,7 @@ use sessiongate_core::token::IssuedToken;
 
 use crate::jsonrpc::{self, Id};
 use crate::protocol::HEADER_RECONNECT_TOKEN;
+use crate::sse;
 
 pub(super) fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
     (
@@ -171,9 +170,10 @@ pub(super) fn sse_response<S>(stream: S, keepalive: Duration) -> Response
 where
     S: futures::Stream<Item = Bytes> + Send + 'static,
 {
-    let events = stream
-        .map(|frame| Ok::<_, Infallible>(Event::default().data(String::from_utf8_lossy(&frame))));
-    sse_events(events, keepalive)
+    sse_events(
+        stream.map(|message| sse::event(None, None, &message)),
+        keepalive,
+    )
 }
 
 /// An SSE response whose messages are all known: one body of known length,
@@ -183,42 +183,36 @@ pub(super) fn sse_whole<'a>(
 ) -> Response {
     let mut text = Vec::new();
     for (id, message) in messages {
-        if let Some(id) = id {
-            let _ = writeln!(text, "id: {id}");
-        }
-        // JSON has no raw line breaks, but SSE needs each line as its own field.
-        for line in message.split(|&b| b == b'\n') {
-            text.extend_from_slice(b"data: ");
-            text.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
-            text.push(b'\n');
-        }
-        text.push(b'\n');
+        sse::append(&mut text, id, message);
     }
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-        ],
-        text,
-    )
-        .into_response()
+    (SSE_HEADERS, text).into_response()
 }
 
+/// A streamed SSE response of encoded events, with a keep-alive comment
+/// after every `keepalive` without one.
 pub(super) fn sse_events<S>(events: S, keepalive: Duration) -> Response
 where
-    S: futures::Stream<Item = Result<Event, Infallible>> + Send + 'static,
+    S: futures::Stream<Item = Bytes> + Send + 'static,
 {
-    let mut response = Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(keepalive))
+    let mut response = (
+        SSE_HEADERS,
+        Body::from_stream(sse::KeepAlive::new(events, keepalive)),
+    )
         .into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    // Proxies (nginx) must pass each event on as it comes.
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
 }
+
+const SSE_HEADERS: [(header::HeaderName, HeaderValue); 2] = [
+    (
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    ),
+    (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+];
 
 /// Keeps `guard` alive as long as the body is being sent.
 pub(super) fn guarded<S: futures::Stream + Send + 'static, G: Send + 'static>(
