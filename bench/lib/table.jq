@@ -47,5 +47,10 @@ def verdict: to_entries | map("\(.key)=\(if .value then "pass" else "MISS" end)"
     | ["live", "\($n) WS subscribers, 1000 events/s, wrk echo",
        "delivery p50 \(.quiet.delivery_p50_ms | n2) p99 \(.quiet.delivery_p99_ms | n2) ms (\(.targets["subscribers_\($n)"].delivery_p99_ms | n2) under wrk); echo with \(.targets["subscribers_\($n)"] | lat), without \(.targets.subscribers_0 | lat)",
        "-", "-", "-", "with/without \(.ratio_with_vs_without | n2)", "-", ([.targets[].other_cores_max] | max | n2),
-       (.acceptance | verdict)]))
+       (.acceptance | verdict)]),
+   ($s.tasks // {} | to_entries[] | select(.value | type == "object" and has("tasks_per_s"))
+    | .key as $backend | .value
+    | ["tasks", "\($backend), \(.clients) clients: create, poll, result",
+       "\(.tasks_per_s | n0) tasks/s p50 \(.p50_ms | n2) p99 \(.p99_ms | n2) ms, \(.polls_per_task | n2) polls/task (store \(if .verified_in_store then "agrees" else "DISAGREES" end))",
+       "-", "-", "-", "-", "-", (.other_cores_max | n2), (.acceptance | verdict)]))
 | @tsv
