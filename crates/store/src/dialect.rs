@@ -73,9 +73,9 @@ pub trait Dialect: Send + Sync + 'static {
     /// Deletes the named pages; returns how many there were.
     async fn drop_event_pages(&self, pages: &[PageKey]) -> StoreResult<u64>;
 
-    /// Inserts new tasks, then applies status changes of unfinished tasks
-    /// (one per task at most), in one transaction; returns, for each
-    /// change, whether it applied.
+    /// Inserts new tasks and applies status changes of unfinished tasks
+    /// stored before (one per task at most), in one transaction; returns,
+    /// for each change, whether it applied.
     async fn write_tasks(
         &self,
         inserts: &[TaskValues<'_>],

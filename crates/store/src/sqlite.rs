@@ -498,7 +498,7 @@ impl Dialect for SqliteDb {
                      updated_at = u.at, result = u.result, error_code = u.error_code, \
                      error_message = u.error_message \
                      FROM u WHERE tasks.task_id = u.task_id \
-                     AND tasks.status IN ('working', 'input_required') \
+                     AND tasks.status NOT IN ('completed', 'failed', 'cancelled') \
                      RETURNING tasks.task_id",
                 );
                 let ids: Vec<(String,)> = qb.build_query_as().fetch_all(&mut *tx).await?;

@@ -579,8 +579,8 @@ async fn run_writer(
             }
         }
         // One commit for both kinds: a commit costs more than the rows it
-        // carries. The store inserts first, in case an update in the round
-        // is of a task created in it.
+        // carries. No update in the round is of a task created in it: work
+        // starts only once its task's creation is acknowledged.
         if !inserts.is_empty() || !updates.is_empty() {
             match store.write_tasks(&inserts, &updates).await {
                 Ok(applied) => {

@@ -67,9 +67,11 @@ pub struct PrunedTask {
 /// Durable task rows.
 #[async_trait]
 pub trait TaskStore: Send + Sync + 'static {
-    /// Inserts new tasks, then applies status changes (a task at most
-    /// once), all in one transaction: the task writer's round, one commit
-    /// however many tasks it carries. A finished task never changes: an
+    /// Inserts new tasks and applies status changes of tasks stored
+    /// before the call (a task at most once), all in one transaction: the
+    /// task writer's round, one commit however many tasks it carries. (A
+    /// round never changes a task it creates: a task's work starts only
+    /// once its creation is committed.) A finished task never changes: an
     /// update of one is skipped. Returns, for each update, whether it
     /// applied.
     async fn write_tasks(
