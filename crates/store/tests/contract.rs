@@ -1921,11 +1921,14 @@ async fn task_batches_larger_than_one_statement(ctx: Ctx) {
 async fn a_task_round_is_one_transaction(ctx: Ctx) {
     let store = ctx.store().await;
     let a = task("c", T0, 60_000);
-    store.insert_tasks(&[a.clone()]).await.unwrap();
+    store.insert_tasks(std::slice::from_ref(&a)).await.unwrap();
     let b = task("c", T0 + 1, 60_000);
     let done = |id| TaskUpdate::finish(id, TaskOutcome::Completed(json!({"ok": 1})), ts(T0 + 50));
     let applied = store
-        .write_tasks(&[b.clone()], &[done(a.task_id), done(TaskId::generate())])
+        .write_tasks(
+            std::slice::from_ref(&b),
+            &[done(a.task_id), done(TaskId::generate())],
+        )
         .await
         .unwrap();
     assert_eq!(applied, [true, false]);
@@ -1941,7 +1944,7 @@ async fn a_task_round_is_one_transaction(ctx: Ctx) {
 
     // A duplicate id fails the insert, and with it the round's updates.
     let c = task("c", T0 + 2, 60_000);
-    store.insert_tasks(&[c.clone()]).await.unwrap();
+    store.insert_tasks(std::slice::from_ref(&c)).await.unwrap();
     let fresh = task("c", T0 + 3, 60_000);
     let failed = store
         .write_tasks(&[fresh.clone(), a.clone()], &[done(c.task_id)])
