@@ -739,8 +739,8 @@ test('unknown tools that clients tried are listed apart, not charted as tools; e
     await page.screenshot({ path: artifact('tools-unknown-desktop.png') });
   }));
 
-/** One stateless (2026-07-28) tools/call, as a client without a session makes it. */
-async function statelessEcho(server, name, version) {
+/** One stateless (2026-07-28) tools/call, as a client without a session makes it; its status and JSON body. */
+async function statelessCall(server, tool, args, { name, version, capabilities = {} }) {
   const res = await fetch(server.mcpUrl, {
     method: 'POST',
     headers: {
@@ -748,25 +748,29 @@ async function statelessEcho(server, name, version) {
       accept: 'application/json, text/event-stream',
       'mcp-protocol-version': '2026-07-28',
       'mcp-method': 'tools/call',
-      'mcp-name': 'echo',
+      'mcp-name': tool,
     },
     body: JSON.stringify({
       jsonrpc: '2.0',
       id: 1,
       method: 'tools/call',
       params: {
-        name: 'echo',
-        arguments: { text: 'stateless' },
+        name: tool,
+        arguments: args,
         _meta: {
           'io.modelcontextprotocol/protocolVersion': '2026-07-28',
           'io.modelcontextprotocol/clientInfo': { name, version },
-          'io.modelcontextprotocol/clientCapabilities': {},
+          'io.modelcontextprotocol/clientCapabilities': capabilities,
         },
       },
     }),
   });
-  const body = await res.text();
-  assert.equal(res.status, 200, body);
+  return { status: res.status, body: await res.json() };
+}
+
+async function statelessEcho(server, name, version) {
+  const { status, body } = await statelessCall(server, 'echo', { text: 'stateless' }, { name, version });
+  assert.equal(status, 200, JSON.stringify(body));
 }
 
 test('stateless clients: a list with client, principal, requests, last seen and protocol, on desktop and phone', () =>
@@ -816,32 +820,9 @@ test('stateless clients: a list with client, principal, requests, last seen and 
 
 /** A task-augmented tools/call by a stateless client that declares the tasks extension; the task's id. */
 async function createTask(server, tool, args, name = 'task-client', version = '1.2') {
-  const res = await fetch(server.mcpUrl, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': '2026-07-28',
-      'mcp-method': 'tools/call',
-      'mcp-name': tool,
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'tools/call',
-      params: {
-        name: tool,
-        arguments: args,
-        _meta: {
-          'io.modelcontextprotocol/protocolVersion': '2026-07-28',
-          'io.modelcontextprotocol/clientInfo': { name, version },
-          'io.modelcontextprotocol/clientCapabilities': { extensions: { 'io.modelcontextprotocol/tasks': {} } },
-        },
-      },
-    }),
-  });
-  const body = await res.json();
-  assert.equal(res.status, 200, JSON.stringify(body));
+  const capabilities = { extensions: { 'io.modelcontextprotocol/tasks': {} } };
+  const { status, body } = await statelessCall(server, tool, args, { name, version, capabilities });
+  assert.equal(status, 200, JSON.stringify(body));
   assert.equal(body.result?.resultType, 'task', JSON.stringify(body));
   return body.result.taskId;
 }
