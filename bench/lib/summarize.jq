@@ -149,6 +149,32 @@ def live_section:
       delivery_p99_le_50ms: ($quiet.delivery_p99_ms <= 50),
       throughput_drop_le_10_percent: (.ratio_with_vs_without != null and .ratio_with_vs_without >= 0.9)};
 
+# tasks: per backend, bench-tasks' medians; acceptance (issue: >= 5000 tasks/s on
+# SQLite) read on SQLite, every run verified against the store on both.
+def tasks_section:
+  group_by(.target) | map(
+    (.[0].target) as $backend
+    | {($backend): (
+        {clients: .[0].clients,
+         tasks_per_s: (map(.tasks_per_s) | median | round),
+         requests_per_s: (map(.requests_per_s) | median | round),
+         polls_per_task: (map(.polls_per_task) | median | round3),
+         p50_ms: (map(.latency_ms.p50) | median | round3),
+         p99_ms: (map(.latency_ms.p99) | median | round3),
+         completed: (map(.completed) | add),
+         failed: (map(.failed) | add),
+         errors: (map(.errors) | add),
+         verified_in_store: all(.verified),
+         server_cpu_us_per_task: (map(.server_cores * 1e6 / .tasks_per_s) | median | round3),
+         repeats: length}
+        + {server_cores: (map(.server_cores) | median | round3),
+           client_cores: (map(.client_cores) | median | round3),
+           other_cores: (map(.other_cores) | median | round3),
+           other_cores_max: (map(.other_cores) | max | round3)}
+        | .acceptance = ({verified_in_store: .verified_in_store}
+            + if $backend == "sqlite" then {tasks_per_s_ge_5000: (.tasks_per_s >= 5000)} else {} end))})
+  | add;
+
 . as $runs
 | def runs_of($s): [$runs[] | select(.section == $s)];
 {}
@@ -162,6 +188,7 @@ def live_section:
 | if (runs_of("eventlog_streamed") | length) > 0 then .eventlog_streamed = (runs_of("eventlog_streamed") | eventlog_section) else . end
 | if (runs_of("live") | length) > 0 then .live = (runs_of("live") | live_section) else . end
 | if (runs_of("mrtr") | length) > 0 then .mrtr = (runs_of("mrtr") | mrtr_section) else . end
+| if (runs_of("tasks") | length) > 0 then .tasks = (runs_of("tasks") | tasks_section) else . end
 | map_values(. + {date: $date, machine: {nproc: $nproc, cpu: $cpu, kernel: $kernel},
                   settings: {repeats: $repeats, duration: $duration, wrk_threads: $threads}})
 | . as $new

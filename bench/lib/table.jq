@@ -52,5 +52,10 @@ def verdict: to_entries | map("\(.key)=\(if .value then "pass" else "MISS" end)"
     | ["mrtr", "wrk -t\(.threads) -c\(.connections), stateless",
        "round trip \(.targets.mrtr.server_cpu_us_per_request | n2) us CPU, \(.targets.mrtr.rps | n0) trips/s; plain call \(.targets.plain.server_cpu_us_per_request | n2) us CPU, \(.targets.plain.rps | n0)/s",
        "-", "-", "-", "trip/call CPU \(.cpu_ratio_trip_vs_call | n2)", "-", ([.targets[].other_cores_max] | max | n2),
-       (.acceptance | verdict)]))
+       (.acceptance | verdict)]),
+   ($s.tasks // {} | to_entries[] | select(.value | type == "object" and has("tasks_per_s"))
+    | .key as $backend | .value
+    | ["tasks", "\($backend), \(.clients) clients: create, poll, result",
+       "\(.tasks_per_s | n0) tasks/s p50 \(.p50_ms | n2) p99 \(.p99_ms | n2) ms, \(.polls_per_task | n2) polls/task (store \(if .verified_in_store then "agrees" else "DISAGREES" end))",
+       "-", "-", "-", "-", "-", (.other_cores_max | n2), (.acceptance | verdict)]))
 | @tsv

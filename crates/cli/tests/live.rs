@@ -149,6 +149,74 @@ async fn live_stream_sends_a_snapshot_and_lifecycle_events() {
     t.stop().await;
 }
 
+/// A task-augmented `tools/call` of a conformance fixture by a 2026-07-28
+/// client that declares the tasks extension; the id of the task it made.
+async fn create_task(t: &TestServer, tool: &str, arguments: Value) -> String {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": tool,
+        "arguments": arguments,
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "task-watcher", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {
+                "extensions": {"io.modelcontextprotocol/tasks": {}}
+            },
+        },
+    }});
+    let headers = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", tool),
+    ];
+    let created: Value = t.post(body, &headers).await.json().await.unwrap();
+    assert_eq!(created["result"]["resultType"], "task", "{created}");
+    created["result"]["taskId"].as_str().unwrap().to_string()
+}
+
+/// The next `task_status_changed` of `task_id`, skipping others.
+async fn next_change_of(ws: &mut Ws, task_id: &str) -> Value {
+    loop {
+        let changed = next_of(ws, "task_status_changed").await;
+        if changed["task_id"] == task_id {
+            return changed;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_are_announced_as_created_and_as_they_finish_with_a_failures_reason() {
+    let t = TestServer::start_with(sessiongate::config::Settings {
+        conformance: true,
+        ..Default::default()
+    })
+    .await;
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let mut ws = connect(&t, &[("authorization", &bearer)]).await.unwrap();
+    assert_eq!(next(&mut ws).await["type"], "snapshot");
+
+    let done = create_task(&t, "slow_compute", json!({"seconds": 0, "label": "x"})).await;
+    let created = next_of(&mut ws, "task_created").await;
+    assert_eq!(created["task"]["task_id"], done.as_str());
+    assert_eq!(created["task"]["tool"], "slow_compute");
+    assert_eq!(created["task"]["status"], "working");
+    assert_eq!(created["task"]["owner"], "anonymous/task-watcher/1");
+    let completed = next_change_of(&mut ws, &done).await;
+    assert_eq!(completed["status"], "completed", "{completed}");
+    assert_eq!(completed["status_message"], Value::Null);
+    assert!(completed["updated_at"].is_string(), "{completed}");
+
+    let failing = create_task(&t, "protocol_error_job", json!({})).await;
+    let failed = next_change_of(&mut ws, &failing).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let reason = failed["status_message"].as_str().unwrap_or_default();
+    assert!(reason.contains("The job failed"), "{failed}");
+    // The same reason the API keeps.
+    let stored = t.admin_get(&format!("/api/mcp/tasks/{failing}")).await;
+    assert_eq!(stored["status_message"], reason);
+    ws.send(Message::Close(None)).await.unwrap();
+    t.stop().await;
+}
+
 /// A subscriber whose socket can hold only a few kilobytes in flight, so it
 /// stalls as soon as it stops reading.
 async fn connect_small(t: &TestServer) -> Ws {

@@ -347,12 +347,12 @@ impl EventLogStore for Monitored {
 
 #[async_trait]
 impl TaskStore for Monitored {
-    async fn insert_tasks(&self, tasks: &[TaskRecord]) -> StoreResult<()> {
-        self.write("task", self.inner.insert_tasks(tasks).await)
-    }
-
-    async fn update_tasks(&self, updates: &[TaskUpdate]) -> StoreResult<Vec<bool>> {
-        self.write("task", self.inner.update_tasks(updates).await)
+    async fn write_tasks(
+        &self,
+        inserts: &[TaskRecord],
+        updates: &[TaskUpdate],
+    ) -> StoreResult<Vec<bool>> {
+        self.write("task", self.inner.write_tasks(inserts, updates).await)
     }
 
     async fn get_task(&self, id: TaskId) -> StoreResult<Option<TaskRecord>> {

@@ -6,7 +6,9 @@
 // subprotocol "bearer.<token>" next to "sessiongate.v1"); its events patch
 // table rows in place, batched per animation frame. When the socket fails,
 // the page polls (10 s while visible, 30 s while hidden) and retries the
-// socket with backoff. The badge in the top bar says which: live, polling or
+// socket with backoff. Tasks (GET /api/mcp/tasks) are patched the same way
+// by task_created and task_status_changed, and refetched on every snapshot
+// and poll. The badge in the top bar says which: live, polling or
 // offline (the API is unreachable).
 'use strict';
 
@@ -24,6 +26,8 @@
   const KNOWN_CLIENTS = ['Claude Code', 'Cursor', 'Windsurf', 'Cline', 'Kiro', 'Augment', 'Gemini', 'unknown'];
   const SVG_NS = 'http://www.w3.org/2000/svg';
   const LOADING = 'Loading…';
+  const TASK_STATUSES = ['working', 'input_required', 'completed', 'failed', 'cancelled'];
+  const TASK_PAGE = 50;
 
   // ------------------------------------------------------------ DOM helpers
   const byId = (id) => document.getElementById(id);
@@ -162,6 +166,14 @@
     usage: null,
     // stateless clients (GET /api/mcp/clients)
     clients: null,
+    // tasks (GET /api/mcp/tasks): the newest TASK_PAGE matching taskStatus
+    tasks: new Map(), // id -> task summary
+    taskOrder: [],
+    taskCounts: null, // by status, every stored task
+    taskTotal: 0, // matching the filter
+    taskStatus: '',
+    taskSeq: 0,
+    taskEvents: [], // recent task events, replayed over a list fetched meanwhile
     // detail
     detailId: null,
     detailSession: null,
@@ -272,7 +284,7 @@
 
   // ------------------------------------------------------------ render scheduling
   // Model changes mark what is dirty; one animation frame applies them.
-  const dirty = { health: false, structure: false, rows: new Set(), clock: false, search: false, detail: false, pager: false };
+  const dirty = { health: false, structure: false, rows: new Set(), clock: false, search: false, detail: false, pager: false, tasks: false, taskRows: new Set(), taskCounts: false };
   let frame = 0;
 
   function schedule() {
@@ -295,9 +307,21 @@
       for (const id of dirty.rows) patchRow(id);
       dirty.rows.clear();
     }
+    if (dirty.tasks) {
+      dirty.tasks = false;
+      dirty.taskCounts = false;
+      dirty.taskRows.clear();
+      renderTasks();
+    } else if (dirty.taskRows.size || dirty.taskCounts) {
+      for (const id of dirty.taskRows) patchTaskRow(id);
+      dirty.taskRows.clear();
+      dirty.taskCounts = false;
+      renderTaskCounts();
+    }
     if (dirty.clock) {
       dirty.clock = false;
       for (const id of state.order) patchRowClock(id);
+      for (const id of state.taskOrder) patchTaskClock(id);
       if (state.detailSession) renderDetailClock();
     }
     if (dirty.search) {
@@ -685,6 +709,175 @@
     tid('clients-empty').hidden = rows.length > 0;
     const requests = clients.reduce((n, c) => n + (Number(c.request_count) || 0), 0);
     setText(tid('clients-summary'), `${fmtInt(clients.length)} clients · ${fmtInt(requests)} requests`);
+  }
+
+  // ------------------------------------------------------------ tasks
+  const taskViews = new Map(); // id -> {tr, cells}
+  const isFinished = (status) => status === 'completed' || status === 'failed' || status === 'cancelled';
+
+  async function refreshTasks() {
+    const seq = ++state.taskSeq;
+    const startedAt = performance.now();
+    const q = new URLSearchParams({ limit: String(TASK_PAGE) });
+    if (state.taskStatus) q.set('status', state.taskStatus);
+    let body;
+    try {
+      body = await call(`/api/mcp/tasks?${q}`);
+    } catch {
+      return; // what was shown stays (greyed while the server is unreachable)
+    }
+    if (seq !== state.taskSeq || !state.running) return;
+    state.taskOrder = [];
+    state.tasks = new Map();
+    for (const t of Array.isArray(body.tasks) ? body.tasks : []) {
+      if (!t || !t.task_id || state.tasks.has(t.task_id)) continue;
+      state.taskOrder.push(t.task_id);
+      state.tasks.set(t.task_id, t);
+    }
+    state.taskTotal = Number(body.total) || 0;
+    state.taskCounts = Object.fromEntries(TASK_STATUSES.map((s) => [s, Number(body.counts && body.counts[s]) || 0]));
+    // Events that arrived while the request was out may be newer than it.
+    for (const e of state.taskEvents) if (e.at >= startedAt) applyTaskEvent(e.m);
+    dirty.tasks = true;
+    schedule();
+  }
+
+  let tasksTimer = 0;
+  /** At most one task list fetch a second, however many tasks change. */
+  function refreshTasksSoon() {
+    if (tasksTimer) return;
+    tasksTimer = setTimeout(() => {
+      tasksTimer = 0;
+      if (state.running) refreshTasks();
+    }, 1000);
+  }
+
+  function onTaskEvent(m) {
+    const at = performance.now();
+    state.taskEvents.push({ at, m });
+    while (state.taskEvents.length && (state.taskEvents[0].at < at - EVENT_MEMORY_MS || state.taskEvents.length > 2000)) state.taskEvents.shift();
+    applyTaskEvent(m);
+    schedule();
+  }
+
+  /** Patches the list and the counts with one live event; applying one twice changes nothing. */
+  function applyTaskEvent(m) {
+    const counts = state.taskCounts;
+    if (!counts) return; // the first list is still out; it will replay this
+    if (m.type === 'task_created') {
+      const t = m.task;
+      if (!t || !t.task_id || state.tasks.has(t.task_id)) return;
+      if (t.status in counts) counts[t.status] += 1;
+      if (!state.taskStatus || t.status === state.taskStatus) {
+        // Newest first: a new task leads the list.
+        state.taskOrder.unshift(t.task_id);
+        state.tasks.set(t.task_id, t);
+        while (state.taskOrder.length > TASK_PAGE) state.tasks.delete(state.taskOrder.pop());
+        state.taskTotal += 1;
+        dirty.tasks = true;
+      } else {
+        dirty.taskCounts = true;
+      }
+    } else if (m.type === 'task_status_changed') {
+      const known = state.tasks.get(m.task_id);
+      if (!known) {
+        // Not on this page: the counts need the status it leaves.
+        refreshTasksSoon();
+        return;
+      }
+      // A finished task never changes; an event already applied changes nothing.
+      if (known.status === m.status || isFinished(known.status)) return;
+      if (known.status in counts) counts[known.status] = Math.max(0, counts[known.status] - 1);
+      if (m.status in counts) counts[m.status] += 1;
+      state.tasks.set(m.task_id, { ...known, status: m.status, status_message: m.status_message ?? null, updated_at: m.updated_at || known.updated_at });
+      dirty.taskRows.add(m.task_id);
+      dirty.taskCounts = true;
+    }
+  }
+
+  /** A client key `anonymous/NAME/VERSION` as "NAME VERSION"; a principal as it is. */
+  function taskOwner(t) {
+    const m = t.owner_kind === 'client' ? /^anonymous\/(.+)\/([^/]*)$/.exec(t.owner || '') : null;
+    return m ? { name: m[1], version: m[2] } : { name: t.owner || 'unknown', version: '' };
+  }
+
+  function makeTaskRow(id) {
+    const tr = el('tr', { 'data-testid': 'task-row', 'data-task-id': id });
+    const cells = {
+      id: el('td', { class: 'mono small col-opt', 'data-testid': 'task-id', title: id, text: shortId(id) }),
+      client: el('td', { 'data-testid': 'task-client' }),
+      clientName: el('span', { class: 'client-type' }),
+      clientVersion: el('span', { class: 'muted small' }),
+      tool: el('td', { class: 'mono small', 'data-testid': 'task-tool' }),
+      status: el('td', { class: 'task-status', 'data-testid': 'task-status-cell' }),
+      statusBadge: el('span', { class: 'status', 'data-testid': 'task-status' }),
+      reason: el('span', { class: 'reason small', 'data-testid': 'task-reason' }),
+      age: el('td', { class: 'num', 'data-testid': 'task-age' }),
+    };
+    cells.client.append(cells.clientName, ' ', cells.clientVersion);
+    cells.status.append(cells.statusBadge, cells.reason);
+    tr.append(cells.id, cells.client, cells.tool, cells.status, cells.age);
+    const view = { tr, cells };
+    taskViews.set(id, view);
+    return view;
+  }
+
+  function patchTaskRow(id) {
+    const view = taskViews.get(id);
+    const t = state.tasks.get(id);
+    if (!view || !t) return;
+    const c = view.cells;
+    const owner = taskOwner(t);
+    setText(c.clientName, owner.name);
+    setText(c.clientVersion, owner.version);
+    c.client.title = `${t.owner_kind || 'owner'}: ${t.owner || ''}`;
+    setText(c.tool, t.tool || '–');
+    const status = t.status || 'unknown';
+    setText(c.statusBadge, status.replace('_', ' '));
+    c.statusBadge.className = `status status-${status}`;
+    // Why it failed or was cancelled: the status message, else the error's.
+    const reason = status === 'failed' || status === 'cancelled' ? t.status_message || (t.error && t.error.message) || '' : '';
+    setText(c.reason, reason);
+    c.reason.hidden = !reason;
+    view.tr.dataset.status = status;
+    view.tr.classList.toggle('row-ended', isFinished(status));
+    patchTaskClock(id);
+  }
+
+  function patchTaskClock(id) {
+    const view = taskViews.get(id);
+    const t = state.tasks.get(id);
+    if (!view || !t) return;
+    setText(view.cells.age, fmtDur((now() - Date.parse(t.created_at)) / 1000));
+    view.cells.age.title = `created ${fmtDateTime(t.created_at)}`;
+  }
+
+  function renderTaskCounts() {
+    const counts = state.taskCounts;
+    for (const s of TASK_STATUSES) setText(tid(`task-count-${s}`), counts ? fmtInt(counts[s]) : '–');
+    if (!counts) return;
+    const stored = TASK_STATUSES.reduce((n, s) => n + counts[s], 0);
+    const shown = state.taskOrder.length;
+    setText(
+      tid('tasks-summary'),
+      `${fmtInt(stored)} stored · ${fmtInt(counts.working + counts.input_required)} running` +
+        (state.taskTotal > shown ? ` · newest ${fmtInt(shown)} of ${fmtInt(state.taskTotal)} shown` : ''),
+    );
+  }
+
+  function renderTasks() {
+    const keep = new Set(state.taskOrder);
+    for (const id of [...taskViews.keys()]) if (!keep.has(id)) taskViews.delete(id);
+    const trs = state.taskOrder.map((id) => {
+      const view = taskViews.get(id) || makeTaskRow(id);
+      patchTaskRow(id);
+      return view.tr;
+    });
+    byId('tasks-body').replaceChildren(...trs);
+    const empty = tid('tasks-empty');
+    setText(empty, state.taskStatus ? `No ${state.taskStatus.replace('_', ' ')} tasks.` : 'No tasks.');
+    empty.hidden = trs.length > 0 || !state.taskCounts;
+    renderTaskCounts();
   }
 
   // ------------------------------------------------------------ detail view
@@ -1236,6 +1429,7 @@
           reloadPageSoon();
         }
         if (state.detailId) scheduleDetailFetch();
+        refreshTasks();
         break;
       }
       case 'session_created':
@@ -1252,6 +1446,10 @@
         break;
       case 'client_activity':
         refreshClientsSoon();
+        break;
+      case 'task_created':
+      case 'task_status_changed':
+        onTaskEvent(m);
         break;
       case 'ping':
       default:
@@ -1274,7 +1472,8 @@
     if (!state.running) return;
     clearTimeout(state.tickTimer);
     state.lastTick = Date.now();
-    const jobs = [call('/api/mcp/sessions/health').then(setHealth), refreshCharts(), refreshClients()];
+    // Tasks every time: expired ones leave without an event.
+    const jobs = [call('/api/mcp/sessions/health').then(setHealth), refreshCharts(), refreshClients(), refreshTasks()];
     if (!state.wsLive) {
       jobs.push(loadPage());
       if (state.detailId) jobs.push(fetchDetail());
@@ -1369,8 +1568,14 @@
     state.pageLoaded = false;
     state.health = null;
     state.clients = null;
+    state.tasks = new Map();
+    state.taskOrder = [];
+    state.taskCounts = null;
+    state.taskEvents = [];
     rowViews.clear();
+    taskViews.clear();
     byId('clients-body').replaceChildren();
+    byId('tasks-body').replaceChildren();
     byId('sessions-body').replaceChildren();
     showSignIn(message);
   }
@@ -1393,6 +1598,7 @@
       if (state.running && state.token === token) {
         refreshCharts();
         refreshClients();
+        refreshTasks();
       }
     });
     state.clockTimer = setInterval(() => {
@@ -1456,6 +1662,11 @@
     byId('f-status').addEventListener('change', (ev) => {
       state.status = ev.target.value;
       goToOffset(0);
+    });
+    byId('task-filters').addEventListener('submit', (ev) => ev.preventDefault());
+    byId('t-status').addEventListener('change', (ev) => {
+      state.taskStatus = ev.target.value;
+      refreshTasks();
     });
     byId('f-client').addEventListener('change', (ev) => {
       state.client = ev.target.value;

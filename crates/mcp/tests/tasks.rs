@@ -422,3 +422,27 @@ async fn input_gathered_before_a_task_is_answered_again_inside_it() {
     assert_eq!(done["result"]["content"][0]["text"], "Ada likes teal");
     t.stop().await;
 }
+
+#[tokio::test]
+async fn a_finished_task_is_its_creators_only_and_gone_once_its_time_to_live_has_passed() {
+    let tasks = TaskConfig {
+        ttl: Duration::from_secs(60),
+        ..TaskConfig::default()
+    };
+    let Harness { t, gate } = harness(tasks).await;
+    let id = create(&t, "epsilon", "gated").await;
+    gate.add_permits(1);
+    eventually(PATIENCE, || async {
+        get(&t, "epsilon", &id).await["result"]["status"] == "completed"
+    })
+    .await;
+    let done = get(&t, "epsilon", &id).await["result"].clone();
+    assert_eq!(done["result"]["content"][0]["text"], "through the gate");
+    let (_, theirs) = request(&t, "mallory", true, "tasks/get", json!({"taskId": id})).await;
+    assert_eq!(theirs["error"]["code"], -32602, "{theirs}");
+    // Past its time to live it is unknown at once, before the pruner runs.
+    t.clock.advance(Duration::from_secs(61));
+    let (_, gone) = request(&t, "epsilon", true, "tasks/get", json!({"taskId": id})).await;
+    assert_eq!(gone["error"]["code"], -32602, "{gone}");
+    t.stop().await;
+}

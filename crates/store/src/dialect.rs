@@ -73,12 +73,14 @@ pub trait Dialect: Send + Sync + 'static {
     /// Deletes the named pages; returns how many there were.
     async fn drop_event_pages(&self, pages: &[PageKey]) -> StoreResult<u64>;
 
-    /// Inserts new tasks in one transaction.
-    async fn insert_tasks(&self, rows: &[TaskValues<'_>]) -> StoreResult<()>;
-
-    /// Applies status changes of unfinished tasks in one transaction (one
-    /// per task at most); returns, for each, whether it applied.
-    async fn update_tasks(&self, rows: &[TaskUpdateValues<'_>]) -> StoreResult<Vec<bool>>;
+    /// Inserts new tasks and applies status changes of unfinished tasks
+    /// stored before (one per task at most), in one transaction; returns,
+    /// for each change, whether it applied.
+    async fn write_tasks(
+        &self,
+        inserts: &[TaskValues<'_>],
+        updates: &[TaskUpdateValues<'_>],
+    ) -> StoreResult<Vec<bool>>;
 }
 
 /// Every store port on the database of one [`Dialect`].

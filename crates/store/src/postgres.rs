@@ -336,59 +336,65 @@ impl Dialect for PostgresDb {
         Ok(done.rows_affected())
     }
 
-    async fn insert_tasks(&self, values: &[TaskValues<'_>]) -> StoreResult<()> {
-        // One statement: atomic without an explicit transaction.
-        sqlx::query(&format!(
-            "INSERT INTO tasks ({TASK_COLUMNS}) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-               $6::text[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::text[], \
-               $12::int8[], $13::text[])"
+    async fn write_tasks(
+        &self,
+        inserts: &[TaskValues<'_>],
+        updates: &[TaskUpdateValues<'_>],
+    ) -> StoreResult<Vec<bool>> {
+        // One statement, so one round trip and one commit: the insert and
+        // the update are data-modifying CTEs over the same snapshot, so the
+        // update does not see the rows the insert adds (the writer never
+        // changes a task in the round that creates it). The rows the
+        // update returns say which changes applied. "Not finished" is
+        // written as NOT IN: `status IN (unfinished)` led the planner to
+        // the status index, whose entries for rows since finished it then
+        // visited one by one, every round, until a vacuum; this way each
+        // task is found by its key.
+        let applied: Vec<(String,)> = sqlx::query_as(&format!(
+            "WITH created AS ( \
+               INSERT INTO tasks ({TASK_COLUMNS}) \
+               SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+                 $5::text[], $6::text[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], \
+                 $11::text[], $12::int8[], $13::text[])), \
+             changed AS ( \
+               UPDATE tasks AS t SET \
+                 status = u.status, status_message = u.status_message, updated_at = u.at, \
+                 result = u.result, error_code = u.error_code, \
+                 error_message = u.error_message \
+               FROM UNNEST($14::text[], $15::text[], $16::text[], $17::int8[], $18::text[], \
+                 $19::int8[], $20::text[]) \
+                 AS u(task_id, status, status_message, at, result, error_code, error_message) \
+               WHERE t.task_id = u.task_id \
+                 AND t.status NOT IN ('completed', 'failed', 'cancelled') \
+               RETURNING t.task_id) \
+             SELECT task_id FROM changed"
         ))
-        .bind(column!(values, |v| v.task_id.as_str()))
-        .bind(column!(values, |v| v.owner_kind))
-        .bind(column!(values, |v| &*v.owner))
-        .bind(column!(values, |v| &*v.tool))
-        .bind(column!(values, |v| v.status))
-        .bind(column!(values, |v| v.status_message.as_deref()))
-        .bind(column!(values, |v| v.created_at))
-        .bind(column!(values, |v| v.updated_at))
-        .bind(column!(values, |v| v.ttl_ms))
-        .bind(column!(values, |v| v.expires_at))
-        .bind(column!(values, |v| v.result.as_deref()))
-        .bind(column!(values, |v| v.error_code))
-        .bind(column!(values, |v| v.error_message.as_deref()))
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(())
-    }
-
-    async fn update_tasks(&self, values: &[TaskUpdateValues<'_>]) -> StoreResult<Vec<bool>> {
-        // One statement: the rows it changed say which updates applied
-        // (a task appears once per batch).
-        let applied: Vec<(String,)> = sqlx::query_as(
-            "UPDATE tasks AS t SET \
-               status = u.status, status_message = u.status_message, updated_at = u.at, \
-               result = u.result, error_code = u.error_code, error_message = u.error_message \
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], \
-               $6::int8[], $7::text[]) \
-               AS u(task_id, status, status_message, at, result, error_code, error_message) \
-             WHERE t.task_id = u.task_id AND t.status IN ('working', 'input_required') \
-             RETURNING t.task_id",
-        )
-        .bind(column!(values, |v| v.task_id.as_str()))
-        .bind(column!(values, |v| v.status))
-        .bind(column!(values, |v| v.status_message.as_deref()))
-        .bind(column!(values, |v| v.at))
-        .bind(column!(values, |v| v.result.as_deref()))
-        .bind(column!(values, |v| v.error_code))
-        .bind(column!(values, |v| v.error_message.as_deref()))
+        .bind(column!(inserts, |v| v.task_id.as_str()))
+        .bind(column!(inserts, |v| v.owner_kind))
+        .bind(column!(inserts, |v| &*v.owner))
+        .bind(column!(inserts, |v| &*v.tool))
+        .bind(column!(inserts, |v| v.status))
+        .bind(column!(inserts, |v| v.status_message.as_deref()))
+        .bind(column!(inserts, |v| v.created_at))
+        .bind(column!(inserts, |v| v.updated_at))
+        .bind(column!(inserts, |v| v.ttl_ms))
+        .bind(column!(inserts, |v| v.expires_at))
+        .bind(column!(inserts, |v| v.result.as_deref()))
+        .bind(column!(inserts, |v| v.error_code))
+        .bind(column!(inserts, |v| v.error_message.as_deref()))
+        .bind(column!(updates, |v| v.task_id.as_str()))
+        .bind(column!(updates, |v| v.status))
+        .bind(column!(updates, |v| v.status_message.as_deref()))
+        .bind(column!(updates, |v| v.at))
+        .bind(column!(updates, |v| v.result.as_deref()))
+        .bind(column!(updates, |v| v.error_code))
+        .bind(column!(updates, |v| v.error_message.as_deref()))
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
         let applied: std::collections::HashSet<String> =
             applied.into_iter().map(|(id,)| id).collect();
-        Ok(values
+        Ok(updates
             .iter()
             .map(|v| applied.contains(&v.task_id))
             .collect())

@@ -686,6 +686,9 @@ impl<'a> TaskValues<'a> {
     }
 }
 
+/// How many values a [`TaskUpdateValues`] binds.
+pub(crate) const TASK_UPDATE_COLUMN_COUNT: usize = 7;
+
 /// A task update flattened into bindable values.
 pub struct TaskUpdateValues<'a> {
     pub task_id: String,

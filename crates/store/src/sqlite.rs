@@ -8,6 +8,7 @@
 //! crash of the process (`kill -9`); only a power loss or OS crash may lose
 //! the last few.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -27,8 +28,8 @@ use crate::rows::{
     self, db_err, migrate_err, ActivityValues, EndValues, RequestValues, SessionValues,
     TaskUpdateValues, TaskValues, EVENT_PAGE_COLUMNS, REQUEST_COLUMNS, REQUEST_COLUMN_COUNT,
     SESSION_COLUMNS, SESSION_COLUMN_COUNT, TASK_COLUMNS, TASK_COLUMN_COUNT,
+    TASK_UPDATE_COLUMN_COUNT,
 };
-use crate::tasks::UPDATE_TASK;
 use crate::Migrated;
 
 pub(crate) const BACKEND: &str = "sqlite";
@@ -445,53 +446,69 @@ impl Dialect for SqliteDb {
         settle(conn, result).await
     }
 
-    async fn insert_tasks(&self, rows: &[TaskValues<'_>]) -> StoreResult<()> {
-        self.write_chunks(rows, TASK_COLUMN_COUNT, |chunk| {
-            let mut qb = QueryBuilder::new(format!("INSERT INTO tasks ({TASK_COLUMNS}) "));
-            qb.push_values(chunk, |mut b, v| {
-                b.push_bind(v.task_id.as_str())
-                    .push_bind(v.owner_kind)
-                    .push_bind(&*v.owner)
-                    .push_bind(&*v.tool)
-                    .push_bind(v.status)
-                    .push_bind(v.status_message.as_deref())
-                    .push_bind(v.created_at)
-                    .push_bind(v.updated_at)
-                    .push_bind(v.ttl_ms)
-                    .push_bind(v.expires_at)
-                    .push_bind(v.result.as_deref())
-                    .push_bind(v.error_code)
-                    .push_bind(v.error_message.as_deref());
-            });
-            qb
-        })
-        .await
-        .map(drop)
-    }
-
-    async fn update_tasks(&self, rows: &[TaskUpdateValues<'_>]) -> StoreResult<Vec<bool>> {
-        // One prepared statement per task, as `drop_event_pages`: each is a
-        // primary-key lookup, and its row count says whether it applied.
+    async fn write_tasks(
+        &self,
+        inserts: &[TaskValues<'_>],
+        updates: &[TaskUpdateValues<'_>],
+    ) -> StoreResult<Vec<bool>> {
+        // Multi-row statements, one transaction: a statement is a round
+        // trip to SQLite's worker thread and a commit costs more than the
+        // rows it carries, so a round of single-row statements or one
+        // transaction per kind spent most of its time on those.
         let mut conn = self.writer.acquire().await.map_err(db_err)?;
         let result = async {
             let mut tx = conn.begin().await?;
-            let mut applied = Vec::with_capacity(rows.len());
-            for u in rows {
-                let n = sqlx::query(UPDATE_TASK)
-                    .bind(u.status)
-                    .bind(u.status_message.as_deref())
-                    .bind(u.at)
-                    .bind(u.result.as_deref())
-                    .bind(u.error_code)
-                    .bind(u.error_message.as_deref())
-                    .bind(u.task_id.as_str())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                applied.push(n > 0);
+            for chunk in statement_chunks(inserts, TASK_COLUMN_COUNT) {
+                let mut qb = QueryBuilder::new(format!("INSERT INTO tasks ({TASK_COLUMNS}) "));
+                qb.push_values(chunk, |mut b, v| {
+                    b.push_bind(v.task_id.as_str())
+                        .push_bind(v.owner_kind)
+                        .push_bind(&*v.owner)
+                        .push_bind(&*v.tool)
+                        .push_bind(v.status)
+                        .push_bind(v.status_message.as_deref())
+                        .push_bind(v.created_at)
+                        .push_bind(v.updated_at)
+                        .push_bind(v.ttl_ms)
+                        .push_bind(v.expires_at)
+                        .push_bind(v.result.as_deref())
+                        .push_bind(v.error_code)
+                        .push_bind(v.error_message.as_deref());
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
+            // The rows an update returns say which changes applied.
+            let mut applied = HashSet::with_capacity(updates.len());
+            for chunk in statement_chunks(updates, TASK_UPDATE_COLUMN_COUNT) {
+                let mut qb = QueryBuilder::new(
+                    "WITH u (task_id, status, status_message, at, result, error_code, \
+                     error_message) AS (",
+                );
+                qb.push_values(chunk, |mut b, u| {
+                    b.push_bind(u.task_id.as_str())
+                        .push_bind(u.status)
+                        .push_bind(u.status_message.as_deref())
+                        .push_bind(u.at)
+                        .push_bind(u.result.as_deref())
+                        .push_bind(u.error_code)
+                        .push_bind(u.error_message.as_deref());
+                });
+                qb.push(
+                    ") UPDATE tasks SET status = u.status, status_message = u.status_message, \
+                     updated_at = u.at, result = u.result, error_code = u.error_code, \
+                     error_message = u.error_message \
+                     FROM u WHERE tasks.task_id = u.task_id \
+                     AND tasks.status NOT IN ('completed', 'failed', 'cancelled') \
+                     RETURNING tasks.task_id",
+                );
+                let ids: Vec<(String,)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                applied.extend(ids.into_iter().map(|(id,)| id));
             }
             tx.commit().await?;
-            Ok(applied)
+            Ok(updates
+                .iter()
+                .map(|u| applied.contains(&u.task_id))
+                .collect())
         }
         .await;
         settle(conn, result).await

@@ -17,12 +17,6 @@ use crate::rows::{
     self, db_err, PrunedTaskRow, TaskCountRow, TaskRow, TaskUpdateValues, TaskValues, TASK_COLUMNS,
 };
 
-/// A status change of one unfinished task. Binds: status, message, time,
-/// result, error code, error message, task id.
-pub(crate) const UPDATE_TASK: &str = "UPDATE tasks SET status = $1, status_message = $2, \
-     updated_at = $3, result = $4, error_code = $5, error_message = $6 \
-     WHERE task_id = $7 AND status IN ('working', 'input_required')";
-
 #[async_trait]
 impl<D> TaskStore for SqlStore<D>
 where
@@ -38,20 +32,17 @@ where
     for<'r> TaskCountRow: FromRow<'r, <D::DB as Database>::Row>,
     for<'r> PrunedTaskRow: FromRow<'r, <D::DB as Database>::Row>,
 {
-    async fn insert_tasks(&self, tasks: &[TaskRecord]) -> StoreResult<()> {
-        if tasks.is_empty() {
-            return Ok(());
-        }
-        let values: Vec<TaskValues> = tasks.iter().map(TaskValues::new).collect();
-        self.db.insert_tasks(&values).await
-    }
-
-    async fn update_tasks(&self, updates: &[TaskUpdate]) -> StoreResult<Vec<bool>> {
-        if updates.is_empty() {
+    async fn write_tasks(
+        &self,
+        inserts: &[TaskRecord],
+        updates: &[TaskUpdate],
+    ) -> StoreResult<Vec<bool>> {
+        if inserts.is_empty() && updates.is_empty() {
             return Ok(Vec::new());
         }
-        let values: Vec<TaskUpdateValues> = updates.iter().map(TaskUpdateValues::new).collect();
-        self.db.update_tasks(&values).await
+        let inserts: Vec<TaskValues> = inserts.iter().map(TaskValues::new).collect();
+        let updates: Vec<TaskUpdateValues> = updates.iter().map(TaskUpdateValues::new).collect();
+        self.db.write_tasks(&inserts, &updates).await
     }
 
     async fn get_task(&self, id: TaskId) -> StoreResult<Option<TaskRecord>> {

@@ -230,6 +230,7 @@ contract_tests!(
     tasks_round_trip_and_finished_tasks_never_change,
     tasks_list_count_fail_unfinished_and_prune,
     task_batches_larger_than_one_statement,
+    a_task_round_is_one_transaction,
 );
 
 // ---------------------------------------------------------------------------
@@ -1913,4 +1914,46 @@ async fn task_batches_larger_than_one_statement(ctx: Ctx) {
     assert_eq!(store.task_counts().await.unwrap().cancelled, 700);
     assert!(store.insert_tasks(&[]).await.is_ok());
     assert!(store.update_tasks(&[]).await.unwrap().is_empty());
+}
+
+/// The writer's round: creations and status changes commit together, and
+/// a round that fails leaves nothing of itself behind.
+async fn a_task_round_is_one_transaction(ctx: Ctx) {
+    let store = ctx.store().await;
+    let a = task("c", T0, 60_000);
+    store.insert_tasks(std::slice::from_ref(&a)).await.unwrap();
+    let b = task("c", T0 + 1, 60_000);
+    let done = |id| TaskUpdate::finish(id, TaskOutcome::Completed(json!({"ok": 1})), ts(T0 + 50));
+    let applied = store
+        .write_tasks(
+            std::slice::from_ref(&b),
+            &[done(a.task_id), done(TaskId::generate())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied, [true, false]);
+    let a_done = stored_task(&*store, a.task_id).await;
+    assert_eq!(
+        (a_done.status, a_done.result),
+        (TaskStatus::Completed, Some(json!({"ok": 1})))
+    );
+    assert_eq!(
+        stored_task(&*store, b.task_id).await.status,
+        TaskStatus::Working
+    );
+
+    // A duplicate id fails the insert, and with it the round's updates.
+    let c = task("c", T0 + 2, 60_000);
+    store.insert_tasks(std::slice::from_ref(&c)).await.unwrap();
+    let fresh = task("c", T0 + 3, 60_000);
+    let failed = store
+        .write_tasks(&[fresh.clone(), a.clone()], &[done(c.task_id)])
+        .await;
+    assert!(failed.is_err(), "duplicate id");
+    assert!(store.get_task(fresh.task_id).await.unwrap().is_none());
+    assert_eq!(
+        stored_task(&*store, c.task_id).await.status,
+        TaskStatus::Working
+    );
+    assert!(store.write_tasks(&[], &[]).await.unwrap().is_empty());
 }

@@ -739,8 +739,8 @@ test('unknown tools that clients tried are listed apart, not charted as tools; e
     await page.screenshot({ path: artifact('tools-unknown-desktop.png') });
   }));
 
-/** One stateless (2026-07-28) tools/call, as a client without a session makes it. */
-async function statelessEcho(server, name, version) {
+/** One stateless (2026-07-28) tools/call, as a client without a session makes it; its status and JSON body. */
+async function statelessCall(server, tool, args, { name, version, capabilities = {} }) {
   const res = await fetch(server.mcpUrl, {
     method: 'POST',
     headers: {
@@ -748,25 +748,29 @@ async function statelessEcho(server, name, version) {
       accept: 'application/json, text/event-stream',
       'mcp-protocol-version': '2026-07-28',
       'mcp-method': 'tools/call',
-      'mcp-name': 'echo',
+      'mcp-name': tool,
     },
     body: JSON.stringify({
       jsonrpc: '2.0',
       id: 1,
       method: 'tools/call',
       params: {
-        name: 'echo',
-        arguments: { text: 'stateless' },
+        name: tool,
+        arguments: args,
         _meta: {
           'io.modelcontextprotocol/protocolVersion': '2026-07-28',
           'io.modelcontextprotocol/clientInfo': { name, version },
-          'io.modelcontextprotocol/clientCapabilities': {},
+          'io.modelcontextprotocol/clientCapabilities': capabilities,
         },
       },
     }),
   });
-  const body = await res.text();
-  assert.equal(res.status, 200, body);
+  return { status: res.status, body: await res.json() };
+}
+
+async function statelessEcho(server, name, version) {
+  const { status, body } = await statelessCall(server, 'echo', { text: 'stateless' }, { name, version });
+  assert.equal(status, 200, JSON.stringify(body));
 }
 
 test('stateless clients: a list with client, principal, requests, last seen and protocol, on desktop and phone', () =>
@@ -811,3 +815,135 @@ test('stateless clients: a list with client, principal, requests, last seen and 
       await phone.context.close();
     }
   }));
+
+// ---------------------------------------------------------------- tasks (the tasks extension)
+
+/** A task-augmented tools/call by a stateless client that declares the tasks extension; the task's id. */
+async function createTask(server, tool, args, name = 'task-client', version = '1.2') {
+  const capabilities = { extensions: { 'io.modelcontextprotocol/tasks': {} } };
+  const { status, body } = await statelessCall(server, tool, args, { name, version, capabilities });
+  assert.equal(status, 200, JSON.stringify(body));
+  assert.equal(body.result?.resultType, 'task', JSON.stringify(body));
+  return body.result.taskId;
+}
+
+const taskRow = (page, id) => page.locator(`[data-testid="task-row"][data-task-id="${id}"]`);
+
+/** Waits until the task's row shows `status`. */
+function taskStatus(page, id, status, timeout) {
+  return page.waitForFunction(
+    ([i, s]) => document.querySelector(`[data-testid="task-row"][data-task-id="${i}"] [data-testid="task-status"]`)?.textContent === s,
+    [id, status],
+    { timeout },
+  );
+}
+
+/** The API's task, once it has finished. */
+async function finishedTask(server, id) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const { status, body } = await server.admin(`/api/mcp/tasks/${id}`);
+    assert.equal(status, 200, JSON.stringify(body));
+    if (!['working', 'input_required'].includes(body.status)) return body;
+    if (Date.now() > deadline) throw new Error(`task ${id} still ${body.status}`);
+    await sleep(100);
+  }
+}
+
+test('tasks: one created over MCP appears live, turns completed live, and a failed one shows its reason', () =>
+  withDashboard(
+    async ({ server, page }) => {
+      await signIn(page, server);
+      await waitMode(page, 'live');
+      await page.waitForFunction(() => document.querySelector('[data-testid="task-count-completed"]').textContent === '0');
+      assert.equal(await byTest(page, 'tasks-empty').isVisible(), true);
+      // From here on the list cannot be fetched: whatever changes comes over the live stream.
+      const fetched = [];
+      await page.route(/\/api\/mcp\/tasks\b/, (route) => {
+        fetched.push(route.request().url());
+        return route.fulfill({ status: 500, contentType: 'application/json', body: '{"detail":"blocked by the test"}' });
+      });
+      await page.evaluate(() => (window.__noReload = true));
+
+      const slow = await createTask(server, 'slow_compute', { seconds: 2, label: 'dash' });
+      const createdAt = Date.now();
+      const r = taskRow(page, slow);
+      await r.waitFor({ state: 'visible', timeout: 1000 });
+      console.log(`new task on the page after ${Date.now() - createdAt} ms`);
+      assert.equal(await r.locator('[data-testid="task-status"]').textContent(), 'working');
+      assert.match(await r.locator('[data-testid="task-client"]').textContent(), /^task-client\s+1\.2$/);
+      assert.equal(await r.locator('[data-testid="task-tool"]').textContent(), 'slow_compute');
+      assert.equal(await r.locator('[data-testid="task-id"]').getAttribute('title'), slow);
+      assert.match(await r.locator('[data-testid="task-age"]').textContent(), /^\d(\.\d)?s$/);
+      assert.equal(await byTest(page, 'task-count-working').textContent(), '1');
+      assert.equal(await byTest(page, 'tasks-empty').isVisible(), false);
+
+      await taskStatus(page, slow, 'completed', 5000);
+      assert.equal((await finishedTask(server, slow)).status, 'completed');
+      assert.equal(await r.locator('[data-testid="task-reason"]').isVisible(), false, 'no reason for a completed task');
+      assert.equal(await byTest(page, 'task-count-working').textContent(), '0');
+      assert.equal(await byTest(page, 'task-count-completed').textContent(), '1');
+
+      const failing = await createTask(server, 'protocol_error_job', {}, 'other-task-client', '3');
+      await taskStatus(page, failing, 'failed', 5000);
+      const failed = await finishedTask(server, failing);
+      assert.equal(failed.status, 'failed');
+      assert.ok(failed.status_message, JSON.stringify(failed));
+      const reason = taskRow(page, failing).locator('[data-testid="task-reason"]');
+      assert.equal(await reason.isVisible(), true);
+      assert.equal(await reason.textContent(), failed.status_message);
+      assert.equal(await byTest(page, 'task-count-failed').textContent(), '1');
+      // Newest first.
+      assert.equal(await page.locator('[data-testid="task-row"]').first().getAttribute('data-task-id'), failing);
+      assert.equal(await page.evaluate(() => window.__noReload), true, 'no page reload');
+      await byTest(page, 'tasks-table').scrollIntoViewIfNeeded();
+      await page.screenshot({ path: artifact('tasks-desktop.png') });
+
+      // Fetched again, the list and the counts are what the live stream made of them.
+      await page.unroute(/\/api\/mcp\/tasks\b/);
+      const { body } = await server.admin('/api/mcp/tasks');
+      assert.deepEqual(
+        [body.counts.working, body.counts.completed, body.counts.failed],
+        [0, 1, 1],
+      );
+      await byTest(page, 'task-filter-status').selectOption('failed');
+      await page.waitForFunction(() => document.querySelectorAll('[data-testid="task-row"]').length === 1);
+      assert.equal(await page.locator('[data-testid="task-row"]').getAttribute('data-task-id'), failing);
+      assert.equal(await byTest(page, 'task-count-completed').textContent(), '1');
+    },
+    { server: { args: ['--conformance'] } },
+  ));
+
+test('tasks on a phone: client, tool, status with the reason, and age, without sideways scroll', () =>
+  withDashboard(
+    async ({ server, page }) => {
+      const done = await createTask(server, 'slow_compute', { seconds: 0, label: 'phone' }, 'a-rather-long-task-client-name', '12.34.56');
+      const failing = await createTask(server, 'protocol_error_job', {});
+      await finishedTask(server, done);
+      const failed = await finishedTask(server, failing);
+      await signIn(page, server);
+      await waitMode(page, 'live');
+      await page.waitForFunction(() => document.querySelectorAll('[data-testid="task-row"]').length === 2);
+      await taskStatus(page, failing, 'failed', 1000);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `no sideways page scroll (${overflow} px too wide)`);
+      const wrap = page.locator('.tasks .table-wrap');
+      const [scroll, client] = await wrap.evaluate((n) => [n.scrollWidth, n.clientWidth]);
+      assert.ok(scroll <= client, `the tasks table fits its box (${scroll} px in ${client} px)`);
+      const width = page.viewportSize().width;
+      for (const id of [done, failing]) {
+        for (const cell of ['task-client', 'task-tool', 'task-status', 'task-age']) {
+          const box = await taskRow(page, id).locator(`[data-testid="${cell}"]`).boundingBox();
+          assert.ok(box && box.width > 0 && box.x >= 0 && box.x + box.width <= width, `${cell} is on screen (${JSON.stringify(box)})`);
+        }
+      }
+      const reason = taskRow(page, failing).locator('[data-testid="task-reason"]');
+      assert.equal(await reason.textContent(), failed.status_message);
+      const box = await reason.boundingBox();
+      assert.ok(box && box.x >= 0 && box.x + box.width <= width, `the reason wraps on screen (${JSON.stringify(box)})`);
+      for (const s of ['completed', 'failed']) assert.equal(await byTest(page, `task-count-${s}`).textContent(), '1');
+      await byTest(page, 'tasks-table').scrollIntoViewIfNeeded();
+      await page.screenshot({ path: artifact('tasks-phone.png') });
+    },
+    { server: { args: ['--conformance'] }, page: PHONE },
+  ));

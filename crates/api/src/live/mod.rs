@@ -298,11 +298,13 @@ fn event_messages(state: &ApiState, event: LifecycleEvent) -> Vec<Value> {
         LifecycleEvent::TaskChanged {
             task_id,
             status,
+            status_message,
             at,
         } => vec![json!({
             "type": "task_status_changed",
             "task_id": task_id,
             "status": status,
+            "status_message": status_message,
             "updated_at": at,
         })],
     }

@@ -36,10 +36,12 @@ pub enum LifecycleEvent {
     ClientActive(String),
     /// A task was created; its record as created.
     TaskCreated(Box<TaskRecord>),
-    /// A task's status changed.
+    /// A task's status changed; with its status message (a failed
+    /// task's reason), so displays need not fetch the task to say why.
     TaskChanged {
         task_id: TaskId,
         status: TaskStatus,
+        status_message: Option<String>,
         at: Timestamp,
     },
 }

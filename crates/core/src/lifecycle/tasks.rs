@@ -9,8 +9,10 @@
 //!   their cancellation token, the requests they wait to have answered
 //!   (`input_required`), and their status, changed one transition at a
 //!   time under the task's own lock, each written — and committed — before
-//!   it is shown. A finished task leaves memory once its end is committed;
-//!   from then on it is read from the store.
+//!   it is shown. A finished task leaves them once its end is committed;
+//!   from then on it is read from the store, except for the last
+//!   [`FINISHED_KEEP`] to finish, kept as committed so that the poll
+//!   which follows a task's end costs no store read.
 //! * *Finished* tasks never change: the store skips updates of them, so a
 //!   cancellation racing the work's end leaves whichever came first.
 //! * *Restart*: every task still unfinished in the store when the
@@ -25,7 +27,7 @@
 //! the lifecycle's broadcast; the figures (tasks by status) are counted as
 //! they go, seeded once from the store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -51,6 +53,8 @@ use crate::task::{
 const GROUP_MAX: usize = 1024;
 /// Expired tasks deleted per statement, at most.
 const PRUNE_BATCH: u32 = 10_000;
+/// Finished tasks kept in memory, the most recent ones.
+const FINISHED_KEEP: usize = 1024;
 
 /// One write for the task writer, with where its outcome goes.
 enum TaskWrite {
@@ -87,6 +91,28 @@ struct Inputs {
     pending: BTreeMap<String, (Value, oneshot::Sender<Value>)>,
 }
 
+/// The tasks that finished last in this process, as committed. A finished
+/// task never changes, so a kept record stays true; readers still check
+/// its expiry, as they do for the store's rows.
+#[derive(Default)]
+struct Finished {
+    records: HashMap<TaskId, TaskRecord>,
+    /// Oldest first.
+    order: VecDeque<TaskId>,
+}
+
+impl Finished {
+    fn keep(&mut self, record: TaskRecord) {
+        while self.order.len() >= FINISHED_KEEP {
+            if let Some(oldest) = self.order.pop_front() {
+                self.records.remove(&oldest);
+            }
+        }
+        self.order.push_back(record.task_id);
+        self.records.insert(record.task_id, record);
+    }
+}
+
 impl Running {
     fn pending(&self) -> Vec<(String, Value)> {
         let inputs = self.inputs.lock().unwrap_or_else(|e| e.into_inner());
@@ -110,6 +136,7 @@ pub struct Tasks {
     config: TaskConfig,
     writes: mpsc::Sender<TaskWrite>,
     running: DashMap<TaskId, Arc<Running>>,
+    finished: Mutex<Finished>,
     counts: Mutex<TaskCounts>,
     observers: Observers,
     /// The lifecycle's; stops every task's work at shutdown.
@@ -151,6 +178,7 @@ impl Tasks {
             config,
             writes: tx,
             running: DashMap::new(),
+            finished: Mutex::default(),
             counts: Mutex::new(counts),
             observers,
             stop: stop.clone(),
@@ -292,11 +320,28 @@ impl Tasks {
         }
         let to = update.status;
         let at = update.at;
+        let message = update.status_message.clone();
+        let finished = to.is_terminal().then(|| TaskRecord {
+            status: to,
+            status_message: message.clone(),
+            updated_at: at,
+            result: update.result.clone(),
+            error: update.error.clone(),
+            ..running.seed.clone()
+        });
         let applied = self.write(update).await?;
         if applied {
+            if let Some(record) = finished {
+                // Kept before the task leaves `running`, so no reader
+                // between the two goes to the store for it.
+                self.finished
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .keep(record);
+            }
             *state = (to, at);
             self.count(Some(from), Some(to));
-            self.changed(running.seed.task_id, to, at);
+            self.changed(running.seed.task_id, to, message, at);
         }
         Ok(applied)
     }
@@ -310,11 +355,18 @@ impl Tasks {
         Ok(done.await.map_err(|_| LifecycleError::ShuttingDown)??)
     }
 
-    fn changed(&self, task_id: TaskId, status: TaskStatus, at: Timestamp) {
+    fn changed(
+        &self,
+        task_id: TaskId,
+        status: TaskStatus,
+        status_message: Option<String>,
+        at: Timestamp,
+    ) {
         if self.observers.listening() {
             self.observers.emit(LifecycleEvent::TaskChanged {
                 task_id,
                 status,
+                status_message,
                 at,
             });
         }
@@ -346,6 +398,21 @@ impl Tasks {
                     input_requests,
                 }));
             }
+        }
+        let kept = self
+            .finished
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .records
+            .get(&id)
+            .cloned();
+        if let Some(record) = kept {
+            return Ok(
+                (record.owner == *owner && !record.is_expired(now)).then(|| TaskView {
+                    record,
+                    input_requests: Vec::new(),
+                }),
+            );
         }
         Ok(self
             .store
@@ -478,8 +545,8 @@ impl TaskHandle {
     }
 }
 
-/// Applies queued creations and status changes, one transaction per kind
-/// per round; nothing is acknowledged before it is committed.
+/// Applies queued creations and status changes, one transaction per
+/// round; nothing is acknowledged before it is committed.
 async fn run_writer(
     store: Arc<dyn TaskStore>,
     mut rx: mpsc::Receiver<TaskWrite>,
@@ -511,26 +578,29 @@ async fn run_writer(
                 }
             }
         }
-        // Creations first: an update in the same round may be of a task
-        // created in it.
-        if !inserts.is_empty() {
-            let result = store.insert_tasks(&inserts).await;
-            if let Err(e) = &result {
-                tracing::warn!(error = %e, count = inserts.len(), "storing new tasks failed");
-            }
-            for ack in insert_acks {
-                let _ = ack.send(result.clone());
-            }
-        }
-        if !updates.is_empty() {
-            match store.update_tasks(&updates).await {
+        // One commit for both kinds: a commit costs more than the rows it
+        // carries. No update in the round is of a task created in it: work
+        // starts only once its task's creation is acknowledged.
+        if !inserts.is_empty() || !updates.is_empty() {
+            match store.write_tasks(&inserts, &updates).await {
                 Ok(applied) => {
+                    for ack in insert_acks {
+                        let _ = ack.send(Ok(()));
+                    }
                     for (ack, applied) in update_acks.into_iter().zip(applied) {
                         let _ = ack.send(Ok(applied));
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, count = updates.len(), "storing task updates failed");
+                    tracing::warn!(
+                        error = %e,
+                        created = inserts.len(),
+                        updated = updates.len(),
+                        "storing tasks failed"
+                    );
+                    for ack in insert_acks {
+                        let _ = ack.send(Err(e.clone()));
+                    }
                     for ack in update_acks {
                         let _ = ack.send(Err(e.clone()));
                     }

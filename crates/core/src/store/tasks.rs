@@ -67,13 +67,28 @@ pub struct PrunedTask {
 /// Durable task rows.
 #[async_trait]
 pub trait TaskStore: Send + Sync + 'static {
-    /// Inserts new tasks in one transaction.
-    async fn insert_tasks(&self, tasks: &[TaskRecord]) -> StoreResult<()>;
+    /// Inserts new tasks and applies status changes of tasks stored
+    /// before the call (a task at most once), all in one transaction: the
+    /// task writer's round, one commit however many tasks it carries. (A
+    /// round never changes a task it creates: a task's work starts only
+    /// once its creation is committed.) A finished task never changes: an
+    /// update of one is skipped. Returns, for each update, whether it
+    /// applied.
+    async fn write_tasks(
+        &self,
+        inserts: &[TaskRecord],
+        updates: &[TaskUpdate],
+    ) -> StoreResult<Vec<bool>>;
 
-    /// Applies status changes, in order, in one transaction. A finished
-    /// task never changes: an update of one is skipped. Returns, for each
-    /// update, whether it applied.
-    async fn update_tasks(&self, updates: &[TaskUpdate]) -> StoreResult<Vec<bool>>;
+    /// Inserts new tasks in one transaction.
+    async fn insert_tasks(&self, tasks: &[TaskRecord]) -> StoreResult<()> {
+        self.write_tasks(tasks, &[]).await.map(drop)
+    }
+
+    /// [`TaskStore::write_tasks`] with status changes only.
+    async fn update_tasks(&self, updates: &[TaskUpdate]) -> StoreResult<Vec<bool>> {
+        self.write_tasks(&[], updates).await
+    }
 
     async fn get_task(&self, id: TaskId) -> StoreResult<Option<TaskRecord>>;
 
