@@ -97,26 +97,18 @@ impl NotificationFilter {
         };
         let requested = Requested::deserialize(notifications)
             .map_err(|e| ErrorData::invalid_params(format!("params.notifications: {e}"), None))?;
-        let count = requested.resource_subscriptions.len();
-        if count > MAX_RESOURCE_SUBSCRIPTIONS {
-            return Err(ErrorData::invalid_params(
-                format!(
-                    "params.notifications.resourceSubscriptions names {count} resources; \
-                     the limit is {MAX_RESOURCE_SUBSCRIPTIONS}"
-                ),
-                Some(json!({ "count": count, "limit": MAX_RESOURCE_SUBSCRIPTIONS })),
-            ));
-        }
-        let count = requested.task_ids.len();
-        if count > MAX_TASK_SUBSCRIPTIONS {
-            return Err(ErrorData::invalid_params(
-                format!(
-                    "params.notifications.taskIds names {count} tasks; \
-                     the limit is {MAX_TASK_SUBSCRIPTIONS}"
-                ),
-                Some(json!({ "count": count, "limit": MAX_TASK_SUBSCRIPTIONS })),
-            ));
-        }
+        at_most(
+            "resourceSubscriptions",
+            "resources",
+            requested.resource_subscriptions.len(),
+            MAX_RESOURCE_SUBSCRIPTIONS,
+        )?;
+        at_most(
+            "taskIds",
+            "tasks",
+            requested.task_ids.len(),
+            MAX_TASK_SUBSCRIPTIONS,
+        )?;
         let mut task_ids = Vec::new();
         for id in requested.task_ids.iter().filter_map(|id| id.parse().ok()) {
             if !task_ids.contains(&id) {
@@ -171,6 +163,17 @@ impl NotificationFilter {
         }
         Value::Object(honoured)
     }
+}
+
+/// Refuses a filter whose `field` names more than `limit` `things`.
+fn at_most(field: &str, things: &str, count: usize, limit: usize) -> Result<(), ErrorData> {
+    if count <= limit {
+        return Ok(());
+    }
+    Err(ErrorData::invalid_params(
+        format!("params.notifications.{field} names {count} {things}; the limit is {limit}"),
+        Some(json!({ "count": count, "limit": limit })),
+    ))
 }
 
 /// The first message of a stream, before any of its notifications.

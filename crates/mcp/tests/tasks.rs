@@ -493,6 +493,22 @@ async fn input_gathered_before_a_task_is_answered_again_inside_it() {
     t.stop().await;
 }
 
+/// Waits for `client`'s `ask_name` task `id` to ask, and answers "Ada".
+async fn answer_name(t: &TestServer, client: &str, id: &str) {
+    eventually(PATIENCE, || async {
+        get(t, client, id).await["result"]["status"] == "input_required"
+    })
+    .await;
+    let waiting = get(t, client, id).await["result"].clone();
+    let requests = waiting["inputRequests"].as_object().unwrap();
+    let key = requests.keys().next().unwrap();
+    let answer = json!({"taskId": id, "inputResponses": {
+        key: {"action": "accept", "content": {"name": "Ada"}},
+    }});
+    let (status, _) = request(t, client, true, "tasks/update", answer).await;
+    assert_eq!(status, 200);
+}
+
 #[tokio::test]
 async fn the_owner_hears_its_task_change_status_on_a_listen_stream() {
     let Harness { t, ask_gate, .. } = harness(TaskConfig::default()).await;
@@ -560,22 +576,7 @@ async fn nobody_else_hears_of_a_task() {
     assert_eq!(next_task(&mut stream).await["taskId"], mine);
 
     // Gamma's task asks, is answered and completes...
-    eventually(PATIENCE, || async {
-        get(&t, "gamma", &theirs).await["result"]["status"] == "input_required"
-    })
-    .await;
-    let waiting = get(&t, "gamma", &theirs).await["result"].clone();
-    let key = waiting["inputRequests"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .next()
-        .unwrap()
-        .clone();
-    let answer = json!({"taskId": theirs, "inputResponses": {
-        key: {"action": "accept", "content": {"name": "Ada"}},
-    }});
-    request(&t, "gamma", true, "tasks/update", answer).await;
+    answer_name(&t, "gamma", &theirs).await;
     eventually(PATIENCE, || async {
         status_of(&t, &theirs).await == Some(TaskStatus::Completed)
     })
@@ -623,22 +624,7 @@ async fn task_notifications_need_the_extension_and_a_bounded_filter() {
     assert_eq!(done["status"], "completed");
     assert_eq!(done["result"]["content"][0]["text"], "through the gate");
 
-    eventually(PATIENCE, || async {
-        get(&t, "gamma", &other).await["result"]["status"] == "input_required"
-    })
-    .await;
-    let waiting = get(&t, "gamma", &other).await["result"].clone();
-    let key = waiting["inputRequests"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .next()
-        .unwrap()
-        .clone();
-    let answer = json!({"taskId": other, "inputResponses": {
-        key: {"action": "accept", "content": {"name": "Ada"}},
-    }});
-    request(&t, "gamma", true, "tasks/update", answer).await;
+    answer_name(&t, "gamma", &other).await;
     // Up to the other task's end, the first stream hears only of it.
     loop {
         let told = next_task(&mut stream).await;
