@@ -1,29 +1,36 @@
 //! `subscriptions/listen` (2026-07-28): the long-lived streams on which a
 //! client without a session hears of changes — the lists it asked about,
-//! and updates of the resources it named — each message tagged with the
-//! subscription's id. [`NotificationFilter`] is what a client asks for and
-//! what of it the server honours; [`Listeners`] holds every open stream,
-//! bounded per remote address, and delivers each [`Change`] to those whose
-//! filter wants it. The transport opens the streams and publishes the
-//! catalog's changes; a stream ends when its client disconnects, when it
-//! falls too far behind, or, with a final empty result, at shutdown.
+//! updates of the resources it named, and status changes of the tasks it
+//! named (`notifications/tasks`, the tasks extension) — each message
+//! tagged with the subscription's id. [`NotificationFilter`] is what a
+//! client asks for and what of it the server honours; [`Listeners`] holds
+//! every open stream, bounded per remote address, and delivers each
+//! [`Change`] to those whose filter wants it: a task's only to its owner's
+//! streams, never older news of a task after newer. The transport opens
+//! the streams and publishes the catalog's changes and the tasks'; a
+//! stream ends when its client disconnects, when it falls too far behind,
+//! or, with a final empty result, at shutdown.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use rmcp::model::ErrorData;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use sessiongate_core::lifecycle::address_key;
+use sessiongate_core::lifecycle::{address_key, TaskView};
+use sessiongate_core::task::TaskOwner;
+use sessiongate_core::TaskId;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::jsonrpc::{self, Id};
 use crate::service::{Capabilities, ListKind};
+use crate::tasks;
 
 /// The `_meta` key naming the subscription a message belongs to.
 pub const META_SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
@@ -31,15 +38,20 @@ pub const META_SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
 /// Most resource URIs one stream may name.
 pub const MAX_RESOURCE_SUBSCRIPTIONS: usize = 1_000;
 
+/// Most task ids one stream may name: each is looked up as it opens.
+pub const MAX_TASK_SUBSCRIPTIONS: usize = 100;
+
 /// Notifications a stream may have queued for its client; one that falls
 /// further behind is ended, and its client listens anew and re-reads.
 const QUEUED: usize = 64;
 
 /// What changed, as a listen stream announces it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     List(ListKind),
     ResourceUpdated(Arc<str>),
+    /// A task as it now stands (or stood when it last changed).
+    Task(Arc<TaskView>),
 }
 
 /// The notifications a stream carries: what the client asked for, less
@@ -51,12 +63,17 @@ pub struct NotificationFilter {
     pub resources: bool,
     /// The resources whose updates the client hears of, without repeats.
     pub resource_uris: Vec<String>,
+    /// The tasks whose status changes the client hears of, without
+    /// repeats: only its own are ever told (see [`Listening::catch_up`]).
+    pub task_ids: Vec<TaskId>,
 }
 
 impl NotificationFilter {
     /// Reads `params.notifications` and keeps what `offered` can honour.
     /// Absent fields ask for nothing; a field of the wrong type, or more
-    /// than [`MAX_RESOURCE_SUBSCRIPTIONS`] URIs, is refused.
+    /// than [`MAX_RESOURCE_SUBSCRIPTIONS`] URIs or [`MAX_TASK_SUBSCRIPTIONS`]
+    /// task ids, is refused. A string that cannot be a task id names no
+    /// task, so it is not honoured.
     pub fn honoured(params: &Value, offered: Capabilities) -> Result<Self, ErrorData> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -69,6 +86,8 @@ impl NotificationFilter {
             resources_list_changed: bool,
             #[serde(default)]
             resource_subscriptions: Vec<String>,
+            #[serde(default)]
+            task_ids: Vec<String>,
         }
         let Some(notifications) = params.get("notifications").filter(|n| n.is_object()) else {
             return Err(ErrorData::invalid_params(
@@ -78,15 +97,23 @@ impl NotificationFilter {
         };
         let requested = Requested::deserialize(notifications)
             .map_err(|e| ErrorData::invalid_params(format!("params.notifications: {e}"), None))?;
-        let count = requested.resource_subscriptions.len();
-        if count > MAX_RESOURCE_SUBSCRIPTIONS {
-            return Err(ErrorData::invalid_params(
-                format!(
-                    "params.notifications.resourceSubscriptions names {count} resources; \
-                     the limit is {MAX_RESOURCE_SUBSCRIPTIONS}"
-                ),
-                Some(json!({ "count": count, "limit": MAX_RESOURCE_SUBSCRIPTIONS })),
-            ));
+        at_most(
+            "resourceSubscriptions",
+            "resources",
+            requested.resource_subscriptions.len(),
+            MAX_RESOURCE_SUBSCRIPTIONS,
+        )?;
+        at_most(
+            "taskIds",
+            "tasks",
+            requested.task_ids.len(),
+            MAX_TASK_SUBSCRIPTIONS,
+        )?;
+        let mut task_ids = Vec::new();
+        for id in requested.task_ids.iter().filter_map(|id| id.parse().ok()) {
+            if !task_ids.contains(&id) {
+                task_ids.push(id);
+            }
         }
         let mut resource_uris = Vec::new();
         if offered.resources {
@@ -101,6 +128,7 @@ impl NotificationFilter {
             prompts: requested.prompts_list_changed && offered.prompts,
             resources: requested.resources_list_changed && offered.resources,
             resource_uris,
+            task_ids,
         })
     }
 
@@ -110,6 +138,7 @@ impl NotificationFilter {
             Change::List(ListKind::Prompts) => self.prompts,
             Change::List(ListKind::Resources) => self.resources,
             Change::ResourceUpdated(uri) => self.resource_uris.iter().any(|u| **u == **uri),
+            Change::Task(view) => self.task_ids.contains(&view.record.task_id),
         }
     }
 
@@ -128,8 +157,23 @@ impl NotificationFilter {
         if !self.resource_uris.is_empty() {
             honoured.insert("resourceSubscriptions".into(), json!(self.resource_uris));
         }
+        if !self.task_ids.is_empty() {
+            let ids: Vec<String> = self.task_ids.iter().map(TaskId::to_string).collect();
+            honoured.insert("taskIds".into(), json!(ids));
+        }
         Value::Object(honoured)
     }
+}
+
+/// Refuses a filter whose `field` names more than `limit` `things`.
+fn at_most(field: &str, things: &str, count: usize, limit: usize) -> Result<(), ErrorData> {
+    if count <= limit {
+        return Ok(());
+    }
+    Err(ErrorData::invalid_params(
+        format!("params.notifications.{field} names {count} {things}; the limit is {limit}"),
+        Some(json!({ "count": count, "limit": limit })),
+    ))
 }
 
 /// The first message of a stream, before any of its notifications.
@@ -144,8 +188,9 @@ pub fn acknowledgement(subscription: &Id, filter: &NotificationFilter) -> Bytes 
     ))
 }
 
-/// A change as the notification a stream carries.
-fn notification(subscription: &Id, change: &Change) -> Bytes {
+/// A change as the notification a stream carries; a task's suggests
+/// polling every `poll_interval`, as `tasks/get` does.
+fn notification(subscription: &Id, change: &Change, poll_interval: Duration) -> Bytes {
     let meta = json!({ META_SUBSCRIPTION_ID: subscription });
     let (method, params) = match change {
         Change::List(kind) => (kind.notification(), json!({ "_meta": meta })),
@@ -153,6 +198,11 @@ fn notification(subscription: &Id, change: &Change) -> Bytes {
             "notifications/resources/updated",
             json!({ "_meta": meta, "uri": &**uri }),
         ),
+        Change::Task(view) => {
+            let mut params = tasks::detailed(view, poll_interval);
+            params["_meta"] = meta;
+            ("notifications/tasks", params)
+        }
     };
     Bytes::from(jsonrpc::notification_bytes(method, Some(&params)))
 }
@@ -174,6 +224,8 @@ pub struct Listeners(Arc<Shared>);
 
 struct Shared {
     per_address: usize,
+    /// What task notifications suggest, as `tasks/get` does.
+    poll_interval: Duration,
     next: AtomicU64,
     state: Mutex<State>,
 }
@@ -188,6 +240,11 @@ struct State {
 struct Open {
     subscription: Id,
     filter: NotificationFilter,
+    /// Who may hear of the filter's tasks: the owner of the caller.
+    owner: Option<TaskOwner>,
+    /// How recent the news of each task told so far was
+    /// ([`TaskView::recency`]); older or as old news is not told again.
+    told: HashMap<TaskId, (bool, u64)>,
     address: Option<IpAddr>,
     tx: mpsc::Sender<Bytes>,
     /// The response that ends the stream gracefully.
@@ -202,6 +259,12 @@ pub struct Listening {
 }
 
 impl Listening {
+    /// The stream's tasks become those of `views` (those its owner may
+    /// see), and it is told how each stands now; see [`Listeners::catch_up`].
+    pub fn catch_up(&self, views: &[Arc<TaskView>]) {
+        self.open.listeners.catch_up(self.open.key, views);
+    }
+
     /// The messages, ending when the stream is ended; dropping it closes
     /// the stream.
     pub fn into_stream(self) -> impl Stream<Item = Bytes> + Send + 'static {
@@ -226,21 +289,25 @@ impl Drop for Registration {
 
 impl Listeners {
     /// No more than `per_address` streams open from one remote address
-    /// (an IPv6 /64).
-    pub fn new(per_address: usize) -> Self {
+    /// (an IPv6 /64); task notifications suggest polling every
+    /// `poll_interval`.
+    pub fn new(per_address: usize, poll_interval: Duration) -> Self {
         Listeners(Arc::new(Shared {
             per_address,
+            poll_interval,
             next: AtomicU64::new(0),
             state: Mutex::default(),
         }))
     }
 
     /// Opens a stream for `subscription`, from `address`, carrying what
-    /// `filter` wants; `last` is the response that ends it at shutdown.
+    /// `filter` wants — of its tasks, those `owner` owns; `last` is the
+    /// response that ends it at shutdown.
     pub fn open(
         &self,
         subscription: Id,
         filter: NotificationFilter,
+        owner: Option<TaskOwner>,
         address: Option<IpAddr>,
         last: Bytes,
     ) -> Result<Listening, Refused> {
@@ -265,6 +332,8 @@ impl Listeners {
             Open {
                 subscription,
                 filter,
+                owner,
+                told: HashMap::new(),
                 address,
                 tx,
                 last,
@@ -293,22 +362,58 @@ impl Listeners {
         self.len() == 0
     }
 
-    /// Tells every stream whose filter wants it. A stream whose client
-    /// has fallen [`QUEUED`] messages behind is ended instead.
+    /// Tells every stream whose filter wants it (a task's change, if the
+    /// stream's owner owns the task and has not heard newer news of it).
+    /// A stream whose client has fallen [`QUEUED`] messages behind is
+    /// ended instead.
     pub fn publish(&self, change: &Change) {
         let mut state = self.0.state.lock().expect("listeners poisoned");
         let mut behind = Vec::new();
-        for (key, stream) in &state.streams {
-            if stream.filter.wants(change)
-                && stream
-                    .tx
-                    .try_send(notification(&stream.subscription, change))
-                    .is_err()
-            {
+        for (key, stream) in &mut state.streams {
+            if stream.hears(change) && !stream.tell(change, self.0.poll_interval) {
                 behind.push(*key);
             }
         }
         for key in behind {
+            state.forget(key);
+        }
+    }
+
+    /// The open streams that name tasks: each one's key, owner and tasks.
+    pub(crate) fn task_streams(&self) -> Vec<(u64, TaskOwner, Vec<TaskId>)> {
+        let state = self.0.state.lock().expect("listeners poisoned");
+        state
+            .streams
+            .iter()
+            .filter(|(_, stream)| !stream.filter.task_ids.is_empty())
+            .filter_map(|(key, stream)| {
+                let owner = stream.owner.clone()?;
+                Some((*key, owner, stream.filter.task_ids.clone()))
+            })
+            .collect()
+    }
+
+    /// Narrows stream `key`'s tasks to those of `views` (the ones its owner
+    /// may still see) and tells it how each stands, unless it has heard as
+    /// recent news of it.
+    pub(crate) fn catch_up(&self, key: u64, views: &[Arc<TaskView>]) {
+        let mut state = self.0.state.lock().expect("listeners poisoned");
+        let Some(stream) = state.streams.get_mut(&key) else {
+            return;
+        };
+        stream
+            .filter
+            .task_ids
+            .retain(|id| views.iter().any(|v| v.record.task_id == *id));
+        let mut fell_behind = false;
+        for view in views {
+            let change = Change::Task(view.clone());
+            if stream.hears(&change) && !stream.tell(&change, self.0.poll_interval) {
+                fell_behind = true;
+                break;
+            }
+        }
+        if fell_behind {
             state.forget(key);
         }
     }
@@ -326,6 +431,37 @@ impl Listeners {
 
     fn remove(&self, key: u64) {
         self.0.state.lock().expect("listeners poisoned").forget(key);
+    }
+}
+
+impl Open {
+    /// Whether the stream wants `change`; a task's is then counted as told.
+    fn hears(&mut self, change: &Change) -> bool {
+        if !self.filter.wants(change) {
+            return false;
+        }
+        let Change::Task(view) = change else {
+            return true;
+        };
+        if self.owner.as_ref() != Some(&view.record.owner) {
+            return false;
+        }
+        let recency = view.recency();
+        match self.told.get(&view.record.task_id) {
+            Some(told) if *told >= recency => false,
+            _ => {
+                self.told.insert(view.record.task_id, recency);
+                true
+            }
+        }
+    }
+
+    /// Queues `change`'s notification; false if the client is too far
+    /// behind to take it.
+    fn tell(&self, change: &Change, poll_interval: Duration) -> bool {
+        self.tx
+            .try_send(notification(&self.subscription, change, poll_interval))
+            .is_ok()
     }
 }
 
@@ -349,6 +485,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sessiongate_core::task::{TaskRecord, TaskStatus};
 
     const ALL: Capabilities = Capabilities {
         resources: true,
@@ -358,21 +495,26 @@ mod tests {
 
     #[test]
     fn the_filter_keeps_what_is_asked_and_offered() {
+        let task = TaskId::generate().to_string();
         let params = json!({ "notifications": {
             "toolsListChanged": true, "promptsListChanged": true,
-            "resourceSubscriptions": ["a://1", "a://1", "a://2"], "taskIds": ["t"] } });
+            "resourceSubscriptions": ["a://1", "a://1", "a://2"],
+            "taskIds": ["not-an-id", task, task] } });
         let filter = NotificationFilter::honoured(&params, ALL).unwrap();
         assert_eq!(
             filter.to_json(),
             json!({ "toolsListChanged": true, "promptsListChanged": true,
-                    "resourceSubscriptions": ["a://1", "a://2"] })
+                    "resourceSubscriptions": ["a://1", "a://2"], "taskIds": [task] })
         );
         assert!(filter.wants(&Change::ResourceUpdated("a://2".into())));
         assert!(!filter.wants(&Change::ResourceUpdated("a://3".into())));
         assert!(!filter.wants(&Change::List(ListKind::Resources)));
 
-        let tools_only = NotificationFilter::honoured(&params, Capabilities::default()).unwrap();
-        assert_eq!(tools_only.to_json(), json!({ "toolsListChanged": true }));
+        let no_resources = NotificationFilter::honoured(&params, Capabilities::default()).unwrap();
+        assert_eq!(
+            no_resources.to_json(),
+            json!({ "toolsListChanged": true, "taskIds": [task] })
+        );
     }
 
     #[test]
@@ -385,6 +527,8 @@ mod tests {
             json!({ "notifications": [] }),
             json!({ "notifications": { "toolsListChanged": "yes" } }),
             json!({ "notifications": { "resourceSubscriptions": too_many } }),
+            json!({ "notifications": { "taskIds": [1] } }),
+            json!({ "notifications": { "taskIds": vec!["t"; MAX_TASK_SUBSCRIPTIONS + 1] } }),
         ] {
             let e = NotificationFilter::honoured(&params, ALL).unwrap_err();
             assert_eq!(e.code, rmcp::model::ErrorCode::INVALID_PARAMS, "{params}");
@@ -393,7 +537,7 @@ mod tests {
 
     #[tokio::test]
     async fn streams_are_bounded_per_address_and_freed_when_dropped() {
-        let listeners = Listeners::new(2);
+        let listeners = Listeners::new(2, Duration::from_secs(1));
         let filter = NotificationFilter {
             tools: true,
             ..NotificationFilter::default()
@@ -402,6 +546,7 @@ mod tests {
             listeners.open(
                 json!(1),
                 filter.clone(),
+                None,
                 Some(address.parse().unwrap()),
                 Bytes::new(),
             )
@@ -419,15 +564,77 @@ mod tests {
         assert_eq!(listeners.len(), 3);
     }
 
+    fn view(owner: &str, id: TaskId, status: TaskStatus, changes: u64) -> Arc<TaskView> {
+        let at = sessiongate_core::Timestamp::from_millis(0);
+        Arc::new(TaskView {
+            record: TaskRecord {
+                task_id: id,
+                owner: TaskOwner::Client(owner.into()),
+                tool: "t".into(),
+                status,
+                status_message: None,
+                created_at: at,
+                updated_at: at,
+                ttl: Duration::from_secs(60),
+                result: None,
+                error: None,
+            },
+            input_requests: Vec::new(),
+            changes,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_task_is_told_to_its_owner_and_never_older_news_after_newer() {
+        let listeners = Listeners::new(1, Duration::from_secs(1));
+        let id = TaskId::generate();
+        let filter = NotificationFilter {
+            task_ids: vec![id],
+            ..NotificationFilter::default()
+        };
+        let owner = Some(TaskOwner::Client("mine".into()));
+        let listening = listeners
+            .open(json!("s"), filter, owner, None, Bytes::new())
+            .unwrap();
+        let publish = |v| listeners.publish(&Change::Task(v));
+        publish(view("theirs", id, TaskStatus::InputRequired, 1));
+        publish(view("mine", id, TaskStatus::InputRequired, 1));
+        // Already told, or older: a snapshot taken before that change.
+        publish(view("mine", id, TaskStatus::InputRequired, 1));
+        listening.catch_up(&[view("mine", id, TaskStatus::Working, 0)]);
+        publish(view("mine", TaskId::generate(), TaskStatus::Working, 2));
+        publish(view("mine", id, TaskStatus::Completed, 2));
+        // A finished task is told once: its last news.
+        publish(view("mine", id, TaskStatus::Completed, 0));
+        publish(view("mine", id, TaskStatus::Working, 3));
+        listeners.close_all();
+        let told: Vec<Value> = listening
+            .into_stream()
+            .map(|m| serde_json::from_slice::<Value>(&m).unwrap_or_default())
+            .collect()
+            .await;
+        let statuses: Vec<&str> = told
+            .iter()
+            .filter_map(|m| m["params"]["status"].as_str())
+            .collect();
+        assert_eq!(statuses, ["input_required", "completed"], "{told:?}");
+        assert!(told
+            .iter()
+            .take(2)
+            .all(|m| m["method"] == "notifications/tasks"
+                && m["params"]["taskId"] == id.to_string()
+                && m["params"]["_meta"][META_SUBSCRIPTION_ID] == "s"));
+    }
+
     #[tokio::test]
     async fn a_stream_too_far_behind_is_ended() {
-        let listeners = Listeners::new(1);
+        let listeners = Listeners::new(1, Duration::from_secs(1));
         let filter = NotificationFilter {
             tools: true,
             ..NotificationFilter::default()
         };
         let listening = listeners
-            .open(json!("s"), filter, None, Bytes::new())
+            .open(json!("s"), filter, None, None, Bytes::new())
             .unwrap();
         for _ in 0..=QUEUED {
             listeners.publish(&Change::List(ListKind::Tools));

@@ -10,13 +10,15 @@
 //! about a task is answered as for one that does not exist (-32602).
 
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
 use rmcp::model::{
     CallToolResult, CreateTaskResult, ErrorCode, ErrorData, Task, TaskStatus as WireStatus,
     TASKS_EXTENSION_ID,
 };
 use serde_json::{json, Map, Value};
-use sessiongate_core::lifecycle::{LifecycleError, TaskView};
+use sessiongate_core::lifecycle::{LifecycleError, TaskView, Tasks};
 use sessiongate_core::store_health::UNAVAILABLE;
 use sessiongate_core::task::{TaskError, TaskOutcome, TaskOwner, TaskRecord, TaskStatus};
 use sessiongate_core::TaskId;
@@ -76,7 +78,7 @@ where
         .create(owner, tool)
         .await
         .map_err(lifecycle_error)?;
-    let created = wire_task(handle.record(), ctx);
+    let created = wire_task(handle.record(), ctx.tasks.config().poll_interval);
     let work = work(ctx.for_task(handle.clone()));
     ctx.tasks.run(handle, async move { outcome(work.await) });
     Ok(serde_json::to_value(CreateTaskResult::new(created)).unwrap_or_default())
@@ -105,7 +107,7 @@ pub(crate) async fn serve(ctx: &RequestContext, request: &Request) -> Result<Val
                 .await
                 .map_err(|e| lifecycle_error(e.into()))?
                 .ok_or_else(not_found)?;
-            Ok(detailed(&view, ctx))
+            Ok(detailed(&view, ctx.tasks.config().poll_interval))
         }
         "tasks/update" => {
             #[derive(serde::Deserialize)]
@@ -126,6 +128,24 @@ pub(crate) async fn serve(ctx: &RequestContext, request: &Request) -> Result<Val
             Err(e) => Err(lifecycle_error(e)),
         },
     }
+}
+
+/// The tasks of `ids` that `owner` may see, as they stand now: those a
+/// listen stream tells its client of.
+pub(crate) async fn views(
+    tasks: &Tasks,
+    owner: &TaskOwner,
+    ids: &[TaskId],
+) -> Result<Vec<Arc<TaskView>>, ErrorData> {
+    let mut views = Vec::with_capacity(ids.len());
+    for id in ids {
+        let view = tasks
+            .get(owner, *id)
+            .await
+            .map_err(|e| lifecycle_error(e.into()))?;
+        views.extend(view.map(Arc::new));
+    }
+    Ok(views)
 }
 
 /// The task a request names; one that cannot be an id names no task.
@@ -157,8 +177,9 @@ fn lifecycle_error(e: LifecycleError) -> ErrorData {
     }
 }
 
-/// The task's common fields, as the wire names them.
-fn wire_task(record: &TaskRecord, ctx: &RequestContext) -> Task {
+/// The task's common fields, as the wire names them, suggesting polling
+/// every `poll_interval`.
+fn wire_task(record: &TaskRecord, poll_interval: Duration) -> Task {
     let status = match record.status {
         TaskStatus::Working => WireStatus::Working,
         TaskStatus::InputRequired => WireStatus::InputRequired,
@@ -174,15 +195,15 @@ fn wire_task(record: &TaskRecord, ctx: &RequestContext) -> Task {
         record.updated_at.to_rfc3339(),
     )
     .with_ttl_ms(millis(record.ttl))
-    .with_poll_interval_ms(millis(ctx.tasks.config().poll_interval).max(1));
+    .with_poll_interval_ms(millis(poll_interval).max(1));
     task.status_message = record.status_message.clone();
     task
 }
 
-/// A `tasks/get` result: the task, with what it waits for, its result or
-/// its error inlined.
-fn detailed(view: &TaskView, ctx: &RequestContext) -> Value {
-    let mut task = serde_json::to_value(wire_task(&view.record, ctx)).unwrap_or_default();
+/// A `tasks/get` result (and a `notifications/tasks`'s params): the task,
+/// with what it waits for, its result or its error inlined.
+pub(crate) fn detailed(view: &TaskView, poll_interval: Duration) -> Value {
+    let mut task = serde_json::to_value(wire_task(&view.record, poll_interval)).unwrap_or_default();
     let record = &view.record;
     match record.status {
         TaskStatus::InputRequired => {

@@ -295,17 +295,12 @@ fn event_messages(state: &ApiState, event: LifecycleEvent) -> Vec<Value> {
             "type": "task_created",
             "task": TaskSummary::from(&*record),
         })],
-        LifecycleEvent::TaskChanged {
-            task_id,
-            status,
-            status_message,
-            at,
-        } => vec![json!({
+        LifecycleEvent::TaskChanged(view) => vec![json!({
             "type": "task_status_changed",
-            "task_id": task_id,
-            "status": status,
-            "status_message": status_message,
-            "updated_at": at,
+            "task_id": view.record.task_id,
+            "status": view.record.status,
+            "status_message": view.record.status_message,
+            "updated_at": view.record.updated_at,
         })],
     }
 }

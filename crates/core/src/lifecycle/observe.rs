@@ -1,19 +1,20 @@
 //! Live observation of the lifecycle (sessions, stateless clients and
-//! tasks), for displays: the dashboard's live
-//! stream and `watch`. A broadcast that may drop events by design — a
-//! receiver that falls behind loses the oldest ones and is told so (it
-//! resynchronizes from a snapshot) — so sessions are never slowed down by
-//! a slow observer. Nothing that must hear every end listens here: cleanup
+//! tasks), for displays — the dashboard's live stream and `watch` — and
+//! for the task status notifications of clients' listen streams. A
+//! broadcast that may drop events by design — a receiver that falls
+//! behind loses the oldest ones and is told so (it resynchronizes from a
+//! snapshot) — so sessions and tasks are never slowed down by a slow
+//! observer. Nothing that must hear every end listens here: cleanup
 //! subscribes to the end-of-session notification ([`super::ends`]).
 
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use crate::clock::Timestamp;
-use crate::ids::{SessionId, TaskId};
+use super::tasks::TaskView;
+use crate::ids::SessionId;
 use crate::session::SessionRecord;
-use crate::task::{TaskRecord, TaskStatus};
+use crate::task::TaskRecord;
 
 /// Events a receiver may fall behind by before it loses the oldest.
 const CAPACITY: usize = 1024;
@@ -36,14 +37,10 @@ pub enum LifecycleEvent {
     ClientActive(String),
     /// A task was created; its record as created.
     TaskCreated(Box<TaskRecord>),
-    /// A task's status changed; with its status message (a failed
-    /// task's reason), so displays need not fetch the task to say why.
-    TaskChanged {
-        task_id: TaskId,
-        status: TaskStatus,
-        status_message: Option<String>,
-        at: Timestamp,
-    },
+    /// A task's status changed; the task as the change left it, as its
+    /// owner would see it (with its status message — a failed task's
+    /// reason — and its result, error or pending requests).
+    TaskChanged(Arc<TaskView>),
 }
 
 /// The sending side, shared by the manager and the services that report.

@@ -23,9 +23,10 @@
 //!   work stopped if it still ran.
 //!
 //! Only the owner ([`TaskOwner`]) sees a task; anyone else is answered as
-//! for an unknown one. Displays hear of creations and status changes on
-//! the lifecycle's broadcast; the figures (tasks by status) are counted as
-//! they go, seeded once from the store.
+//! for an unknown one. Displays hear of creations, and displays and the
+//! clients' listen streams of status changes (each with the task as it
+//! then stands), on the lifecycle's broadcast; the figures (tasks by
+//! status) are counted as they go, seeded once from the store.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -68,19 +69,41 @@ enum TaskWrite {
 pub struct TaskView {
     pub record: TaskRecord,
     pub input_requests: Vec<(String, Value)>,
+    /// How many status changes of the task this process has committed when
+    /// the view was taken: of two views of an unfinished task, the one with
+    /// more is the newer (timestamps may tie). A finished task never
+    /// changes, so any view of it is the last.
+    pub changes: u64,
+}
+
+impl TaskView {
+    /// Orders views of one task: a finished one last, then by changes.
+    pub fn recency(&self) -> (bool, u64) {
+        (self.record.status.is_terminal(), self.changes)
+    }
 }
 
 /// A task whose work runs in this process.
 struct Running {
     /// What does not change while it runs: id, owner, tool, creation, ttl.
     seed: TaskRecord,
-    /// The status and the time of its last change, as committed. Held
-    /// across the write of a transition, so transitions of one task apply
-    /// one at a time and each knows the status it leaves.
-    state: tokio::sync::Mutex<(TaskStatus, Timestamp)>,
+    /// Where it stands, as committed. Held across the write of a
+    /// transition, so transitions of one task apply one at a time and each
+    /// knows the status it leaves.
+    state: tokio::sync::Mutex<Standing>,
     /// Fired to stop the work: cancelled, expired, or the server stops.
     cancel: CancellationToken,
     inputs: Mutex<Inputs>,
+}
+
+/// A running task's committed status.
+#[derive(Clone, Copy)]
+struct Standing {
+    status: TaskStatus,
+    /// When it last changed.
+    at: Timestamp,
+    /// Status changes so far ([`TaskView::changes`]).
+    changes: u64,
 }
 
 /// Requests a running task waits to have answered.
@@ -121,6 +144,28 @@ impl Running {
             .iter()
             .map(|(k, (request, _))| (k.clone(), request.clone()))
             .collect()
+    }
+
+    /// The task as `update`, its `changes`th change, leaves it.
+    fn view_after(&self, update: TaskUpdate, changes: u64) -> TaskView {
+        let input_requests = if update.status == TaskStatus::InputRequired {
+            self.pending()
+        } else {
+            Vec::new()
+        };
+        let record = TaskRecord {
+            status: update.status,
+            status_message: update.status_message,
+            updated_at: update.at,
+            result: update.result,
+            error: update.error,
+            ..self.seed.clone()
+        };
+        TaskView {
+            record,
+            input_requests,
+            changes,
+        }
     }
 
     fn waiting(&self) -> bool {
@@ -237,7 +282,11 @@ impl Tasks {
         done.await.map_err(|_| LifecycleError::ShuttingDown)??;
         self.count(None, Some(TaskStatus::Working));
         let running = Arc::new(Running {
-            state: tokio::sync::Mutex::new((TaskStatus::Working, now)),
+            state: tokio::sync::Mutex::new(Standing {
+                status: TaskStatus::Working,
+                at: now,
+                changes: 0,
+            }),
             cancel: self.stop.child_token(),
             inputs: Mutex::default(),
             seed: record,
@@ -307,17 +356,20 @@ impl Tasks {
 
     /// Moves a running task to `update.status` unless it has finished;
     /// returns whether it moved. The write is committed before the new
-    /// status is shown or counted.
+    /// status is shown, counted or announced; announcements of one task
+    /// go out in the order of its changes, each with the task as it then
+    /// stands.
     async fn transition(
         &self,
         running: &Running,
         update: TaskUpdate,
     ) -> Result<bool, LifecycleError> {
         let mut state = running.state.lock().await;
-        let from = state.0;
+        let from = state.status;
         if from.is_terminal() || from == update.status {
             return Ok(false);
         }
+        let shown = self.observers.listening().then(|| update.clone());
         let to = update.status;
         let at = update.at;
         let message = update.status_message.clone();
@@ -339,9 +391,17 @@ impl Tasks {
                     .unwrap_or_else(|e| e.into_inner())
                     .keep(record);
             }
-            *state = (to, at);
+            *state = Standing {
+                status: to,
+                at,
+                changes: state.changes + 1,
+            };
             self.count(Some(from), Some(to));
-            self.changed(running.seed.task_id, to, message, at);
+            if let Some(update) = shown {
+                let view = running.view_after(update, state.changes);
+                self.observers
+                    .emit(LifecycleEvent::TaskChanged(Arc::new(view)));
+            }
         }
         Ok(applied)
     }
@@ -355,23 +415,6 @@ impl Tasks {
         Ok(done.await.map_err(|_| LifecycleError::ShuttingDown)??)
     }
 
-    fn changed(
-        &self,
-        task_id: TaskId,
-        status: TaskStatus,
-        status_message: Option<String>,
-        at: Timestamp,
-    ) {
-        if self.observers.listening() {
-            self.observers.emit(LifecycleEvent::TaskChanged {
-                task_id,
-                status,
-                status_message,
-                at,
-            });
-        }
-    }
-
     /// The task as `owner` sees it; `None` if it does not exist, has
     /// expired, or is someone else's.
     pub async fn get(&self, owner: &TaskOwner, id: TaskId) -> StoreResult<Option<TaskView>> {
@@ -381,8 +424,8 @@ impl Tasks {
             if running.seed.owner != *owner || running.seed.is_expired(now) {
                 return Ok(None);
             }
-            let (status, updated_at) = *running.state.lock().await;
-            if !status.is_terminal() {
+            let standing = *running.state.lock().await;
+            if !standing.status.is_terminal() {
                 let input_requests = running.pending();
                 let mut record = running.seed.clone();
                 // Shown from what it waits for: a request asked or answered
@@ -392,10 +435,11 @@ impl Tasks {
                 } else {
                     TaskStatus::InputRequired
                 };
-                record.updated_at = updated_at;
+                record.updated_at = standing.at;
                 return Ok(Some(TaskView {
                     record,
                     input_requests,
+                    changes: standing.changes,
                 }));
             }
         }
@@ -411,6 +455,7 @@ impl Tasks {
                 (record.owner == *owner && !record.is_expired(now)).then(|| TaskView {
                     record,
                     input_requests: Vec::new(),
+                    changes: 0,
                 }),
             );
         }
@@ -422,6 +467,7 @@ impl Tasks {
             .map(|record| TaskView {
                 record,
                 input_requests: Vec::new(),
+                changes: 0,
             }))
     }
 

@@ -1,7 +1,9 @@
 //! `subscriptions/listen` over HTTP (2026-07-28): the response is an SSE
 //! stream that opens with the acknowledgement and stays open, carrying the
 //! change notifications the client's filter asked for (see
-//! [`listen`](crate::listen)). Closing it ends the subscription; at
+//! [`listen`](crate::listen)). Task ids need the tasks extension declared
+//! (-32021 otherwise); of them, the caller's own are honoured, and the
+//! stream first tells how each stands. Closing it ends the subscription; at
 //! shutdown the server ends it with the request's empty result. The request
 //! is logged when the acknowledgement goes out: a stream's lifetime is not a
 //! request's latency.
@@ -21,6 +23,7 @@ use crate::jsonrpc;
 use crate::listen::{self, NotificationFilter, Refused, META_SUBSCRIPTION_ID};
 use crate::request::Request;
 use crate::service::Answer;
+use crate::tasks;
 
 pub(super) async fn listen(
     st: &McpState,
@@ -60,12 +63,24 @@ pub(super) async fn listen(
         Ok(filter) => filter,
         Err(e) => return refuse(finish, e).await,
     };
-    let ack = listen::acknowledgement(&id, &filter);
+    // Task notifications need the extension; they go to the task's owner.
+    let owner = if filter.task_ids.is_empty() {
+        None
+    } else {
+        match tasks::declared(&ctx) {
+            Some(owner) => Some(owner),
+            None => return refuse(finish, tasks::missing_capability()).await,
+        }
+    };
+    let mut honoured = filter.clone();
     let last = st.dispatcher.stateless_result(json!({
         "_meta": { META_SUBSCRIPTION_ID: &id },
     }));
     let last = bytes::Bytes::from(jsonrpc::result_bytes(&id, &last));
-    let listening = match st.listeners.open(id.clone(), filter, inbound.remote, last) {
+    let opened = st
+        .listeners
+        .open(id.clone(), filter, owner.clone(), inbound.remote, last);
+    let listening = match opened {
         Ok(listening) => listening,
         Err(refused) => {
             let status = match refused {
@@ -78,6 +93,19 @@ pub(super) async fn listen(
             return rpc_error(status, Some(&id), error);
         }
     };
+    if let Some(owner) = &owner {
+        // Looked up once the stream is open, so no change falls between
+        // what it is told now and what it hears next: the client learns
+        // how each task stands even if it changed before it listened.
+        match tasks::views(&st.tasks, owner, &honoured.task_ids).await {
+            Ok(views) => {
+                honoured.task_ids = views.iter().map(|v| v.record.task_id).collect();
+                listening.catch_up(&views);
+            }
+            Err(e) => return refuse(finish, e).await,
+        }
+    }
+    let ack = listen::acknowledgement(&id, &honoured);
     let _ = finish.complete(Ok(Answer::Json(json!({})))).await;
     // The stream goes with the body: a client that disconnects ends it.
     let stream = futures::stream::iter([ack]).chain(listening.into_stream());

@@ -100,8 +100,8 @@ pub struct Shared {
 }
 
 impl McpState {
-    /// The endpoint's state. Starts telling clients of catalog changes,
-    /// so it must be called within a Tokio runtime. `peers` must be
+    /// The endpoint's state. Starts telling clients of catalog and task
+    /// changes, so it must be called within a Tokio runtime. `peers` must be
     /// subscribed to the lifecycle's end-of-session notification, so an
     /// ended session's transport state goes with it.
     pub fn new(
@@ -132,13 +132,21 @@ impl McpState {
             dispatcher: Arc::new(dispatcher),
             peers,
             streams: Streams::default(),
-            listeners: Listeners::new(config.max_listen_streams),
+            listeners: Listeners::new(
+                config.max_listen_streams,
+                lifecycle.tasks.config().poll_interval,
+            ),
             config: Arc::new(config),
             durations: Arc::default(),
         }));
         announce::announce(
             state.dispatcher.catalog(),
             state.peers.clone(),
+            state.listeners.clone(),
+        );
+        announce::announce_tasks(
+            lifecycle.sessions.observe(),
+            &state.tasks,
             state.listeners.clone(),
         );
         state
