@@ -133,7 +133,7 @@ async fn ask_everything(t: &TestServer, who: Stranger<'_>, victim: &Victim, othe
         let name = tool["name"].as_str().unwrap();
         // Runs only as a task, which a client without the tasks extension
         // is refused (400, -32021) before anything runs.
-        let task_only = name == "failing_job";
+        let task_only = matches!(name, "failing_job" | "test_tool_with_task");
         if asks_for_input(name) || task_only {
             continue;
         }
