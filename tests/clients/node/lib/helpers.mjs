@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 const STARTUP_TIMEOUT_MS = 60_000;
@@ -206,4 +207,32 @@ export class Wire {
       .map((e) => `${e.method} ${e.rpcMethod ?? ''} -> ${e.status} ${JSON.stringify(e.requestHeaders)}`)
       .join('\n');
   }
+}
+
+/**
+ * Starts sessiongate (with `options`, as `SessiongateServer.start`) before this file's tests
+ * and stops it after them. `fixture.server` is the running server; a test wrapped in
+ * `fixture.guarded` that fails has the server's log tail printed at the end.
+ */
+export function serverForTests(options = {}) {
+  const fixture = {
+    server: undefined,
+    failed: false,
+    async guarded(fn) {
+      try {
+        await fn();
+      } catch (e) {
+        fixture.failed = true;
+        throw e;
+      }
+    },
+  };
+  before(async () => {
+    fixture.server = await SessiongateServer.start(options);
+  });
+  after(async () => {
+    if (fixture.failed) console.error(`--- sessiongate log (tail) ---\n${fixture.server?.logTail()}`);
+    await fixture.server?.stop();
+  });
+  return fixture;
 }

@@ -7,35 +7,17 @@
 // entry of `supportedProtocolVersions` (so an older revision can be selected).
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 
 import { checkSessionfulWire, checkStatelessWire, checkTerminated, exercise } from '../lib/checks.mjs';
-import { SessiongateServer, Wire } from '../lib/helpers.mjs';
+import { serverForTests, Wire } from '../lib/helpers.mjs';
 
 const MODERN = '2026-07-28';
 
-let server;
-let failed = false;
-
-before(async () => {
-  server = await SessiongateServer.start();
-});
-
-after(async () => {
-  if (failed) console.error(`--- sessiongate log (tail) ---\n${server?.logTail()}`);
-  await server?.stop();
-});
-
-async function guarded(fn) {
-  try {
-    await fn();
-  } catch (e) {
-    failed = true;
-    throw e;
-  }
-}
+const fixture = serverForTests();
+const { guarded } = fixture;
 
 for (const [label, version, options] of [
   ['default handshake', '2025-11-25', {}],
@@ -45,7 +27,7 @@ for (const [label, version, options] of [
     guarded(async () => {
       const wire = new Wire();
       const clientInfo = { name: `sessiongate-node-client2-${version}`, version: '2.4.0-test' };
-      const transport = new StreamableHTTPClientTransport(new URL(server.mcpUrl), { fetch: wire.fetch });
+      const transport = new StreamableHTTPClientTransport(new URL(fixture.server.mcpUrl), { fetch: wire.fetch });
       const client = new Client(clientInfo, options);
       try {
         await client.connect(transport);
@@ -67,7 +49,7 @@ for (const [label, version, options] of [
         await client.close();
 
         checkSessionfulWire(wire, version, sessionId);
-        await checkTerminated(server, wire, sessionId);
+        await checkTerminated(fixture.server, wire, sessionId);
       } finally {
         await client.close().catch(() => {});
       }
@@ -82,7 +64,7 @@ for (const [label, mode] of [
     guarded(async () => {
       const wire = new Wire();
       const clientInfo = { name: `sessiongate-node-client2-stateless-${mode === 'auto' ? 'auto' : 'pin'}`, version: '2.4.0-test' };
-      const transport = new StreamableHTTPClientTransport(new URL(server.mcpUrl), { fetch: wire.fetch });
+      const transport = new StreamableHTTPClientTransport(new URL(fixture.server.mcpUrl), { fetch: wire.fetch });
       const client = new Client(clientInfo, { versionNegotiation: { mode } });
       try {
         await client.connect(transport);

@@ -7,35 +7,17 @@
 // ask for input must simply return their result, and the wire must show the retries.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 
-import { SessiongateServer, Wire } from '../lib/helpers.mjs';
+import { serverForTests, Wire } from '../lib/helpers.mjs';
 
 const MODERN = '2026-07-28';
 const ANSWERS = { name: 'Ada', color: 'teal' };
 
-let server;
-let failed = false;
-
-before(async () => {
-  server = await SessiongateServer.start({ extra: ['--conformance'] });
-});
-
-after(async () => {
-  if (failed) console.error(`--- sessiongate log (tail) ---\n${server?.logTail()}`);
-  await server?.stop();
-});
-
-async function guarded(fn) {
-  try {
-    await fn();
-  } catch (e) {
-    failed = true;
-    throw e;
-  }
-}
+const fixture = serverForTests({ extra: ['--conformance'] });
+const { guarded } = fixture;
 
 /** A pinned 2026-07-28 client that fills in the fields of any form it knows. */
 async function connect(wire) {
@@ -47,7 +29,7 @@ async function connect(wire) {
     const fields = Object.keys(request.params.requestedSchema?.properties ?? {});
     return { action: 'accept', content: Object.fromEntries(fields.map((f) => [f, ANSWERS[f]])) };
   });
-  const transport = new StreamableHTTPClientTransport(new URL(server.mcpUrl), { fetch: wire.fetch });
+  const transport = new StreamableHTTPClientTransport(new URL(fixture.server.mcpUrl), { fetch: wire.fetch });
   await client.connect(transport);
   assert.equal(client.getNegotiatedProtocolVersion(), MODERN);
   return client;

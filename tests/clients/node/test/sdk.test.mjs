@@ -7,35 +7,17 @@
 // client package (`@modelcontextprotocol/client`) in client-v2.test.mjs.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 
 import { checkSessionfulWire, checkTerminated, exercise } from '../lib/checks.mjs';
-import { SessiongateServer, Wire } from '../lib/helpers.mjs';
+import { serverForTests, Wire } from '../lib/helpers.mjs';
 
-let server;
-let failed = false;
-
-before(async () => {
-  server = await SessiongateServer.start();
-});
-
-after(async () => {
-  if (failed) console.error(`--- sessiongate log (tail) ---\n${server?.logTail()}`);
-  await server?.stop();
-});
-
-async function guarded(fn) {
-  try {
-    await fn();
-  } catch (e) {
-    failed = true;
-    throw e;
-  }
-}
+const fixture = serverForTests();
+const { guarded } = fixture;
 
 test('@modelcontextprotocol/sdk does not speak 2026-07-28 (so no stateless test for it)', () => {
   assert.equal(LATEST_PROTOCOL_VERSION, '2025-11-25');
@@ -46,7 +28,7 @@ test('sessionful 2025-11-25: initialize, tools/list, echo, session_info, termina
   guarded(async () => {
     const wire = new Wire();
     const clientInfo = { name: 'sessiongate-node-sdk', version: '1.32.2-test' };
-    const transport = new StreamableHTTPClientTransport(new URL(server.mcpUrl), { fetch: wire.fetch });
+    const transport = new StreamableHTTPClientTransport(new URL(fixture.server.mcpUrl), { fetch: wire.fetch });
     const client = new Client(clientInfo);
     try {
       await client.connect(transport);
@@ -69,7 +51,7 @@ test('sessionful 2025-11-25: initialize, tools/list, echo, session_info, termina
       await client.close();
 
       checkSessionfulWire(wire, '2025-11-25', sessionId);
-      await checkTerminated(server, wire, sessionId);
+      await checkTerminated(fixture.server, wire, sessionId);
     } finally {
       await client.close().catch(() => {});
     }
@@ -82,7 +64,7 @@ test('two SDK clients get separate sessions', () =>
       return {
         name: `sessiongate-node-sdk-${n}`,
         wire,
-        transport: new StreamableHTTPClientTransport(new URL(server.mcpUrl), { fetch: wire.fetch }),
+        transport: new StreamableHTTPClientTransport(new URL(fixture.server.mcpUrl), { fetch: wire.fetch }),
       };
     });
     for (const p of pairs) {
@@ -99,6 +81,6 @@ test('two SDK clients get separate sessions', () =>
     for (const p of pairs) {
       await p.transport.terminateSession();
       await p.client.close();
-      await checkTerminated(server, p.wire, p.sessionId);
+      await checkTerminated(fixture.server, p.wire, p.sessionId);
     }
   }));

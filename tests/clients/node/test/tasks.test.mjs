@@ -11,7 +11,7 @@
 // the Client was set up with; `rawDispatch` below is that path, a plain POST per request.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import {
@@ -21,33 +21,15 @@ import {
   taskViewFromExecutionEvent,
 } from '@modelcontextprotocol/ext-tasks/client';
 
-import { SessiongateServer, Wire } from '../lib/helpers.mjs';
+import { serverForTests, Wire } from '../lib/helpers.mjs';
 
 const MODERN = '2026-07-28';
 const TASKS = 'io.modelcontextprotocol/tasks';
 const CLIENT_INFO = { name: 'sessiongate-node-tasks', version: '0.2.2-test' };
 const CAPABILITIES = { elicitation: {}, extensions: { [TASKS]: {} } };
 
-let server;
-let failed = false;
-
-before(async () => {
-  server = await SessiongateServer.start({ extra: ['--conformance'] });
-});
-
-after(async () => {
-  if (failed) console.error(`--- sessiongate log (tail) ---\n${server?.logTail()}`);
-  await server?.stop();
-});
-
-async function guarded(fn) {
-  try {
-    await fn();
-  } catch (e) {
-    failed = true;
-    throw e;
-  }
-}
+const fixture = serverForTests({ extra: ['--conformance'] });
+const { guarded } = fixture;
 
 /** A connected Client pinned to 2026-07-28, declaring the tasks extension. */
 async function connect(wire) {
@@ -55,7 +37,7 @@ async function connect(wire) {
     capabilities: CAPABILITIES,
     versionNegotiation: { mode: { pin: MODERN } },
   });
-  await client.connect(new StreamableHTTPClientTransport(new URL(server.mcpUrl), { fetch: wire.fetch }));
+  await client.connect(new StreamableHTTPClientTransport(new URL(fixture.server.mcpUrl), { fetch: wire.fetch }));
   assert.equal(client.getNegotiatedProtocolVersion(), MODERN);
   return client;
 }
@@ -95,7 +77,7 @@ function rawDispatch(fetch) {
     });
     if (request.method === 'tools/call') headers.set('mcp-name', request.params.name);
     for (const [name, value] of Object.entries(options.context?.headers ?? {})) headers.set(name, value);
-    const res = await fetch(server.mcpUrl, {
+    const res = await fetch(fixture.server.mcpUrl, {
       method: 'POST',
       headers,
       body: JSON.stringify({ ...request, jsonrpc: '2.0', id }),
