@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, Notify};
 use crate::input::{InputRequest, Rounds};
 use crate::jsonrpc::{self, Id};
 use crate::peers::{PeerState, Peers};
+use crate::protocol;
 
 /// How long a server-to-client request waits for the client's answer.
 const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
@@ -128,10 +129,9 @@ impl RequestContext {
         if self.client_capabilities().get(capability).is_some() {
             return Ok(());
         }
-        Err(ErrorData::new(
-            ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY,
+        Err(protocol::missing_client_capability(
             format!("The client did not declare the {capability} capability this request needs"),
-            Some(json!({ "requiredCapabilities": { capability: {} } })),
+            json!({ capability: {} }),
         ))
     }
 

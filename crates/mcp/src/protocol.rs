@@ -5,6 +5,8 @@
 //! client info and capabilities in every request's `_meta`.
 
 use axum::http::HeaderName;
+use rmcp::model::{ErrorCode, ErrorData};
+use serde_json::{json, Value};
 
 // Header names as `HeaderName`s: a lookup by `&str` parses and hashes the
 // name anew on every request.
@@ -65,6 +67,17 @@ pub fn allows_batches(version: &str) -> bool {
 
 /// The version assumed when a sessionful request names none.
 pub const DEFAULT_SESSIONFUL: &str = SESSIONFUL[0];
+
+/// MissingRequiredClientCapability (-32021): the request needs
+/// `required`, client capabilities the client did not declare, which the
+/// error's `requiredCapabilities` names (on 2026-07-28's HTTP, a 400).
+pub fn missing_client_capability(message: String, required: Value) -> ErrorData {
+    ErrorData::new(
+        ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY,
+        message,
+        Some(json!({ "requiredCapabilities": required })),
+    )
+}
 
 #[cfg(test)]
 mod tests {

@@ -24,6 +24,7 @@ use sessiongate_core::task::{TaskError, TaskOutcome, TaskOwner, TaskRecord, Task
 use sessiongate_core::TaskId;
 
 use crate::context::{Caller, RequestContext};
+use crate::protocol;
 use crate::request::Request;
 
 /// Whether a tool's calls become tasks.
@@ -52,12 +53,9 @@ pub(crate) fn declared(ctx: &RequestContext) -> Option<TaskOwner> {
 
 /// -32021: the request needs the extension its client did not declare.
 pub(crate) fn missing_capability() -> ErrorData {
-    ErrorData::new(
-        ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY,
+    protocol::missing_client_capability(
         format!("Missing required client capability: the {TASKS_EXTENSION_ID} extension"),
-        Some(json!({
-            "requiredCapabilities": { "extensions": { TASKS_EXTENSION_ID: {} } }
-        })),
+        json!({ "extensions": { TASKS_EXTENSION_ID: {} } }),
     )
 }
 

@@ -31,6 +31,7 @@ use serde_json::{json, Map, Value};
 use sessiongate_core::Timestamp;
 
 use crate::context::Caller;
+use crate::protocol;
 use crate::request::Request;
 use state::{Binding, Carried};
 
@@ -155,14 +156,13 @@ impl InputRequest {
             Some("url") if self.kind == InputKind::Elicitation => json!({ "url": {} }),
             _ => json!({}),
         };
-        ErrorData::new(
-            ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY,
+        protocol::missing_client_capability(
             format!(
                 "this request needs {} from the client, which did not declare the `{capability}` \
                  capability it takes",
                 self.kind.method()
             ),
-            Some(json!({ "requiredCapabilities": { capability: required } })),
+            json!({ capability: required }),
         )
     }
 
