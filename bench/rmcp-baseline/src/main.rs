@@ -4,7 +4,10 @@
 //! ```text
 //! rmcp-baseline PORT              stateful sessions (rmcp's default config)
 //! rmcp-baseline PORT --stateless  no sessions, JSON responses
+//! rmcp-baseline --stdio           one session over stdin and stdout
 //! ```
+//!
+//! The stdio form is the upstream of the gateway's tests and benchmarks.
 //!
 //! Accepted sockets get TCP_NODELAY: without it rmcp's SSE responses stall on
 //! Nagle + delayed ACK (~40 ms per request), which would measure the kernel,
@@ -51,7 +54,7 @@ impl ServerHandler for Echo {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: rmcp-baseline PORT [--stateless]");
+    eprintln!("usage: rmcp-baseline PORT [--stateless] | rmcp-baseline --stdio");
     std::process::exit(2)
 }
 
@@ -62,6 +65,7 @@ async fn main() -> std::io::Result<()> {
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--stateless" => stateless = true,
+            "--stdio" => return serve_stdio().await,
             _ => port = Some(arg.parse::<u16>().unwrap_or_else(|_| usage())),
         }
     }
@@ -87,4 +91,14 @@ async fn main() -> std::io::Result<()> {
         if stateless { "stateless" } else { "sessionful" }
     );
     axum::serve(listener, app).await
+}
+
+async fn serve_stdio() -> std::io::Result<()> {
+    use rmcp::ServiceExt;
+    let server = Echo::new()
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(std::io::Error::other)?;
+    server.waiting().await.map_err(std::io::Error::other)?;
+    Ok(())
 }

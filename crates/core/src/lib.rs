@@ -21,6 +21,7 @@ pub mod store_health;
 pub mod stream;
 pub mod task;
 pub mod token;
+pub mod upstream;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
 pub use ids::{SessionId, TaskId};

@@ -16,6 +16,7 @@ mod request_log;
 mod sessions;
 mod tasks;
 mod tokens;
+mod upstreams;
 
 pub use analytics::{
     AnalyticsStore, ClientRequests, Latency, RequestBucket, RequestTotals, SessionFlow, Window,
@@ -28,6 +29,7 @@ pub use sessions::{
 };
 pub use tasks::{PrunedTask, TaskCounts, TaskPage, TaskQuery, TaskStore};
 pub use tokens::TokenStore;
+pub use upstreams::UpstreamMappingStore;
 
 /// One database behind every port.
 pub trait Store:

@@ -1,0 +1,12 @@
+//! The gateway: sessiongate in front of MCP servers it did not write.
+//!
+//! An upstream is reached through a [`link`]: a child process's stdio, or an
+//! HTTP upstream session (Streamable HTTP, or the 2024-11-05 HTTP+SSE
+//! transport). The relay serves each upstream as an
+//! [`sessiongate_mcp::Service`] whose catalog is the upstream's, namespaced
+//! `NAME__tool`, keeps one upstream session per client session (or per
+//! stateless client), stores the mapping so it outlives a restart, and
+//! heals it when the upstream loses it.
+
+pub mod config;
+pub mod link;

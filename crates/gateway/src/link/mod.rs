@@ -1,0 +1,116 @@
+//! The seam to one upstream server session: a [`Link`] carries JSON-RPC
+//! both ways as the transport requires, and a [`Connector`] opens links to
+//! one configured upstream. Above links everything is transport-neutral:
+//! the handshake, routing, id rewriting and healing are the relay's.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+/// The gateway's id for a request it sent upstream. Unique per link, so a
+/// shared child's requests from many client sessions never collide.
+pub type OutboundId = u64;
+
+/// A message the upstream sent on its own.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// A notification (progress, log message, list changed, resource updated,
+    /// cancelled).
+    Notification {
+        method: String,
+        params: Option<Value>,
+        /// The request it relates to, when the transport tells (a message
+        /// on a Streamable HTTP request's response stream); stdio never does.
+        related: Option<OutboundId>,
+    },
+    /// A request to the client (sampling, elicitation, roots, ping),
+    /// answered with [`Link::respond`] using `id` as sent.
+    Request {
+        id: Value,
+        method: String,
+        params: Option<Value>,
+        related: Option<OutboundId>,
+    },
+}
+
+/// What the upstream answered with a JSON-RPC error object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RpcError {
+    pub code: i32,
+    pub message: String,
+    pub data: Option<Value>,
+}
+
+/// Why a link could not carry a request.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LinkError {
+    /// The upstream answered with a JSON-RPC error.
+    #[error("{}", .0.message)]
+    Rpc(RpcError),
+    /// The upstream session is gone: the child exited, or the HTTP upstream
+    /// answered 404 for its session id. `delivered` is false only when the
+    /// request certainly never reached the upstream, so it is safe to send
+    /// again on a new session.
+    #[error("the upstream session is gone: {reason}")]
+    Gone { reason: String, delivered: bool },
+    /// No answer within the timeout.
+    #[error("the upstream did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The upstream could not be reached or spoke something other than
+    /// JSON-RPC; `delivered` as for [`LinkError::Gone`].
+    #[error("{reason}")]
+    Transport { reason: String, delivered: bool },
+}
+
+/// One upstream server session. Cheap to share; every method may be called
+/// concurrently.
+#[async_trait]
+pub trait Link: Send + Sync + 'static {
+    /// Sends request `id` and waits for its result (the `result` member of
+    /// the response).
+    async fn request(
+        &self,
+        id: OutboundId,
+        method: &str,
+        params: Option<&Value>,
+    ) -> Result<Value, LinkError>;
+
+    /// Sends a notification.
+    async fn notify(&self, method: &str, params: Option<&Value>) -> Result<(), LinkError>;
+
+    /// Answers a request the upstream sent ([`Incoming::Request`]).
+    async fn respond(&self, id: Value, outcome: Result<Value, RpcError>) -> Result<(), LinkError>;
+
+    /// The upstream's session id (Streamable HTTP's `Mcp-Session-Id`), once
+    /// it gave one.
+    fn session_id(&self) -> Option<String>;
+
+    /// The revision negotiated, sent on every later HTTP request
+    /// (`MCP-Protocol-Version`); stdio ignores it.
+    fn set_protocol_version(&self, version: &str);
+
+    /// Whether the link is gone for good (the child exited, the HTTP session
+    /// was refused): a new one must be opened.
+    fn is_closed(&self) -> bool;
+
+    /// Ends the upstream session: kills the child, or DELETEs the HTTP
+    /// session. Idempotent.
+    async fn close(&self);
+}
+
+/// A link just opened, and the messages its upstream will send on its own.
+pub struct Opened {
+    pub link: Arc<dyn Link>,
+    pub incoming: mpsc::Receiver<Incoming>,
+}
+
+/// Opens links to one configured upstream.
+#[async_trait]
+pub trait Connector: Send + Sync + 'static {
+    /// A new link. `resume` names an upstream session id to use again (after
+    /// the gateway restarted); a connector without sessions ignores it.
+    /// Nothing is sent yet: the relay performs the handshake.
+    async fn open(&self, resume: Option<&str>) -> Result<Opened, LinkError>;
+}
