@@ -175,6 +175,49 @@ def tasks_section:
             + if $backend == "sqlite" then {tasks_per_s_ge_5000: (.tasks_per_s >= 5000)} else {} end))})
   | add;
 
+# gateway (issue 17): the stdio echo server through sessiongate vs the peers and vs
+# sessiongate serving echo itself; an HTTP upstream through sessiongate vs directly;
+# healing after kills; the gateway's RSS with a child per session.
+def per_rep_ratios($names):
+  group_by(.rep) | map((map({(.target): .rps}) | add) as $m
+    | reduce $names[] as $n ({}; .[$n] = ratio($m.sessiongate; $m[$n])));
+def gateway_stdio_section:
+  (group_by(.target) | map({(.[0].target): latency_figures}) | add) as $targets
+  | per_rep_ratios(["supergateway", "mcp_proxy", "self"]) as $per_rep
+  | {threads: .[0].threads, connections: .[0].threads, targets: $targets,
+     ratio_vs_supergateway: ($per_rep | map(.supergateway) | median | round3),
+     ratio_vs_mcp_proxy: ($per_rep | map(.mcp_proxy) | median | round3),
+     ratio_vs_self: ($per_rep | map(.self) | median | round3),
+     ratios_per_repeat: $per_rep | map(map_values(round3))}
+  | .acceptance = {
+      ratio_vs_supergateway_ge_10: (.ratio_vs_supergateway != null and .ratio_vs_supergateway >= 10),
+      ratio_vs_mcp_proxy_ge_20: (.ratio_vs_mcp_proxy != null and .ratio_vs_mcp_proxy >= 20),
+      ratio_vs_self_ge_0_4: (.ratio_vs_self != null and .ratio_vs_self >= 0.4)};
+def gateway_http_section:
+  (group_by(.target) | map({(.[0].target): latency_figures}) | add) as $targets
+  | per_rep_ratios(["direct"]) as $per_rep
+  | {threads: .[0].threads, connections: .[0].threads, targets: $targets,
+     ratio_vs_direct: ($per_rep | map(.direct) | median | round3),
+     p50_added_ms: (($targets.sessiongate.p50_ms // null) as $g | ($targets.direct.p50_ms // null) as $d
+       | if $g == null or $d == null then null else ($g - $d) | round3 end),
+     ratios_per_repeat: $per_rep | map(map_values(round3))}
+  | .acceptance = {
+      ratio_vs_direct_ge_0_5: (.ratio_vs_direct != null and .ratio_vs_direct >= 0.5),
+      p50_added_le_0_5ms: (.p50_added_ms != null and .p50_added_ms <= 0.5)};
+def percentile($p): sort | if length == 0 then null else .[((length - 1) * $p | ceil)] end;
+def gateway_heal_section:
+  (map(.kill_to_success_us) | add) as $us
+  | {kills: (map(.kills) | add), calls_after_kill: (map(.calls_after_kill) | add),
+     failed_after_kill: (map(.failed_after_kill) | add),
+     kill_to_success_p50_ms: ($us | percentile(0.5) / 1000 | round3),
+     kill_to_success_p99_ms: ($us | percentile(0.99) / 1000 | round3),
+     kill_to_success_max_ms: ($us | max / 1000 | round3)}
+  | .acceptance = {p99_le_1s: (.kill_to_success_p99_ms <= 1000), no_failed_call_after_kill: (.failed_after_kill == 0)};
+def gateway_memory_section:
+  {sessions: (map(.sessions) | min), children: (map(.children) | min),
+   rss_mb: (map(.rss_kb | mb) | median), rss_at_start_mb: (map(.rss_start_kb | mb) | median)}
+  | .acceptance = {rss_le_100mb: (.rss_mb <= 100)};
+
 . as $runs
 | def runs_of($s): [$runs[] | select(.section == $s)];
 {}
@@ -189,13 +232,17 @@ def tasks_section:
 | if (runs_of("live") | length) > 0 then .live = (runs_of("live") | live_section) else . end
 | if (runs_of("mrtr") | length) > 0 then .mrtr = (runs_of("mrtr") | mrtr_section) else . end
 | if (runs_of("tasks") | length) > 0 then .tasks = (runs_of("tasks") | tasks_section) else . end
+| if (runs_of("gateway_stdio") | length) > 0 then .gateway_stdio = (runs_of("gateway_stdio") | gateway_stdio_section) else . end
+| if (runs_of("gateway_http") | length) > 0 then .gateway_http = (runs_of("gateway_http") | gateway_http_section) else . end
+| if (runs_of("gateway_heal") | length) > 0 then .gateway_heal = (runs_of("gateway_heal") | gateway_heal_section) else . end
+| if (runs_of("gateway_memory") | length) > 0 then .gateway_memory = (runs_of("gateway_memory") | gateway_memory_section) else . end
 | map_values(. + {date: $date, machine: {nproc: $nproc, cpu: $cpu, kernel: $kernel},
                   settings: {repeats: $repeats, duration: $duration, wrk_threads: $threads}})
 | . as $new
 | ($runs | map(.section) | unique) as $ran
 | {
     updated: $date,
-    acceptance_source: "issue 2, Figures: echo and stateless >= 2x rmcp, >= 0.6x floor, p99 <= 5 ms (wrk -t64 -c64); create >= 5000 sessions/s; 100k sessions <= 200 MB RSS; health p50 <= 20 ms with 1M rows on SQLite and PostgreSQL. issue 3: reconnect p50 <= 2 ms; replay of 1000 events p50 <= 50 ms (SQLite and PostgreSQL); event log costs <= 10% of tools/call throughput over SSE. issue 4: with 500 WebSocket subscribers and 1000 session events/s, delivery p99 <= 50 ms and tools/call throughput drops <= 10%. MRTR: a round trip (first call + retry) costs <= 2.5x a plain stateless tools/call in server CPU",
+    acceptance_source: "issue 2, Figures: echo and stateless >= 2x rmcp, >= 0.6x floor, p99 <= 5 ms (wrk -t64 -c64); create >= 5000 sessions/s; 100k sessions <= 200 MB RSS; health p50 <= 20 ms with 1M rows on SQLite and PostgreSQL. issue 3: reconnect p50 <= 2 ms; replay of 1000 events p50 <= 50 ms (SQLite and PostgreSQL); event log costs <= 10% of tools/call throughput over SSE. issue 4: with 500 WebSocket subscribers and 1000 session events/s, delivery p99 <= 50 ms and tools/call throughput drops <= 10%. MRTR: a round trip (first call + retry) costs <= 2.5x a plain stateless tools/call in server CPU. issue 17 (gateway): tools/call to the stdio echo server, 32 sessions, >= 10x supergateway 4.0, >= 20x mcp-proxy 0.13, >= 0.4x sessiongate serving echo itself; through sessiongate to a Streamable HTTP upstream >= 0.5x direct with <= 0.5 ms p50 added; over 100 child kills p99 kill-to-success <= 1 s and no failed call after a kill; 200 sessions with a child each <= 100 MB gateway RSS",
     sections: (($previous.sections // {}) + $new),
     runs: ((($previous.runs // []) | map(select(.section as $s | $ran | index($s) | not))) + $runs)
   }

@@ -57,5 +57,23 @@ def verdict: to_entries | map("\(.key)=\(if .value then "pass" else "MISS" end)"
     | .key as $backend | .value
     | ["tasks", "\($backend), \(.clients) clients: create, poll, result",
        "\(.tasks_per_s | n0) tasks/s p50 \(.p50_ms | n2) p99 \(.p99_ms | n2) ms, \(.polls_per_task | n2) polls/task (store \(if .verified_in_store then "agrees" else "DISAGREES" end))",
-       "-", "-", "-", "-", "-", (.other_cores_max | n2), (.acceptance | verdict)]))
+       "-", "-", "-", "-", "-", (.other_cores_max | n2), (.acceptance | verdict)]),
+   ($s.gateway_stdio // empty
+    | ["gateway", "stdio echo, wrk -t\(.threads) -c\(.connections)",
+       "\(.targets.sessiongate | lat); supergateway \(.targets.supergateway | lat); mcp-proxy \(.targets.mcp_proxy | lat); self \(.targets.self | lat)",
+       "-", "-", "x supergateway \(.ratio_vs_supergateway | n2), x mcp-proxy \(.ratio_vs_mcp_proxy | n2)", "-",
+       "x self \(.ratio_vs_self | n2)", ([.targets[].other_cores_max] | max | n2), (.acceptance | verdict)]),
+   ($s.gateway_http // empty
+    | ["gateway", "HTTP upstream, wrk -t\(.threads) -c\(.connections)",
+       "\(.targets.sessiongate | lat); direct \(.targets.direct | lat)",
+       "-", "-", "x direct \(.ratio_vs_direct | n2)", "-", "p50 added \(.p50_added_ms | n2) ms",
+       ([.targets[].other_cores_max] | max | n2), (.acceptance | verdict)]),
+   ($s.gateway_heal // empty
+    | ["gateway", "\(.kills) kills of the child",
+       "kill to success p50 \(.kill_to_success_p50_ms | n2) p99 \(.kill_to_success_p99_ms | n2) max \(.kill_to_success_max_ms | n2) ms; \(.failed_after_kill) of \(.calls_after_kill) calls after a kill failed",
+       "-", "-", "-", "-", "-", "-", (.acceptance | verdict)]),
+   ($s.gateway_memory // empty
+    | ["gateway", "\(.sessions) sessions, \(.children) children",
+       "gateway VmRSS \(.rss_mb | n2) MB (start \(.rss_at_start_mb | n2))",
+       "-", "-", "-", "-", "-", "-", (.acceptance | verdict)]))
 | @tsv
