@@ -83,6 +83,78 @@ async fn progress_on_the_response_stream_relates_to_its_request() {
 }
 
 #[tokio::test]
+async fn a_response_stream_the_upstream_closes_is_polled_to_its_end() {
+    let server = Sessiongate::with_conformance().await;
+    let mut opened = open(&server.url, None).await;
+    let link = opened.link.clone();
+    initialize(link.as_ref(), "2025-11-25").await;
+    let result = link
+        .request(4, "tools/call", Some(&json!({"name": "test_reconnection"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        result["content"][0]["text"], "Reconnection test completed successfully.",
+        "{result}"
+    );
+    let Incoming::Notification {
+        method, related, ..
+    } = next_incoming(&mut opened).await
+    else {
+        panic!("a notification")
+    };
+    assert_eq!(
+        (method.as_str(), related),
+        ("notifications/message", Some(4))
+    );
+}
+
+#[tokio::test]
+async fn the_upstreams_request_on_a_response_stream_is_answered() {
+    let server = Sessiongate::with_conformance().await;
+    let mut opened = open(&server.url, None).await;
+    let link = opened.link.clone();
+    initialize(link.as_ref(), "2025-11-25").await;
+    let call = tokio::spawn({
+        let link = link.clone();
+        async move {
+            link.request(
+                5,
+                "tools/call",
+                Some(&json!({"name": "test_sampling", "arguments": {"prompt": "Capital?"}})),
+            )
+            .await
+        }
+    });
+    let (id, method, related) = loop {
+        match next_incoming(&mut opened).await {
+            Incoming::Request {
+                id,
+                method,
+                related,
+                ..
+            } => break (id, method, related),
+            Incoming::Notification { .. } => continue,
+        }
+    };
+    assert_eq!(
+        (method.as_str(), related),
+        ("sampling/createMessage", Some(5))
+    );
+    link.respond(
+        id,
+        Ok(json!({"role": "assistant", "model": "test",
+                  "content": {"type": "text", "text": "Paris"}})),
+    )
+    .await
+    .unwrap();
+    let result = call.await.unwrap().unwrap();
+    assert_eq!(
+        result["content"][0]["text"], "LLM response: Paris",
+        "{result}"
+    );
+}
+
+#[tokio::test]
 async fn the_rmcp_baseline_answers_through_the_link() {
     let upstream = RmcpBaseline::start(free_port(), &[]).await;
     let opened = open(&upstream.url, None).await;

@@ -16,7 +16,7 @@ use sessiongate_core::{ManualClock, SharedClock};
 use sessiongate_gateway::config::{HttpConfig, HttpProtocol};
 use sessiongate_gateway::link::{Incoming, Link, Opened};
 use sessiongate_mcp::peers::Peers;
-use sessiongate_mcp::tools::with_builtin_tools;
+use sessiongate_mcp::tools::{with_builtin_tools, with_conformance_fixtures};
 use sessiongate_mcp::{router, Composite, Dispatcher, McpServer, McpState, ServerInfo};
 use sessiongate_testkit::store::TempStore;
 
@@ -34,6 +34,18 @@ pub struct Sessiongate {
 
 impl Sessiongate {
     pub async fn start() -> Sessiongate {
+        Self::serving(with_builtin_tools(McpServer::new())).await
+    }
+
+    /// With the conformance suite's fixtures beside the built-in tools.
+    pub async fn with_conformance() -> Sessiongate {
+        Self::serving(with_conformance_fixtures(with_builtin_tools(
+            McpServer::new(),
+        )))
+        .await
+    }
+
+    async fn serving(server: McpServer) -> Sessiongate {
         let store = sessiongate_testkit::store::sqlite().await;
         let clock: SharedClock = Arc::new(ManualClock::starting_now());
         let peers = Peers::default();
@@ -46,7 +58,7 @@ impl Sessiongate {
         .await
         .unwrap();
         let services = Arc::new(Composite::new());
-        services.add(Arc::new(with_builtin_tools(McpServer::new())));
+        services.add(Arc::new(server));
         let dispatcher = Dispatcher::new(ServerInfo::new("sessiongate", "test"), services.clone());
         let state = McpState::new(&lifecycle, peers, dispatcher, Default::default());
         let addr = sessiongate_testkit::http::spawn(router(state.clone())).await;
@@ -136,7 +148,7 @@ pub async fn initialize(link: &dyn Link, version: &str) -> Value {
             "initialize",
             Some(&json!({
                 "protocolVersion": version,
-                "capabilities": {},
+                "capabilities": {"sampling": {}},
                 "clientInfo": {"name": "gateway-test", "version": "1.0"},
             })),
         )
