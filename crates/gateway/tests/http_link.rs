@@ -370,19 +370,24 @@ impl ToolHandler for Weather {
     }
 }
 
+/// Waits until `session` holds `n` open streams (the standalone one, here).
+async fn open_streams(server: &Sessiongate, session: &str, n: u32) {
+    let manager = server.lifecycle.sessions.clone();
+    let id = session.parse().unwrap();
+    sessiongate_testkit::wait::eventually(WAIT, || {
+        let open = manager.active(id).map(|s| s.open_streams());
+        async move { open == Some(n) }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn the_standalone_stream_carries_what_relates_to_no_request() {
     let server = Sessiongate::start().await;
     let mut opened = open(&server.url, None).await;
     initialize(opened.link.as_ref(), "2025-11-25").await;
     let session = opened.link.session_id().unwrap();
-    // Once the GET stream is attached, the session holds it open.
-    let manager = server.lifecycle.sessions.clone();
-    sessiongate_testkit::wait::eventually(WAIT, || {
-        let active = manager.active(session.parse().unwrap());
-        async move { active.is_some_and(|s| s.open_streams() > 0) }
-    })
-    .await;
+    open_streams(&server, &session, 1).await;
 
     server
         .services
@@ -396,6 +401,44 @@ async fn the_standalone_stream_carries_what_relates_to_no_request() {
             related: None,
         }
     );
+}
+
+#[tokio::test]
+async fn the_standalone_stream_is_opened_again_when_it_drops() {
+    let server = Sessiongate::start().await;
+    let mut opened = open(&server.url, None).await;
+    initialize(opened.link.as_ref(), "2025-11-25").await;
+    let session = opened.link.session_id().unwrap();
+    open_streams(&server, &session, 1).await;
+
+    server.state.close_streams();
+    open_streams(&server, &session, 0).await;
+    open_streams(&server, &session, 1).await;
+    server
+        .services
+        .add(Arc::new(McpServer::new().with_tool(Weather)));
+    let Incoming::Notification {
+        method, related, ..
+    } = next_incoming(&mut opened).await
+    else {
+        panic!("a notification")
+    };
+    assert_eq!(
+        (method.as_str(), related),
+        ("notifications/tools/list_changed", None)
+    );
+    assert!(!opened.link.is_closed());
+}
+
+#[tokio::test]
+async fn a_dropped_link_lets_go_of_its_standalone_stream() {
+    let server = Sessiongate::start().await;
+    let opened = open(&server.url, None).await;
+    initialize(opened.link.as_ref(), "2025-11-25").await;
+    let session = opened.link.session_id().unwrap();
+    open_streams(&server, &session, 1).await;
+    drop(opened);
+    open_streams(&server, &session, 0).await;
 }
 
 /// An upstream whose response streams drop after their first event; a GET
