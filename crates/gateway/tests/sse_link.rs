@@ -287,3 +287,28 @@ async fn an_unreachable_upstream_is_a_clear_error() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn an_endpoint_of_another_origin_is_refused() {
+    let router = Router::new().route(
+        "/sse",
+        get(|| async {
+            (
+                [("content-type", "text/event-stream")],
+                "event: endpoint\ndata: http://elsewhere.example/messages?sessionId=1\n\n",
+            )
+        }),
+    );
+    let addr = sessiongate_testkit::http::spawn(router).await;
+    let err = connector_for(&config(&format!("http://{addr}/sse"), HttpProtocol::Sse))
+        .unwrap()
+        .open(None)
+        .await
+        .err()
+        .unwrap();
+    let LinkError::Transport { reason, delivered } = err else {
+        panic!("{err:?}")
+    };
+    assert!(!delivered);
+    assert!(reason.contains("elsewhere.example"), "{reason}");
+}

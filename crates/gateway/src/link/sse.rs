@@ -85,6 +85,13 @@ impl SseConnector {
                     .url
                     .join(data.trim())
                     .map_err(|e| unreachable(format!("its endpoint {data:?}: {e}")))?;
+                // Messages carry the configured headers (credentials):
+                // they go nowhere but where the stream came from.
+                if endpoint.origin() != self.url.origin() {
+                    return Err(unreachable(format!(
+                        "its endpoint {endpoint} is not of the stream's origin"
+                    )));
+                }
                 return Ok((events, endpoint));
             }
         }
@@ -106,7 +113,8 @@ impl Connector for SseConnector {
             })??;
         let session_id = endpoint
             .query_pairs()
-            .find(|(k, _)| k == "sessionId")
+            // `sessionId` in the TypeScript SDK, `session_id` in Python's.
+            .find(|(k, _)| k == "sessionId" || k == "session_id")
             .map(|(_, v)| v.into_owned());
         let (tx, incoming) = mpsc::channel(INCOMING_BUFFER);
         let state = Arc::new(State {
@@ -273,7 +281,7 @@ impl Link for SseLink {
         self.timed(self.post(body)).await
     }
 
-    /// The endpoint's `sessionId`, if it has one: for logs only.
+    /// The endpoint's session id parameter, if it has one: for logs only.
     fn session_id(&self) -> Option<String> {
         self.session_id.clone()
     }
