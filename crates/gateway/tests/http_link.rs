@@ -290,6 +290,8 @@ async fn a_session_is_used_again_by_id_after_the_link_is_dropped() {
     resumed.link.set_protocol_version("2025-11-25");
     assert_eq!(resumed.link.session_id().as_deref(), Some(session.as_str()));
     assert_eq!(echo(resumed.link.as_ref(), 1, "again").await, "again");
+    // The session is known to be alive: its standalone stream opens.
+    open_streams(&server, &session, 1).await;
 
     // An id the upstream never gave is refused as gone.
     let stranger = open(&server.url, Some("3a0d6f7e-5b87-4a8b-9b3c-2f4b7c9e1d20")).await;

@@ -94,7 +94,6 @@ impl Connector for HttpConnector {
                 })
             })
             .transpose()?;
-        let resumed = session.is_some();
         let (tx, incoming) = mpsc::channel(INCOMING_BUFFER);
         let link = HttpLink {
             inner: Arc::new(Inner {
@@ -105,13 +104,9 @@ impl Connector for HttpConnector {
                 incoming: tx,
             }),
             listener: Mutex::new(None),
+            listening: AtomicBool::new(false),
             ended: AtomicBool::new(false),
         };
-        // A session used again was initialized before: its standalone
-        // stream may open at once.
-        if resumed {
-            link.listen();
-        }
         Ok(Opened {
             link: Arc::new(link),
             incoming,
@@ -125,6 +120,8 @@ pub struct HttpLink {
     inner: Arc<Inner>,
     /// The standalone GET stream's task, once started.
     listener: Mutex<Option<AbortHandle>>,
+    /// Whether it was started: checked on every answer without the lock.
+    listening: AtomicBool,
     /// Whether `close` ran.
     ended: AtomicBool,
 }
@@ -158,15 +155,19 @@ impl Session {
 
 impl HttpLink {
     /// Starts the standalone GET stream, once, if there is a session.
+    /// Called once the session is known to be initialized: after
+    /// `notifications/initialized`, or, for a session used again by id,
+    /// after the first message the upstream accepted on it.
     fn listen(&self) {
+        if self.listening.load(Ordering::Acquire) || read(&self.inner.session).is_none() {
+            return;
+        }
         let mut listener = self.listener.lock().unwrap_or_else(|e| e.into_inner());
-        if listener.is_some()
-            || self.ended.load(Ordering::Acquire)
-            || read(&self.inner.session).is_none()
-        {
+        if listener.is_some() || self.ended.load(Ordering::Acquire) {
             return;
         }
         *listener = Some(tokio::spawn(listen(self.inner.clone())).abort_handle());
+        self.listening.store(true, Ordering::Release);
     }
 
     fn stop_listening(&self) {
@@ -234,17 +235,19 @@ impl Link for HttpLink {
     ) -> Result<Value, LinkError> {
         self.inner.check_open()?;
         let timeout = self.inner.shared.request_timeout;
-        tokio::time::timeout(timeout, self.inner.exchange(id, method, params))
+        let answer = tokio::time::timeout(timeout, self.inner.exchange(id, method, params))
             .await
-            .unwrap_or(Err(LinkError::Timeout(timeout)))
+            .unwrap_or(Err(LinkError::Timeout(timeout)));
+        if answer.is_ok() && method != "initialize" {
+            self.listen();
+        }
+        answer
     }
 
     async fn notify(&self, method: &str, params: Option<&Value>) -> Result<(), LinkError> {
         let body = http_wire::encode_request(None, method, params);
         self.post_message(Some(method), body).await?;
-        if method == "notifications/initialized" {
-            self.listen();
-        }
+        self.listen();
         Ok(())
     }
 
