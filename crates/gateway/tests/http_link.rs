@@ -161,12 +161,23 @@ async fn the_rmcp_baseline_answers_through_the_link() {
     let link = opened.link;
     initialize(link.as_ref(), "2025-06-18").await;
     assert!(link.session_id().is_some());
-    for id in 1..=20 {
-        assert_eq!(
-            echo(link.as_ref(), id, &format!("n{id}")).await,
-            format!("n{id}")
-        );
-    }
+    // Concurrent calls on one link each get their own answer.
+    let calls = (1..=32).map(|id| {
+        let link = link.clone();
+        async move { echo(link.as_ref(), id, &format!("n{id}")).await }
+    });
+    let answers = futures::future::join_all(calls).await;
+    let expected: Vec<String> = (1..=32).map(|id| format!("n{id}")).collect();
+    assert_eq!(answers, expected);
+}
+
+#[tokio::test]
+async fn a_stateless_upstream_answers_with_json() {
+    let upstream = RmcpBaseline::start(free_port(), &["--stateless"]).await;
+    let opened = open(&upstream.url, None).await;
+    initialize(opened.link.as_ref(), "2025-06-18").await;
+    assert_eq!(opened.link.session_id(), None);
+    assert_eq!(echo(opened.link.as_ref(), 1, "json").await, "json");
 }
 
 #[tokio::test]
@@ -591,6 +602,9 @@ async fn bad_configuration_is_a_clear_error() {
     assert!(err.contains("not a url"), "{err}");
     bad.url = "ftp://example.com/mcp".into();
     assert!(connector_for(&bad).is_err());
+    bad.url = "https://example.com/mcp".into();
+    let err = connector_for(&bad).err().unwrap().to_string();
+    assert!(err.contains("TLS"), "{err}");
     bad.url = "http://example.com/mcp".into();
     bad.headers.insert("bad header".into(), "x".into());
     let err = connector_for(&bad).err().unwrap().to_string();
