@@ -3,11 +3,19 @@
 //! one configured upstream. Above links everything is transport-neutral:
 //! the handshake, routing, id rewriting and healing are the relay's.
 
+pub mod http;
+mod http_wire;
+pub mod sse;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::mpsc;
+
+pub use http::{connector_for, HttpConnector, HttpLink};
+pub use http_wire::HttpConfigError;
+pub use sse::{SseConnector, SseLink};
 
 /// The gateway's id for a request it sent upstream. Unique per link, so a
 /// shared child's requests from many client sessions never collide.
