@@ -240,10 +240,8 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
 pub enum HttpConfigError {
     #[error("the upstream URL {url:?} is not valid: {reason}")]
     Url { url: String, reason: String },
-    #[error("the upstream URL {0:?} is not an http:// URL")]
+    #[error("the upstream URL {0:?} is not an http:// or https:// URL")]
     Scheme(String),
-    #[error("the upstream URL {0:?} is https://, which this build cannot speak (no TLS)")]
-    Tls(String),
     #[error("the header {name:?} cannot be sent: {reason}")]
     Header { name: String, reason: String },
     #[error("the HTTP client could not be built: {0}")]
@@ -262,12 +260,8 @@ pub(crate) fn client_for(
         url: config.url.clone(),
         reason: e.to_string(),
     })?;
-    // The HTTP client is built without a TLS stack; said here rather than
-    // as an obscure failure of the first request.
-    match url.scheme() {
-        "http" => {}
-        "https" => return Err(HttpConfigError::Tls(config.url.clone())),
-        _ => return Err(HttpConfigError::Scheme(config.url.clone())),
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(HttpConfigError::Scheme(config.url.clone()));
     }
     let mut headers = HeaderMap::with_capacity(config.headers.len());
     for (name, value) in &config.headers {
