@@ -128,6 +128,7 @@ impl Finisher {
                 error_message: error.and_then(|e| e.1),
                 bytes_in: self.bytes_in,
                 bytes_out: body.len() as u64,
+                upstream: None,
             })
             .await;
         (status, body)
