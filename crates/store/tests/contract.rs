@@ -234,6 +234,7 @@ contract_tests!(
     a_task_round_is_one_transaction,
     upstream_mappings_round_trip_replace_delete_and_count,
     upstream_mappings_survive_a_new_store,
+    upstream_mappings_go_with_a_session_that_cannot_come_back,
 );
 
 // ---------------------------------------------------------------------------
@@ -2125,4 +2126,57 @@ async fn upstream_mappings_survive_a_new_store(ctx: Ctx) {
         second.upstream_mapping_counts().await,
         "an invalid upstream name",
     );
+}
+
+/// A session its client or an admin ended, or whose row is deleted, takes
+/// its mappings with it; a timed-out one keeps them, for its reconnect
+/// token may revive it.
+async fn upstream_mappings_go_with_a_session_that_cannot_come_back(ctx: Ctx) {
+    let store = ctx.store().await;
+    let sessions: Vec<SessionRecord> = (0..4).map(|_| session(T0)).collect();
+    store.insert_sessions(&sessions).await.unwrap();
+    for s in &sessions {
+        for name in ["files", "search"] {
+            store
+                .save_upstream_mapping(&mapping(s.session_id, name, T0))
+                .await
+                .unwrap();
+        }
+    }
+    let [deleted, terminated, timed_out, kept] = [0, 1, 2, 3].map(|i| &sessions[i]);
+    let ends = [
+        end_of(deleted, T0 + 10, DisconnectReason::ClientDisconnect),
+        end_of(terminated, T0 + 10, DisconnectReason::AdminTerminated),
+        end_of(timed_out, T0 + 10, DisconnectReason::Timeout),
+    ];
+    assert_eq!(store.end_sessions(&ends).await.unwrap(), 3);
+    let mapped = |id: SessionId| {
+        let store = store.clone();
+        async move {
+            store
+                .upstream_mapping(id, &upstream("files"))
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    assert!(!mapped(deleted.session_id).await, "ended by its client");
+    assert!(!mapped(terminated.session_id).await, "ended by an admin");
+    assert!(
+        mapped(timed_out.session_id).await,
+        "a timed-out session may come back"
+    );
+    assert!(mapped(kept.session_id).await);
+    assert_eq!(
+        store.upstream_mapping_counts().await.unwrap(),
+        vec![(upstream("files"), 2), (upstream("search"), 2)]
+    );
+
+    ctx.raw(&format!(
+        "DELETE FROM sessions WHERE session_id = '{}'",
+        kept.session_id
+    ))
+    .await;
+    assert!(!mapped(kept.session_id).await, "a deleted session's row");
+    assert!(mapped(timed_out.session_id).await);
 }
