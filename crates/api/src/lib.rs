@@ -4,8 +4,8 @@
 //! This module owns the router and its shared state: which path goes to which
 //! handler, which paths are public (`/api/health`, `/api/openapi.json`) and
 //! which need the admin token (everything under `/api/mcp/`). The handlers
-//! live in [`sessions`], [`health`], [`reconnect`], [`analytics`] and
-//! [`tasks`], the
+//! live in [`sessions`], [`health`], [`reconnect`], [`analytics`],
+//! [`tasks`] and [`upstreams`], the
 //! live event stream in [`live`], Prometheus in [`metrics`], authentication
 //! in [`auth`], the error shape in [`error`] and the OpenAPI document in
 //! [`openapi`] (its schema mirrors of core types in [`schema`]). The binary merges [`router`] with the MCP transport's and
@@ -22,6 +22,7 @@ pub mod reconnect;
 pub mod schema;
 pub mod sessions;
 pub mod tasks;
+pub mod upstreams;
 
 use std::fmt;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use sessiongate_core::lifecycle::{
 };
 use sessiongate_core::store::{RequestLogStore, SessionStore};
 use sessiongate_core::store_health::{Monitored, StoreHealth};
+use sessiongate_core::upstream::UpstreamMonitor;
 use sessiongate_core::Timestamp;
 
 pub use auth::load_or_create_admin_token;
@@ -73,6 +75,9 @@ pub struct ApiState {
     pub live: Arc<live::LiveHub>,
     /// The MCP server's tool catalog, for the analytics' `unknown` marks.
     pub known_tool: ToolCatalog,
+    /// The gateway's upstreams, for their list, metrics and live events;
+    /// `None` on a server without a gateway.
+    pub upstreams: Option<Arc<dyn UpstreamMonitor>>,
 }
 
 impl ApiState {
@@ -97,7 +102,15 @@ impl ApiState {
             started_at: lifecycle.sessions.now(),
             live: Arc::default(),
             known_tool: Arc::new(|_| true),
+            upstreams: None,
         }
+    }
+
+    /// Sets the gateway whose upstreams the API reports (`None`: a server
+    /// without upstreams).
+    pub fn upstreams(mut self, monitor: Option<Arc<dyn UpstreamMonitor>>) -> Self {
+        self.upstreams = monitor;
+        self
     }
 
     /// Sets the tool catalog the analytics routes check names against
@@ -124,6 +137,7 @@ impl fmt::Debug for ApiState {
 ///   `GET /api/mcp/sessions/health`, `GET /api/mcp/sessions/disconnected`,
 ///   `GET|DELETE /api/mcp/sessions/{id}`, `GET /api/mcp/sessions/{id}/token`,
 ///   `GET /api/mcp/clients`, `GET /api/mcp/tasks`, `GET /api/mcp/tasks/{id}`,
+///   `GET /api/mcp/upstreams`,
 ///   `GET /api/mcp/analytics`,
 ///   `GET /api/mcp/usage/summary`, `GET /api/mcp/sessions/timeline`,
 ///   `GET /metrics` (Prometheus);
@@ -153,6 +167,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/mcp/clients", get(sessions::list_clients))
         .route("/api/mcp/tasks", get(tasks::list_tasks))
         .route("/api/mcp/tasks/{id}", get(tasks::show_task))
+        .route("/api/mcp/upstreams", get(upstreams::list_upstreams))
         .route("/api/mcp/analytics", get(analytics::analytics))
         .route("/api/mcp/usage/summary", get(analytics::usage_summary))
         .route("/metrics", get(metrics::render))

@@ -7,7 +7,8 @@
 //! and histograms are recorded where things happen: sessions created and
 //! ended (by reason), reconnects (by outcome) and store errors in the
 //! lifecycle, request durations (by method, tool, status and protocol
-//! generation) in the MCP transport.
+//! generation) in the MCP transport. The gateway's per-upstream series are
+//! read from its reports at scrape time, labelled `upstream`.
 
 use std::sync::OnceLock;
 
@@ -17,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use sessiongate_core::task::TaskStatus;
+use sessiongate_core::upstream::{UpstreamReport, UpstreamStatus};
 
 use crate::ApiState;
 
@@ -118,6 +120,34 @@ fn describe() {
          body_read_timeout, mcp_connections)"
     );
     describe_gauge!("sessiongate_connections_open", "Open client connections");
+    describe_gauge!(
+        "sessiongate_upstream_up",
+        "Each upstream MCP server: 1 up, 0.5 degraded (failed or restarted recently), 0 down"
+    );
+    describe_gauge!(
+        "sessiongate_upstream_processes",
+        "Children running (stdio upstreams) or upstream sessions held (HTTP upstreams)"
+    );
+    describe_counter!(
+        "sessiongate_upstream_restarts_total",
+        "Upstream sessions started again after one was lost, by upstream"
+    );
+    describe_gauge!(
+        "sessiongate_upstream_sessions_mapped",
+        "Client sessions and stateless clients holding a session at each upstream"
+    );
+    describe_counter!(
+        "sessiongate_upstream_requests_total",
+        "Requests relayed to each upstream"
+    );
+    describe_counter!(
+        "sessiongate_upstream_errors_total",
+        "Relayed requests that failed, by upstream"
+    );
+    describe_gauge!(
+        "sessiongate_upstream_latency_ms",
+        "Latency of requests relayed to each upstream, in milliseconds, by quantile (0.5, 0.99)"
+    );
     describe_counter!(
         "sessiongate_connections_closed_total",
         "Connections closed by the server, by reason (header_timeout, idle, evicted)"
@@ -144,9 +174,44 @@ pub async fn render(State(state): State<ApiState>) -> Response {
             .set(tasks.get(status) as f64);
     }
     metrics::gauge!("sessiongate_tasks_active").set((tasks.working + tasks.input_required) as f64);
+    if let Some(monitor) = &state.upstreams {
+        monitor.reports().iter().for_each(record_upstream);
+    }
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         handle.render(),
     )
         .into_response()
+}
+
+/// One upstream's series, from its report. The counters are the gateway's
+/// own running totals, so they are set, not added to.
+fn record_upstream(report: &UpstreamReport) {
+    let name = report.name.to_string();
+    let up = match report.status {
+        UpstreamStatus::Up => 1.0,
+        UpstreamStatus::Degraded => 0.5,
+        UpstreamStatus::Down => 0.0,
+    };
+    metrics::gauge!("sessiongate_upstream_up", "upstream" => name.clone()).set(up);
+    metrics::gauge!("sessiongate_upstream_processes", "upstream" => name.clone())
+        .set(report.processes as f64);
+    metrics::gauge!("sessiongate_upstream_sessions_mapped", "upstream" => name.clone())
+        .set(report.sessions_mapped as f64);
+    metrics::counter!("sessiongate_upstream_restarts_total", "upstream" => name.clone())
+        .absolute(report.restarts);
+    metrics::counter!("sessiongate_upstream_requests_total", "upstream" => name.clone())
+        .absolute(report.requests);
+    metrics::counter!("sessiongate_upstream_errors_total", "upstream" => name.clone())
+        .absolute(report.errors);
+    for (quantile, value) in [("0.5", report.p50_ms), ("0.99", report.p99_ms)] {
+        if let Some(ms) = value {
+            metrics::gauge!(
+                "sessiongate_upstream_latency_ms",
+                "upstream" => name.clone(),
+                "quantile" => quantile
+            )
+            .set(ms);
+        }
+    }
 }

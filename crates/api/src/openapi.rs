@@ -16,9 +16,10 @@ use crate::error::ErrorBody;
 use crate::schema::{
     AgeDistributionSchema, ClientSchema, ConnectionHealthSchema, DisconnectReasonSchema,
     DisconnectStatsSchema, RecentActivitySchema, RequestLogSchema, RequestStatusSchema,
-    SessionSchema, SessionStatusSchema, StatusBreakdownSchema,
+    SessionSchema, SessionStatusSchema, StatusBreakdownSchema, UpstreamReportSchema,
+    UpstreamStatusSchema,
 };
-use crate::{analytics, health, reconnect, sessions, tasks};
+use crate::{analytics, health, reconnect, sessions, tasks, upstreams};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -39,6 +40,7 @@ use crate::{analytics, health, reconnect, sessions, tasks};
         sessions::list_clients,
         tasks::list_tasks,
         tasks::show_task,
+        upstreams::list_upstreams,
         analytics::analytics,
         analytics::usage_summary,
         analytics::timeline,
@@ -59,6 +61,8 @@ use crate::{analytics, health, reconnect, sessions, tasks};
         RecentActivitySchema,
         DisconnectStatsSchema,
         ClientSchema,
+        UpstreamReportSchema,
+        UpstreamStatusSchema,
     )),
     modifiers(&AdminTokenScheme),
     tags(
@@ -66,6 +70,7 @@ use crate::{analytics, health, reconnect, sessions, tasks};
         (name = "sessions", description = "Sessionful MCP sessions (admin)"),
         (name = "clients", description = "Stateless 2026-07-28 clients (admin)"),
         (name = "tasks", description = "Tasks of the tasks extension, every client's (admin)"),
+        (name = "upstreams", description = "The upstream MCP servers the gateway relays to (admin)"),
         (name = "analytics", description = "Request and session figures over time, aggregated in the database (admin)"),
         (name = "reconnection", description = "Reconnect tokens: issued to admins, redeemed by clients"),
         (name = "meta", description = "This document, public"),

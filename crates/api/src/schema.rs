@@ -114,6 +114,9 @@ pub struct RequestLogSchema {
     bytes_in: u64,
     /// Response body size in bytes.
     bytes_out: u64,
+    /// The upstream the request was relayed to; `null` for the built-in
+    /// tools and the protocol's own methods.
+    upstream: Option<String>,
 }
 
 /// Sessions by status, over the whole store.
@@ -207,4 +210,52 @@ pub struct ClientSchema {
     last_seen: String,
     /// Requests seen in the health window (those before a restart counted from the request log).
     request_count: u64,
+}
+
+/// How an upstream is doing (core's `UpstreamStatus`).
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = UpstreamStatus)]
+#[schema(rename_all = "lowercase")]
+pub enum UpstreamStatusSchema {
+    /// Answering.
+    Up,
+    /// Answering, but it failed or restarted recently.
+    Degraded,
+    /// Not answering: it cannot be started or reached, or it backs off after
+    /// crashing again and again.
+    Down,
+}
+
+/// One upstream MCP server the gateway relays to (core's `UpstreamReport`).
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = UpstreamReport)]
+pub struct UpstreamReportSchema {
+    /// The configured name, which its tools are namespaced with.
+    name: String,
+    /// `stdio`, `streamable-http` or `sse`.
+    transport: String,
+    /// For stdio: `per-session` or `shared`.
+    mode: Option<String>,
+    status: UpstreamStatusSchema,
+    /// Children running now (stdio), or upstream sessions held (HTTP).
+    processes: u64,
+    /// Upstream sessions started again after one was lost, since the start.
+    restarts: u64,
+    /// The last failure, with the upstream's last stderr line when a child
+    /// exited.
+    last_error: Option<String>,
+    #[schema(format = DateTime)]
+    last_error_at: Option<String>,
+    /// Client sessions (and stateless clients) holding an upstream session.
+    sessions_mapped: u64,
+    /// Requests relayed since the start.
+    requests: u64,
+    /// Relayed requests that failed, since the start.
+    errors: u64,
+    /// Median latency of relayed requests, in milliseconds.
+    p50_ms: Option<f64>,
+    /// 99th-percentile latency of relayed requests, in milliseconds.
+    p99_ms: Option<f64>,
 }

@@ -439,6 +439,7 @@ async fn shows_a_session_with_its_requests() {
         error_message: (status == RequestStatus::Error).then(|| "bad params".to_string()),
         bytes_in: 100,
         bytes_out: 200,
+        upstream: None,
     };
     h.lifecycle
         .request_log
@@ -822,6 +823,7 @@ async fn openapi_document_covers_every_route() {
             error_message: None,
             bytes_in: 1,
             bytes_out: 2,
+            upstream: None,
         })
         .await;
     let detail = requests_shown(&h, &format!("/api/mcp/sessions/{}", live.id()), 1).await;
@@ -1084,6 +1086,7 @@ async fn analytics_usage_and_timeline_report_the_request_log() {
         error_message: None,
         bytes_in: 0,
         bytes_out: 0,
+        upstream: None,
     };
     for ms in 1..=10 {
         h.lifecycle

@@ -1,5 +1,6 @@
 //! The admin client: the operator's commands against a running server's
-//! management API — `sessions list|show|terminate` and `health`, as tables
+//! management API — `sessions list|show|terminate` and `health` (with the
+//! gateway's upstreams), as tables
 //! or `--json`, and `watch`, the live event stream, reconnecting across
 //! server restarts.
 //! They find the server's URL and admin token the way `serve` finds its
@@ -336,10 +337,15 @@ pub async fn sessions(conn: Connection, cmd: SessionsCommand) -> anyhow::Result<
 
 pub async fn health(conn: Connection) -> anyhow::Result<()> {
     let api = Api::new(&conn)?;
-    let h = api
+    let mut h = api
         .call(reqwest::Method::GET, "/api/mcp/sessions/health", &[])
         .await?;
+    let upstreams = api
+        .call(reqwest::Method::GET, "/api/mcp/upstreams", &[])
+        .await?["upstreams"]
+        .take();
     if conn.json {
+        h["upstreams"] = upstreams;
         print_json(&h);
         return Ok(());
     }
@@ -391,7 +397,54 @@ pub async fn health(conn: Connection) -> anyhow::Result<()> {
             rows
         )
     );
+    print_upstreams(&upstreams);
     Ok(())
+}
+
+/// The gateway's upstreams, one line each, after the sessions.
+fn print_upstreams(upstreams: &Value) {
+    let upstreams = upstreams.as_array().map(Vec::as_slice).unwrap_or_default();
+    if upstreams.is_empty() {
+        println!("\nupstreams  none configured");
+        return;
+    }
+    let rows = upstreams
+        .iter()
+        .map(|u| {
+            let transport = match u["mode"].as_str() {
+                Some(mode) => format!("{} {mode}", text(&u["transport"])),
+                None => text(&u["transport"]),
+            };
+            vec![
+                text(&u["name"]),
+                transport,
+                text(&u["status"]),
+                text(&u["processes"]),
+                text(&u["restarts"]),
+                text(&u["sessions_mapped"]),
+                text(&u["p50_ms"]),
+                text(&u["p99_ms"]),
+                text(&u["last_error"]),
+            ]
+        })
+        .collect();
+    println!(
+        "\n{}",
+        table(
+            &[
+                "UPSTREAM",
+                "TRANSPORT",
+                "STATUS",
+                "PROCESSES",
+                "RESTARTS",
+                "SESSIONS",
+                "P50 MS",
+                "P99 MS",
+                "LAST ERROR"
+            ],
+            rows
+        )
+    );
 }
 
 /// First wait before `watch` reconnects; doubled after each failed attempt.
@@ -533,6 +586,18 @@ fn watch_line(e: &Value) -> String {
             "{at} disconnected {id} ({})",
             e["reason"].as_str().unwrap_or("?")
         ),
+        "upstream_up" => format!("{at} upstream up   {}", text(&e["upstream"])),
+        "upstream_down" => format!(
+            "{at} upstream down {}: {}",
+            text(&e["upstream"]),
+            text(&e["error"])
+        ),
+        "upstream_restarted" => format!(
+            "{at} upstream restarted {} for {}: {}",
+            text(&e["upstream"]),
+            text(&e["session_id"]),
+            text(&e["reason"])
+        ),
         "lagged" => format!("lagged: {} events missed; a snapshot follows", e["missed"]),
         other => format!("{other}: {e}"),
     }
@@ -568,6 +633,30 @@ fn base_url(s: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn watch_names_the_upstream_and_what_happened() {
+        let at = "2026-12-03T12:00:00Z";
+        let line = |e: Value| watch_line(&e);
+        assert_eq!(
+            line(
+                serde_json::json!({"type": "upstream_down", "upstream": "files",
+                "error": "exited at once", "timestamp": at})
+            ),
+            format!("{at} upstream down files: exited at once")
+        );
+        assert_eq!(
+            line(
+                serde_json::json!({"type": "upstream_restarted", "upstream": "files",
+                "session_id": "ab", "reason": "killed", "timestamp": at})
+            ),
+            format!("{at} upstream restarted files for ab: killed")
+        );
+        assert_eq!(
+            line(serde_json::json!({"type": "upstream_up", "upstream": "files", "timestamp": at})),
+            format!("{at} upstream up   files")
+        );
+    }
 
     #[test]
     fn a_server_on_every_interface_is_reached_on_loopback() {

@@ -160,10 +160,14 @@ pub async fn start_with(
     };
 
     let mcp = McpState::new(&lifecycle, peers, mcp_server(config.conformance), transport);
-    let api = ApiState::new(&lifecycle, &store, admin_token.clone()).known_tool({
-        let dispatcher = mcp.dispatcher.clone();
-        move |name: &str| dispatcher.has_tool(name)
-    });
+    let api = ApiState::new(&lifecycle, &store, admin_token.clone())
+        .known_tool({
+            let dispatcher = mcp.dispatcher.clone();
+            move |name: &str| dispatcher.has_tool(name)
+        })
+        // The gateway's `UpstreamMonitor` goes here once it is assembled;
+        // until then the API, /metrics and the live stream list no upstreams.
+        .upstreams(None);
     let app = Router::new()
         .merge(sessiongate_dashboard::router())
         .merge(sessiongate_mcp::router(mcp.clone()))

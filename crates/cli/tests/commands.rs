@@ -9,7 +9,16 @@ use std::time::Duration;
 
 use common::BIN;
 use common::{TestServer, ADMIN_TOKEN};
+use std::sync::Arc;
+
 use serde_json::{json, Value};
+use sessiongate_api::ApiState;
+use sessiongate_core::clock::{SharedClock, SystemClock};
+use sessiongate_core::lifecycle::{Lifecycle, LifecycleConfig};
+use sessiongate_core::store_health::Monitored;
+use sessiongate_core::upstream::{
+    UpstreamEvent, UpstreamMonitor, UpstreamName, UpstreamReport, UpstreamStatus,
+};
 use sessiongate_testkit::process::{free_port, Gateway, TOKEN};
 
 fn sessiongate(t: &TestServer, args: &[&str]) -> (bool, String, String) {
@@ -35,11 +44,13 @@ async fn health_and_sessions_commands() {
     assert!(ok, "{err}");
     assert!(out.contains("active 1"), "{out}");
     assert!(out.contains(&id), "{out}");
+    assert!(out.contains("upstreams  none configured"), "{out}");
 
     let (ok, out, err) = sessiongate(&t, &["health", "--json"]);
     assert!(ok, "{err}");
     let health: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(health["status_breakdown"]["active"], 1);
+    assert_eq!(health["upstreams"], json!([]), "{out}");
 
     let (ok, out, err) = sessiongate(&t, &["sessions", "list", "--status", "active"]);
     assert!(ok, "{err}");
@@ -72,6 +83,120 @@ async fn health_and_sessions_commands() {
     assert!(!unauthorized.status.success());
     assert!(String::from_utf8_lossy(&unauthorized.stderr).contains("401"));
     t.stop().await;
+}
+
+/// A gateway with two upstreams, as the management API reports them.
+struct TwoUpstreams;
+
+impl UpstreamMonitor for TwoUpstreams {
+    fn reports(&self) -> Vec<UpstreamReport> {
+        let report = |name: &str, status| UpstreamReport {
+            name: UpstreamName::new(name).unwrap(),
+            transport: "stdio",
+            mode: Some("per-session"),
+            status,
+            processes: 2,
+            restarts: 5,
+            last_error: None,
+            last_error_at: None,
+            sessions_mapped: 2,
+            requests: 40,
+            errors: 1,
+            p50_ms: Some(0.75),
+            p99_ms: Some(12.5),
+        };
+        vec![
+            report("everything", UpstreamStatus::Up),
+            UpstreamReport {
+                transport: "streamable-http",
+                mode: None,
+                last_error: Some("connection refused".into()),
+                ..report("search", UpstreamStatus::Down)
+            },
+        ]
+    }
+
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<UpstreamEvent> {
+        tokio::sync::broadcast::channel(1).1
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_lists_the_gateways_upstreams() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sessiongate_store::connect(&sessiongate_store::Database::Sqlite {
+        path: dir.path().join("sessions.db"),
+    })
+    .await
+    .unwrap();
+    let clock: SharedClock = Arc::new(SystemClock);
+    let store = Arc::new(Monitored::new(store, clock.clone()));
+    let lifecycle = Lifecycle::start(store.clone(), clock, LifecycleConfig::default(), Vec::new())
+        .await
+        .unwrap();
+    let api =
+        ApiState::new(&lifecycle, &store, ADMIN_TOKEN).upstreams(Some(Arc::new(TwoUpstreams)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, sessiongate_api::router(api)).await });
+    let health = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
+            .args(["health", "--url", &base, "--admin-token", ADMIN_TOKEN])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    let out = health(&[]);
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} line in\n{out}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert!(out.contains("UPSTREAM"), "{out}");
+    assert_eq!(
+        line("everything"),
+        [
+            "everything",
+            "stdio",
+            "per-session",
+            "up",
+            "2",
+            "5",
+            "2",
+            "0.75",
+            "12.5",
+            "-"
+        ]
+    );
+    assert_eq!(
+        line("search"),
+        [
+            "search",
+            "streamable-http",
+            "down",
+            "2",
+            "5",
+            "2",
+            "0.75",
+            "12.5",
+            "connection",
+            "refused"
+        ]
+    );
+
+    let json: Value = serde_json::from_str(&health(&["--json"])).unwrap();
+    assert_eq!(json["upstreams"][1]["name"], "search");
+    assert_eq!(json["upstreams"][1]["status"], "down");
+    assert!(json["status_breakdown"].is_object(), "{json}");
 }
 
 #[test]

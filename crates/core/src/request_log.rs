@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::clock::Timestamp;
 use crate::ids::SessionId;
+use crate::upstream::UpstreamName;
 
 /// How a request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -52,6 +53,9 @@ pub struct RequestLogEntry {
     pub error_message: Option<String>,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// The upstream the request was relayed to; `None` for the built-in
+    /// tools and the protocol's own methods.
+    pub upstream: Option<UpstreamName>,
 }
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

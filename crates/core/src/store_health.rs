@@ -24,11 +24,12 @@ use crate::store::{
     AnalyticsStore, ClientRequests, ConnectionBucket, DisconnectStats, EventLogStore, Latency,
     PrunedTask, RequestBucket, RequestLogStore, RequestTotals, SessionFlow, SessionPage,
     SessionQuery, SessionStore, StatusCounts, Store, StoreResult, TaskCounts, TaskPage, TaskQuery,
-    TaskStore, TokenStore, Window,
+    TaskStore, TokenStore, UpstreamMappingStore, Window,
 };
 use crate::stream::{EventPage, PageId, PageKey};
 use crate::task::{TaskRecord, TaskUpdate};
 use crate::token::{ReconnectState, Redemption, TokenGrant};
+use crate::upstream::{UpstreamMapping, UpstreamName};
 
 /// What a client is told when the store fails it: nothing of the error,
 /// which may name the database, its host or its files; that goes to the log.
@@ -373,6 +374,35 @@ impl TaskStore for Monitored {
 
     async fn prune_tasks(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<PrunedTask>> {
         self.write("prune", self.inner.prune_tasks(now, limit).await)
+    }
+}
+
+#[async_trait]
+impl UpstreamMappingStore for Monitored {
+    async fn save_upstream_mapping(&self, mapping: &UpstreamMapping) -> StoreResult<()> {
+        self.write("upstream", self.inner.save_upstream_mapping(mapping).await)
+    }
+
+    async fn upstream_mapping(
+        &self,
+        session_id: SessionId,
+        upstream: &UpstreamName,
+    ) -> StoreResult<Option<UpstreamMapping>> {
+        self.read(
+            "read",
+            self.inner.upstream_mapping(session_id, upstream).await,
+        )
+    }
+
+    async fn delete_upstream_mappings(&self, session_id: SessionId) -> StoreResult<u64> {
+        self.write(
+            "upstream",
+            self.inner.delete_upstream_mappings(session_id).await,
+        )
+    }
+
+    async fn upstream_mapping_counts(&self) -> StoreResult<Vec<(UpstreamName, u64)>> {
+        self.read("read", self.inner.upstream_mapping_counts().await)
     }
 }
 

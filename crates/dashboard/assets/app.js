@@ -8,7 +8,10 @@
 // the page polls (10 s while visible, 30 s while hidden) and retries the
 // socket with backoff. Tasks (GET /api/mcp/tasks) are patched the same way
 // by task_created and task_status_changed, and refetched on every snapshot
-// and poll. The badge in the top bar says which: live, polling or
+// and poll. The gateway's upstreams (GET /api/mcp/upstreams) come with every
+// snapshot, each row replaced by the report an upstream_up, upstream_down or
+// upstream_restarted event carries, and are refetched on every poll; the
+// panel is hidden while there are none. The badge in the top bar says which: live, polling or
 // offline (the API is unreachable).
 'use strict';
 
@@ -174,6 +177,9 @@
     taskStatus: '',
     taskSeq: 0,
     taskEvents: [], // recent task events, replayed over a list fetched meanwhile
+    // upstreams (GET /api/mcp/upstreams, the snapshot, upstream_* events)
+    upstreams: null, // reports in configuration order; null before the first
+    upstreamSeq: 0,
     // detail
     detailId: null,
     detailSession: null,
@@ -880,6 +886,84 @@
     renderTaskCounts();
   }
 
+  // ------------------------------------------------------------ upstreams
+  const UPSTREAM_STATUSES = ['up', 'degraded', 'down'];
+
+  async function refreshUpstreams() {
+    const seq = ++state.upstreamSeq;
+    let body;
+    try {
+      body = await call('/api/mcp/upstreams');
+    } catch {
+      return;
+    }
+    if (seq !== state.upstreamSeq || !state.running) return;
+    setUpstreams(body.upstreams);
+  }
+
+  function setUpstreams(list) {
+    state.upstreams = Array.isArray(list) ? list.filter((u) => u && u.name) : [];
+    renderUpstreams();
+  }
+
+  /** An upstream event carries the upstream's report now: it replaces the row. */
+  function onUpstreamEvent(m) {
+    const report = m.report;
+    if (!report || !report.name || !state.upstreams) {
+      refreshUpstreams();
+      return;
+    }
+    state.upstreamSeq += 1; // newer than a list fetch still out
+    const i = state.upstreams.findIndex((u) => u.name === report.name);
+    if (i < 0) state.upstreams.push(report);
+    else state.upstreams[i] = report;
+    renderUpstreams();
+  }
+
+  function fmtLatency(ms) {
+    return ms === null || ms === undefined ? '–' : fmtMs(ms);
+  }
+
+  function makeUpstreamRow(u) {
+    const status = UPSTREAM_STATUSES.includes(u.status) ? u.status : 'unknown';
+    const transport = u.mode ? `${u.transport} · ${u.mode}` : u.transport || '–';
+    const error = u.last_error || '';
+    return el(
+      'tr',
+      { 'data-testid': 'upstream-row', 'data-upstream': u.name, 'data-status': status },
+      el('td', { class: 'mono small', 'data-testid': 'upstream-name', text: u.name }),
+      el('td', { class: 'small col-opt', 'data-testid': 'upstream-transport', text: transport }),
+      el(
+        'td',
+        { class: 'upstream-status' },
+        el('span', { class: `status status-upstream-${status}`, 'data-testid': 'upstream-status', text: status }),
+        // The last failure beside its badge, as a task's reason is.
+        el('span', {
+          class: 'reason small',
+          'data-testid': 'upstream-error',
+          title: u.last_error_at ? `at ${fmtDateTime(u.last_error_at)}` : null,
+          hidden: !error,
+          text: error,
+        }),
+      ),
+      el('td', { class: 'num col-opt', 'data-testid': 'upstream-processes', text: fmtInt(u.processes ?? 0) }),
+      el('td', { class: 'num', 'data-testid': 'upstream-restarts', text: fmtInt(u.restarts ?? 0) }),
+      el('td', { class: 'num col-opt', 'data-testid': 'upstream-sessions', text: fmtInt(u.sessions_mapped ?? 0) }),
+      el('td', { class: 'num col-opt', 'data-testid': 'upstream-latency', text: `${fmtLatency(u.p50_ms)} / ${fmtLatency(u.p99_ms)}` }),
+    );
+  }
+
+  function renderUpstreams() {
+    const list = state.upstreams || [];
+    tid('upstreams-panel').hidden = list.length === 0;
+    byId('upstreams-body').replaceChildren(...list.map(makeUpstreamRow));
+    const count = (s) => list.filter((u) => u.status === s).length;
+    setText(
+      tid('upstreams-summary'),
+      list.length ? UPSTREAM_STATUSES.map((s) => `${fmtInt(count(s))} ${s}`).join(' · ') : '',
+    );
+  }
+
   // ------------------------------------------------------------ detail view
   function openDetail(id) {
     const dialog = byId('detail');
@@ -987,6 +1071,7 @@
         el('td', { class: 'small', 'data-testid': 'detail-request-time', title: r.started_at, text: fmtTime(r.started_at) }),
         el('td', { class: 'mono small', text: r.method || '–' }),
         el('td', { text: r.tool_name || '–' }),
+        el('td', { class: 'mono small', 'data-testid': 'detail-request-upstream', text: r.upstream || '–' }),
         el('td', { class: 'num', 'data-testid': 'detail-request-duration', text: fmtMs(r.duration_ms) }),
         el(
           'td',
@@ -995,7 +1080,7 @@
         ),
       ),
     );
-    if (!rows.length) rows.push(el('tr', null, el('td', { colspan: '5', class: 'muted', text: 'No requests logged yet.' })));
+    if (!rows.length) rows.push(el('tr', null, el('td', { colspan: '6', class: 'muted', text: 'No requests logged yet.' })));
     byId('detail-req-body').replaceChildren(...rows);
     setText(tid('detail-errors'), fmtInt(summary.errors ?? 0));
     setText(tid('detail-avg'), fmtMs(summary.avg_duration_ms ?? 0));
@@ -1430,6 +1515,10 @@
         }
         if (state.detailId) scheduleDetailFetch();
         refreshTasks();
+        if (Array.isArray(m.upstreams)) {
+          state.upstreamSeq += 1; // newer than a list fetch still out
+          setUpstreams(m.upstreams);
+        }
         break;
       }
       case 'session_created':
@@ -1450,6 +1539,11 @@
       case 'task_created':
       case 'task_status_changed':
         onTaskEvent(m);
+        break;
+      case 'upstream_up':
+      case 'upstream_down':
+      case 'upstream_restarted':
+        onUpstreamEvent(m);
         break;
       case 'ping':
       default:
@@ -1473,7 +1567,7 @@
     clearTimeout(state.tickTimer);
     state.lastTick = Date.now();
     // Tasks every time: expired ones leave without an event.
-    const jobs = [call('/api/mcp/sessions/health').then(setHealth), refreshCharts(), refreshClients(), refreshTasks()];
+    const jobs = [call('/api/mcp/sessions/health').then(setHealth), refreshCharts(), refreshClients(), refreshTasks(), refreshUpstreams()];
     if (!state.wsLive) {
       jobs.push(loadPage());
       if (state.detailId) jobs.push(fetchDetail());
@@ -1572,10 +1666,12 @@
     state.taskOrder = [];
     state.taskCounts = null;
     state.taskEvents = [];
+    state.upstreams = null;
     rowViews.clear();
     taskViews.clear();
     byId('clients-body').replaceChildren();
     byId('tasks-body').replaceChildren();
+    renderUpstreams();
     byId('sessions-body').replaceChildren();
     showSignIn(message);
   }
@@ -1599,6 +1695,7 @@
         refreshCharts();
         refreshClients();
         refreshTasks();
+        refreshUpstreams();
       }
     });
     state.clockTimer = setInterval(() => {

@@ -8,11 +8,13 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{SseReader, TestServer};
 use rmcp::model::{CallToolResult, ContentBlock, ErrorCode, ErrorData, Tool};
 use serde_json::{json, Value};
+use sessiongate_core::upstream::UpstreamName;
 use sessiongate_mcp::tools::{schema, string_arg};
 use sessiongate_mcp::{
     Answer, Capabilities, Catalog, LiveCatalog, Request, RequestContext, Service,
@@ -23,6 +25,8 @@ use sessiongate_mcp::{
 struct Upstream {
     catalog: LiveCatalog,
     calls: AtomicUsize,
+    /// The upstream it says it relays to, for the request log.
+    name: Option<UpstreamName>,
 }
 
 fn tool(name: &'static str) -> Tool {
@@ -45,6 +49,7 @@ impl Upstream {
                 ..Catalog::default()
             }),
             calls: AtomicUsize::new(0),
+            name: None,
         }
     }
 }
@@ -60,6 +65,10 @@ impl Service for Upstream {
             resources: !self.catalog.current().resources.is_empty(),
             ..Capabilities::default()
         }
+    }
+
+    fn upstream(&self) -> Option<&UpstreamName> {
+        self.name.as_ref()
     }
 
     async fn serve(&self, _: &RequestContext, mut request: Request) -> Result<Answer, ErrorData> {
@@ -257,6 +266,7 @@ async fn resources_go_to_the_service_that_has_them() {
             ..Catalog::default()
         }),
         calls: AtomicUsize::new(0),
+        name: None,
     };
     t.services.add(Arc::new(notes));
     let list: Value = t
@@ -286,5 +296,90 @@ async fn resources_go_to_the_service_that_has_them() {
         .await
         .unwrap();
     assert_eq!(code(&other), Some(-32002), "{other}");
+    t.stop().await;
+}
+
+/// Each request-log row names the upstream whose member served it: a tool
+/// and a resource of a relaying member do, the built-in tools, a name no
+/// one has and the protocol's own methods do not.
+#[tokio::test]
+async fn request_log_rows_name_the_upstream_that_served_them() {
+    let t = TestServer::start().await;
+    let session = t.initialize("2025-11-25", "logger").await;
+    let sid = [("mcp-session-id", session.as_str())];
+    let files = Upstream {
+        catalog: LiveCatalog::new(Catalog {
+            tools: vec![tool("weather")],
+            resources: vec![json!({ "uri": "note://today", "name": "today" })],
+            ..Catalog::default()
+        }),
+        calls: AtomicUsize::new(0),
+        name: Some(UpstreamName::new("files").unwrap()),
+    };
+    t.services.add(Arc::new(files));
+    // One that relays nothing: its rows name no upstream.
+    t.services
+        .add(Arc::new(Upstream::with_tools(vec![tool("local_weather")])));
+
+    let weather = t
+        .call_tool(&session, "weather", json!({"city": "Lyon"}))
+        .await;
+    assert_eq!(
+        weather["result"]["content"][0]["text"],
+        "weather: sunny in Lyon"
+    );
+    let local = t
+        .call_tool(&session, "local_weather", json!({"city": "Lyon"}))
+        .await;
+    assert!(local["result"].is_object(), "{local}");
+    t.call_tool(&session, "echo", json!({"text": "hi"})).await;
+    t.call_tool(&session, "nope", json!({})).await;
+    let read =
+        json!({"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"note://today"}});
+    let today: Value = t.post(read, &sid).await.json().await.unwrap();
+    assert_eq!(today["result"]["contents"][0]["text"], "a note", "{today}");
+    t.post(json!({"jsonrpc":"2.0","id":4,"method":"tools/list"}), &sid)
+        .await;
+
+    let id = session.parse().unwrap();
+    let mut rows = Vec::new();
+    for _ in 0..250 {
+        // The log is written behind the requests.
+        rows = t.store.store.session_requests(id, 100).await.unwrap();
+        // initialize, the five calls and reads, tools/list.
+        if rows.len() == 7 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(rows.len(), 7, "{rows:?}");
+    let upstream_of = |method: &str, tool: Option<&str>| {
+        let row = rows
+            .iter()
+            .find(|r| r.method == method && r.tool_name.as_deref() == tool)
+            .unwrap_or_else(|| panic!("no {method} {tool:?} row in {rows:?}"));
+        row.upstream.as_ref().map(|u| u.to_string())
+    };
+    assert_eq!(
+        upstream_of("tools/call", Some("weather")).as_deref(),
+        Some("files")
+    );
+    assert_eq!(
+        upstream_of("resources/read", None).as_deref(),
+        Some("files")
+    );
+    assert_eq!(upstream_of("tools/call", Some("local_weather")), None);
+    assert_eq!(upstream_of("tools/call", Some("echo")), None);
+    assert_eq!(upstream_of("tools/call", Some("nope")), None);
+    assert_eq!(upstream_of("tools/list", None), None);
+    // And as the management API shows a row.
+    let json = serde_json::to_value(&rows).unwrap();
+    assert!(
+        json.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["upstream"] == "files"),
+        "{json}"
+    );
     t.stop().await;
 }

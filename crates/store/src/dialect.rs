@@ -3,7 +3,7 @@
 //! [`SqlStore`] implements every port of `sessiongate-core` on either
 //! database. The SQL both accept is written once, in the module of its
 //! concern (`sessions`, `request_log`, `analytics`, `tokens`, `event_log`,
-//! `tasks`):
+//! `tasks`, `upstreams`):
 //! `$n` placeholders, which SQLite reads too, integer millisecond
 //! timestamps, aggregates cast to BIGINT. A [`Dialect`] supplies the rest:
 //! its pools, the few statements the databases spell differently, and the
@@ -15,7 +15,7 @@ use sqlx::{Database, Pool};
 
 use sessiongate_core::store::{
     AnalyticsStore, EventLogStore, RequestLogStore, SessionStore, Store, StoreResult, TaskStore,
-    TokenStore,
+    TokenStore, UpstreamMappingStore,
 };
 use sessiongate_core::stream::{EventPage, PageKey};
 
@@ -91,7 +91,13 @@ pub struct SqlStore<D> {
 impl<D> Store for SqlStore<D>
 where
     D: Dialect,
-    Self: SessionStore + RequestLogStore + AnalyticsStore + TokenStore + EventLogStore + TaskStore,
+    Self: SessionStore
+        + RequestLogStore
+        + AnalyticsStore
+        + TokenStore
+        + EventLogStore
+        + TaskStore
+        + UpstreamMappingStore,
 {
     fn backend(&self) -> &'static str {
         D::NAME

@@ -1,5 +1,6 @@
 //! Durable storage for sessiongate: the store ports of `sessiongate-core`
-//! (sessions, request log, analytics, tokens, event log, tasks), implemented on
+//! (sessions, request log, analytics, tokens, event log, tasks, upstream
+//! mappings), implemented on
 //! SQLite ([`SqliteStore`]) and PostgreSQL ([`PostgresStore`]).
 //!
 //! This crate owns the database schema and its versioned migrations
@@ -12,7 +13,7 @@
 //!
 //! It is laid out by concern, each port implemented once for both
 //! databases (`sessions`, `request_log`, `analytics`, `tokens`,
-//! `event_log`, `tasks`, with pruning by age in `retention` and the row mapping in
+//! `event_log`, `tasks`, `upstreams`, with pruning by age in `retention` and the row mapping in
 //! `rows`); `sqlite` and `postgres` hold each database's connections,
 //! migrations and dialect, the part of the SQL they do not share (see
 //! `dialect`).
@@ -28,6 +29,7 @@ mod sessions;
 mod sqlite;
 mod tasks;
 mod tokens;
+mod upstreams;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -281,7 +281,7 @@ impl Dialect for PostgresDb {
             "INSERT INTO requests ({REQUEST_COLUMNS}) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
                $5::int8[], $6::int8[], $7::text[], $8::int8[], $9::text[], $10::int8[], \
-               $11::int8[])"
+               $11::int8[], $12::text[])"
         ))
         .bind(column!(values, |v| v.session_id.as_deref()))
         .bind(column!(values, |v| v.client_key.as_deref()))
@@ -294,6 +294,7 @@ impl Dialect for PostgresDb {
         .bind(column!(values, |v| v.error_message.as_deref()))
         .bind(column!(values, |v| v.bytes_in))
         .bind(column!(values, |v| v.bytes_out))
+        .bind(column!(values, |v| v.upstream))
         .execute(&self.pool)
         .await
         .map_err(db_err)?;

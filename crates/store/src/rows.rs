@@ -24,6 +24,7 @@ use sessiongate_core::store::{
 use sessiongate_core::stream::{EventPage, PageId};
 use sessiongate_core::task::{TaskError, TaskOwner, TaskRecord, TaskStatus, TaskUpdate};
 use sessiongate_core::token::{ReconnectState, TokenGrant, TokenHash};
+use sessiongate_core::upstream::{UpstreamMapping, UpstreamName};
 
 /// The columns of a [`SessionRow`], in the order every session query selects
 /// and every insert writes them.
@@ -37,7 +38,7 @@ pub(crate) const SESSION_COLUMN_COUNT: usize = 20;
 
 /// The columns of a [`RequestRow`], in select and insert order.
 pub(crate) const REQUEST_COLUMNS: &str = "session_id, client_key, method, tool_name, started_at, \
-     duration_us, status, error_code, error_message, bytes_in, bytes_out";
+     duration_us, status, error_code, error_message, bytes_in, bytes_out, upstream";
 
 /// The columns of a [`ReconnectRow`].
 pub(crate) const RECONNECT_COLUMNS: &str =
@@ -47,7 +48,7 @@ pub(crate) const RECONNECT_COLUMNS: &str =
 pub(crate) const EVENT_PAGE_COLUMNS: &str = "session_id, page_id, created_at, events";
 
 /// How many columns [`REQUEST_COLUMNS`] has.
-pub(crate) const REQUEST_COLUMN_COUNT: usize = 11;
+pub(crate) const REQUEST_COLUMN_COUNT: usize = 12;
 
 /// Maps a driver error. A value that cannot be decoded is corrupt data; the
 /// rest are database failures.
@@ -85,6 +86,10 @@ pub(crate) fn unsigned(what: &str, n: i64) -> StoreResult<u64> {
     u64::try_from(n).map_err(|_| corrupt(what, format_args!("negative value {n}")))
 }
 
+fn upstream_name(s: String) -> StoreResult<UpstreamName> {
+    UpstreamName::new(s).map_err(|e| corrupt("upstream", e))
+}
+
 fn session_id(s: &str) -> StoreResult<SessionId> {
     s.parse()
         .map_err(|e| corrupt("session_id", format_args!("{s:?}: {e}")))
@@ -106,9 +111,9 @@ fn scrub_opt(s: &Option<String>) -> Option<Cow<'_, str>> {
     s.as_deref().map(scrub)
 }
 
-/// A JSON value as stored text, with NUL characters in its strings and keys
+/// A JSON value as stored, with NUL characters in its strings and keys
 /// replaced as by [`scrub`].
-fn json_text(v: &Value) -> String {
+pub(crate) fn scrub_json(v: &Value) -> Cow<'_, Value> {
     fn has_nul(v: &Value) -> bool {
         match v {
             Value::String(s) => s.contains('\0'),
@@ -129,12 +134,17 @@ fn json_text(v: &Value) -> String {
             v => v.clone(),
         }
     }
-    // Serialising a `Value` cannot fail: its map keys are strings.
     if has_nul(v) {
-        scrubbed(v).to_string()
+        Cow::Owned(scrubbed(v))
     } else {
-        v.to_string()
+        Cow::Borrowed(v)
     }
+}
+
+/// A JSON value as stored text (see [`scrub_json`]).
+fn json_text(v: &Value) -> String {
+    // Serialising a `Value` cannot fail: its map keys are strings.
+    scrub_json(v).to_string()
 }
 
 /// A `sessions` row as stored.
@@ -352,6 +362,7 @@ pub struct RequestRow {
     error_message: Option<String>,
     bytes_in: i64,
     bytes_out: i64,
+    upstream: Option<String>,
 }
 
 impl RequestRow {
@@ -371,6 +382,7 @@ impl RequestRow {
             error_message: self.error_message,
             bytes_in: unsigned("request bytes_in", self.bytes_in)?,
             bytes_out: unsigned("request bytes_out", self.bytes_out)?,
+            upstream: self.upstream.map(upstream_name).transpose()?,
         })
     }
 }
@@ -393,6 +405,7 @@ pub struct RequestValues<'a> {
     pub error_message: Option<Cow<'a, str>>,
     pub bytes_in: i64,
     pub bytes_out: i64,
+    pub upstream: Option<&'a str>,
 }
 
 impl<'a> RequestValues<'a> {
@@ -409,6 +422,7 @@ impl<'a> RequestValues<'a> {
             error_message: scrub_opt(&e.error_message),
             bytes_in: to_i64(e.bytes_in),
             bytes_out: to_i64(e.bytes_out),
+            upstream: e.upstream.as_ref().map(UpstreamName::as_str),
         }
     }
 }
@@ -748,5 +762,87 @@ pub(crate) fn pruned_tasks(rows: Vec<PrunedTaskRow>) -> StoreResult<Vec<PrunedTa
                 status: r.status.parse().map_err(|e| corrupt("status", e))?,
             })
         })
+        .collect()
+}
+
+/// The columns of an [`UpstreamMappingRow`], in select and insert order.
+pub(crate) const UPSTREAM_MAPPING_COLUMNS: &str = "session_id, upstream, upstream_session_id, \
+     protocol_version, initialize_params, log_level, subscriptions, updated_at";
+
+/// An `upstream_mappings` row as stored.
+#[derive(Debug, sqlx::FromRow)]
+pub struct UpstreamMappingRow {
+    session_id: String,
+    upstream: String,
+    upstream_session_id: Option<String>,
+    protocol_version: String,
+    initialize_params: Json<Value>,
+    log_level: Option<String>,
+    subscriptions: Json<Value>,
+    updated_at: i64,
+}
+
+impl UpstreamMappingRow {
+    pub(crate) fn into_mapping(self) -> StoreResult<UpstreamMapping> {
+        let subscriptions = serde_json::from_value(self.subscriptions.0)
+            .map_err(|e| corrupt("upstream mapping subscriptions", e))?;
+        Ok(UpstreamMapping {
+            session_id: session_id(&self.session_id)?,
+            upstream: upstream_name(self.upstream)?,
+            upstream_session_id: self.upstream_session_id,
+            protocol_version: self.protocol_version,
+            initialize_params: self.initialize_params.0,
+            log_level: self.log_level,
+            subscriptions,
+            updated_at: Timestamp::from_millis(self.updated_at),
+        })
+    }
+}
+
+/// An upstream mapping flattened into the values of
+/// [`UPSTREAM_MAPPING_COLUMNS`], with NUL characters replaced.
+pub struct UpstreamMappingValues<'a> {
+    pub session_id: String,
+    pub upstream: &'a str,
+    pub upstream_session_id: Option<Cow<'a, str>>,
+    pub protocol_version: Cow<'a, str>,
+    pub initialize_params: Json<Value>,
+    pub log_level: Option<Cow<'a, str>>,
+    pub subscriptions: Json<Vec<String>>,
+    pub updated_at: i64,
+}
+
+impl<'a> UpstreamMappingValues<'a> {
+    pub(crate) fn new(m: &'a UpstreamMapping) -> Self {
+        UpstreamMappingValues {
+            session_id: m.session_id.to_string(),
+            upstream: m.upstream.as_str(),
+            upstream_session_id: scrub_opt(&m.upstream_session_id),
+            protocol_version: scrub(&m.protocol_version),
+            initialize_params: Json(scrub_json(&m.initialize_params).into_owned()),
+            log_level: scrub_opt(&m.log_level),
+            subscriptions: Json(
+                m.subscriptions
+                    .iter()
+                    .map(|s| scrub(s).into_owned())
+                    .collect(),
+            ),
+            updated_at: m.updated_at.as_millis(),
+        }
+    }
+}
+
+/// Sessions mapped to an upstream, as counted by the store.
+#[derive(Debug, sqlx::FromRow)]
+pub struct UpstreamCountRow {
+    upstream: String,
+    n: i64,
+}
+
+pub(crate) fn upstream_counts(
+    rows: Vec<UpstreamCountRow>,
+) -> StoreResult<Vec<(UpstreamName, u64)>> {
+    rows.into_iter()
+        .map(|r| Ok((upstream_name(r.upstream)?, unsigned("count", r.n)?)))
         .collect()
 }

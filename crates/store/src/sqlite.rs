@@ -397,7 +397,8 @@ impl Dialect for SqliteDb {
                     .push_bind(v.error_code)
                     .push_bind(v.error_message.as_deref())
                     .push_bind(v.bytes_in)
-                    .push_bind(v.bytes_out);
+                    .push_bind(v.bytes_out)
+                    .push_bind(v.upstream);
             });
             qb
         })

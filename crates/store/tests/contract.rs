@@ -33,6 +33,7 @@ use sessiongate_core::task::{
     TaskError, TaskOutcome, TaskOwner, TaskRecord, TaskStatus, TaskUpdate, RESTARTED,
 };
 use sessiongate_core::token::{Redemption, TokenGrant, TokenHash};
+use sessiongate_core::upstream::{UpstreamMapping, UpstreamName};
 use sessiongate_core::{ManualClock, SessionId, TaskId, Timestamp};
 use sessiongate_store::{connect, migrate, Database, Migrated};
 use sessiongate_testkit::postgres::{self as pg, Schema};
@@ -231,6 +232,9 @@ contract_tests!(
     tasks_list_count_fail_unfinished_and_prune,
     task_batches_larger_than_one_statement,
     a_task_round_is_one_transaction,
+    upstream_mappings_round_trip_replace_delete_and_count,
+    upstream_mappings_survive_a_new_store,
+    upstream_mappings_go_with_a_session_that_cannot_come_back,
 );
 
 // ---------------------------------------------------------------------------
@@ -320,6 +324,7 @@ fn request(session: Option<SessionId>, i: u64, started_at: i64) -> RequestLogEnt
         error_message: failed.then(|| format!("no such method {i}")),
         bytes_in: 100 + i,
         bytes_out: 2_000 + i,
+        upstream: (call && i.is_multiple_of(4)).then(|| UpstreamName::new("files").unwrap()),
     }
 }
 
@@ -1567,6 +1572,7 @@ fn call(
         error_message: None,
         bytes_in: 0,
         bytes_out: 0,
+        upstream: None,
     }
 }
 
@@ -1956,4 +1962,221 @@ async fn a_task_round_is_one_transaction(ctx: Ctx) {
         TaskStatus::Working
     );
     assert!(store.write_tasks(&[], &[]).await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Upstream mappings
+// ---------------------------------------------------------------------------
+
+fn upstream(name: &str) -> UpstreamName {
+    UpstreamName::new(name).unwrap()
+}
+
+fn mapping(session_id: SessionId, name: &str, at: i64) -> UpstreamMapping {
+    UpstreamMapping {
+        session_id,
+        upstream: upstream(name),
+        upstream_session_id: Some(format!("upstream-session-of-{name}")),
+        protocol_version: "2025-11-25".into(),
+        initialize_params: json!({
+            "protocolVersion": "2025-11-25",
+            "capabilities": {"sampling": {}, "elicitation": {"form": {}}},
+            "clientInfo": {"name": "claude-code", "version": "2.1.0"},
+        }),
+        log_level: Some("debug".into()),
+        subscriptions: vec!["file:///tmp/a.txt".into(), "memo://insights".into()],
+        updated_at: ts(at),
+    }
+}
+
+async fn upstream_mappings_round_trip_replace_delete_and_count(ctx: Ctx) {
+    let store = ctx.store().await;
+    let (a, b) = (SessionId::generate(), SessionId::generate());
+    assert_eq!(
+        store.upstream_mapping(a, &upstream("files")).await.unwrap(),
+        None
+    );
+    assert!(store.upstream_mapping_counts().await.unwrap().is_empty());
+
+    // Every field, set and unset, comes back as saved.
+    let full = mapping(a, "files", T0);
+    let bare = UpstreamMapping {
+        upstream_session_id: None,
+        log_level: None,
+        subscriptions: Vec::new(),
+        initialize_params: json!({}),
+        ..mapping(a, "github", T0 + 1)
+    };
+    for m in [&full, &bare, &mapping(b, "files", T0 + 2)] {
+        store.save_upstream_mapping(m).await.unwrap();
+    }
+    assert_eq!(
+        store.upstream_mapping(a, &upstream("files")).await.unwrap(),
+        Some(full.clone())
+    );
+    assert_eq!(
+        store
+            .upstream_mapping(a, &upstream("github"))
+            .await
+            .unwrap(),
+        Some(bare.clone())
+    );
+    assert_eq!(
+        store.upstream_mapping(a, &upstream("db")).await.unwrap(),
+        None
+    );
+
+    // Saving again replaces the row whole: a healed upstream session.
+    let healed = UpstreamMapping {
+        upstream_session_id: Some("a-new-one".into()),
+        protocol_version: "2025-06-18".into(),
+        log_level: None,
+        subscriptions: vec!["file:///tmp/b.txt".into()],
+        updated_at: ts(T0 + 10),
+        ..full.clone()
+    };
+    store.save_upstream_mapping(&healed).await.unwrap();
+    assert_eq!(
+        store.upstream_mapping(a, &upstream("files")).await.unwrap(),
+        Some(healed)
+    );
+    assert_eq!(
+        store.upstream_mapping_counts().await.unwrap(),
+        vec![(upstream("files"), 2), (upstream("github"), 1)]
+    );
+
+    // NUL characters are replaced, as everywhere else.
+    let nul = UpstreamMapping {
+        upstream_session_id: Some("id\0x".into()),
+        initialize_params: json!({"clientInfo": {"name": "a\0b"}}),
+        subscriptions: vec!["memo://\0".into()],
+        ..mapping(b, "github", T0 + 3)
+    };
+    store.save_upstream_mapping(&nul).await.unwrap();
+    let stored = store
+        .upstream_mapping(b, &upstream("github"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.upstream_session_id.as_deref(), Some("id\u{FFFD}x"));
+    assert_eq!(
+        stored.initialize_params,
+        json!({"clientInfo": {"name": "a\u{FFFD}b"}})
+    );
+    assert_eq!(stored.subscriptions, vec!["memo://\u{FFFD}".to_string()]);
+
+    // A session's end takes all of its mappings and no one else's.
+    assert_eq!(store.delete_upstream_mappings(a).await.unwrap(), 2);
+    assert_eq!(store.delete_upstream_mappings(a).await.unwrap(), 0);
+    assert_eq!(
+        store.upstream_mapping(a, &upstream("files")).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .upstream_mapping(a, &upstream("github"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.upstream_mapping(b, &upstream("files")).await.unwrap(),
+        Some(mapping(b, "files", T0 + 2))
+    );
+    assert_eq!(
+        store.upstream_mapping_counts().await.unwrap(),
+        vec![(upstream("files"), 1), (upstream("github"), 1)]
+    );
+}
+
+/// What one gateway process saved, the next one reads: the mapping is how
+/// a client goes on with its session after a restart.
+async fn upstream_mappings_survive_a_new_store(ctx: Ctx) {
+    let id = SessionId::generate();
+    let m = mapping(id, "everything", T0);
+    let first = ctx.store().await;
+    first.save_upstream_mapping(&m).await.unwrap();
+    drop(first);
+    let second = ctx.store().await;
+    assert_eq!(
+        second
+            .upstream_mapping(id, &upstream("everything"))
+            .await
+            .unwrap(),
+        Some(m)
+    );
+
+    // Rows no gateway could have written are errors, not panics.
+    let other = SessionId::generate();
+    ctx.raw(&format!(
+        "INSERT INTO upstream_mappings (session_id, upstream, protocol_version, \
+         subscriptions, updated_at) VALUES ('{other}', 'files', '2025-11-25', '{{}}', 0)"
+    ))
+    .await;
+    assert_corrupt(
+        second.upstream_mapping(other, &upstream("files")).await,
+        "subscriptions that are not a list",
+    );
+    ctx.raw(&format!(
+        "INSERT INTO upstream_mappings (session_id, upstream, protocol_version, updated_at) \
+         VALUES ('{id}', 'not a name', '2025-11-25', 0)"
+    ))
+    .await;
+    assert_corrupt(
+        second.upstream_mapping_counts().await,
+        "an invalid upstream name",
+    );
+}
+
+/// A session its client or an admin ended, or whose row is deleted, takes
+/// its mappings with it; a timed-out one keeps them, for its reconnect
+/// token may revive it.
+async fn upstream_mappings_go_with_a_session_that_cannot_come_back(ctx: Ctx) {
+    let store = ctx.store().await;
+    let sessions: Vec<SessionRecord> = (0..4).map(|_| session(T0)).collect();
+    store.insert_sessions(&sessions).await.unwrap();
+    for s in &sessions {
+        for name in ["files", "search"] {
+            store
+                .save_upstream_mapping(&mapping(s.session_id, name, T0))
+                .await
+                .unwrap();
+        }
+    }
+    let [deleted, terminated, timed_out, kept] = [0, 1, 2, 3].map(|i| &sessions[i]);
+    let ends = [
+        end_of(deleted, T0 + 10, DisconnectReason::ClientDisconnect),
+        end_of(terminated, T0 + 10, DisconnectReason::AdminTerminated),
+        end_of(timed_out, T0 + 10, DisconnectReason::Timeout),
+    ];
+    assert_eq!(store.end_sessions(&ends).await.unwrap(), 3);
+    let mapped = |id: SessionId| {
+        let store = store.clone();
+        async move {
+            store
+                .upstream_mapping(id, &upstream("files"))
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    assert!(!mapped(deleted.session_id).await, "ended by its client");
+    assert!(!mapped(terminated.session_id).await, "ended by an admin");
+    assert!(
+        mapped(timed_out.session_id).await,
+        "a timed-out session may come back"
+    );
+    assert!(mapped(kept.session_id).await);
+    assert_eq!(
+        store.upstream_mapping_counts().await.unwrap(),
+        vec![(upstream("files"), 2), (upstream("search"), 2)]
+    );
+
+    ctx.raw(&format!(
+        "DELETE FROM sessions WHERE session_id = '{}'",
+        kept.session_id
+    ))
+    .await;
+    assert!(!mapped(kept.session_id).await, "a deleted session's row");
+    assert!(mapped(timed_out.session_id).await);
 }

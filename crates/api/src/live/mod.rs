@@ -9,8 +9,12 @@
 //! the lifecycle (`session_created`, `session_updated` — at most one per
 //! session per activity flush, `session_disconnected`, `session_reconnected`)
 //! `client_activity` for stateless 2026-07-28 clients (at most one per
-//! client per second), and `health_update` snapshots when the figures
-//! change, at most every 5 s.
+//! client per second), `health_update` snapshots when the figures
+//! change, at most every 5 s, and the gateway's upstream events
+//! (`upstream_restarted`, `upstream_down`, `upstream_up`, with the event's
+//! fields and the upstream's report). The snapshot carries every
+//! upstream's report too, so a subscriber resynchronized after a lag has
+//! them again.
 //!
 //! One fan-out task ([`LiveHub`]) turns each lifecycle event into JSON once,
 //! gathers messages for up to 20 ms and broadcasts them as one frame, so 500
@@ -35,6 +39,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use sessiongate_core::lifecycle::LifecycleEvent;
 use sessiongate_core::store::SessionQuery;
+use sessiongate_core::upstream::UpstreamEvent;
 use sessiongate_core::SessionId;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
@@ -45,6 +50,7 @@ use crate::auth::{bearer, token_matches};
 use crate::error::ApiError;
 use crate::health::health_report;
 use crate::tasks::TaskSummary;
+use crate::upstreams;
 use crate::ApiState;
 use socket::{Handshake, Socket};
 
@@ -128,13 +134,28 @@ impl LiveHub {
             // Observe now, not in the task, so no event falls between this
             // subscriber's snapshot and the fan-out's start.
             let events = state.manager.observe();
-            tokio::spawn(fan_out(state.clone(), events));
+            let upstream_events = state.upstreams.as_ref().map(|m| m.subscribe());
+            tokio::spawn(fan_out(state.clone(), events, upstream_events));
         });
         frames
     }
 }
 
-async fn fan_out(state: ApiState, mut events: broadcast::Receiver<LifecycleEvent>) {
+/// The next upstream event; never, without a gateway.
+async fn next_upstream_event(
+    events: &mut Option<broadcast::Receiver<UpstreamEvent>>,
+) -> Result<UpstreamEvent, RecvError> {
+    match events {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn fan_out(
+    state: ApiState,
+    mut events: broadcast::Receiver<LifecycleEvent>,
+    mut upstream_events: Option<broadcast::Receiver<UpstreamEvent>>,
+) {
     let frames = state.live.frames.clone();
     let mut last_health = Value::Null;
     let mut health_tick = tokio::time::interval(HEALTH_EVERY);
@@ -165,6 +186,24 @@ async fn fan_out(state: ApiState, mut events: broadcast::Receiver<LifecycleEvent
                     let _ = frames.send(Frame::Lagged(missed));
                 }
                 Err(RecvError::Closed) => return,
+            },
+            event = next_upstream_event(&mut upstream_events) => match event {
+                Ok(_) if frames.receiver_count() == 0 => {}
+                Ok(event) => {
+                    let mut m = upstreams::event_message(&state, &event);
+                    m["timestamp"] = json!(state.manager.now());
+                    pending.push(Utf8Bytes::from(m.to_string()));
+                    due.get_or_insert_with(|| tokio::time::Instant::now() + COALESCE);
+                }
+                // Subscribers resync from a snapshot, which has every
+                // upstream's report.
+                Err(RecvError::Lagged(missed)) => {
+                    pending.clear();
+                    due = None;
+                    let _ = frames.send(Frame::Lagged(missed));
+                }
+                // The gateway is gone; sessions go on.
+                Err(RecvError::Closed) => upstream_events = None,
             },
             _ = tokio::time::sleep_until(flush_at), if due.is_some() => {}
             _ = health_tick.tick() => {
@@ -257,6 +296,7 @@ async fn snapshot(state: &ApiState) -> Result<Value, ApiError> {
         "health": health,
         "sessions": page.sessions,
         "total": page.total,
+        "upstreams": upstreams::reports(state),
         "timestamp": state.manager.now(),
     }))
 }

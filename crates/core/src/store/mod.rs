@@ -6,8 +6,9 @@
 //! A consumer holds only the port it uses: [`SessionStore`] (session rows),
 //! [`RequestLogStore`] (the request log), [`AnalyticsStore`] (aggregates over
 //! both), [`TokenStore`] (reconnect tokens), [`EventLogStore`] (stream
-//! events for resumption) or [`TaskStore`] (tasks). [`Store`] is all of
-//! them at once, for assembly.
+//! events for resumption), [`TaskStore`] (tasks) or [`UpstreamMappingStore`]
+//! (the gateway's upstream sessions). [`Store`] is all of them at once, for
+//! assembly.
 
 mod analytics;
 mod error;
@@ -33,7 +34,13 @@ pub use upstreams::UpstreamMappingStore;
 
 /// One database behind every port.
 pub trait Store:
-    SessionStore + RequestLogStore + AnalyticsStore + TokenStore + EventLogStore + TaskStore
+    SessionStore
+    + RequestLogStore
+    + AnalyticsStore
+    + TokenStore
+    + EventLogStore
+    + TaskStore
+    + UpstreamMappingStore
 {
     /// Which backend this is, for logs and the health endpoint.
     fn backend(&self) -> &'static str;

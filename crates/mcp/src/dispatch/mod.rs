@@ -15,6 +15,7 @@ use std::sync::Arc;
 use rmcp::model::{CallToolResult, ErrorCode, ErrorData, MetaObject, ResultType};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use sessiongate_core::upstream::UpstreamName;
 
 use crate::context::{is_log_level, RequestContext};
 use crate::input::{self, RequestStates, Rounds, StateKey};
@@ -74,6 +75,16 @@ impl Dispatcher {
 
     pub fn catalog(&self) -> &LiveCatalog {
         self.service.catalog()
+    }
+
+    /// The upstream that will serve `request`, for its request-log row:
+    /// only `tools/call`, `prompts/get` and `resources/read` are relayed by
+    /// name, so only they are looked up.
+    pub fn upstream_of(&self, request: &Request) -> Option<UpstreamName> {
+        match request.method.as_str() {
+            "tools/call" | "prompts/get" | "resources/read" => self.service.upstream_of(request),
+            _ => None,
+        }
     }
 
     /// Whether the server offers a tool of this name now.

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use rmcp::model::{ErrorCode, ErrorData};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sessiongate_core::upstream::UpstreamName;
 use tokio::sync::{broadcast, watch};
 
 use super::catalog::{Catalog, LiveCatalog};
@@ -42,6 +43,9 @@ struct Members {
     prompts: HashMap<String, usize>,
     resources: HashMap<String, usize>,
     capabilities: Capabilities,
+    /// Whether a member relays to an upstream: without one, no request
+    /// needs looking up for the request log.
+    relays: bool,
 }
 
 impl Composite {
@@ -139,6 +143,7 @@ impl Shared {
         let mut union = Catalog::default();
         for (i, service) in next.services.iter().enumerate() {
             next.capabilities = next.capabilities.union(service.capabilities());
+            next.relays |= service.upstream().is_some();
             let catalog = service.catalog().current();
             for tool in &catalog.tools {
                 if !next.tools.contains_key(tool.name.as_ref()) {
@@ -177,6 +182,23 @@ impl Service for Composite {
 
     fn capabilities(&self) -> Capabilities {
         self.members().capabilities
+    }
+
+    /// The upstream of the member that owns the tool, prompt or listed
+    /// resource the request names: one lookup in the routes it is served by.
+    /// A resource read through a member's template is not attributed.
+    fn upstream_of(&self, request: &Request) -> Option<UpstreamName> {
+        let members = self.members();
+        if !members.relays {
+            return None;
+        }
+        let (routes, key) = match request.method.as_str() {
+            "tools/call" => (&members.tools, request.name().ok()?),
+            "prompts/get" => (&members.prompts, request.name().ok()?),
+            "resources/read" => (&members.resources, request.uri().ok()?),
+            _ => return None,
+        };
+        members.services[*routes.get(key)?].upstream_of(request)
     }
 
     async fn serve(&self, ctx: &RequestContext, request: Request) -> Result<Answer, ErrorData> {

@@ -14,6 +14,7 @@ pub use catalog::{Catalog, ListKind, LiveCatalog};
 use async_trait::async_trait;
 use rmcp::model::{CallToolResult, ErrorData};
 use serde_json::Value;
+use sessiongate_core::upstream::UpstreamName;
 
 use crate::context::RequestContext;
 use crate::jsonrpc::{self, Id};
@@ -42,6 +43,19 @@ pub trait Service: Send + Sync + 'static {
     fn capabilities(&self) -> Capabilities;
 
     async fn serve(&self, ctx: &RequestContext, request: Request) -> Result<Answer, ErrorData>;
+
+    /// The upstream server this service relays to, which request-log rows
+    /// name; `None` for a service that answers by itself.
+    fn upstream(&self) -> Option<&UpstreamName> {
+        None
+    }
+
+    /// The upstream that serves `request` (a `tools/call`, `prompts/get` or
+    /// `resources/read`). A service of several members answers for the one
+    /// that owns what the request names.
+    fn upstream_of(&self, _request: &Request) -> Option<UpstreamName> {
+        self.upstream().cloned()
+    }
 }
 
 /// The kinds of request a service serves besides tools, which every

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use rmcp::model::{ErrorCode, ErrorData};
 use sessiongate_core::lifecycle::RequestLog;
 use sessiongate_core::request_log::{RequestLogEntry, RequestStatus};
+use sessiongate_core::upstream::UpstreamName;
 use sessiongate_core::{SessionId, Timestamp};
 
 use super::state::McpState;
@@ -32,6 +33,7 @@ pub(super) struct Finisher {
     started: Instant,
     started_at: Timestamp,
     bytes_in: u64,
+    upstream: Option<UpstreamName>,
 }
 
 impl Finisher {
@@ -58,7 +60,14 @@ impl Finisher {
             started: Instant::now(),
             started_at: at,
             bytes_in,
+            upstream: None,
         }
+    }
+
+    /// Names the upstream that serves the request.
+    pub fn upstream(mut self, upstream: Option<UpstreamName>) -> Finisher {
+        self.upstream = upstream;
+        self
     }
 
     /// Attributes the request to its caller.
@@ -128,6 +137,7 @@ impl Finisher {
                 error_message: error.and_then(|e| e.1),
                 bytes_in: self.bytes_in,
                 bytes_out: body.len() as u64,
+                upstream: self.upstream,
             })
             .await;
         (status, body)

@@ -74,7 +74,8 @@ pub(super) async fn run(
         bytes_in,
         ctx.received_at,
     )
-    .caller(&ctx.caller);
+    .caller(&ctx.caller)
+    .upstream(st.dispatcher.upstream_of(&request));
     let (tx, mut rx) = mpsc::channel::<Bytes>(64);
     if accept.sse {
         ctx.outbound = Some(tx.clone());
