@@ -3,6 +3,8 @@
 //! one configured upstream. Above links everything is transport-neutral:
 //! the handshake, routing, id rewriting and healing are the relay's.
 
+pub mod stdio;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
