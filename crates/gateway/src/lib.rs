@@ -12,6 +12,8 @@
 pub mod config;
 mod gateway;
 pub mod link;
+mod mappings;
 pub mod relay;
 
 pub use gateway::{Gateway, GatewayOptions};
+pub use mappings::MemoryMappings;

@@ -48,7 +48,7 @@ use sessiongate_core::upstream::{
 use sessiongate_core::SharedClock;
 use sessiongate_mcp::context::Caller;
 use sessiongate_mcp::{Answer, Capabilities, InputRequest, LiveCatalog, RequestContext, Service};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::link::{Connector, Incoming, Link, LinkError, OutboundId, RpcError};
 use health::Health;
@@ -141,6 +141,9 @@ struct SlotState {
 /// An open upstream session.
 struct Conn {
     link: Arc<dyn Link>,
+    /// Asks its pump to answer once it has handled every message the
+    /// upstream sent so far (see [`Upstream::call`]).
+    flush: mpsc::Sender<oneshot::Sender<()>>,
 }
 
 impl Slot {
@@ -455,11 +458,13 @@ impl Upstream {
             }
         };
         let link = opened.link;
+        let (flush, flushes) = mpsc::channel(RELAYED_QUEUED);
         tokio::spawn(pump(
             self.this.clone(),
             Arc::downgrade(slot),
             Arc::downgrade(&link),
             opened.incoming,
+            flushes,
             self.processes.clone(),
         ));
         let resumed = match (&resume, stored_version) {
@@ -514,7 +519,7 @@ impl Upstream {
                 tracing::warn!(upstream = %self.name, "cannot store a session's upstream mapping: {e}");
             }
         }
-        let conn = Arc::new(Conn { link });
+        let conn = Arc::new(Conn { link, flush });
         *current = Some(conn.clone());
         Ok(conn)
     }
@@ -777,19 +782,40 @@ impl Upstream {
         };
         let request = conn.link.request(id, method, Some(&params));
         tokio::pin!(request);
-        loop {
+        let outcome = loop {
             tokio::select! {
-                outcome = &mut request => {
-                    guard.answered = true;
-                    return outcome.map_err(CallError::Link);
-                }
+                outcome = &mut request => break outcome,
                 Some(message) = relayed.recv() => {
                     self.relay_back(ctx, &conn.link, message, asks)
                         .await
                         .map_err(CallError::Client)?;
                 }
             }
+        };
+        guard.answered = true;
+        // What the upstream sent before its answer (progress, log
+        // messages) may still be on its way through the pump: it goes to
+        // the client before the answer does.
+        let (flushed_tx, mut flushed) = oneshot::channel();
+        if conn.flush.send(flushed_tx).await.is_ok() {
+            loop {
+                tokio::select! {
+                    biased;
+                    Some(message) = relayed.recv() => {
+                        self.relay_back(ctx, &conn.link, message, asks)
+                            .await
+                            .map_err(CallError::Client)?;
+                    }
+                    _ = &mut flushed => break,
+                }
+            }
         }
+        while let Ok(message) = relayed.try_recv() {
+            self.relay_back(ctx, &conn.link, message, asks)
+                .await
+                .map_err(CallError::Client)?;
+        }
+        outcome.map_err(CallError::Link)
     }
 
     /// Passes what the upstream sent during a call to the client.
@@ -979,15 +1005,30 @@ impl Drop for InFlight<'_> {
 
 /// Reads what one upstream session sends on its own until it ends: routes
 /// it to the request it belongs to, answers `ping`, follows list changes
-/// and resource updates. Counts the session out of `processes` at the end.
+/// and resource updates. A flush is answered once every message queued
+/// before it was handled: a link queues what the upstream sent before a
+/// response ahead of delivering the response. Counts the session out of
+/// `processes` at the end.
 async fn pump(
     upstream: Weak<Upstream>,
     slot: Weak<Slot>,
     link: Weak<dyn Link>,
     mut incoming: mpsc::Receiver<Incoming>,
+    mut flushes: mpsc::Receiver<oneshot::Sender<()>>,
     processes: Arc<AtomicUsize>,
 ) {
-    while let Some(message) = incoming.recv().await {
+    loop {
+        let message = tokio::select! {
+            biased;
+            message = incoming.recv() => match message {
+                Some(message) => message,
+                None => break,
+            },
+            Some(flushed) = flushes.recv() => {
+                let _ = flushed.send(());
+                continue;
+            }
+        };
         let Some(upstream) = upstream.upgrade() else {
             break;
         };

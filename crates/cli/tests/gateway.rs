@@ -1,0 +1,443 @@
+//! The gateway end to end: stdio MCP servers behind sessiongate, called
+//! over real HTTP. Tools are listed namespaced and called through; each
+//! session gets its own child, which ends with the session (DELETE, idle
+//! timeout); a child killed between calls or during one is healed without
+//! the client seeing a 404; progress, log messages and elicitation reach
+//! the client; bad upstreams are reported while a good one serves; the
+//! process limit answers a clear error; a 2026-07-28 client calls through.
+//!
+//! The upstreams are `rmcp-baseline --stdio` (an rmcp echo server, built
+//! with `cargo build -p rmcp-baseline`) and the test server of
+//! `crates/testkit/fixtures/stdio_mcp_server.py`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{eventually, stateless, SseReader, TestServer};
+use serde_json::{json, Value};
+use sessiongate::config::Settings;
+use sessiongate_core::upstream::UpstreamStatus;
+use sessiongate_gateway::config::Transport;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The test fixture server, as a `--stdio` flag named `fx`.
+fn fixture() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../testkit/fixtures/stdio_mcp_server.py")
+        .canonicalize()
+        .expect("the fixture server exists");
+    format!("fx=python3 {}", path.display())
+}
+
+/// `rmcp-baseline`, next to the `sessiongate` binary.
+fn rmcp_baseline() -> String {
+    let path = PathBuf::from(common::BIN).with_file_name("rmcp-baseline");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p rmcp-baseline` first",
+        path.display()
+    );
+    format!("{} --stdio", path.display())
+}
+
+async fn gateway(stdio: Vec<String>) -> TestServer {
+    TestServer::start_with(Settings {
+        stdio,
+        ..Settings::default()
+    })
+    .await
+}
+
+/// A tool's first text, or the JSON-RPC error's message as `Err`.
+fn text(response: &Value) -> Result<String, String> {
+    match response.get("error") {
+        Some(e) => Err(e["message"].as_str().unwrap_or_default().to_string()),
+        None => Ok(response["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()),
+    }
+}
+
+async fn pid(server: &TestServer, session: &str) -> u32 {
+    let answer = server.call_tool(session, "fx__pid", json!({})).await;
+    text(&answer).unwrap().parse().unwrap()
+}
+
+/// Whether a process runs (a zombie does not count).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+async fn gone(pid: u32) {
+    eventually(WAIT, || async move { !alive(pid) }).await;
+}
+
+fn kill_9(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_tools_are_listed_namespaced_and_called_beside_the_builtins() {
+    let server = gateway(vec![rmcp_baseline(), fixture()]).await;
+    let session = server.initialize("2025-11-25", "claude-code").await;
+    let listed: Value = server
+        .post(
+            json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}),
+            &[("mcp-session-id", &session)],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    for name in ["echo", "rmcp-baseline__echo", "fx__echo", "fx__pid"] {
+        assert!(names.contains(&name), "{name} not in {names:?}");
+    }
+
+    let answer = server
+        .call_tool(&session, "rmcp-baseline__echo", json!({"text": "via rmcp"}))
+        .await;
+    assert_eq!(text(&answer), Ok("via rmcp".into()));
+    let answer = server
+        .call_tool(&session, "fx__echo", json!({"text": "via fixture"}))
+        .await;
+    assert_eq!(text(&answer), Ok("via fixture".into()));
+    let answer = server.call_tool(&session, "fx__nope", json!({})).await;
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+
+    let reports = server.server.upstreams.reports();
+    assert_eq!(reports.len(), 2);
+    assert!(reports.iter().all(|r| r.status == UpstreamStatus::Up));
+    assert!(reports
+        .iter()
+        .all(|r| r.requests >= 1 && r.p50_ms.is_some()));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_session_has_its_own_child_which_ends_with_the_session() {
+    let server = TestServer::start_with(Settings {
+        stdio: vec![fixture()],
+        idle_timeout: Some(Duration::from_secs(60)),
+        ..Settings::default()
+    })
+    .await;
+    let a = server.initialize("2025-11-25", "client-a").await;
+    let b = server.initialize("2025-11-25", "client-b").await;
+    let (pid_a, pid_b) = (pid(&server, &a).await, pid(&server, &b).await);
+    assert_ne!(pid_a, pid_b, "a child per session");
+    assert_eq!(pid(&server, &a).await, pid_a, "the same child on each call");
+    assert!(server
+        .data_dir()
+        .join("children")
+        .join(pid_a.to_string())
+        .exists());
+
+    assert!(server.delete(&a).await.status().is_success());
+    gone(pid_a).await;
+    eventually(WAIT, || async {
+        !server
+            .data_dir()
+            .join("children")
+            .join(pid_a.to_string())
+            .exists()
+    })
+    .await;
+    assert!(alive(pid_b));
+
+    server.clock.advance(Duration::from_secs(61));
+    gone(pid_b).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_killed_between_or_during_calls_is_healed_without_a_404() {
+    let server = gateway(vec![fixture()]).await;
+    let session = server.initialize("2025-11-25", "claude-code").await;
+    let first = pid(&server, &session).await;
+
+    kill_9(first);
+    gone(first).await;
+    let answer = server
+        .call_tool(&session, "fx__echo", json!({"text": "after the kill"}))
+        .await;
+    assert_eq!(text(&answer), Ok("after the kill".into()));
+    let second = pid(&server, &session).await;
+    assert_ne!(second, first, "a new child");
+
+    // Killed while a call that is not safe to repeat is in flight, once
+    // the child has it.
+    let marker = server.data_dir().join("hang-arrived");
+    let hanging = server.call_tool(
+        &session,
+        "fx__hang",
+        json!({"marker": marker.to_str().unwrap()}),
+    );
+    let killer = async {
+        eventually(WAIT, || async { marker.exists() }).await;
+        kill_9(second);
+    };
+    let (answer, ()) = tokio::join!(hanging, killer);
+    let error = text(&answer).unwrap_err();
+    assert!(
+        error.contains("fx restarted during the call"),
+        "a clear error: {error}"
+    );
+    let answer = server
+        .call_tool(&session, "fx__echo", json!({"text": "healed"}))
+        .await;
+    assert_eq!(text(&answer), Ok("healed".into()));
+
+    let report = &server.server.upstreams.reports()[0];
+    assert!(report.restarts >= 2, "{report:?}");
+    assert!(
+        report
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("ready"),
+        "the last stderr line is in the error: {report:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_log_messages_and_elicitation_reach_the_session() {
+    let server = gateway(vec![fixture()]).await;
+    let response = server
+        .post(
+            json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                "protocolVersion":"2025-11-25",
+                "capabilities":{"elicitation":{}},
+                "clientInfo":{"name":"inspector","version":"0.9"}}}),
+            &[],
+        )
+        .await;
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let headers = [
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    server
+        .post(
+            json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+            &headers,
+        )
+        .await;
+
+    let response = server
+        .post(
+            json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{
+                "name":"fx__progress","arguments":{},"_meta":{"progressToken":"mine"}}}),
+            &headers,
+        )
+        .await;
+    let messages: Vec<Value> = SseReader::new(response)
+        .rest()
+        .await
+        .iter()
+        .filter_map(|e| e.message())
+        .collect();
+    let progress: Vec<&Value> = messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert_eq!(progress.len(), 2, "{messages:?}");
+    assert!(progress
+        .iter()
+        .all(|p| p["params"]["progressToken"] == "mine"));
+    assert!(messages
+        .iter()
+        .any(|m| m["method"] == "notifications/message"
+            && m["params"]["data"] == "halfway"
+            && m["params"]["level"] == "warning"));
+    assert_eq!(text(messages.last().unwrap()), Ok("done".into()));
+
+    let response = server
+        .post(
+            json!({"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"fx__ask","arguments":{}}}),
+            &headers,
+        )
+        .await;
+    let mut events = SseReader::new(response);
+    let ask = loop {
+        let event = events.next().await.expect("the elicitation arrives");
+        if let Some(message) = event.message() {
+            break message;
+        }
+    };
+    assert_eq!(ask["method"], "elicitation/create", "{ask}");
+    assert_eq!(ask["params"]["message"], "Your name?");
+    let answered = server
+        .post(
+            json!({"jsonrpc":"2.0","id":ask["id"],"result":{"action":"accept","content":{"name":"Ada"}}}),
+            &headers,
+        )
+        .await;
+    assert_eq!(answered.status(), 202);
+    let result = events
+        .rest()
+        .await
+        .iter()
+        .filter_map(|e| e.message())
+        .find(|m| m["id"] == 6)
+        .expect("the call's answer");
+    let content: Value = serde_json::from_str(&text(&result).unwrap()).unwrap();
+    assert_eq!(content["content"]["name"], "Ada");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_upstreams_are_reported_while_a_good_one_serves() {
+    let fixture = fixture();
+    let script = fixture.trim_start_matches("fx=python3 ").to_string();
+    let table = |env: Value| -> Transport {
+        serde_json::from_value(json!({
+            "command": "python3", "args": [script], "env": env, "backoff": "50ms"
+        }))
+        .unwrap()
+    };
+    let upstreams = BTreeMap::from([
+        (
+            "missing".to_string(),
+            serde_json::from_value(json!({ "command": "/nonexistent/mcp-server" })).unwrap(),
+        ),
+        (
+            "quits".to_string(),
+            table(json!({"FIXTURE_EXIT_AT_ONCE": "1"})),
+        ),
+        ("noisy".to_string(), table(json!({"FIXTURE_GARBAGE": "1"}))),
+    ]);
+    let server = TestServer::start_with(Settings {
+        stdio: vec![fixture.clone()],
+        upstreams,
+        ..Settings::default()
+    })
+    .await;
+    let session = server.initialize("2025-11-25", "claude-code").await;
+    let answer = server
+        .call_tool(&session, "fx__echo", json!({"text": "still here"}))
+        .await;
+    assert_eq!(text(&answer), Ok("still here".into()));
+    let answer = server
+        .call_tool(
+            &session,
+            "noisy__echo",
+            json!({"text": "through the noise"}),
+        )
+        .await;
+    assert_eq!(text(&answer), Ok("through the noise".into()));
+
+    let reports = server.server.upstreams.reports();
+    let report = |name: &str| reports.iter().find(|r| r.name.as_str() == name).unwrap();
+    assert_eq!(report("missing").status, UpstreamStatus::Down);
+    assert!(
+        report("missing")
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("/nonexistent/mcp-server"),
+        "{:?}",
+        report("missing")
+    );
+    assert_eq!(report("quits").status, UpstreamStatus::Down);
+    assert!(
+        report("quits")
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("refusing to start"),
+        "the child's last stderr line: {:?}",
+        report("quits")
+    );
+    assert_eq!(report("noisy").status, UpstreamStatus::Up);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_child_too_many_is_a_clear_error() {
+    let fixture = fixture();
+    let script = fixture.trim_start_matches("fx=python3 ").to_string();
+    let upstreams = BTreeMap::from([(
+        "fx".to_string(),
+        serde_json::from_value(json!({
+            "command": "python3", "args": [script], "max_processes": 1
+        }))
+        .unwrap(),
+    )]);
+    let server = TestServer::start_with(Settings {
+        upstreams,
+        ..Settings::default()
+    })
+    .await;
+    // The catalog's own child is let go of after the start.
+    eventually(WAIT, || async {
+        server.server.upstreams.reports()[0].processes == 0
+    })
+    .await;
+    let a = server.initialize("2025-11-25", "client-a").await;
+    let b = server.initialize("2025-11-25", "client-b").await;
+    pid(&server, &a).await;
+    let refused = server.call_tool(&b, "fx__pid", json!({})).await;
+    let error = text(&refused).unwrap_err();
+    assert!(
+        error.contains("fx") && error.contains("max_processes") && error.contains('1'),
+        "{error}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateless_client_calls_through_on_a_pooled_upstream_session() {
+    let server = gateway(vec![fixture()]).await;
+    let call = |tool: &'static str| {
+        let server = &server;
+        async move {
+            let response: Value = server
+                .post(
+                    stateless(
+                        "tools/call",
+                        json!({"name": tool, "arguments": {"text": "stateless"}}),
+                    ),
+                    &[
+                        ("mcp-protocol-version", "2026-07-28"),
+                        ("mcp-method", "tools/call"),
+                        ("mcp-name", tool),
+                    ],
+                )
+                .await
+                .json()
+                .await
+                .unwrap();
+            response
+        }
+    };
+    assert_eq!(text(&call("fx__echo").await), Ok("stateless".into()));
+    let first = text(&call("fx__pid").await).unwrap();
+    let again = text(&call("fx__pid").await).unwrap();
+    assert_eq!(first, again, "the client keeps its upstream session");
+    server.stop().await;
+}
