@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use sessiongate::config::Settings;
 use sessiongate_core::upstream::UpstreamStatus;
 use sessiongate_gateway::config::Transport;
+use sessiongate_testkit::process::{free_port, Gateway};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -439,5 +440,145 @@ async fn a_stateless_client_calls_through_on_a_pooled_upstream_session() {
     let first = text(&call("fx__pid").await).unwrap();
     let again = text(&call("fx__pid").await).unwrap();
     assert_eq!(first, again, "the client keeps its upstream session");
+    server.stop().await;
+}
+
+/// A tool's text through the real binary, on a session.
+async fn call_process(gw: &Gateway, session: &str, tool: &str) -> Result<String, String> {
+    let response = gw
+        .post(
+            Some(session),
+            json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":tool,"arguments":{"text":"hi"}}}),
+        )
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 200, "never a 404 for the session");
+    text(&response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_gateway_kill_9_no_child_is_left_and_the_session_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = fixture().trim_start_matches("fx=python3 ").to_string();
+    let config = dir.path().join("sessiongate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[upstreams.fx]\ncommand = \"python3\"\nargs = [{script:?}]\n\n\
+             [upstreams.escapes]\ncommand = \"python3\"\nargs = [{script:?}]\n\
+             env = {{ FIXTURE_OUTLIVE = \"1\" }}\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ];
+    let gw = Gateway::start(common::BIN, port, &args).await;
+    let session = gw.initialize("claude-code").await.unwrap();
+    let child: u32 = call_process(&gw, &session, "fx__pid")
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    let escaped: u32 = call_process(&gw, &session, "escapes__pid")
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    gw.kill();
+    gone(child).await;
+    assert!(
+        alive(escaped),
+        "a child that cleared its parent-death signal outlives the gateway"
+    );
+
+    let gw = Gateway::start(common::BIN, port, &args).await;
+    gone(escaped).await;
+    assert_eq!(
+        call_process(&gw, &session, "fx__echo").await,
+        Ok("hi".into())
+    );
+    let again: u32 = call_process(&gw, &session, "fx__pid")
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(again, child, "a new child for the restored session");
+    gw.stop();
+    gone(again).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_tool_list_change_reaches_the_catalog() {
+    let server = gateway(vec![fixture()]).await;
+    let session = server.initialize("2025-11-25", "claude-code").await;
+    let answer = server.call_tool(&session, "fx__add_tool", json!({})).await;
+    assert_eq!(text(&answer), Ok("added".into()));
+    eventually(WAIT, || async {
+        let listed: Value = server
+            .post(
+                json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}),
+                &[("mcp-session-id", &session)],
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        listed["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "fx__extra")
+    })
+    .await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateless_client_answers_an_upstream_elicitation_as_input_required() {
+    let server = gateway(vec![fixture()]).await;
+    let call = |extra: Value| {
+        let server = &server;
+        async move {
+            let mut params = json!({"name": "fx__ask", "arguments": {}});
+            params
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let mut body = stateless("tools/call", params);
+            body["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] =
+                json!({"elicitation": {}});
+            let response: Value = server
+                .post(
+                    body,
+                    &[
+                        ("mcp-protocol-version", "2026-07-28"),
+                        ("mcp-method", "tools/call"),
+                        ("mcp-name", "fx__ask"),
+                    ],
+                )
+                .await
+                .json()
+                .await
+                .unwrap();
+            response
+        }
+    };
+    let first = call(json!({})).await;
+    assert_eq!(first["result"]["resultType"], "input_required", "{first}");
+    let asked = &first["result"]["inputRequests"]["fx-1"];
+    assert_eq!(asked["method"], "elicitation/create", "{first}");
+    assert_eq!(asked["params"]["message"], "Your name?");
+    let state = first["result"]["requestState"].clone();
+
+    let answer = json!({"action": "accept", "content": {"name": "Grace"}});
+    let done = call(json!({"inputResponses": {"fx-1": answer}, "requestState": state})).await;
+    let content: Value = serde_json::from_str(&text(&done).unwrap()).unwrap();
+    assert_eq!(content["content"]["name"], "Grace", "{done}");
     server.stop().await;
 }
