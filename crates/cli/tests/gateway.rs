@@ -209,8 +209,28 @@ async fn a_child_killed_between_or_during_calls_is_healed_without_a_404() {
         .await;
     assert_eq!(text(&answer), Ok("healed".into()));
 
+    // What the client set is set again on the new child.
+    let set = server
+        .post(
+            json!({"jsonrpc":"2.0","id":9,"method":"logging/setLevel","params":{"level":"error"}}),
+            &[("mcp-session-id", &session)],
+        )
+        .await;
+    assert_eq!(set.status(), 200);
+    let level = server.call_tool(&session, "fx__level", json!({})).await;
+    assert_eq!(text(&level), Ok("error".into()));
+    let third = pid(&server, &session).await;
+    kill_9(third);
+    gone(third).await;
+    let level = server.call_tool(&session, "fx__level", json!({})).await;
+    assert_eq!(
+        text(&level),
+        Ok("error".into()),
+        "restored after the restart"
+    );
+
     let report = &server.server.upstreams.reports()[0];
-    assert!(report.restarts >= 2, "{report:?}");
+    assert!(report.restarts >= 3, "{report:?}");
     assert!(
         report
             .last_error

@@ -504,24 +504,40 @@ impl Upstream {
                 at: self.clock.now(),
             });
         }
-        if let (Key::Session(session_id), None) = (&slot.key, &resume) {
-            let mapping = UpstreamMapping {
-                session_id: *session_id,
-                upstream: self.name.clone(),
-                upstream_session_id: link.session_id(),
-                protocol_version: version,
-                initialize_params: params,
-                log_level,
-                subscriptions,
-                updated_at: self.clock.now(),
-            };
-            if let Err(e) = self.store.save_upstream_mapping(&mapping).await {
-                tracing::warn!(upstream = %self.name, "cannot store a session's upstream mapping: {e}");
-            }
+        if resume.is_none() {
+            self.save_mapping(slot, &link).await;
         }
         let conn = Arc::new(Conn { link, flush });
         *current = Some(conn.clone());
         Ok(conn)
+    }
+
+    /// Stores what a session's upstream session was opened with and what
+    /// the client set on it, so it can be opened the same way again.
+    async fn save_mapping(&self, slot: &Slot, link: &Arc<dyn Link>) {
+        let Key::Session(session_id) = slot.key else {
+            return;
+        };
+        let mapping = {
+            let state = slot.state();
+            let (Some(params), Some(version)) = (&state.initialize_params, &state.protocol_version)
+            else {
+                return;
+            };
+            UpstreamMapping {
+                session_id,
+                upstream: self.name.clone(),
+                upstream_session_id: link.session_id(),
+                protocol_version: version.clone(),
+                initialize_params: params.clone(),
+                log_level: state.log_level.clone(),
+                subscriptions: state.subscriptions.clone(),
+                updated_at: self.clock.now(),
+            }
+        };
+        if let Err(e) = self.store.save_upstream_mapping(&mapping).await {
+            tracing::warn!(upstream = %self.name, "cannot store a session's upstream mapping: {e}");
+        }
     }
 
     /// `initialize`, then `notifications/initialized`; the revision agreed.
@@ -961,6 +977,66 @@ impl Service for Upstream {
 
     fn capabilities(&self) -> Capabilities {
         *self.capabilities.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps the log level and subscriptions to restore on a new upstream
+    /// session, and passes them to the open one. A log level waits for the
+    /// session's first call if none is open; a subscription opens one, as
+    /// only an open session can announce updates.
+    async fn client_setting(
+        &self,
+        ctx: &RequestContext,
+        request: &sessiongate_mcp::Request,
+    ) -> Result<(), ErrorData> {
+        if ctx.is_stateless() || self.settings.shared {
+            return Ok(());
+        }
+        let params = match &request.raw {
+            Some(raw) => serde_json::from_str::<Value>(raw.get()).unwrap_or(json!({})),
+            None => json!({}),
+        };
+        let slot = self.slot(self.key(ctx));
+        self.prepare(&slot, ctx).await;
+        let open = match request.method.as_str() {
+            "logging/setLevel" => {
+                slot.state().log_level = params["level"].as_str().map(str::to_string);
+                slot.conn.lock().await.clone()
+            }
+            method => {
+                let Some(uri) = params["uri"].as_str() else {
+                    return Ok(());
+                };
+                if !catalog::owns_uri(&self.catalog.current(), uri) {
+                    return Ok(());
+                }
+                {
+                    let mut state = slot.state();
+                    state.subscriptions.retain(|s| s != uri);
+                    if method == "resources/subscribe" {
+                        state.subscriptions.push(uri.to_string());
+                    }
+                }
+                Some(self.connect(&slot).await?)
+            }
+        };
+        let Some(conn) = open.filter(|c| !c.link.is_closed()) else {
+            return Ok(());
+        };
+        self.save_mapping(&slot, &conn.link).await;
+        let passed = conn
+            .link
+            .request(self.next_id(), &request.method, Some(&params))
+            .await;
+        match (passed, request.method.as_str()) {
+            (Ok(_), _) => Ok(()),
+            // The gateway filters log messages by the level itself: an
+            // upstream without logging does not fail the client's request.
+            (Err(e), "logging/setLevel") => {
+                tracing::debug!(upstream = %self.name, "the upstream refused the log level: {e}");
+                Ok(())
+            }
+            (Err(e), _) => Err(self.link_error(e)),
+        }
     }
 
     async fn serve(

@@ -42,6 +42,18 @@ pub trait Service: Send + Sync + 'static {
     fn capabilities(&self) -> Capabilities;
 
     async fn serve(&self, ctx: &RequestContext, request: Request) -> Result<Answer, ErrorData>;
+
+    /// Hears what a session set that the dispatcher answers and records
+    /// itself — `logging/setLevel`, `resources/subscribe`,
+    /// `resources/unsubscribe` — after it recorded it; a service that
+    /// relays to other servers passes it on. Most have nothing to do.
+    async fn client_setting(
+        &self,
+        _ctx: &RequestContext,
+        _request: &Request,
+    ) -> Result<(), ErrorData> {
+        Ok(())
+    }
 }
 
 /// The kinds of request a service serves besides tools, which every
