@@ -602,3 +602,35 @@ async fn a_stateless_client_answers_an_upstream_elicitation_as_input_required() 
     assert_eq!(content["content"]["name"], "Grace", "{done}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_call_is_cancelled_upstream() {
+    let server = gateway(vec![fixture()]).await;
+    let session = server.initialize("2025-11-25", "claude-code").await;
+    let marker = server.data_dir().join("hang");
+    let hanging = server.call_tool(
+        &session,
+        "fx__hang",
+        json!({"marker": marker.to_str().unwrap()}),
+    );
+    let cancel = async {
+        eventually(WAIT, || async { marker.exists() }).await;
+        let response = server
+            .post(
+                json!({"jsonrpc":"2.0","method":"notifications/cancelled",
+                    "params":{"requestId":7,"reason":"changed my mind"}}),
+                &[("mcp-session-id", &session)],
+            )
+            .await;
+        assert_eq!(response.status(), 202);
+    };
+    let (answer, ()) = tokio::join!(hanging, cancel);
+    assert!(text(&answer).unwrap_err().contains("cancelled"), "{answer}");
+    let cancelled = marker.with_extension("cancelled");
+    eventually(WAIT, || async { cancelled.exists() }).await;
+    let answer = server
+        .call_tool(&session, "fx__echo", json!({"text": "next"}))
+        .await;
+    assert_eq!(text(&answer), Ok("next".into()));
+    server.stop().await;
+}
