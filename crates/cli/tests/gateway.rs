@@ -185,6 +185,11 @@ async fn a_child_killed_between_or_during_calls_is_healed_without_a_404() {
     assert_eq!(text(&answer), Ok("after the kill".into()));
     let second = pid(&server, &session).await;
     assert_ne!(second, first, "a new child");
+    // Initialized as the first was: with the client's own identity.
+    let client = server.call_tool(&session, "fx__client", json!({})).await;
+    let client: Value = serde_json::from_str(&text(&client).unwrap()).unwrap();
+    assert_eq!(client["clientInfo"]["name"], "claude-code", "{client}");
+    assert_eq!(client["capabilities"], json!({"sampling": {}}), "{client}");
 
     // Killed while a call that is not safe to repeat is in flight, once
     // the child has it.
@@ -354,6 +359,7 @@ async fn bad_upstreams_are_reported_while_a_good_one_serves() {
     ]);
     let server = TestServer::start_with(Settings {
         stdio: vec![fixture.clone()],
+        upstream: vec!["web=http://127.0.0.1:1/mcp".into()],
         upstreams,
         ..Settings::default()
     })
@@ -395,6 +401,8 @@ async fn bad_upstreams_are_reported_while_a_good_one_serves() {
         report("quits")
     );
     assert_eq!(report("noisy").status, UpstreamStatus::Up);
+    assert_eq!(report("web").status, UpstreamStatus::Down);
+    assert!(report("web").last_error.is_some(), "{:?}", report("web"));
     server.stop().await;
 }
 
@@ -632,5 +640,45 @@ async fn a_cancelled_call_is_cancelled_upstream() {
         .call_tool(&session, "fx__echo", json!({"text": "next"}))
         .await;
     assert_eq!(text(&answer), Ok("next".into()));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_child_serves_every_session_under_bare_names() {
+    let script = fixture().trim_start_matches("fx=python3 ").to_string();
+    let upstreams = BTreeMap::from([(
+        "fx".to_string(),
+        serde_json::from_value(json!({
+            "command": "python3", "args": [script], "mode": "shared"
+        }))
+        .unwrap(),
+    )]);
+    let server = TestServer::start_with(Settings {
+        upstreams,
+        no_builtin_tools: true,
+        ..Settings::default()
+    })
+    .await;
+    let a = server.initialize("2025-11-25", "client-a").await;
+    let b = server.initialize("2025-11-25", "client-b").await;
+    let pid_of = |session: &str| {
+        let server = &server;
+        let session = session.to_string();
+        async move {
+            let answer = server.call_tool(&session, "pid", json!({})).await;
+            text(&answer).unwrap().parse::<u32>().unwrap()
+        }
+    };
+    let shared = pid_of(&a).await;
+    assert_eq!(pid_of(&b).await, shared, "one child for every session");
+    let answer = server.call_tool(&a, "echo", json!({"text": "bare"})).await;
+    assert_eq!(text(&answer), Ok("bare".into()));
+
+    // Ending a session does not end the shared child; a crash heals it.
+    assert!(server.delete(&a).await.status().is_success());
+    assert_eq!(pid_of(&b).await, shared);
+    kill_9(shared);
+    gone(shared).await;
+    assert_ne!(pid_of(&b).await, shared);
     server.stop().await;
 }

@@ -34,6 +34,9 @@ use crate::config::StdioConfig;
 /// The longest line read from a child's stdout or stderr.
 pub const MAX_LINE: usize = 16 * 1024 * 1024;
 
+/// How long a failed write waits for the child's exit status, to report it.
+const EXIT_WAIT: Duration = Duration::from_secs(1);
+
 /// Messages from the child not yet taken by the relay before reading pauses.
 const INCOMING_QUEUED: usize = 256;
 
@@ -119,9 +122,15 @@ impl Connector for StdioConnector {
         let (exited_tx, exited) = watch::channel(None);
         tokio::spawn(read_stderr(shared.clone(), stderr));
         tokio::spawn(wait_for_exit(shared.clone(), child, pid_file, exited_tx));
-        tokio::spawn(read_stdout(shared.clone(), stdout, incoming_tx, exited));
+        tokio::spawn(read_stdout(
+            shared.clone(),
+            stdout,
+            incoming_tx,
+            exited.clone(),
+        ));
         let link = StdioLink {
             shared,
+            exited,
             stdin: tokio::sync::Mutex::new(BufWriter::new(stdin)),
             timeout: self.config.request_timeout,
         };
@@ -356,6 +365,8 @@ fn truncate(line: &str) -> &str {
 /// One child process.
 struct StdioLink {
     shared: Arc<Shared>,
+    /// The child's exit status, once it exited.
+    exited: watch::Receiver<Option<Option<ExitStatus>>>,
     stdin: tokio::sync::Mutex<BufWriter<ChildStdin>>,
     timeout: Duration,
 }
@@ -377,13 +388,25 @@ impl StdioLink {
             stdin.flush().await
         }
         .await;
-        written.map_err(|e| LinkError::Gone {
-            reason: format!(
-                "cannot write to upstream {}'s process {}: {e}",
-                self.shared.name, self.shared.pid
-            ),
-            delivered: false,
-        })
+        drop(stdin);
+        if let Err(e) = written {
+            // A closed pipe means the child is exiting: its status and last
+            // stderr line say more than the pipe does.
+            let mut exited = self.exited.clone();
+            let status = tokio::time::timeout(EXIT_WAIT, exited.wait_for(|s| s.is_some())).await;
+            let reason = match status {
+                Ok(Ok(status)) => self.shared.gone_reason(status.flatten()),
+                _ => format!(
+                    "cannot write to upstream {}'s process {}: {e}",
+                    self.shared.name, self.shared.pid
+                ),
+            };
+            return Err(LinkError::Gone {
+                reason,
+                delivered: false,
+            });
+        }
+        Ok(())
     }
 
     fn gone(&self) -> LinkError {
