@@ -20,13 +20,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use serde_json::{json, Value};
 use sessiongate_core::upstream::UpstreamName;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader, BufWriter};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 use super::{Connector, Incoming, Link, LinkError, Opened, OutboundId, RpcError};
 use crate::config::StdioConfig;
@@ -234,15 +232,16 @@ async fn read_stdout(
     incoming: mpsc::Sender<Incoming>,
     mut exited: watch::Receiver<Option<Option<ExitStatus>>>,
 ) {
-    let mut lines = FramedRead::new(stdout, LinesCodec::new_with_max_length(MAX_LINE));
-    while let Some(line) = lines.next().await {
-        let line = match line {
-            Ok(line) => line,
-            Err(LinesCodecError::MaxLineLengthExceeded) => {
+    let mut lines = Lines::new(stdout, MAX_LINE);
+    loop {
+        let line = match lines.next().await {
+            Ok(Some(Line::Text(line))) => line,
+            Ok(Some(Line::TooLong)) => {
                 tracing::warn!(upstream = %shared.name, "skipped a stdout line longer than {MAX_LINE} bytes");
                 continue;
             }
-            Err(LinesCodecError::Io(e)) => {
+            Ok(None) => break,
+            Err(e) => {
                 tracing::warn!(upstream = %shared.name, "cannot read the child's stdout: {e}");
                 break;
             }
@@ -341,17 +340,85 @@ fn rpc_error(error: Value) -> RpcError {
 
 /// Logs the child's stderr under the upstream's name, keeping the last line.
 async fn read_stderr(shared: Arc<Shared>, stderr: tokio::process::ChildStderr) {
-    let mut lines = FramedRead::new(stderr, LinesCodec::new_with_max_length(64 * 1024));
-    while let Some(line) = lines.next().await {
-        match line {
-            Ok(line) if line.trim().is_empty() => {}
-            Ok(line) => {
-                tracing::info!(upstream = %shared.name, pid = shared.pid, "stderr: {line}");
-                *shared.last_stderr.lock().unwrap_or_else(|e| e.into_inner()) = Some(line);
-            }
-            Err(LinesCodecError::MaxLineLengthExceeded) => {}
-            Err(LinesCodecError::Io(_)) => return,
+    let mut lines = Lines::new(stderr, 64 * 1024);
+    while let Ok(Some(line)) = lines.next().await {
+        let Line::Text(line) = line else {
+            continue;
+        };
+        if line.trim().is_empty() {
+            continue;
         }
+        tracing::info!(upstream = %shared.name, pid = shared.pid, "stderr: {line}");
+        *shared.last_stderr.lock().unwrap_or_else(|e| e.into_inner()) = Some(line);
+    }
+}
+
+/// One line read by [`Lines`].
+enum Line {
+    /// Its text, less the line end; invalid UTF-8 replaced.
+    Text(String),
+    /// Longer than the limit: skipped whole, never held in memory.
+    TooLong,
+}
+
+/// Reads lines of at most `max` bytes; a longer one is reported and
+/// skipped to its end, so a child cannot make the gateway buffer without
+/// bound.
+struct Lines<R> {
+    reader: BufReader<R>,
+    max: usize,
+    line: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin> Lines<R> {
+    fn new(reader: R, max: usize) -> Self {
+        Lines {
+            reader: BufReader::new(reader),
+            max,
+            line: Vec::new(),
+        }
+    }
+
+    /// The next line; `None` at the end.
+    async fn next(&mut self) -> std::io::Result<Option<Line>> {
+        self.line.clear();
+        let mut too_long = false;
+        loop {
+            let available = self.reader.fill_buf().await?;
+            if available.is_empty() {
+                // The end: a last line without its newline still counts.
+                return Ok(match (too_long, self.line.is_empty()) {
+                    (true, _) => Some(Line::TooLong),
+                    (false, true) => None,
+                    (false, false) => Some(self.text()),
+                });
+            }
+            let (chunk, end) = match available.iter().position(|&b| b == b'\n') {
+                Some(at) => (&available[..at], Some(at + 1)),
+                None => (available, None),
+            };
+            if !too_long && self.line.len() + chunk.len() <= self.max {
+                self.line.extend_from_slice(chunk);
+            } else {
+                too_long = true;
+                self.line = Vec::new();
+            }
+            let consumed = end.unwrap_or(available.len());
+            self.reader.consume(consumed);
+            if end.is_some() {
+                return Ok(Some(match too_long {
+                    true => Line::TooLong,
+                    false => self.text(),
+                }));
+            }
+        }
+    }
+
+    fn text(&mut self) -> Line {
+        if self.line.last() == Some(&b'\r') {
+            self.line.pop();
+        }
+        Line::Text(String::from_utf8_lossy(&self.line).into_owned())
     }
 }
 
