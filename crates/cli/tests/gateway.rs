@@ -19,7 +19,7 @@ use std::time::Duration;
 use common::{eventually, stateless, SseReader, TestServer};
 use serde_json::{json, Value};
 use sessiongate::config::Settings;
-use sessiongate_core::upstream::UpstreamStatus;
+use sessiongate_core::upstream::{UpstreamEvent, UpstreamStatus};
 use sessiongate_gateway::config::Transport;
 use sessiongate_testkit::process::{free_port, Gateway};
 
@@ -680,5 +680,59 @@ async fn a_shared_child_serves_every_session_under_bare_names() {
     kill_9(shared);
     gone(shared).await;
     assert_ne!(pid_of(&b).await, shared);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_looping_upstream_backs_off_with_a_clear_error() {
+    let script = fixture().trim_start_matches("fx=python3 ").to_string();
+    let upstreams = BTreeMap::from([(
+        "crashy".to_string(),
+        serde_json::from_value(json!({
+            "command": "python3", "args": [script],
+            "env": {"FIXTURE_EXIT_ON_CALL": "1"},
+            "backoff": "1h",
+        }))
+        .unwrap(),
+    )]);
+    let server = TestServer::start_with(Settings {
+        upstreams,
+        ..Settings::default()
+    })
+    .await;
+    let mut events = server.server.upstreams.subscribe();
+    let session = server.initialize("2025-11-25", "claude-code").await;
+
+    // Read-only, so retried once on a new child, which crashes too.
+    let answer = server
+        .call_tool(&session, "crashy__echo", json!({"text": "x"}))
+        .await;
+    let error = text(&answer).unwrap_err();
+    assert!(
+        error.contains("crashy restarted during the call"),
+        "{error}"
+    );
+    assert!(error.contains("crashing on call"), "{error}");
+    let restarted = events.recv().await.unwrap();
+    assert!(
+        matches!(restarted, UpstreamEvent::UpstreamRestarted { ref upstream, .. } if upstream.as_str() == "crashy"),
+        "{restarted:?}"
+    );
+
+    // Two crashes in a row: no new child for a while, at once a clear error.
+    let answer = server
+        .call_tool(&session, "crashy__echo", json!({"text": "x"}))
+        .await;
+    let error = text(&answer).unwrap_err();
+    assert!(
+        error.contains("upstream crashy is down") && error.contains("crashing on call"),
+        "{error}"
+    );
+    let report = &server.server.upstreams.reports()[0];
+    assert_eq!(report.status, UpstreamStatus::Down, "{report:?}");
+    eventually(WAIT, || async {
+        server.server.upstreams.reports()[0].processes == 0
+    })
+    .await;
     server.stop().await;
 }
