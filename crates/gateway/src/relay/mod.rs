@@ -808,7 +808,9 @@ impl Upstream {
                 }
             }
         };
-        guard.answered = true;
+        // A request that timed out is still running upstream: the guard
+        // cancels it.
+        guard.answered = !matches!(outcome, Err(LinkError::Timeout(_)));
         // What the upstream sent before its answer (progress, log
         // messages) may still be on its way through the pump: it goes to
         // the client before the answer does.
