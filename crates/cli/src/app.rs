@@ -156,7 +156,7 @@ pub async fn start_with(
         GatewayOptions {
             tool_separator: config.tool_separator.clone(),
             bare_names: !config.builtin_tools && !config.conformance,
-            ..GatewayOptions::default()
+            pool_idle: config.upstream_idle_timeout,
         },
         Arc::new(MemoryMappings::default()),
         &config.data_dir,

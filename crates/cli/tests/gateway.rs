@@ -441,7 +441,12 @@ async fn one_child_too_many_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stateless_client_calls_through_on_a_pooled_upstream_session() {
-    let server = gateway(vec![fixture()]).await;
+    let server = TestServer::start_with(Settings {
+        stdio: vec![fixture()],
+        upstream_idle_timeout: Some(Duration::from_secs(120)),
+        ..Settings::default()
+    })
+    .await;
     let call = |tool: &'static str| {
         let server = &server;
         async move {
@@ -468,6 +473,20 @@ async fn a_stateless_client_calls_through_on_a_pooled_upstream_session() {
     let first = text(&call("fx__pid").await).unwrap();
     let again = text(&call("fx__pid").await).unwrap();
     assert_eq!(first, again, "the client keeps its upstream session");
+
+    // Idle past the pool's timeout, by the lifecycle's clock: let go of.
+    let pid: u32 = first.parse().unwrap();
+    server.clock.advance(Duration::from_secs(60));
+    assert_eq!(text(&call("fx__pid").await), Ok(first.clone()));
+    server.clock.advance(Duration::from_secs(100));
+    assert!(alive(pid), "used 100 s ago: kept");
+    server.clock.advance(Duration::from_secs(30));
+    gone(pid).await;
+    let next = text(&call("fx__pid").await).unwrap();
+    assert_ne!(
+        next, first,
+        "a new upstream session after the old one expired"
+    );
     server.stop().await;
 }
 

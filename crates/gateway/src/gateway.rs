@@ -193,14 +193,18 @@ impl Connector for Unavailable {
 }
 
 /// Lets go of idle stateless clients' upstream sessions until the upstream
-/// is gone.
+/// is gone, looking by the lifecycle's clock.
 async fn expire_idle(upstream: std::sync::Weak<Upstream>) {
-    let every = match upstream.upgrade() {
-        Some(u) => (u.pool_idle() / 4).max(Duration::from_millis(100)),
-        None => return,
+    let Some((every, clock)) = upstream.upgrade().map(|u| {
+        (
+            (u.pool_idle() / 4).max(Duration::from_millis(100)),
+            u.clock().clone(),
+        )
+    }) else {
+        return;
     };
     loop {
-        tokio::time::sleep(every).await;
+        clock.sleep_until(clock.now().saturating_add(every)).await;
         match upstream.upgrade() {
             Some(u) => u.expire_idle(),
             None => return,

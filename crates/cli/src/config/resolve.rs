@@ -34,6 +34,8 @@ pub struct Config {
     pub upstreams: Vec<UpstreamConfig>,
     pub builtin_tools: bool,
     pub tool_separator: String,
+    /// How long a 2026-07-28 client's upstream session is kept idle.
+    pub upstream_idle_timeout: Duration,
     pub log: String,
     pub log_format: LogFormat,
 }
@@ -309,6 +311,11 @@ impl Settings {
             )
             .map_err(|e| ConfigError::Invalid(e.to_string()))?,
             builtin_tools: !self.no_builtin_tools,
+            upstream_idle_timeout: positive(
+                "upstream_idle_timeout",
+                self.upstream_idle_timeout,
+                Duration::from_secs(300),
+            )?,
             tool_separator: match self.tool_separator {
                 Some(s) if s.is_empty() => {
                     return Err(ConfigError::Invalid(

@@ -264,6 +264,12 @@ pub struct Settings {
     #[serde(default)]
     pub no_builtin_tools: bool,
 
+    /// How long an upstream session held for a 2026-07-28 client (which has
+    /// no session of its own) is kept idle [default: 5m]
+    #[arg(long, env = "SESSIONGATE_UPSTREAM_IDLE_TIMEOUT", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub upstream_idle_timeout: Option<Duration>,
+
     /// Between an upstream's name and its tools' names [default: __]
     #[arg(long, env = "SESSIONGATE_TOOL_SEPARATOR")]
     pub tool_separator: Option<String>,

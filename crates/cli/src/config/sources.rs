@@ -124,6 +124,7 @@ impl Settings {
             },
             no_builtin_tools: self.no_builtin_tools || lower.no_builtin_tools,
             tool_separator: self.tool_separator.or(lower.tool_separator),
+            upstream_idle_timeout: self.upstream_idle_timeout.or(lower.upstream_idle_timeout),
             log: self.log.or(lower.log),
             log_format: self.log_format.or(lower.log_format),
         }

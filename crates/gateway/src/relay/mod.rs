@@ -45,7 +45,7 @@ use sessiongate_core::store::UpstreamMappingStore;
 use sessiongate_core::upstream::{
     UpstreamEvent, UpstreamMapping, UpstreamName, UpstreamReport, UpstreamStatus,
 };
-use sessiongate_core::SharedClock;
+use sessiongate_core::{SharedClock, Timestamp};
 use sessiongate_mcp::context::Caller;
 use sessiongate_mcp::{Answer, Capabilities, InputRequest, LiveCatalog, RequestContext, Service};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -122,7 +122,8 @@ struct Slot {
     state: Mutex<SlotState>,
     /// Requests in flight on it, oldest first.
     in_flight: Mutex<Vec<OutboundId>>,
-    last_used: Mutex<Instant>,
+    /// By the lifecycle's clock, for the pool's idle expiry.
+    last_used: Mutex<Timestamp>,
 }
 
 #[derive(Default)]
@@ -147,13 +148,13 @@ struct Conn {
 }
 
 impl Slot {
-    fn new(key: Key) -> Slot {
+    fn new(key: Key, now: Timestamp) -> Slot {
         Slot {
             key,
             conn: tokio::sync::Mutex::new(None),
             state: Mutex::new(SlotState::default()),
             in_flight: Mutex::new(Vec::new()),
-            last_used: Mutex::new(Instant::now()),
+            last_used: Mutex::new(now),
         }
     }
 
@@ -170,15 +171,12 @@ impl Slot {
         self.in_flight().last().copied()
     }
 
-    fn touch(&self) {
-        *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    fn touch(&self, now: Timestamp) {
+        *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) = now;
     }
 
-    fn idle_for(&self) -> Duration {
-        self.last_used
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .elapsed()
+    fn idle_at(&self, now: Timestamp) -> Duration {
+        now.since(*self.last_used.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Forgets `conn` if it is still the slot's, so the next use opens a
@@ -275,7 +273,7 @@ impl Upstream {
         });
         let slot = match self.settings.shared {
             true => self.slot(Key::Shared),
-            false => Arc::new(Slot::new(Key::Shared)),
+            false => Arc::new(Slot::new(Key::Shared, self.clock.now())),
         };
         {
             let mut state = slot.state();
@@ -329,7 +327,7 @@ impl Upstream {
     fn slot(&self, key: Key) -> Arc<Slot> {
         self.slots
             .entry(key.clone())
-            .or_insert_with(|| Arc::new(Slot::new(key)))
+            .or_insert_with(|| Arc::new(Slot::new(key, self.clock.now())))
             .clone()
     }
 
@@ -708,7 +706,7 @@ impl Upstream {
         let params = self.inward(&request)?;
         let method = request.method.as_str();
         let slot = self.slot(self.key(ctx));
-        slot.touch();
+        slot.touch(self.clock.now());
         self.prepare(&slot, ctx).await;
         let mut asks = 0;
         let mut retried = false;
@@ -913,11 +911,11 @@ impl Upstream {
     /// Lets go of stateless clients' upstream sessions idle for longer than
     /// the pool keeps them.
     pub(crate) fn expire_idle(&self) {
-        let idle = self.settings.pool_idle;
+        let (idle, now) = (self.settings.pool_idle, self.clock.now());
         self.slots.retain(|key, slot| {
             let expired = matches!(key, Key::Client(_))
                 && slot.in_flight().is_empty()
-                && slot.idle_for() >= idle;
+                && slot.idle_at(now) >= idle;
             if expired {
                 let slot = slot.clone();
                 tokio::spawn(async move { slot.close().await });
@@ -928,6 +926,10 @@ impl Upstream {
 
     pub(crate) fn pool_idle(&self) -> Duration {
         self.settings.pool_idle
+    }
+
+    pub(crate) fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     /// Ends every upstream session (the gateway stops).
