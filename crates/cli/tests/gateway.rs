@@ -755,3 +755,135 @@ async fn a_crash_looping_upstream_backs_off_with_a_clear_error() {
     .await;
     server.stop().await;
 }
+
+/// A request on a session; its JSON-RPC response.
+async fn request(server: &TestServer, session: &str, method: &str, params: Value) -> Value {
+    server
+        .post(
+            json!({"jsonrpc":"2.0","id":11,"method":method,"params":params}),
+            &[("mcp-session-id", session)],
+        )
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompts_resources_completions_and_subscriptions_pass_through() {
+    let server = gateway(vec![fixture()]).await;
+    let session = server.initialize("2025-11-25", "claude-code").await;
+
+    let prompts = request(&server, &session, "prompts/list", json!({})).await;
+    assert!(
+        prompts["result"]["prompts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "fx__greet"),
+        "{prompts}"
+    );
+    let got = request(
+        &server,
+        &session,
+        "prompts/get",
+        json!({"name": "fx__greet", "arguments": {"who": "Ada"}}),
+    )
+    .await;
+    assert_eq!(
+        got["result"]["messages"][0]["content"]["text"], "Hello Ada",
+        "{got}"
+    );
+    let completed = request(
+        &server,
+        &session,
+        "completion/complete",
+        json!({"ref": {"type": "ref/prompt", "name": "fx__greet"},
+               "argument": {"name": "who", "value": "A"}}),
+    )
+    .await;
+    assert_eq!(
+        completed["result"]["completion"]["values"],
+        json!(["Ada", "Alan"]),
+        "{completed}"
+    );
+
+    let listed = request(&server, &session, "resources/list", json!({})).await;
+    assert!(
+        listed["result"]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["uri"] == "fx://readme"),
+        "{listed}"
+    );
+    let read = |uri: &'static str| {
+        let (server, session) = (&server, &session);
+        async move { request(server, session, "resources/read", json!({ "uri": uri })).await }
+    };
+    assert_eq!(
+        read("fx://readme").await["result"]["contents"][0]["text"],
+        "read me"
+    );
+    assert_eq!(
+        read("fx://notes/7").await["result"]["contents"][0]["text"],
+        "note 7",
+        "a template's resource"
+    );
+    assert_eq!(read("nowhere://x").await["error"]["code"], -32002);
+
+    // Subscribed: the upstream hears of it, again after a restart, and its
+    // updates reach the session's stream.
+    let subscribed = request(
+        &server,
+        &session,
+        "resources/subscribe",
+        json!({"uri": "fx://notes/7"}),
+    )
+    .await;
+    assert_eq!(subscribed["result"], json!({}), "{subscribed}");
+    let subscriptions = server
+        .call_tool(&session, "fx__subscriptions", json!({}))
+        .await;
+    assert_eq!(text(&subscriptions), Ok(r#"["fx://notes/7"]"#.into()));
+    let child = pid(&server, &session).await;
+    kill_9(child);
+    gone(child).await;
+    let subscriptions = server
+        .call_tool(&session, "fx__subscriptions", json!({}))
+        .await;
+    assert_eq!(
+        text(&subscriptions),
+        Ok(r#"["fx://notes/7"]"#.into()),
+        "restored on the new child"
+    );
+
+    let stream = server
+        .http
+        .get(server.mcp_url())
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    let mut events = SseReader::new(stream);
+    let touched = server
+        .call_tool(&session, "fx__touch", json!({"uri": "fx://notes/7"}))
+        .await;
+    assert_eq!(text(&touched), Ok("touched".into()));
+    let updated = tokio::time::timeout(WAIT, async {
+        loop {
+            let event = events.next().await.expect("the stream stays open");
+            if let Some(message) = event.message() {
+                if message["method"] == "notifications/resources/updated" {
+                    return message;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the update arrives");
+    assert_eq!(updated["params"]["uri"], "fx://notes/7");
+    server.stop().await;
+}
