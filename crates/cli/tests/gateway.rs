@@ -333,6 +333,18 @@ async fn progress_log_messages_and_elicitation_reach_the_session() {
         .expect("the call's answer");
     let content: Value = serde_json::from_str(&text(&result).unwrap()).unwrap();
     assert_eq!(content["content"]["name"], "Ada");
+
+    // A client that cannot be asked: the upstream hears so.
+    let other = server.initialize("2025-11-25", "no-elicitation").await;
+    let answer = server.call_tool(&other, "fx__ask", json!({})).await;
+    let error: Value = serde_json::from_str(&text(&answer).unwrap()).unwrap();
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("elicitation capability"),
+        "{error}"
+    );
     server.stop().await;
 }
 

@@ -862,30 +862,37 @@ impl Upstream {
                 _ => {}
             },
             Relayed::Request { id, method, params } => {
-                let outcome = match &ctx.caller {
-                    Caller::Session(_) => ctx.request_client(&method, params).await,
-                    Caller::Client { .. } => {
-                        let request = match method.as_str() {
-                            "elicitation/create" => Some(InputRequest::elicit(params)),
-                            "sampling/createMessage" => Some(InputRequest::sample(params)),
-                            "roots/list" => Some(InputRequest::list_roots()),
-                            _ => None,
-                        };
-                        match request {
-                            Some(request) => {
-                                // The upstream asks again in the same order
-                                // when the call is sent again on the retry.
-                                *asks += 1;
-                                let key = format!("{}-{asks}", self.name);
-                                Ok(ctx.ask(&key, request).await?)
-                            }
-                            None => Err(ErrorData::new(
-                                ErrorCode::METHOD_NOT_FOUND,
-                                format!("Method not found: {method}"),
-                                None,
-                            )),
-                        }
+                let input = match method.as_str() {
+                    "elicitation/create" => Some(InputRequest::elicit(params.clone())),
+                    "sampling/createMessage" => Some(InputRequest::sample(params.clone())),
+                    "roots/list" => Some(InputRequest::list_roots()),
+                    _ => None,
+                };
+                let outcome = match (input, &ctx.caller) {
+                    // The upstream hears the client cannot, as the client
+                    // would have told it.
+                    (Some(input), _) if !ctx.can_ask(&input) => Err(ErrorData::new(
+                        ErrorCode::INVALID_REQUEST,
+                        format!(
+                            "the client did not declare the {} capability",
+                            input.kind().capability()
+                        ),
+                        None,
+                    )),
+                    (_, Caller::Session(_)) => ctx.request_client(&method, params).await,
+                    (Some(input), Caller::Client { .. }) => {
+                        // The upstream asks again in the same order when
+                        // the call is sent again on the retry; an ask not
+                        // yet answered ends the handler (input-required).
+                        *asks += 1;
+                        let key = format!("{}-{asks}", self.name);
+                        Ok(ctx.ask(&key, input).await?)
                     }
+                    (None, Caller::Client { .. }) => Err(ErrorData::new(
+                        ErrorCode::METHOD_NOT_FOUND,
+                        format!("Method not found: {method}"),
+                        None,
+                    )),
                 };
                 let outcome = outcome.map_err(|e| RpcError {
                     code: e.code.0,
@@ -900,8 +907,8 @@ impl Upstream {
         Ok(())
     }
 
-    /// Lets go of a client session's upstream session; `forget` also
-    /// drops what would restore it (the session ended for good).
+    /// Lets go of a client session's upstream session (its mappings are the
+    /// gateway's to delete).
     pub(crate) fn end_session(&self, session_id: SessionId) {
         if let Some((_, slot)) = self.slots.remove(&Key::Session(session_id)) {
             tokio::spawn(async move { slot.close().await });
