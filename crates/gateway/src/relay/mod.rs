@@ -290,8 +290,11 @@ impl Upstream {
         if !self.settings.shared {
             slot.close().await;
         }
-        if let Err(e) = &listed {
-            tracing::error!(upstream = %self.name, "the upstream's catalog cannot be read: {}", e.message);
+        match &listed {
+            Ok(()) => self.answered(),
+            Err(e) => {
+                tracing::error!(upstream = %self.name, "the upstream's catalog cannot be read: {}", e.message)
+            }
         }
         listed.map_err(|e| e.message.to_string())
     }
