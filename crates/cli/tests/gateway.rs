@@ -123,6 +123,10 @@ async fn upstream_tools_are_listed_namespaced_and_called_beside_the_builtins() {
         .call_tool(&session, "fx__echo", json!({"text": "via fixture"}))
         .await;
     assert_eq!(text(&answer), Ok("via fixture".into()));
+    let answer = server
+        .call_tool(&session, "fx__ping_client", json!({}))
+        .await;
+    assert_eq!(text(&answer), Ok("{}".into()), "the gateway answers ping");
     let answer = server.call_tool(&session, "fx__nope", json!({})).await;
     assert_eq!(answer["error"]["code"], -32602, "{answer}");
 
