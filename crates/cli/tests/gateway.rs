@@ -903,3 +903,33 @@ async fn prompts_resources_completions_and_subscriptions_pass_through() {
     assert_eq!(updated["params"]["uri"], "fx://notes/7");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_killed_all_at_once_are_healed_not_backed_off() {
+    let server = gateway(vec![fixture()]).await;
+    let mut sessions = Vec::new();
+    for i in 0..4 {
+        sessions.push(
+            server
+                .initialize("2025-11-25", &format!("client-{i}"))
+                .await,
+        );
+    }
+    let mut pids = Vec::new();
+    for session in &sessions {
+        pids.push(pid(&server, session).await);
+    }
+    for &child in &pids {
+        kill_9(child);
+    }
+    for &child in &pids {
+        gone(child).await;
+    }
+    for session in &sessions {
+        let answer = server
+            .call_tool(session, "fx__echo", json!({"text": "healed"}))
+            .await;
+        assert_eq!(text(&answer), Ok("healed".into()), "{answer}");
+    }
+    server.stop().await;
+}

@@ -114,6 +114,7 @@ impl Connector for StdioConnector {
             pid,
             pending: Mutex::new(Some(HashMap::new())),
             closed: AtomicBool::new(false),
+            closed_reason: std::sync::OnceLock::new(),
             reaped: AtomicBool::new(false),
             last_stderr: Mutex::new(None),
         });
@@ -148,6 +149,7 @@ struct Shared {
     /// `None` once the child is gone: a request then fails at once.
     pending: Mutex<Option<Pending>>,
     closed: AtomicBool,
+    closed_reason: std::sync::OnceLock<String>,
     /// Set once the child was waited for: its pid may be reused from then
     /// on, so its group is never signalled again.
     reaped: AtomicBool,
@@ -186,6 +188,7 @@ impl Shared {
 
     /// Marks the link gone and fails every pending request.
     fn fail_all(&self, reason: &str) {
+        let _ = self.closed_reason.set(reason.to_string());
         self.closed.store(true, Ordering::Release);
         let pending = self.pending().take().unwrap_or_default();
         for (_, answer) in pending {
@@ -555,6 +558,10 @@ impl Link for StdioLink {
 
     fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::Acquire)
+    }
+
+    fn closed_reason(&self) -> Option<String> {
+        self.shared.closed_reason.get().cloned()
     }
 
     async fn close(&self) {

@@ -79,10 +79,11 @@ impl Health {
         }
     }
 
-    /// An upstream session was lost or could not be started. The first
-    /// failure after a success is healed at once; each further one in a row
-    /// waits twice as long as the one before, from `backoff` up to
-    /// `max_backoff`. Returns whether the upstream now counts as down.
+    /// An upstream session could not be started, or was lost before it
+    /// answered anything. The first failure after a success is healed at
+    /// once; each further one in a row waits twice as long as the one
+    /// before, from `backoff` up to `max_backoff`. Returns whether the
+    /// upstream now counts as down.
     pub(crate) fn failed(&self, error: String, at: Timestamp) -> bool {
         let mut state = self.state();
         state.failures = state.failures.saturating_add(1);
@@ -97,6 +98,16 @@ impl Health {
             state.retry_at = Some(Instant::now() + wait);
         }
         state.failures >= 2
+    }
+
+    /// An upstream session that had answered was lost (a child killed, an
+    /// upstream restarted): healed at once, whatever came before, as it is
+    /// no sign of a crash loop. Counts as one failure until the next answer.
+    pub(crate) fn lost_healthy(&self, error: String, at: Timestamp) {
+        let mut state = self.state();
+        state.failures = state.failures.max(1);
+        state.answering = false;
+        state.last_error = Some((error, at));
     }
 
     /// It answered. Returns whether it was not answering before.

@@ -142,6 +142,9 @@ struct SlotState {
 /// An open upstream session.
 struct Conn {
     link: Arc<dyn Link>,
+    /// Whether it answered a request: losing one that did is no sign of a
+    /// crash loop.
+    answered: AtomicBool,
     /// Asks its pump to answer once it has handled every message the
     /// upstream sent so far (see [`Upstream::call`]).
     flush: mpsc::Sender<oneshot::Sender<()>>,
@@ -180,14 +183,18 @@ impl Slot {
     }
 
     /// Forgets `conn` if it is still the slot's, so the next use opens a
-    /// new upstream session.
-    async fn discard(&self, conn: &Arc<Conn>) {
+    /// new upstream session. Returns whether it was: of the requests a lost
+    /// session fails, one reports the loss.
+    async fn discard(&self, conn: &Arc<Conn>) -> bool {
         let mut current = self.conn.lock().await;
-        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+        let current_one = current.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn));
+        if current_one {
             current.take();
             self.state().had_session = true;
         }
+        drop(current);
         conn.link.close().await;
+        current_one
     }
 
     /// Ends the upstream session, if one is open.
@@ -291,7 +298,7 @@ impl Upstream {
             slot.close().await;
         }
         match &listed {
-            Ok(()) => self.answered(),
+            Ok(()) => self.health_up(),
             Err(e) => {
                 tracing::error!(upstream = %self.name, "the upstream's catalog cannot be read: {}", e.message)
             }
@@ -407,8 +414,14 @@ impl Upstream {
             }
         }
         if let Some(dead) = current.take() {
+            // Lost between calls: a failure like one during a call.
+            let reason = dead
+                .link
+                .closed_reason()
+                .unwrap_or_else(|| format!("upstream {}'s session ended between calls", self.name));
             dead.link.close().await;
             slot.state().had_session = true;
+            self.lost(&dead, reason);
         }
         if let Err(backing_off) = self.health.may_start() {
             return Err(ErrorData::internal_error(
@@ -508,7 +521,11 @@ impl Upstream {
         if resume.is_none() {
             self.save_mapping(slot, &link).await;
         }
-        let conn = Arc::new(Conn { link, flush });
+        let conn = Arc::new(Conn {
+            link,
+            flush,
+            answered: AtomicBool::new(false),
+        });
         *current = Some(conn.clone());
         Ok(conn)
     }
@@ -720,23 +737,17 @@ impl Upstream {
                 .await
             {
                 Ok(result) => {
-                    self.answered();
+                    self.answered(&conn);
                     return Ok(Answer::Json(result));
                 }
                 Err(CallError::Client(e)) => return Err(e),
                 Err(CallError::Link(LinkError::Rpc(e))) => {
-                    self.answered();
+                    self.answered(&conn);
                     return Err(self.link_error(LinkError::Rpc(e)));
                 }
                 Err(CallError::Link(LinkError::Gone { reason, delivered })) => {
-                    slot.discard(&conn).await;
-                    let at = self.clock.now();
-                    if self.health.failed(reason.clone(), at) {
-                        self.emit(UpstreamEvent::UpstreamDown {
-                            upstream: self.name.clone(),
-                            error: reason.clone(),
-                            at,
-                        });
+                    if slot.discard(&conn).await {
+                        self.lost(&conn, reason.clone());
                     }
                     if !retried && (!delivered || self.retry_safe(method, &params)) {
                         retried = true;
@@ -757,13 +768,35 @@ impl Upstream {
         }
     }
 
-    fn answered(&self) {
+    /// Records an upstream session lost; reports the upstream down when
+    /// that makes it so.
+    fn lost(&self, conn: &Conn, reason: String) {
+        let at = self.clock.now();
+        if conn.answered.load(Ordering::Relaxed) {
+            self.health.lost_healthy(reason, at);
+        } else if self.health.failed(reason.clone(), at) {
+            self.emit(UpstreamEvent::UpstreamDown {
+                upstream: self.name.clone(),
+                error: reason,
+                at,
+            });
+        }
+    }
+
+    /// It answers: reported up if it was not.
+    fn health_up(&self) {
         if self.health.answered() {
             self.emit(UpstreamEvent::UpstreamUp {
                 upstream: self.name.clone(),
                 at: self.clock.now(),
             });
         }
+    }
+
+    /// `conn` answered a request.
+    fn answered(&self, conn: &Conn) {
+        conn.answered.store(true, Ordering::Relaxed);
+        self.health_up();
     }
 
     /// Sends one request on `conn` and relays what the upstream sends about
