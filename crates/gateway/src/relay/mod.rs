@@ -147,7 +147,9 @@ struct Conn {
     answered: AtomicBool,
     /// Asks its pump to answer once it has handled every message the
     /// upstream sent so far (see [`Upstream::call`]).
-    flush: mpsc::Sender<oneshot::Sender<()>>,
+    /// Unbounded, so a call never waits to ask while the pump waits for it
+    /// to take a message: one entry per call in flight at most.
+    flush: mpsc::UnboundedSender<oneshot::Sender<()>>,
 }
 
 impl Slot {
@@ -472,7 +474,7 @@ impl Upstream {
             }
         };
         let link = opened.link;
-        let (flush, flushes) = mpsc::channel(RELAYED_QUEUED);
+        let (flush, flushes) = mpsc::unbounded_channel();
         tokio::spawn(pump(
             self.this.clone(),
             Arc::downgrade(slot),
@@ -849,7 +851,7 @@ impl Upstream {
         // messages) may still be on its way through the pump: it goes to
         // the client before the answer does.
         let (flushed_tx, mut flushed) = oneshot::channel();
-        if conn.flush.send(flushed_tx).await.is_ok() {
+        if conn.flush.send(flushed_tx).is_ok() {
             loop {
                 tokio::select! {
                     biased;
@@ -1137,7 +1139,7 @@ async fn pump(
     slot: Weak<Slot>,
     link: Weak<dyn Link>,
     mut incoming: mpsc::Receiver<Incoming>,
-    mut flushes: mpsc::Receiver<oneshot::Sender<()>>,
+    mut flushes: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
     processes: Arc<AtomicUsize>,
 ) {
     loop {
