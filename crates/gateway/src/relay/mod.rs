@@ -108,9 +108,9 @@ pub struct Upstream {
     processes: Arc<AtomicUsize>,
     health: Health,
     events: broadcast::Sender<UpstreamEvent>,
-    /// Set while a catalog listing runs, so a burst of list-changed
-    /// notifications lists once at a time.
-    relisting: AtomicBool,
+    /// List-changed notifications not yet followed by a listing: a burst
+    /// lists once at a time, and one during a listing lists again after it.
+    relist_wanted: AtomicUsize,
     this: Weak<Upstream>,
 }
 
@@ -253,7 +253,7 @@ impl Upstream {
             next_id: AtomicU64::new(1),
             processes: Arc::new(AtomicUsize::new(0)),
             events,
-            relisting: AtomicBool::new(false),
+            relist_wanted: AtomicUsize::new(0),
             this: this.clone(),
         })
     }
@@ -1236,14 +1236,25 @@ async fn pump(
 impl Upstream {
     /// Lists the catalog again in the background, once at a time.
     fn relist_soon(self: Arc<Self>, link: Arc<dyn Link>) {
-        if self.relisting.swap(true, Ordering::AcqRel) {
+        if self.relist_wanted.fetch_add(1, Ordering::AcqRel) > 0 {
             return;
         }
         tokio::spawn(async move {
-            if let Err(e) = self.relist(&link).await {
-                tracing::warn!(upstream = %self.name, "cannot list the changed catalog: {e}");
+            loop {
+                let wanted = self.relist_wanted.load(Ordering::Acquire);
+                if let Err(e) = self.relist(&link).await {
+                    tracing::warn!(upstream = %self.name, "cannot list the changed catalog: {e}");
+                }
+                let done = self.relist_wanted.compare_exchange(
+                    wanted,
+                    0,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                if done.is_ok() {
+                    return;
+                }
             }
-            self.relisting.store(false, Ordering::Release);
         });
     }
 }
