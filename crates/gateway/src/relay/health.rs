@@ -152,3 +152,53 @@ impl Health {
         (ms(0.5), ms(0.99))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AT: Timestamp = Timestamp::from_millis(0);
+
+    #[test]
+    fn crashes_in_a_row_back_off_and_an_answer_ends_it() {
+        let health = Health::new(Duration::from_secs(60), Duration::from_secs(600));
+        assert_eq!(health.status(), UpstreamStatus::Up);
+        assert!(!health.failed("first".into(), AT), "one crash: not down");
+        assert!(health.may_start().is_ok(), "the first is healed at once");
+        assert_eq!(health.status(), UpstreamStatus::Degraded);
+        assert!(health.failed("second".into(), AT));
+        let backing_off = health.may_start().expect_err("backing off");
+        assert_eq!(backing_off.failures, 2);
+        assert!(backing_off.wait <= Duration::from_secs(60) && backing_off.wait > Duration::ZERO);
+        assert_eq!(backing_off.last_error, "second");
+        assert_eq!(health.status(), UpstreamStatus::Down);
+        assert!(health.answered(), "answering again");
+        assert!(health.may_start().is_ok());
+        assert_eq!(health.status(), UpstreamStatus::Up);
+        assert!(!health.answered(), "already answering");
+    }
+
+    #[test]
+    fn the_wait_doubles_up_to_the_most() {
+        let health = Health::new(Duration::from_secs(1), Duration::from_secs(3));
+        for _ in 0..4 {
+            health.failed("again".into(), AT);
+        }
+        let wait = health.may_start().unwrap_err().wait;
+        assert!(
+            wait > Duration::from_secs(2) && wait <= Duration::from_secs(3),
+            "{wait:?}"
+        );
+    }
+
+    #[test]
+    fn a_healthy_session_lost_does_not_back_off() {
+        let health = Health::new(Duration::from_secs(60), Duration::from_secs(600));
+        for _ in 0..5 {
+            health.lost_healthy("killed".into(), AT);
+        }
+        assert!(health.may_start().is_ok());
+        assert_eq!(health.status(), UpstreamStatus::Degraded);
+        assert_eq!(health.last_error().unwrap().0, "killed");
+    }
+}
