@@ -74,16 +74,22 @@ impl Connector for StdioConnector {
         if let Some(cwd) = &self.config.cwd {
             command.current_dir(cwd);
         }
+        let gateway = std::process::id() as libc::pid_t;
         // SAFETY: between fork and exec only async-signal-safe calls are
-        // made (setpgid, prctl), touching no memory of the parent.
+        // made (setpgid, prctl, getppid, _exit), touching no memory of the
+        // parent.
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 // Its own group, so the whole tree can be killed at once.
                 if libc::setpgid(0, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                // The gateway died before the signal was armed.
+                if libc::getppid() != gateway {
+                    libc::_exit(1);
                 }
                 Ok(())
             });
