@@ -182,13 +182,21 @@ impl Upstream {
             state.loaded = true;
             state.initialize_params.get_or_insert(params);
         }
-        let listed = async {
+        // Bounded as a start is: a server hanging on its lists must not
+        // hold the gateway's start for a request timeout.
+        let listing = async {
             let conn = self.connect(&slot).await?;
             self.relist(&conn.link)
                 .await
                 .map_err(|e| self.link_error(e))
-        }
-        .await;
+        };
+        let listed = match tokio::time::timeout(self.settings.start_timeout, listing).await {
+            Ok(listed) => listed,
+            Err(_) => Err(self.start_failed(format!(
+                "it did not list its catalog within {:?}",
+                self.settings.start_timeout
+            ))),
+        };
         if !self.settings.shared {
             slot.close().await;
         }
