@@ -39,7 +39,7 @@ mod session;
 pub use catalog::Naming;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -118,6 +118,8 @@ pub struct Upstream {
     /// List-changed notifications not yet followed by a listing: a burst
     /// lists once at a time, and one during a listing lists again after it.
     relist_wanted: AtomicUsize,
+    /// The gateway stopped: nothing is started in the background any more.
+    stopped: AtomicBool,
     this: Weak<Upstream>,
 }
 
@@ -147,6 +149,7 @@ impl Upstream {
             processes: Arc::new(AtomicUsize::new(0)),
             events,
             relist_wanted: AtomicUsize::new(0),
+            stopped: AtomicBool::new(false),
             this: this.clone(),
         })
     }
@@ -210,11 +213,12 @@ impl Upstream {
     }
 
     /// [`probe`](Self::probe) again and again, backing off, until it works.
+    /// Stops once the gateway has stopped.
     pub async fn probe_until_up(self: Arc<Self>) {
         let mut wait = self.settings.backoff;
         loop {
             tokio::time::sleep(wait).await;
-            if self.probe().await.is_ok() {
+            if self.stopped.load(Ordering::Acquire) || self.probe().await.is_ok() {
                 return;
             }
             wait = (wait * 2).min(self.settings.max_backoff);
@@ -457,6 +461,7 @@ impl Upstream {
 
     /// Ends every upstream session (the gateway stops).
     pub(crate) async fn close_all(&self) {
+        self.stopped.store(true, Ordering::Release);
         let slots: Vec<_> = self.slots.iter().map(|e| e.value().clone()).collect();
         self.slots.clear();
         for slot in slots {
