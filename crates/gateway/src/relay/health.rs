@@ -30,6 +30,11 @@ struct State {
     last_error: Option<(String, Timestamp)>,
     /// Whether it has answered since it last failed.
     answering: bool,
+    /// Whether it ever answered: one that never did is down at its first
+    /// failure.
+    ever_answered: bool,
+    /// Whether it was reported down since it last answered.
+    down: bool,
 }
 
 /// Why no upstream session may be started now.
@@ -49,6 +54,8 @@ impl Health {
                 retry_at: None,
                 last_error: None,
                 answering: false,
+                ever_answered: false,
+                down: false,
             }),
             latency_us: Mutex::new(
                 Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"),
@@ -83,7 +90,8 @@ impl Health {
     /// answered anything. The first failure after a success is healed at
     /// once; each further one in a row waits twice as long as the one
     /// before, from `backoff` up to `max_backoff`. Returns whether the
-    /// upstream now counts as down.
+    /// upstream went down with it: two in a row, or the first failure of
+    /// one that never answered.
     pub(crate) fn failed(&self, error: String, at: Timestamp) -> bool {
         let mut state = self.state();
         state.failures = state.failures.saturating_add(1);
@@ -97,7 +105,10 @@ impl Health {
                 .min(self.max_backoff);
             state.retry_at = Some(Instant::now() + wait);
         }
-        state.failures >= 2
+        let down = state.failures >= 2 || !state.ever_answered;
+        let went_down = down && !state.down;
+        state.down |= down;
+        went_down
     }
 
     /// An upstream session that had answered was lost (a child killed, an
@@ -115,6 +126,8 @@ impl Health {
         let mut state = self.state();
         state.failures = 0;
         state.retry_at = None;
+        state.ever_answered = true;
+        state.down = false;
         !std::mem::replace(&mut state.answering, true)
     }
 
@@ -133,6 +146,7 @@ impl Health {
         match (state.failures, state.answering) {
             (0, true) => UpstreamStatus::Up,
             (0, false) if state.last_error.is_none() => UpstreamStatus::Up,
+            (_, _) if !state.ever_answered => UpstreamStatus::Down,
             (1, _) => UpstreamStatus::Degraded,
             _ => UpstreamStatus::Down,
         }
@@ -163,19 +177,29 @@ mod tests {
     fn crashes_in_a_row_back_off_and_an_answer_ends_it() {
         let health = Health::new(Duration::from_secs(60), Duration::from_secs(600));
         assert_eq!(health.status(), UpstreamStatus::Up);
+        assert!(health.answered(), "it answers");
         assert!(!health.failed("first".into(), AT), "one crash: not down");
         assert!(health.may_start().is_ok(), "the first is healed at once");
         assert_eq!(health.status(), UpstreamStatus::Degraded);
-        assert!(health.failed("second".into(), AT));
+        assert!(health.failed("second".into(), AT), "down with the second");
+        assert!(!health.failed("third".into(), AT), "down once, not again");
         let backing_off = health.may_start().expect_err("backing off");
-        assert_eq!(backing_off.failures, 2);
-        assert!(backing_off.wait <= Duration::from_secs(60) && backing_off.wait > Duration::ZERO);
-        assert_eq!(backing_off.last_error, "second");
+        assert_eq!(backing_off.failures, 3);
+        assert!(backing_off.wait <= Duration::from_secs(120) && backing_off.wait > Duration::ZERO);
+        assert_eq!(backing_off.last_error, "third");
         assert_eq!(health.status(), UpstreamStatus::Down);
         assert!(health.answered(), "answering again");
         assert!(health.may_start().is_ok());
         assert_eq!(health.status(), UpstreamStatus::Up);
         assert!(!health.answered(), "already answering");
+    }
+
+    #[test]
+    fn one_that_never_answered_is_down_at_its_first_failure() {
+        let health = Health::new(Duration::from_secs(60), Duration::from_secs(600));
+        assert!(health.failed("cannot start".into(), AT));
+        assert_eq!(health.status(), UpstreamStatus::Down);
+        assert!(health.may_start().is_ok(), "but tried again at once");
     }
 
     #[test]
@@ -194,6 +218,7 @@ mod tests {
     #[test]
     fn a_healthy_session_lost_does_not_back_off() {
         let health = Health::new(Duration::from_secs(60), Duration::from_secs(600));
+        health.answered();
         for _ in 0..5 {
             health.lost_healthy("killed".into(), AT);
         }

@@ -49,7 +49,7 @@ use rmcp::model::{ErrorCode, ErrorData};
 use serde_json::{json, Value};
 use sessiongate_core::ids::SessionId;
 use sessiongate_core::store::UpstreamMappingStore;
-use sessiongate_core::upstream::{UpstreamEvent, UpstreamName, UpstreamReport, UpstreamStatus};
+use sessiongate_core::upstream::{UpstreamEvent, UpstreamName, UpstreamReport};
 use sessiongate_core::SharedClock;
 use sessiongate_mcp::context::Caller;
 use sessiongate_mcp::{Answer, Capabilities, LiveCatalog, RequestContext, Service};
@@ -472,18 +472,11 @@ impl Upstream {
     pub(crate) fn report(&self) -> UpstreamReport {
         let (p50_ms, p99_ms) = self.health.percentiles();
         let last_error = self.health.last_error();
-        let status = match self.health.status() {
-            // Nothing was ever read from it.
-            UpstreamStatus::Up if self.server.read().map(|s| s.is_null()).unwrap_or(true) => {
-                UpstreamStatus::Down
-            }
-            status => status,
-        };
         UpstreamReport {
             name: self.name.clone(),
             transport: self.settings.transport,
             mode: self.settings.mode,
-            status,
+            status: self.health.status(),
             processes: self.processes.load(Ordering::Relaxed) as u64,
             restarts: self.health.restarts.load(Ordering::Relaxed),
             last_error_at: last_error.as_ref().map(|(_, at)| *at),
