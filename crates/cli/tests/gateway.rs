@@ -933,3 +933,42 @@ async fn children_killed_all_at_once_are_healed_not_backed_off() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_on_a_shared_child_each_get_their_own_answer() {
+    let upstreams = BTreeMap::from([(
+        "echo".to_string(),
+        serde_json::from_value(json!({
+            "command": rmcp_baseline().trim_end_matches(" --stdio"),
+            "args": ["--stdio"],
+            "mode": "shared",
+        }))
+        .unwrap(),
+    )]);
+    let server = TestServer::start_with(Settings {
+        upstreams,
+        ..Settings::default()
+    })
+    .await;
+    let mut sessions = Vec::new();
+    for i in 0..4 {
+        sessions.push(
+            server
+                .initialize("2025-11-25", &format!("client-{i}"))
+                .await,
+        );
+    }
+    let calls = sessions.iter().enumerate().flat_map(|(s, session)| {
+        let server = &server;
+        (0..10).map(move |n| async move {
+            let mine = format!("session {s} call {n}");
+            let answer = server
+                .call_tool(session, "echo__echo", json!({ "text": mine }))
+                .await;
+            assert_eq!(text(&answer), Ok(mine));
+        })
+    });
+    futures::future::join_all(calls).await;
+    assert_eq!(server.server.upstreams.reports()[0].processes, 1);
+    server.stop().await;
+}
