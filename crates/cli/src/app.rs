@@ -12,10 +12,12 @@ use sessiongate_core::lifecycle::{EndSubscriber, Lifecycle, SessionManager};
 use sessiongate_core::store::Store;
 use sessiongate_core::store_health::Monitored;
 use sessiongate_core::token::SigningKey;
+use sessiongate_core::upstream::UpstreamMonitor;
 use sessiongate_core::SharedClock;
+use sessiongate_gateway::{Gateway, GatewayOptions};
 use sessiongate_mcp::peers::Peers;
 use sessiongate_mcp::tools::with_builtin_tools;
-use sessiongate_mcp::{Composite, Dispatcher, McpServer, McpState, ServerInfo, StateKey};
+use sessiongate_mcp::{Composite, Dispatcher, McpServer, McpState, ServerInfo, Service, StateKey};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -36,6 +38,8 @@ pub struct RunningServer {
     pub store: Arc<dyn Store>,
     /// The lifecycle's services, the manager's among them.
     pub lifecycle: Lifecycle,
+    /// The upstream servers, as monitoring sees them.
+    pub upstreams: Arc<dyn UpstreamMonitor>,
     stop: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
     /// Last, so it is released after everything else is dropped.
@@ -66,8 +70,8 @@ impl RunningServer {
 }
 
 /// The MCP server: its identity, and the services behind it — the built-in
-/// one first, where later services (upstream servers) will join it.
-fn mcp_server(conformance: bool) -> Dispatcher {
+/// one first (unless turned off), then the upstream servers.
+fn mcp_server(config: &Config, upstreams: Vec<Arc<dyn Service>>) -> Dispatcher {
     let mut info = ServerInfo::new("sessiongate", VERSION);
     info.instructions = Some(
         "sessiongate keeps this session durable across restarts. Tools: echo, health_check, \
@@ -76,13 +80,16 @@ fn mcp_server(conformance: bool) -> Dispatcher {
     );
     let builtin = with_builtin_tools(McpServer::new());
     let services = Composite::new();
-    if conformance {
+    if config.conformance {
         services.add(Arc::new(sessiongate_mcp::tools::with_conformance_fixtures(
             builtin,
         )));
         services.add(sessiongate_mcp::tools::conformance_list_changes());
-    } else {
+    } else if config.builtin_tools {
         services.add(Arc::new(builtin));
+    }
+    for upstream in upstreams {
+        services.add(upstream);
     }
     Dispatcher::new(info, Arc::new(services))
 }
@@ -142,6 +149,21 @@ pub async fn start_with(
     // with it.
     let peers = Peers::default();
     ends.push(Arc::new(peers.clone()));
+    // Upstream sessions end with their client sessions; the mappings are
+    // stored beside the sessions, so a session goes on after a restart.
+    let gateway = Gateway::start(
+        config.upstreams.clone(),
+        GatewayOptions {
+            tool_separator: config.tool_separator.clone(),
+            bare_names: !config.builtin_tools && !config.conformance,
+            pool_idle: config.upstream_idle_timeout,
+        },
+        store.clone(),
+        &config.data_dir,
+        clock.clone(),
+    )
+    .await;
+    ends.push(gateway.clone());
     let lifecycle = Lifecycle::start(store.clone(), clock, lifecycle, ends)
         .await
         .context("cannot restore sessions")?;
@@ -159,15 +181,18 @@ pub async fn start_with(
         )?,
     };
 
-    let mcp = McpState::new(&lifecycle, peers, mcp_server(config.conformance), transport);
+    let mcp = McpState::new(
+        &lifecycle,
+        peers,
+        mcp_server(&config, gateway.services()),
+        transport,
+    );
     let api = ApiState::new(&lifecycle, &store, admin_token.clone())
         .known_tool({
             let dispatcher = mcp.dispatcher.clone();
             move |name: &str| dispatcher.has_tool(name)
         })
-        // The gateway's `UpstreamMonitor` goes here once it is assembled;
-        // until then the API, /metrics and the live stream list no upstreams.
-        .upstreams(None);
+        .upstreams(Some(gateway.clone()));
     let app = Router::new()
         .merge(sessiongate_dashboard::router())
         .merge(sessiongate_mcp::router(mcp.clone()))
@@ -184,6 +209,7 @@ pub async fn start_with(
 
     let task = tokio::spawn({
         let lifecycle = lifecycle.clone();
+        let gateway = gateway.clone();
         async move {
             let close_streams = {
                 let mut stopped = stopped.clone();
@@ -195,6 +221,7 @@ pub async fn start_with(
             };
             tokio::join!(listener.serve(app, stopped), close_streams);
             lifecycle.shutdown().await;
+            gateway.shutdown().await;
             Ok(())
         }
     });
@@ -205,6 +232,7 @@ pub async fn start_with(
         manager,
         store,
         lifecycle,
+        upstreams: gateway,
         stop,
         task,
         _data_dir_lock: data_dir_lock,

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
-use sessiongate_core::upstream::UpstreamName;
+use serde::{Deserialize, Deserializer};
+use serde_json::{json, Value};
+use sessiongate_core::upstream::{InvalidUpstreamName, UpstreamName};
 
 /// One upstream server.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +96,163 @@ pub enum HttpProtocol {
     Sse,
 }
 
+/// An upstream given on the command line or in the config file that
+/// cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamConfigError {
+    #[error(transparent)]
+    Name(#[from] InvalidUpstreamName),
+    #[error("--stdio {0:?}: give a command, e.g. --stdio \"npx -y @modelcontextprotocol/server-everything\"")]
+    NoCommand(String),
+    #[error("--stdio {0:?}: unbalanced quotes")]
+    Quotes(String),
+    #[error("--stdio {0:?}: no upstream name can be derived from the command; name it: --stdio NAME=\"CMD\"")]
+    NoName(String),
+    #[error("--upstream {0:?}: write NAME=URL")]
+    Upstream(String),
+    #[error("upstream {name}: {message}")]
+    Table { name: String, message: String },
+    #[error("two upstreams are named {0}")]
+    Duplicate(UpstreamName),
+}
+
+/// Reads `--stdio "CMD ARGS"` or `--stdio NAME="CMD ARGS"`. Without a name,
+/// the name comes from the command: the package a runner (`npx`, `uvx`, ...)
+/// starts or the program itself, its last path segment, less a version,
+/// an extension and a leading `mcp-server-` or `server-`.
+pub fn stdio_flag(text: &str) -> Result<UpstreamConfig, UpstreamConfigError> {
+    let named = text.split_once('=').filter(|(name, _)| {
+        !name.is_empty() && !name.contains(char::is_whitespace) && UpstreamName::new(*name).is_ok()
+    });
+    let (name, command_line) = match named {
+        Some((name, rest)) => (Some(name), rest),
+        None => (None, text),
+    };
+    let words =
+        shlex::split(command_line).ok_or_else(|| UpstreamConfigError::Quotes(text.to_string()))?;
+    let Some((command, args)) = words.split_first() else {
+        return Err(UpstreamConfigError::NoCommand(text.to_string()));
+    };
+    let name = match name {
+        Some(name) => UpstreamName::new(name)?,
+        None => derive_name(command, args)
+            .ok_or_else(|| UpstreamConfigError::NoName(text.to_string()))?,
+    };
+    let config = serde_json::from_value::<StdioConfig>(json!({ "command": command, "args": args }))
+        .map_err(|e| UpstreamConfigError::Table {
+            name: name.to_string(),
+            message: e.to_string(),
+        })?;
+    Ok(UpstreamConfig {
+        name,
+        transport: Transport::Stdio(config),
+    })
+}
+
+fn derive_name(command: &str, args: &[String]) -> Option<UpstreamName> {
+    const RUNNERS: [&str; 10] = [
+        "npx", "uvx", "bunx", "pipx", "node", "python", "python3", "deno", "bun", "uv",
+    ];
+    let program = command.rsplit('/').next().unwrap_or(command);
+    let subject = match RUNNERS.contains(&program) {
+        // The first argument that is not an option nor a runner's verb.
+        true => args
+            .iter()
+            .find(|a| !a.starts_with('-') && !["run", "exec", "dlx", "tool"].contains(&a.as_str()))?
+            .as_str(),
+        false => command,
+    };
+    let mut name = subject.rsplit('/').next().unwrap_or(subject);
+    // `pkg@1.2.3`, not `@scope/pkg` (whose scope the split removed).
+    if let Some((base, _)) = name.rsplit_once('@').filter(|(b, _)| !b.is_empty()) {
+        name = base;
+    }
+    for extension in [".js", ".mjs", ".py", ".ts"] {
+        name = name.strip_suffix(extension).unwrap_or(name);
+    }
+    for prefix in ["mcp-server-", "server-"] {
+        name = name.strip_prefix(prefix).unwrap_or(name);
+    }
+    let name: String = name
+        .chars()
+        .map(
+            |c| match c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                true => c,
+                false => '-',
+            },
+        )
+        .take(64)
+        .collect();
+    UpstreamName::new(name).ok()
+}
+
+/// Reads `--upstream NAME=URL`.
+pub fn upstream_flag(text: &str) -> Result<UpstreamConfig, UpstreamConfigError> {
+    let Some((name, url)) = text.split_once('=').filter(|(_, url)| !url.is_empty()) else {
+        return Err(UpstreamConfigError::Upstream(text.to_string()));
+    };
+    let name = UpstreamName::new(name)?;
+    let config = serde_json::from_value::<HttpConfig>(json!({ "url": url })).map_err(|e| {
+        UpstreamConfigError::Table {
+            name: name.to_string(),
+            message: e.to_string(),
+        }
+    })?;
+    Ok(UpstreamConfig {
+        name,
+        transport: Transport::Http(config),
+    })
+}
+
+/// An `[upstreams.NAME]` table: stdio with `command`, HTTP with `url`.
+impl<'de> Deserialize<'de> for Transport {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let table = Value::deserialize(d)?;
+        let parsed =
+            match (table.get("command"), table.get("url")) {
+                (Some(_), None) => serde_json::from_value(table).map(Transport::Stdio),
+                (None, Some(_)) => serde_json::from_value(table).map(Transport::Http),
+                (Some(_), Some(_)) => return Err(serde::de::Error::custom(
+                    "give either `command` (a stdio server) or `url` (an HTTP server), not both",
+                )),
+                (None, None) => {
+                    return Err(serde::de::Error::custom(
+                        "give `command` (a stdio server) or `url` (an HTTP server)",
+                    ))
+                }
+            };
+        parsed.map_err(serde::de::Error::custom)
+    }
+}
+
+/// The upstreams of the config file's tables, then of the flags, with
+/// names checked and unique.
+pub fn collect(
+    tables: &BTreeMap<String, Transport>,
+    stdio_flags: &[String],
+    upstream_flags: &[String],
+) -> Result<Vec<UpstreamConfig>, UpstreamConfigError> {
+    let mut upstreams = Vec::new();
+    for (name, transport) in tables {
+        upstreams.push(UpstreamConfig {
+            name: UpstreamName::new(name.as_str())?,
+            transport: transport.clone(),
+        });
+    }
+    for flag in stdio_flags {
+        upstreams.push(stdio_flag(flag)?);
+    }
+    for flag in upstream_flags {
+        upstreams.push(upstream_flag(flag)?);
+    }
+    for (i, upstream) in upstreams.iter().enumerate() {
+        if upstreams[..i].iter().any(|u| u.name == upstream.name) {
+            return Err(UpstreamConfigError::Duplicate(upstream.name.clone()));
+        }
+    }
+    Ok(upstreams)
+}
+
 fn default_max_processes() -> usize {
     1000
 }
@@ -131,5 +289,79 @@ mod duration {
             Raw::Secs(s) => Ok(Duration::from_secs(s)),
             Raw::Text(t) => humantime::parse_duration(&t).map_err(serde::de::Error::custom),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stdio_name(flag: &str) -> String {
+        stdio_flag(flag).unwrap().name.to_string()
+    }
+
+    #[test]
+    fn names_come_from_the_package_or_the_program() {
+        assert_eq!(
+            stdio_name("npx -y @modelcontextprotocol/server-everything"),
+            "everything"
+        );
+        assert_eq!(stdio_name("uvx mcp-server-fetch@1.2"), "fetch");
+        assert_eq!(
+            stdio_name("/usr/bin/rmcp-baseline --stdio"),
+            "rmcp-baseline"
+        );
+        assert_eq!(stdio_name("node ./dist/index.js"), "index");
+        assert_eq!(
+            stdio_name("files=npx -y @x/server-filesystem /tmp"),
+            "files"
+        );
+    }
+
+    #[test]
+    fn a_stdio_flag_keeps_quoted_arguments_whole() {
+        let config = stdio_flag("echo='my server' --flag 'a b'").unwrap();
+        let Transport::Stdio(stdio) = config.transport else {
+            panic!("not stdio");
+        };
+        assert_eq!(config.name.as_str(), "echo");
+        assert_eq!(stdio.command, "my server");
+        assert_eq!(stdio.args, ["--flag", "a b"]);
+    }
+
+    #[test]
+    fn bad_flags_say_what_is_wrong() {
+        assert!(matches!(
+            stdio_flag(""),
+            Err(UpstreamConfigError::NoCommand(_))
+        ));
+        assert!(matches!(
+            stdio_flag("x 'open"),
+            Err(UpstreamConfigError::Quotes(_))
+        ));
+        assert!(matches!(
+            upstream_flag("http://x"),
+            Err(UpstreamConfigError::Upstream(_))
+        ));
+        let dup = collect(&BTreeMap::new(), &["a=x".into(), "a=y".into()], &[]);
+        assert!(matches!(dup, Err(UpstreamConfigError::Duplicate(_))));
+    }
+
+    #[test]
+    fn tables_are_stdio_or_http() {
+        let stdio: Transport =
+            serde_json::from_value(json!({ "command": "x", "mode": "shared", "backoff": "1s" }))
+                .unwrap();
+        assert!(
+            matches!(stdio, Transport::Stdio(ref s) if s.mode == ProcessMode::Shared
+            && s.backoff == Duration::from_secs(1))
+        );
+        let http: Transport = serde_json::from_value(json!({ "url": "http://h/mcp" })).unwrap();
+        assert!(matches!(http, Transport::Http(_)));
+        let err = serde_json::from_value::<Transport>(json!({ "cmd": "x" })).unwrap_err();
+        assert!(err.to_string().contains("give `command`"), "{err}");
+        let err =
+            serde_json::from_value::<Transport>(json!({ "command": "x", "bogus": 1 })).unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
     }
 }

@@ -1,6 +1,7 @@
 //! Per-session transport state that is not part of the session record:
 //! the standalone GET stream, server-to-client requests awaiting an answer,
-//! the client's log level and resource subscriptions. It goes when the
+//! the client's log level and resource subscriptions, and the requests it
+//! may still cancel (`notifications/cancelled`). It goes when the
 //! session leaves the lifecycle's registry: [`Peers`] subscribes to the
 //! end-of-session notification.
 
@@ -28,6 +29,46 @@ pub struct PeerState {
     stream: Mutex<Option<mpsc::Sender<Bytes>>>,
     log_level: Mutex<Option<String>>,
     subscriptions: Mutex<HashSet<String>>,
+    /// The client's requests whose handlers run, by id: a registration
+    /// number (ids may be reused) and what stops the handler.
+    running: Mutex<HashMap<String, (u64, oneshot::Sender<()>)>>,
+    next_running: AtomicU64,
+}
+
+/// A client request whose handler runs: [`cancelled`](Self::cancelled)
+/// resolves when the client cancels it. Dropped, it is no longer
+/// cancellable.
+pub(crate) struct Running {
+    peer: Arc<PeerState>,
+    key: String,
+    registration: u64,
+    cancelled: Option<oneshot::Receiver<()>>,
+}
+
+impl Running {
+    /// Resolves once the client cancelled the request; never otherwise.
+    pub(crate) async fn cancelled(&mut self) {
+        let cancelled = match self.cancelled.as_mut() {
+            Some(rx) => rx.await.is_ok(),
+            None => false,
+        };
+        if !cancelled {
+            self.cancelled = None;
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut running = self.peer.running.lock().expect("running poisoned");
+        if running
+            .get(&self.key)
+            .is_some_and(|(r, _)| *r == self.registration)
+        {
+            running.remove(&self.key);
+        }
+    }
 }
 
 fn key(id: &Id) -> String {
@@ -64,6 +105,34 @@ impl PeerState {
             .expect("pending poisoned")
             .remove(&key(id));
         waiter.is_some_and(|w| w.send(outcome).is_ok())
+    }
+
+    /// Registers a client request whose handler starts, so the client can
+    /// cancel it.
+    pub(crate) fn running(self: &Arc<Self>, id: &Id) -> Running {
+        let (tx, rx) = oneshot::channel();
+        let registration = self.next_running.fetch_add(1, Ordering::Relaxed);
+        let key = key(id);
+        self.running
+            .lock()
+            .expect("running poisoned")
+            .insert(key.clone(), (registration, tx));
+        Running {
+            peer: self.clone(),
+            key,
+            registration,
+            cancelled: Some(rx),
+        }
+    }
+
+    /// The client cancelled request `id`: its handler stops, if it runs.
+    pub(crate) fn cancel(&self, id: &Id) -> bool {
+        let stop = self
+            .running
+            .lock()
+            .expect("running poisoned")
+            .remove(&key(id));
+        stop.is_some_and(|(_, tx)| tx.send(()).is_ok())
     }
 
     /// Installs the standalone stream, replacing (and so closing) an older one.

@@ -9,6 +9,7 @@ use sessiongate_core::lifecycle::{
     EventLogConfig, LifecycleConfig, ReconnectConfig, RequestLogConfig, TaskConfig,
 };
 use sessiongate_core::token::SigningKey;
+use sessiongate_gateway::config::UpstreamConfig;
 use sessiongate_mcp::{OriginPolicy, TransportConfig};
 use sessiongate_store::Database;
 
@@ -28,6 +29,13 @@ pub struct Config {
     pub transport: TransportConfig,
     pub connections: ConnectionLimits,
     pub conformance: bool,
+    /// Upstream MCP servers whose tools are served beside (or instead of)
+    /// the built-in ones.
+    pub upstreams: Vec<UpstreamConfig>,
+    pub builtin_tools: bool,
+    pub tool_separator: String,
+    /// How long a 2026-07-28 client's upstream session is kept idle.
+    pub upstream_idle_timeout: Duration,
     pub log: String,
     pub log_format: LogFormat,
 }
@@ -296,6 +304,27 @@ impl Settings {
             },
             connections,
             conformance: self.conformance,
+            upstreams: sessiongate_gateway::config::collect(
+                &self.upstreams,
+                &self.stdio,
+                &self.upstream,
+            )
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+            builtin_tools: !self.no_builtin_tools,
+            upstream_idle_timeout: positive(
+                "upstream_idle_timeout",
+                self.upstream_idle_timeout,
+                Duration::from_secs(300),
+            )?,
+            tool_separator: match self.tool_separator {
+                Some(s) if s.is_empty() => {
+                    return Err(ConfigError::Invalid(
+                        "tool_separator must not be empty".into(),
+                    ))
+                }
+                Some(s) => s,
+                None => "__".into(),
+            },
             log: self.log.unwrap_or_else(|| "info".into()),
             log_format: self.log_format.unwrap_or_default(),
         })

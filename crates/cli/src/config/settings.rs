@@ -2,11 +2,13 @@
 //! environment) and serde (the config file), so a setting has the same name
 //! everywhere. Durations are seconds or take units.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
+use sessiongate_gateway::config::Transport;
 
 use super::listen::ListenAddr;
 
@@ -239,6 +241,38 @@ pub struct Settings {
     #[arg(long, env = "SESSIONGATE_CONFORMANCE")]
     #[serde(default)]
     pub conformance: bool,
+
+    /// Serve a stdio MCP server's tools: "CMD ARGS" or NAME="CMD ARGS"
+    /// (repeatable). Without NAME the name comes from the command, e.g.
+    /// "npx -y @modelcontextprotocol/server-everything" is "everything"
+    #[arg(long = "stdio", value_name = "[NAME=]COMMAND")]
+    #[serde(skip)]
+    pub stdio: Vec<String>,
+
+    /// Serve an HTTP MCP server's tools: NAME=URL (repeatable)
+    #[arg(long = "upstream", value_name = "NAME=URL")]
+    #[serde(skip)]
+    pub upstream: Vec<String>,
+
+    /// Upstream servers, as [upstreams.NAME] tables of the config file
+    #[arg(skip)]
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, Transport>,
+
+    /// Serve only the upstreams' tools, not the built-in ones (echo, ...)
+    #[arg(long, env = "SESSIONGATE_NO_BUILTIN_TOOLS")]
+    #[serde(default)]
+    pub no_builtin_tools: bool,
+
+    /// How long an upstream session held for a 2026-07-28 client (which has
+    /// no session of its own) is kept idle [default: 5m]
+    #[arg(long, env = "SESSIONGATE_UPSTREAM_IDLE_TIMEOUT", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub upstream_idle_timeout: Option<Duration>,
+
+    /// Between an upstream's name and its tools' names [default: __]
+    #[arg(long, env = "SESSIONGATE_TOOL_SEPARATOR")]
+    pub tool_separator: Option<String>,
 
     /// Log filter, e.g. info or sessiongate=debug [default: info]
     #[arg(long, env = "SESSIONGATE_LOG")]

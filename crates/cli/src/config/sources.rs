@@ -115,6 +115,16 @@ impl Settings {
             sse_after: self.sse_after.or(lower.sse_after),
             stream_idle_close: self.stream_idle_close.or(lower.stream_idle_close),
             conformance: self.conformance || lower.conformance,
+            stdio: [self.stdio, lower.stdio].concat(),
+            upstream: [self.upstream, lower.upstream].concat(),
+            upstreams: {
+                let mut upstreams = lower.upstreams;
+                upstreams.extend(self.upstreams);
+                upstreams
+            },
+            no_builtin_tools: self.no_builtin_tools || lower.no_builtin_tools,
+            tool_separator: self.tool_separator.or(lower.tool_separator),
+            upstream_idle_timeout: self.upstream_idle_timeout.or(lower.upstream_idle_timeout),
             log: self.log.or(lower.log),
             log_format: self.log_format.or(lower.log_format),
         }

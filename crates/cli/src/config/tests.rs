@@ -109,3 +109,40 @@ fn limits_come_from_the_file() {
         }
     );
 }
+
+#[test]
+fn upstreams_come_from_tables_and_flags() {
+    let file: Settings = toml::from_str(
+        r#"
+        tool_separator = "."
+        [upstreams.files]
+        command = "npx"
+        args = ["-y", "@modelcontextprotocol/server-filesystem", "/tmp"]
+        mode = "shared"
+        "#,
+    )
+    .unwrap();
+    let flags = Settings {
+        stdio: vec!["npx -y @modelcontextprotocol/server-everything".into()],
+        upstream: vec!["web=http://127.0.0.1:9/mcp".into()],
+        ..Default::default()
+    };
+    let c = flags.or(file).resolve().unwrap();
+    let names: Vec<&str> = c.upstreams.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["files", "everything", "web"]);
+    assert_eq!(c.tool_separator, ".");
+    assert!(c.builtin_tools);
+
+    let err =
+        toml::from_str::<Settings>("[upstreams.x]\nurl = 'http://h'\ncommand = 'y'").unwrap_err();
+    assert!(err.to_string().contains("not both"), "{err}");
+    let twice = Settings {
+        stdio: vec!["a=x".into(), "a=y".into()],
+        ..Default::default()
+    };
+    let err = twice.resolve().unwrap_err();
+    assert!(
+        err.to_string().contains("two upstreams are named a"),
+        "{err}"
+    );
+}

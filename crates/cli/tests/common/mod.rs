@@ -75,6 +75,11 @@ impl TestServer {
         }
     }
 
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub async fn admin_get(&self, path: &str) -> Value {
         let response = self
             .http

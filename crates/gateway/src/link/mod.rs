@@ -6,6 +6,7 @@
 pub mod http;
 mod http_wire;
 pub mod sse;
+pub mod stdio;
 
 use std::sync::Arc;
 
@@ -102,6 +103,12 @@ pub trait Link: Send + Sync + 'static {
     /// Whether the link is gone for good (the child exited, the HTTP session
     /// was refused): a new one must be opened.
     fn is_closed(&self) -> bool;
+
+    /// Why it is closed, once it is and the transport knows (a child's
+    /// exit status and last stderr line), for the upstream's last error.
+    fn closed_reason(&self) -> Option<String> {
+        None
+    }
 
     /// Ends the upstream session: kills the child, or DELETEs the HTTP
     /// session. Idempotent.

@@ -1,6 +1,7 @@
 //! The MCP methods. The protocol's own — the handshakes' results, `ping`,
 //! the lists, log levels, subscriptions, the tasks extension's `tasks/*` —
-//! are answered here; the rest go to the [`Service`]. Results are shaped
+//! are answered here; the rest go to the [`Service`], which also hears of
+//! log levels and subscriptions ([`Service::client_setting`]). Results are shaped
 //! for the caller's generation; a 2026-07-28 request whose handler asked for
 //! input it was not given answers input-required ([`input`](crate::input)).
 //! Transport-neutral: the HTTP layer decides the generation and hands a
@@ -192,8 +193,16 @@ impl Dispatcher {
             "resources/list" => json!({ "resources": catalog().resources }),
             "resources/templates/list" => json!({ "resourceTemplates": catalog().templates }),
             "prompts/list" => json!({ "prompts": catalog().prompts }),
-            "resources/subscribe" | "resources/unsubscribe" => subscription(ctx, &request)?,
-            "logging/setLevel" => set_log_level(ctx, &request)?,
+            "resources/subscribe" | "resources/unsubscribe" => {
+                subscription(ctx, &request)?;
+                self.service.client_setting(ctx, &request).await?;
+                json!({})
+            }
+            "logging/setLevel" => {
+                set_log_level(ctx, &request)?;
+                self.service.client_setting(ctx, &request).await?;
+                json!({})
+            }
             "tasks/get" | "tasks/update" | "tasks/cancel" => tasks::serve(ctx, &request).await?,
             _ => return self.serve(ctx, request).await,
         };
@@ -294,7 +303,7 @@ const CACHEABLE: [&str; 6] = [
     "resources/read",
 ];
 
-fn subscription(ctx: &RequestContext, request: &Request) -> Result<Value, ErrorData> {
+fn subscription(ctx: &RequestContext, request: &Request) -> Result<(), ErrorData> {
     let uri = request.uri()?;
     let session = ctx.session().expect("sessionful");
     let peer = ctx.peers.get_or_create(session);
@@ -303,10 +312,10 @@ fn subscription(ctx: &RequestContext, request: &Request) -> Result<Value, ErrorD
     } else {
         peer.unsubscribe(uri);
     }
-    Ok(json!({}))
+    Ok(())
 }
 
-fn set_log_level(ctx: &RequestContext, request: &Request) -> Result<Value, ErrorData> {
+fn set_log_level(ctx: &RequestContext, request: &Request) -> Result<(), ErrorData> {
     #[derive(Deserialize)]
     struct LevelParams {
         level: String,
@@ -320,5 +329,5 @@ fn set_log_level(ctx: &RequestContext, request: &Request) -> Result<Value, Error
     }
     let session = ctx.session().expect("sessionful");
     ctx.peers.get_or_create(session).set_log_level(p.level);
-    Ok(json!({}))
+    Ok(())
 }

@@ -201,6 +201,39 @@ impl Service for Composite {
         members.services[*routes.get(key)?].upstream_of(request)
     }
 
+    /// A log level goes to every member; a subscription to the member that
+    /// lists the resource, or (a template's) to each that serves resources.
+    async fn client_setting(
+        &self,
+        ctx: &RequestContext,
+        request: &Request,
+    ) -> Result<(), ErrorData> {
+        let members = self.members();
+        let owner = request
+            .uri()
+            .ok()
+            .and_then(|uri| members.resources.get(uri))
+            .map(|&i| &members.services[i]);
+        match (request.method.as_str(), owner) {
+            ("logging/setLevel", _) => {
+                for service in &members.services {
+                    service.client_setting(ctx, request).await?;
+                }
+            }
+            (_, Some(service)) => service.client_setting(ctx, request).await?,
+            (_, None) => {
+                for service in members
+                    .services
+                    .iter()
+                    .filter(|s| s.capabilities().resources)
+                {
+                    service.client_setting(ctx, request).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn serve(&self, ctx: &RequestContext, request: Request) -> Result<Answer, ErrorData> {
         let members = self.members();
         let owner = |routes: &HashMap<String, usize>, key: &str| {

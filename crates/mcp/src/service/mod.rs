@@ -56,6 +56,18 @@ pub trait Service: Send + Sync + 'static {
     fn upstream_of(&self, _request: &Request) -> Option<UpstreamName> {
         self.upstream().cloned()
     }
+
+    /// Hears what a session set that the dispatcher answers and records
+    /// itself — `logging/setLevel`, `resources/subscribe`,
+    /// `resources/unsubscribe` — after it recorded it; a service that
+    /// relays to other servers passes it on. Most have nothing to do.
+    async fn client_setting(
+        &self,
+        _ctx: &RequestContext,
+        _request: &Request,
+    ) -> Result<(), ErrorData> {
+        Ok(())
+    }
 }
 
 /// The kinds of request a service serves besides tools, which every

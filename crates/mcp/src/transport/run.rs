@@ -85,8 +85,21 @@ pub(super) async fn run(
     let poll = resumable.as_ref().map(|_| Arc::new(Notify::new()));
     ctx.poll = poll.clone();
     let dispatcher = st.dispatcher.clone();
+    // A session's client may cancel the request (`notifications/cancelled`).
+    let running = ctx
+        .session()
+        .map(|s| st.peers.get_or_create(s).running(&ctx.request_id));
     let mut work = Box::pin(async move {
-        let outcome = dispatcher.dispatch(&ctx, request).await;
+        let outcome = match running {
+            None => dispatcher.dispatch(&ctx, request).await,
+            Some(mut running) => tokio::select! {
+                outcome = dispatcher.dispatch(&ctx, request) => outcome,
+                () = running.cancelled() => Err(ErrorData::internal_error(
+                    "the client cancelled the request",
+                    None,
+                )),
+            },
+        };
         drop(ctx);
         outcome
     });

@@ -137,6 +137,23 @@ pub(super) async fn lookup(
     }
 }
 
+/// A client's `notifications/cancelled`: the handler of the request it
+/// names stops (what it had sent upstream is cancelled in turn by the
+/// handler's own clean-up); the request answers an error.
+fn cancel(st: &McpState, session: &ActiveSession, notification: &crate::request::Request) {
+    #[derive(serde::Deserialize)]
+    struct Cancelled {
+        #[serde(rename = "requestId")]
+        request_id: jsonrpc::Id,
+    }
+    let Ok(cancelled) = notification.parse::<Cancelled>() else {
+        return;
+    };
+    if let Some(peer) = st.peers.get(session.id()) {
+        peer.cancel(&cancelled.request_id);
+    }
+}
+
 /// Handles one message of a session; `None` means "accepted, no body".
 async fn message(
     st: &McpState,
@@ -163,7 +180,12 @@ async fn message(
             let ctx = context(st, caller, id, session.protocol_version().into(), &request);
             Some(run(st, ctx, request, accept, bytes_in).await)
         }
-        Incoming::Notification(_) => None,
+        Incoming::Notification(notification) => {
+            if notification.method == "notifications/cancelled" {
+                cancel(st, session, &notification);
+            }
+            None
+        }
         Incoming::Response { id, outcome } => {
             if let Some(peer) = st.peers.get(session.id()) {
                 peer.answer(&id, outcome);

@@ -1,0 +1,974 @@
+//! The gateway end to end: stdio MCP servers behind sessiongate, called
+//! over real HTTP. Tools are listed namespaced and called through; each
+//! session gets its own child, which ends with the session (DELETE, idle
+//! timeout); a child killed between calls or during one is healed without
+//! the client seeing a 404; progress, log messages and elicitation reach
+//! the client; bad upstreams are reported while a good one serves; the
+//! process limit answers a clear error; a 2026-07-28 client calls through.
+//!
+//! The upstreams are `rmcp-baseline --stdio` (an rmcp echo server, built
+//! with `cargo build -p rmcp-baseline`) and the test server of
+//! `crates/testkit/fixtures/stdio_mcp_server.py`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{eventually, stateless, SseReader, TestServer};
+use serde_json::{json, Value};
+use sessiongate::config::Settings;
+use sessiongate_core::upstream::{UpstreamEvent, UpstreamStatus};
+use sessiongate_gateway::config::Transport;
+use sessiongate_testkit::process::{free_port, Gateway};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The test fixture server, as a `--stdio` flag named `fx`.
+fn fixture() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../testkit/fixtures/stdio_mcp_server.py")
+        .canonicalize()
+        .expect("the fixture server exists");
+    format!("fx=python3 {}", path.display())
+}
+
+/// `rmcp-baseline`, next to the `sessiongate` binary.
+fn rmcp_baseline() -> String {
+    let path = PathBuf::from(common::BIN).with_file_name("rmcp-baseline");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p rmcp-baseline` first",
+        path.display()
+    );
+    format!("{} --stdio", path.display())
+}
+
+async fn gateway(stdio: Vec<String>) -> TestServer {
+    TestServer::start_with(Settings {
+        stdio,
+        ..Settings::default()
+    })
+    .await
+}
+
+/// A tool's first text, or the JSON-RPC error's message as `Err`.
+fn text(response: &Value) -> Result<String, String> {
+    match response.get("error") {
+        Some(e) => Err(e["message"].as_str().unwrap_or_default().to_string()),
+        None => Ok(response["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()),
+    }
+}
+
+async fn pid(server: &TestServer, session: &str) -> u32 {
+    let answer = server.call_tool(session, "fx__pid", json!({})).await;
+    text(&answer).unwrap().parse().unwrap()
+}
+
+/// Whether a process runs (a zombie does not count).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+async fn gone(pid: u32) {
+    eventually(WAIT, || async move { !alive(pid) }).await;
+}
+
+fn kill_9(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_tools_are_listed_namespaced_and_called_beside_the_builtins() {
+    let server = gateway(vec![rmcp_baseline(), fixture()]).await;
+    let session = server.initialize("2025-11-25", "claude-code").await;
+    let listed: Value = server
+        .post(
+            json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}),
+            &[("mcp-session-id", &session)],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    for name in ["echo", "rmcp-baseline__echo", "fx__echo", "fx__pid"] {
+        assert!(names.contains(&name), "{name} not in {names:?}");
+    }
+
+    let answer = server
+        .call_tool(&session, "rmcp-baseline__echo", json!({"text": "via rmcp"}))
+        .await;
+    assert_eq!(text(&answer), Ok("via rmcp".into()));
+    let answer = server
+        .call_tool(&session, "fx__echo", json!({"text": "via fixture"}))
+        .await;
+    assert_eq!(text(&answer), Ok("via fixture".into()));
+    let answer = server
+        .call_tool(&session, "fx__ping_client", json!({}))
+        .await;
+    assert_eq!(text(&answer), Ok("{}".into()), "the gateway answers ping");
+    let answer = server.call_tool(&session, "fx__nope", json!({})).await;
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+
+    let reports = server.server.upstreams.reports();
+    assert_eq!(reports.len(), 2);
+    assert!(reports.iter().all(|r| r.status == UpstreamStatus::Up));
+    assert!(reports
+        .iter()
+        .all(|r| r.requests >= 1 && r.p50_ms.is_some()));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_session_has_its_own_child_which_ends_with_the_session() {
+    let server = TestServer::start_with(Settings {
+        stdio: vec![fixture()],
+        idle_timeout: Some(Duration::from_secs(60)),
+        ..Settings::default()
+    })
+    .await;
+    let a = server.initialize("2025-11-25", "client-a").await;
+    let b = server.initialize("2025-11-25", "client-b").await;
+    let (pid_a, pid_b) = (pid(&server, &a).await, pid(&server, &b).await);
+    assert_ne!(pid_a, pid_b, "a child per session");
+    assert_eq!(pid(&server, &a).await, pid_a, "the same child on each call");
+    assert!(server
+        .data_dir()
+        .join("children")
+        .join(pid_a.to_string())
+        .exists());
+
+    assert!(server.delete(&a).await.status().is_success());
+    gone(pid_a).await;
+    eventually(WAIT, || async {
+        !server
+            .data_dir()
+            .join("children")
+            .join(pid_a.to_string())
+            .exists()
+    })
+    .await;
+    assert!(alive(pid_b));
+
+    server.clock.advance(Duration::from_secs(61));
+    gone(pid_b).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_killed_between_or_during_calls_is_healed_without_a_404() {
+    let server = gateway(vec![fixture()]).await;
+    let session = server.initialize("2025-11-25", "claude-code").await;
+    let first = pid(&server, &session).await;
+
+    kill_9(first);
+    gone(first).await;
+    let answer = server
+        .call_tool(&session, "fx__echo", json!({"text": "after the kill"}))
+        .await;
+    assert_eq!(text(&answer), Ok("after the kill".into()));
+    let second = pid(&server, &session).await;
+    assert_ne!(second, first, "a new child");
+    // Initialized as the first was: with the client's own identity.
+    let client = server.call_tool(&session, "fx__client", json!({})).await;
+    let client: Value = serde_json::from_str(&text(&client).unwrap()).unwrap();
+    assert_eq!(client["clientInfo"]["name"], "claude-code", "{client}");
+    assert_eq!(client["capabilities"], json!({"sampling": {}}), "{client}");
+
+    // Killed while a call that is not safe to repeat is in flight, once
+    // the child has it.
+    let marker = server.data_dir().join("hang-arrived");
+    let hanging = server.call_tool(
+        &session,
+        "fx__hang",
+        json!({"marker": marker.to_str().unwrap()}),
+    );
+    let killer = async {
+        eventually(WAIT, || async { marker.exists() }).await;
+        kill_9(second);
+    };
+    let (answer, ()) = tokio::join!(hanging, killer);
+    let error = text(&answer).unwrap_err();
+    assert!(
+        error.contains("fx restarted during the call"),
+        "a clear error: {error}"
+    );
+    let answer = server
+        .call_tool(&session, "fx__echo", json!({"text": "healed"}))
+        .await;
+    assert_eq!(text(&answer), Ok("healed".into()));
+
+    // What the client set is set again on the new child.
+    let set = server
+        .post(
+            json!({"jsonrpc":"2.0","id":9,"method":"logging/setLevel","params":{"level":"error"}}),
+            &[("mcp-session-id", &session)],
+        )
+        .await;
+    assert_eq!(set.status(), 200);
+    let level = server.call_tool(&session, "fx__level", json!({})).await;
+    assert_eq!(text(&level), Ok("error".into()));
+    let third = pid(&server, &session).await;
+    kill_9(third);
+    gone(third).await;
+    let level = server.call_tool(&session, "fx__level", json!({})).await;
+    assert_eq!(
+        text(&level),
+        Ok("error".into()),
+        "restored after the restart"
+    );
+
+    let report = &server.server.upstreams.reports()[0];
+    assert!(report.restarts >= 3, "{report:?}");
+    assert!(
+        report
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("ready"),
+        "the last stderr line is in the error: {report:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_log_messages_and_elicitation_reach_the_session() {
+    let server = gateway(vec![fixture()]).await;
+    let response = server
+        .post(
+            json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                "protocolVersion":"2025-11-25",
+                "capabilities":{"elicitation":{}},
+                "clientInfo":{"name":"inspector","version":"0.9"}}}),
+            &[],
+        )
+        .await;
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let headers = [
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    server
+        .post(
+            json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+            &headers,
+        )
+        .await;
+
+    let response = server
+        .post(
+            json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{
+                "name":"fx__progress","arguments":{},"_meta":{"progressToken":"mine"}}}),
+            &headers,
+        )
+        .await;
+    let messages: Vec<Value> = SseReader::new(response)
+        .rest()
+        .await
+        .iter()
+        .filter_map(|e| e.message())
+        .collect();
+    let progress: Vec<&Value> = messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert_eq!(progress.len(), 2, "{messages:?}");
+    assert!(progress
+        .iter()
+        .all(|p| p["params"]["progressToken"] == "mine"));
+    assert!(messages
+        .iter()
+        .any(|m| m["method"] == "notifications/message"
+            && m["params"]["data"] == "halfway"
+            && m["params"]["level"] == "warning"));
+    assert_eq!(text(messages.last().unwrap()), Ok("done".into()));
+
+    let response = server
+        .post(
+            json!({"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"fx__ask","arguments":{}}}),
+            &headers,
+        )
+        .await;
+    let mut events = SseReader::new(response);
+    let ask = loop {
+        let event = events.next().await.expect("the elicitation arrives");
+        if let Some(message) = event.message() {
+            break message;
+        }
+    };
+    assert_eq!(ask["method"], "elicitation/create", "{ask}");
+    assert_eq!(ask["params"]["message"], "Your name?");
+    let answered = server
+        .post(
+            json!({"jsonrpc":"2.0","id":ask["id"],"result":{"action":"accept","content":{"name":"Ada"}}}),
+            &headers,
+        )
+        .await;
+    assert_eq!(answered.status(), 202);
+    let result = events
+        .rest()
+        .await
+        .iter()
+        .filter_map(|e| e.message())
+        .find(|m| m["id"] == 6)
+        .expect("the call's answer");
+    let content: Value = serde_json::from_str(&text(&result).unwrap()).unwrap();
+    assert_eq!(content["content"]["name"], "Ada");
+
+    // A client that cannot be asked: the upstream hears so.
+    let other = server.initialize("2025-11-25", "no-elicitation").await;
+    let answer = server.call_tool(&other, "fx__ask", json!({})).await;
+    let error: Value = serde_json::from_str(&text(&answer).unwrap()).unwrap();
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("elicitation capability"),
+        "{error}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_upstreams_are_reported_while_a_good_one_serves() {
+    let fixture = fixture();
+    let script = fixture.trim_start_matches("fx=python3 ").to_string();
+    let table = |env: Value| -> Transport {
+        serde_json::from_value(json!({
+            "command": "python3", "args": [script], "env": env, "backoff": "50ms"
+        }))
+        .unwrap()
+    };
+    let upstreams = BTreeMap::from([
+        (
+            "missing".to_string(),
+            serde_json::from_value(json!({ "command": "/nonexistent/mcp-server" })).unwrap(),
+        ),
+        (
+            "quits".to_string(),
+            table(json!({"FIXTURE_EXIT_AT_ONCE": "1"})),
+        ),
+        ("noisy".to_string(), table(json!({"FIXTURE_GARBAGE": "1"}))),
+    ]);
+    let server = TestServer::start_with(Settings {
+        stdio: vec![fixture.clone()],
+        upstream: vec!["web=http://127.0.0.1:1/mcp".into()],
+        upstreams,
+        ..Settings::default()
+    })
+    .await;
+    let session = server.initialize("2025-11-25", "claude-code").await;
+    let answer = server
+        .call_tool(&session, "fx__echo", json!({"text": "still here"}))
+        .await;
+    assert_eq!(text(&answer), Ok("still here".into()));
+    let answer = server
+        .call_tool(
+            &session,
+            "noisy__echo",
+            json!({"text": "through the noise"}),
+        )
+        .await;
+    assert_eq!(text(&answer), Ok("through the noise".into()));
+
+    let reports = server.server.upstreams.reports();
+    let report = |name: &str| reports.iter().find(|r| r.name.as_str() == name).unwrap();
+    assert_eq!(report("missing").status, UpstreamStatus::Down);
+    assert!(
+        report("missing")
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("/nonexistent/mcp-server"),
+        "{:?}",
+        report("missing")
+    );
+    assert_eq!(report("quits").status, UpstreamStatus::Down);
+    assert!(
+        report("quits")
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("refusing to start"),
+        "the child's last stderr line: {:?}",
+        report("quits")
+    );
+    assert_eq!(report("noisy").status, UpstreamStatus::Up);
+    assert_eq!(report("web").status, UpstreamStatus::Down);
+    assert!(report("web").last_error.is_some(), "{:?}", report("web"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_child_too_many_is_a_clear_error() {
+    let fixture = fixture();
+    let script = fixture.trim_start_matches("fx=python3 ").to_string();
+    let upstreams = BTreeMap::from([(
+        "fx".to_string(),
+        serde_json::from_value(json!({
+            "command": "python3", "args": [script], "max_processes": 1
+        }))
+        .unwrap(),
+    )]);
+    let server = TestServer::start_with(Settings {
+        upstreams,
+        ..Settings::default()
+    })
+    .await;
+    // The catalog's own child is let go of after the start.
+    eventually(WAIT, || async {
+        server.server.upstreams.reports()[0].processes == 0
+    })
+    .await;
+    let a = server.initialize("2025-11-25", "client-a").await;
+    let b = server.initialize("2025-11-25", "client-b").await;
+    pid(&server, &a).await;
+    let refused = server.call_tool(&b, "fx__pid", json!({})).await;
+    let error = text(&refused).unwrap_err();
+    assert!(
+        error.contains("fx") && error.contains("max_processes") && error.contains('1'),
+        "{error}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateless_client_calls_through_on_a_pooled_upstream_session() {
+    let server = TestServer::start_with(Settings {
+        stdio: vec![fixture()],
+        upstream_idle_timeout: Some(Duration::from_secs(120)),
+        ..Settings::default()
+    })
+    .await;
+    let call = |tool: &'static str| {
+        let server = &server;
+        async move {
+            let response: Value = server
+                .post(
+                    stateless(
+                        "tools/call",
+                        json!({"name": tool, "arguments": {"text": "stateless"}}),
+                    ),
+                    &[
+                        ("mcp-protocol-version", "2026-07-28"),
+                        ("mcp-method", "tools/call"),
+                        ("mcp-name", tool),
+                    ],
+                )
+                .await
+                .json()
+                .await
+                .unwrap();
+            response
+        }
+    };
+    assert_eq!(text(&call("fx__echo").await), Ok("stateless".into()));
+    let first = text(&call("fx__pid").await).unwrap();
+    let again = text(&call("fx__pid").await).unwrap();
+    assert_eq!(first, again, "the client keeps its upstream session");
+
+    // Idle past the pool's timeout, by the lifecycle's clock: let go of.
+    let pid: u32 = first.parse().unwrap();
+    server.clock.advance(Duration::from_secs(60));
+    assert_eq!(text(&call("fx__pid").await), Ok(first.clone()));
+    server.clock.advance(Duration::from_secs(100));
+    assert!(alive(pid), "used 100 s ago: kept");
+    server.clock.advance(Duration::from_secs(30));
+    gone(pid).await;
+    let next = text(&call("fx__pid").await).unwrap();
+    assert_ne!(
+        next, first,
+        "a new upstream session after the old one expired"
+    );
+    server.stop().await;
+}
+
+/// A tool's text through the real binary, on a session.
+async fn call_process(gw: &Gateway, session: &str, tool: &str) -> Result<String, String> {
+    let response = gw
+        .post(
+            Some(session),
+            json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":tool,"arguments":{"text":"hi"}}}),
+        )
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 200, "never a 404 for the session");
+    text(&response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_gateway_kill_9_no_child_is_left_and_the_session_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = fixture().trim_start_matches("fx=python3 ").to_string();
+    let config = dir.path().join("sessiongate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[upstreams.fx]\ncommand = \"python3\"\nargs = [{script:?}]\n\n\
+             [upstreams.escapes]\ncommand = \"python3\"\nargs = [{script:?}]\n\
+             env = {{ FIXTURE_OUTLIVE = \"1\" }}\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ];
+    let gw = Gateway::start(common::BIN, port, &args).await;
+    let session = gw.initialize("claude-code").await.unwrap();
+    let child: u32 = call_process(&gw, &session, "fx__pid")
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    let escaped: u32 = call_process(&gw, &session, "escapes__pid")
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    gw.kill();
+    gone(child).await;
+    assert!(
+        alive(escaped),
+        "a child that cleared its parent-death signal outlives the gateway"
+    );
+
+    let gw = Gateway::start(common::BIN, port, &args).await;
+    gone(escaped).await;
+    assert_eq!(
+        call_process(&gw, &session, "fx__echo").await,
+        Ok("hi".into())
+    );
+    let again: u32 = call_process(&gw, &session, "fx__pid")
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(again, child, "a new child for the restored session");
+    gw.stop();
+    gone(again).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_tool_list_change_reaches_the_catalog() {
+    let server = gateway(vec![fixture()]).await;
+    let session = server.initialize("2025-11-25", "claude-code").await;
+    let answer = server.call_tool(&session, "fx__add_tool", json!({})).await;
+    assert_eq!(text(&answer), Ok("added".into()));
+    eventually(WAIT, || async {
+        let listed: Value = server
+            .post(
+                json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}),
+                &[("mcp-session-id", &session)],
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        listed["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "fx__extra")
+    })
+    .await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateless_client_answers_an_upstream_elicitation_as_input_required() {
+    let server = gateway(vec![fixture()]).await;
+    let call = |extra: Value| {
+        let server = &server;
+        async move {
+            let mut params = json!({"name": "fx__ask", "arguments": {}});
+            params
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let mut body = stateless("tools/call", params);
+            body["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] =
+                json!({"elicitation": {}});
+            let response: Value = server
+                .post(
+                    body,
+                    &[
+                        ("mcp-protocol-version", "2026-07-28"),
+                        ("mcp-method", "tools/call"),
+                        ("mcp-name", "fx__ask"),
+                    ],
+                )
+                .await
+                .json()
+                .await
+                .unwrap();
+            response
+        }
+    };
+    let first = call(json!({})).await;
+    assert_eq!(first["result"]["resultType"], "input_required", "{first}");
+    let asked = &first["result"]["inputRequests"]["fx-1"];
+    assert_eq!(asked["method"], "elicitation/create", "{first}");
+    assert_eq!(asked["params"]["message"], "Your name?");
+    let state = first["result"]["requestState"].clone();
+
+    let answer = json!({"action": "accept", "content": {"name": "Grace"}});
+    let done = call(json!({"inputResponses": {"fx-1": answer}, "requestState": state})).await;
+    let content: Value = serde_json::from_str(&text(&done).unwrap()).unwrap();
+    assert_eq!(content["content"]["name"], "Grace", "{done}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_call_is_cancelled_upstream() {
+    let server = gateway(vec![fixture()]).await;
+    let session = server.initialize("2025-11-25", "claude-code").await;
+    let marker = server.data_dir().join("hang");
+    let hanging = server.call_tool(
+        &session,
+        "fx__hang",
+        json!({"marker": marker.to_str().unwrap()}),
+    );
+    let cancel = async {
+        eventually(WAIT, || async { marker.exists() }).await;
+        let response = server
+            .post(
+                json!({"jsonrpc":"2.0","method":"notifications/cancelled",
+                    "params":{"requestId":7,"reason":"changed my mind"}}),
+                &[("mcp-session-id", &session)],
+            )
+            .await;
+        assert_eq!(response.status(), 202);
+    };
+    let (answer, ()) = tokio::join!(hanging, cancel);
+    assert!(text(&answer).unwrap_err().contains("cancelled"), "{answer}");
+    let cancelled = marker.with_extension("cancelled");
+    eventually(WAIT, || async { cancelled.exists() }).await;
+    let answer = server
+        .call_tool(&session, "fx__echo", json!({"text": "next"}))
+        .await;
+    assert_eq!(text(&answer), Ok("next".into()));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_child_serves_every_session_under_bare_names() {
+    let script = fixture().trim_start_matches("fx=python3 ").to_string();
+    let upstreams = BTreeMap::from([(
+        "fx".to_string(),
+        serde_json::from_value(json!({
+            "command": "python3", "args": [script], "mode": "shared"
+        }))
+        .unwrap(),
+    )]);
+    let server = TestServer::start_with(Settings {
+        upstreams,
+        no_builtin_tools: true,
+        ..Settings::default()
+    })
+    .await;
+    let a = server.initialize("2025-11-25", "client-a").await;
+    let b = server.initialize("2025-11-25", "client-b").await;
+    let pid_of = |session: &str| {
+        let server = &server;
+        let session = session.to_string();
+        async move {
+            let answer = server.call_tool(&session, "pid", json!({})).await;
+            text(&answer).unwrap().parse::<u32>().unwrap()
+        }
+    };
+    let shared = pid_of(&a).await;
+    assert_eq!(pid_of(&b).await, shared, "one child for every session");
+    let answer = server.call_tool(&a, "echo", json!({"text": "bare"})).await;
+    assert_eq!(text(&answer), Ok("bare".into()));
+
+    // Ending a session does not end the shared child; a crash heals it.
+    assert!(server.delete(&a).await.status().is_success());
+    assert_eq!(pid_of(&b).await, shared);
+    kill_9(shared);
+    gone(shared).await;
+    assert_ne!(pid_of(&b).await, shared);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_looping_upstream_backs_off_with_a_clear_error() {
+    let script = fixture().trim_start_matches("fx=python3 ").to_string();
+    let upstreams = BTreeMap::from([(
+        "crashy".to_string(),
+        serde_json::from_value(json!({
+            "command": "python3", "args": [script],
+            "env": {"FIXTURE_EXIT_ON_CALL": "1"},
+            "backoff": "1h",
+        }))
+        .unwrap(),
+    )]);
+    let server = TestServer::start_with(Settings {
+        upstreams,
+        ..Settings::default()
+    })
+    .await;
+    let mut events = server.server.upstreams.subscribe();
+    let session = server.initialize("2025-11-25", "claude-code").await;
+
+    // Read-only, so retried once on a new child, which crashes too.
+    let answer = server
+        .call_tool(&session, "crashy__echo", json!({"text": "x"}))
+        .await;
+    let error = text(&answer).unwrap_err();
+    assert!(
+        error.contains("crashy restarted during the call"),
+        "{error}"
+    );
+    assert!(error.contains("crashing on call"), "{error}");
+    let restarted = events.recv().await.unwrap();
+    assert!(
+        matches!(restarted, UpstreamEvent::UpstreamRestarted { ref upstream, .. } if upstream.as_str() == "crashy"),
+        "{restarted:?}"
+    );
+
+    // Two crashes in a row: no new child for a while, at once a clear error.
+    let answer = server
+        .call_tool(&session, "crashy__echo", json!({"text": "x"}))
+        .await;
+    let error = text(&answer).unwrap_err();
+    assert!(
+        error.contains("upstream crashy is down") && error.contains("crashing on call"),
+        "{error}"
+    );
+    let report = &server.server.upstreams.reports()[0];
+    assert_eq!(report.status, UpstreamStatus::Down, "{report:?}");
+    eventually(WAIT, || async {
+        server.server.upstreams.reports()[0].processes == 0
+    })
+    .await;
+    server.stop().await;
+}
+
+/// A request on a session; its JSON-RPC response.
+async fn request(server: &TestServer, session: &str, method: &str, params: Value) -> Value {
+    server
+        .post(
+            json!({"jsonrpc":"2.0","id":11,"method":method,"params":params}),
+            &[("mcp-session-id", session)],
+        )
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompts_resources_completions_and_subscriptions_pass_through() {
+    let server = gateway(vec![fixture()]).await;
+    let session = server.initialize("2025-11-25", "claude-code").await;
+
+    let prompts = request(&server, &session, "prompts/list", json!({})).await;
+    assert!(
+        prompts["result"]["prompts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "fx__greet"),
+        "{prompts}"
+    );
+    let got = request(
+        &server,
+        &session,
+        "prompts/get",
+        json!({"name": "fx__greet", "arguments": {"who": "Ada"}}),
+    )
+    .await;
+    assert_eq!(
+        got["result"]["messages"][0]["content"]["text"], "Hello Ada",
+        "{got}"
+    );
+    let completed = request(
+        &server,
+        &session,
+        "completion/complete",
+        json!({"ref": {"type": "ref/prompt", "name": "fx__greet"},
+               "argument": {"name": "who", "value": "A"}}),
+    )
+    .await;
+    assert_eq!(
+        completed["result"]["completion"]["values"],
+        json!(["Ada", "Alan"]),
+        "{completed}"
+    );
+
+    let listed = request(&server, &session, "resources/list", json!({})).await;
+    assert!(
+        listed["result"]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["uri"] == "fx://readme"),
+        "{listed}"
+    );
+    let read = |uri: &'static str| {
+        let (server, session) = (&server, &session);
+        async move { request(server, session, "resources/read", json!({ "uri": uri })).await }
+    };
+    assert_eq!(
+        read("fx://readme").await["result"]["contents"][0]["text"],
+        "read me"
+    );
+    assert_eq!(
+        read("fx://notes/7").await["result"]["contents"][0]["text"],
+        "note 7",
+        "a template's resource"
+    );
+    assert_eq!(read("nowhere://x").await["error"]["code"], -32002);
+
+    // Subscribed: the upstream hears of it, again after a restart, and its
+    // updates reach the session's stream.
+    let subscribed = request(
+        &server,
+        &session,
+        "resources/subscribe",
+        json!({"uri": "fx://notes/7"}),
+    )
+    .await;
+    assert_eq!(subscribed["result"], json!({}), "{subscribed}");
+    let subscriptions = server
+        .call_tool(&session, "fx__subscriptions", json!({}))
+        .await;
+    assert_eq!(text(&subscriptions), Ok(r#"["fx://notes/7"]"#.into()));
+    let child = pid(&server, &session).await;
+    kill_9(child);
+    gone(child).await;
+    let subscriptions = server
+        .call_tool(&session, "fx__subscriptions", json!({}))
+        .await;
+    assert_eq!(
+        text(&subscriptions),
+        Ok(r#"["fx://notes/7"]"#.into()),
+        "restored on the new child"
+    );
+
+    let stream = server
+        .http
+        .get(server.mcp_url())
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    let mut events = SseReader::new(stream);
+    let touched = server
+        .call_tool(&session, "fx__touch", json!({"uri": "fx://notes/7"}))
+        .await;
+    assert_eq!(text(&touched), Ok("touched".into()));
+    let updated = tokio::time::timeout(WAIT, async {
+        loop {
+            let event = events.next().await.expect("the stream stays open");
+            if let Some(message) = event.message() {
+                if message["method"] == "notifications/resources/updated" {
+                    return message;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the update arrives");
+    assert_eq!(updated["params"]["uri"], "fx://notes/7");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_killed_all_at_once_are_healed_not_backed_off() {
+    let server = gateway(vec![fixture()]).await;
+    let mut sessions = Vec::new();
+    for i in 0..4 {
+        sessions.push(
+            server
+                .initialize("2025-11-25", &format!("client-{i}"))
+                .await,
+        );
+    }
+    let mut pids = Vec::new();
+    for session in &sessions {
+        pids.push(pid(&server, session).await);
+    }
+    for &child in &pids {
+        kill_9(child);
+    }
+    for &child in &pids {
+        gone(child).await;
+    }
+    for session in &sessions {
+        let answer = server
+            .call_tool(session, "fx__echo", json!({"text": "healed"}))
+            .await;
+        assert_eq!(text(&answer), Ok("healed".into()), "{answer}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_on_a_shared_child_each_get_their_own_answer() {
+    let upstreams = BTreeMap::from([(
+        "echo".to_string(),
+        serde_json::from_value(json!({
+            "command": rmcp_baseline().trim_end_matches(" --stdio"),
+            "args": ["--stdio"],
+            "mode": "shared",
+        }))
+        .unwrap(),
+    )]);
+    let server = TestServer::start_with(Settings {
+        upstreams,
+        ..Settings::default()
+    })
+    .await;
+    let mut sessions = Vec::new();
+    for i in 0..4 {
+        sessions.push(
+            server
+                .initialize("2025-11-25", &format!("client-{i}"))
+                .await,
+        );
+    }
+    let calls = sessions.iter().enumerate().flat_map(|(s, session)| {
+        let server = &server;
+        (0..10).map(move |n| async move {
+            let mine = format!("session {s} call {n}");
+            let answer = server
+                .call_tool(session, "echo__echo", json!({ "text": mine }))
+                .await;
+            assert_eq!(text(&answer), Ok(mine));
+        })
+    });
+    futures::future::join_all(calls).await;
+    assert_eq!(server.server.upstreams.reports()[0].processes, 1);
+    server.stop().await;
+}

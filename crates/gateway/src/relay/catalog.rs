@@ -1,0 +1,199 @@
+//! An upstream's catalog as the gateway offers it: listed page by page
+//! (following `nextCursor`), tools and prompts renamed `NAME__tool` when the
+//! upstream is namespaced, resources and templates as they are (the
+//! composite routes them back by URI). Also which tools are safe to call
+//! again after an upstream restarted mid-call, and whether a URI matches
+//! one of the upstream's templates.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rmcp::model::Tool;
+use serde_json::{json, Value};
+use sessiongate_mcp::{Capabilities, Catalog};
+
+use crate::link::{Link, LinkError, OutboundId};
+
+/// How the upstream's names appear to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Naming {
+    /// `NAME` + separator + the upstream's name.
+    Prefixed(String),
+    /// As the upstream names them (one upstream, nothing to collide with).
+    Bare,
+}
+
+impl Naming {
+    pub fn outward(&self, name: &str) -> String {
+        match self {
+            Naming::Prefixed(prefix) => format!("{prefix}{name}"),
+            Naming::Bare => name.to_string(),
+        }
+    }
+
+    /// The upstream's name for a name a client used; `None` if it is not
+    /// one of this upstream's.
+    pub fn inward<'a>(&self, name: &'a str) -> Option<&'a str> {
+        match self {
+            Naming::Prefixed(prefix) => name.strip_prefix(prefix.as_str()),
+            Naming::Bare => Some(name),
+        }
+    }
+}
+
+/// The catalog read from an upstream, renamed, and what else the relay
+/// needs from it.
+pub(crate) struct Listed {
+    pub catalog: Catalog,
+    /// Upstream tool name → whether calling it twice is harmless
+    /// (`readOnlyHint` or `idempotentHint`).
+    pub retry_safe: HashMap<String, bool>,
+}
+
+/// What the upstream's `initialize` result says it serves.
+pub(crate) fn capabilities(server: &Value) -> Capabilities {
+    Capabilities {
+        resources: server.get("resources").is_some(),
+        prompts: server.get("prompts").is_some(),
+        completions: server.get("completions").is_some(),
+    }
+}
+
+/// Lists everything the upstream offers over `link`.
+pub(crate) async fn list(
+    link: &dyn Link,
+    next_id: &(dyn Fn() -> OutboundId + Sync),
+    server: &Value,
+    naming: &Naming,
+) -> Result<Listed, LinkError> {
+    let mut catalog = Catalog::default();
+    let mut retry_safe = HashMap::new();
+    if server.get("tools").is_some() {
+        for mut raw in pages(link, next_id, "tools/list", "tools").await? {
+            let Some(name) = raw.get("name").and_then(Value::as_str).map(str::to_string) else {
+                continue;
+            };
+            let annotations = &raw["annotations"];
+            let safe = annotations["readOnlyHint"] == json!(true)
+                || annotations["idempotentHint"] == json!(true);
+            retry_safe.insert(name.clone(), safe);
+            raw["name"] = json!(naming.outward(&name));
+            match serde_json::from_value::<Tool>(raw) {
+                Ok(tool) => catalog.tools.push(tool),
+                Err(e) => {
+                    tracing::warn!(tool = %name, "skipped an upstream tool that does not parse: {e}")
+                }
+            }
+        }
+    }
+    if server.get("prompts").is_some() {
+        for mut raw in pages(link, next_id, "prompts/list", "prompts").await? {
+            let Some(name) = raw.get("name").and_then(Value::as_str).map(str::to_string) else {
+                continue;
+            };
+            raw["name"] = json!(naming.outward(&name));
+            catalog.prompts.push(raw);
+        }
+    }
+    if server.get("resources").is_some() {
+        catalog.resources = pages(link, next_id, "resources/list", "resources").await?;
+        catalog.templates = pages(
+            link,
+            next_id,
+            "resources/templates/list",
+            "resourceTemplates",
+        )
+        .await?;
+    }
+    Ok(Listed {
+        catalog,
+        retry_safe,
+    })
+}
+
+/// Every entry of a paginated list.
+async fn pages(
+    link: &dyn Link,
+    next_id: &(dyn Fn() -> OutboundId + Sync),
+    method: &str,
+    member: &str,
+) -> Result<Vec<Value>, LinkError> {
+    let mut entries = Vec::new();
+    let mut cursor: Option<Value> = None;
+    // Bounded: an upstream handing out cursors forever must not hang us.
+    for _ in 0..1000 {
+        let params = cursor.take().map(|c| json!({ "cursor": c }));
+        let mut page = link.request(next_id(), method, params.as_ref()).await?;
+        if let Some(Value::Array(items)) = page.get_mut(member).map(Value::take) {
+            entries.extend(items);
+        }
+        match page.get("nextCursor") {
+            Some(c) if !c.is_null() => cursor = Some(c.clone()),
+            _ => return Ok(entries),
+        }
+    }
+    Ok(entries)
+}
+
+/// Whether `uri` is one of the resources `catalog` lists or matches one of
+/// its templates.
+pub(crate) fn owns_uri(catalog: &Arc<Catalog>, uri: &str) -> bool {
+    catalog.resource(uri).is_some()
+        || catalog.templates.iter().any(|t| {
+            t["uriTemplate"]
+                .as_str()
+                .is_some_and(|template| matches_template(template, uri))
+        })
+}
+
+/// A URI against an RFC 6570 template, as far as matching needs: the
+/// literal parts must appear in order, each expression matching any text.
+fn matches_template(template: &str, uri: &str) -> bool {
+    let mut literals = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        literals.push(&rest[..open]);
+        match rest[open..].find('}') {
+            Some(close) => rest = &rest[open + close + 1..],
+            None => return false,
+        }
+    }
+    let last = rest;
+    let Some(first) = literals.first() else {
+        return template == uri;
+    };
+    let Some(mut remaining) = uri.strip_prefix(first) else {
+        return false;
+    };
+    for literal in &literals[1..] {
+        match remaining.find(literal) {
+            Some(at) => remaining = &remaining[at + literal.len()..],
+            None => return false,
+        }
+    }
+    remaining.ends_with(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_their_uris_only() {
+        assert!(matches_template("file:///{path}", "file:///a/b.txt"));
+        assert!(matches_template("db://{table}/rows/{id}", "db://t/rows/7"));
+        assert!(!matches_template("db://{table}/rows/{id}", "db://t/cols/7"));
+        assert!(!matches_template("x://fixed", "x://other"));
+        assert!(matches_template("x://fixed", "x://fixed"));
+        assert!(!matches_template("x://{a}.json", "x://a.txt"));
+    }
+
+    #[test]
+    fn names_go_out_prefixed_and_come_back_stripped() {
+        let naming = Naming::Prefixed("echo__".into());
+        assert_eq!(naming.outward("say"), "echo__say");
+        assert_eq!(naming.inward("echo__say"), Some("say"));
+        assert_eq!(naming.inward("other__say"), None);
+        assert_eq!(Naming::Bare.inward("say"), Some("say"));
+    }
+}

@@ -1,0 +1,344 @@
+//! A call in flight and what the upstream sends about it: the gateway's
+//! progress token, the messages relayed to the client's request (progress,
+//! log messages, the upstream's sampling, elicitation and roots requests),
+//! the flush that puts them ahead of the answer, the cancellation of a call
+//! whose handler is dropped, and the pump that reads each upstream
+//! session's own messages.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+
+use rmcp::model::{ErrorCode, ErrorData};
+use serde_json::{json, Value};
+use sessiongate_mcp::context::Caller;
+use sessiongate_mcp::{InputRequest, RequestContext};
+use tokio::sync::{mpsc, oneshot};
+
+use super::session::{Conn, Slot};
+use super::{Upstream, RELAYED_QUEUED};
+use crate::link::{Incoming, Link, LinkError, OutboundId, RpcError};
+
+/// What the upstream sent that belongs to a request in flight.
+pub(super) enum Relayed {
+    Notification {
+        method: String,
+        params: Value,
+    },
+    Request {
+        id: Value,
+        method: String,
+        params: Value,
+    },
+}
+
+/// Why a relayed call did not answer.
+pub(super) enum CallError {
+    Link(LinkError),
+    /// The client's side ended it (a 2026-07-28 request that needs input).
+    Client(ErrorData),
+}
+
+impl Upstream {
+    /// Sends one request on `conn` and relays what the upstream sends about
+    /// it until it answers.
+    pub(super) async fn call(
+        &self,
+        slot: &Arc<Slot>,
+        conn: &Arc<Conn>,
+        ctx: &RequestContext,
+        method: &str,
+        params: &Value,
+        asks: &mut u32,
+    ) -> Result<Value, CallError> {
+        let id = self.next_id();
+        let mut params = params.clone();
+        if ctx.progress_token.is_some() {
+            // The gateway's own token: the client's could collide with
+            // another client's on a shared upstream session.
+            if !params["_meta"].is_object() {
+                params["_meta"] = json!({});
+            }
+            params["_meta"]["progressToken"] = json!(id);
+        }
+        let (tx, mut relayed) = mpsc::channel(RELAYED_QUEUED);
+        self.routes.insert(id, tx);
+        slot.in_flight().push(id);
+        let mut guard = InFlight {
+            upstream: self,
+            slot,
+            link: conn.link.clone(),
+            id,
+            answered: false,
+        };
+        let request = conn.link.request(id, method, Some(&params));
+        tokio::pin!(request);
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut request => break outcome,
+                Some(message) = relayed.recv() => {
+                    self.relay_back(ctx, &conn.link, message, asks)
+                        .await
+                        .map_err(CallError::Client)?;
+                }
+            }
+        };
+        // A request that timed out is still running upstream: the guard
+        // cancels it.
+        guard.answered = !matches!(outcome, Err(LinkError::Timeout(_)));
+        // What the upstream sent before its answer (progress, log
+        // messages) may still be on its way through the pump: it goes to
+        // the client before the answer does.
+        let (flushed_tx, mut flushed) = oneshot::channel();
+        if conn.flush.send(flushed_tx).is_ok() {
+            loop {
+                tokio::select! {
+                    biased;
+                    Some(message) = relayed.recv() => {
+                        self.relay_back(ctx, &conn.link, message, asks)
+                            .await
+                            .map_err(CallError::Client)?;
+                    }
+                    _ = &mut flushed => break,
+                }
+            }
+        }
+        while let Ok(message) = relayed.try_recv() {
+            self.relay_back(ctx, &conn.link, message, asks)
+                .await
+                .map_err(CallError::Client)?;
+        }
+        outcome.map_err(CallError::Link)
+    }
+
+    /// Passes what the upstream sent during a call to the client.
+    pub(super) async fn relay_back(
+        &self,
+        ctx: &RequestContext,
+        link: &Arc<dyn Link>,
+        message: Relayed,
+        asks: &mut u32,
+    ) -> Result<(), ErrorData> {
+        match message {
+            Relayed::Notification { method, mut params } => match method.as_str() {
+                "notifications/progress" => {
+                    if let Some(token) = &ctx.progress_token {
+                        params["progressToken"] = token.clone();
+                        ctx.notify(&method, params).await;
+                    }
+                }
+                "notifications/message" => {
+                    let level = params["level"].as_str().unwrap_or("info").to_string();
+                    let logger = params["logger"].as_str().map(str::to_string);
+                    let data = params
+                        .get_mut("data")
+                        .map(Value::take)
+                        .unwrap_or(Value::Null);
+                    ctx.log(&level, logger.as_deref(), data).await;
+                }
+                _ => {}
+            },
+            Relayed::Request { id, method, params } => {
+                let input = match method.as_str() {
+                    "elicitation/create" => Some(InputRequest::elicit(params.clone())),
+                    "sampling/createMessage" => Some(InputRequest::sample(params.clone())),
+                    "roots/list" => Some(InputRequest::list_roots()),
+                    _ => None,
+                };
+                let outcome = match (input, &ctx.caller) {
+                    // The upstream hears the client cannot, as the client
+                    // would have told it.
+                    (Some(input), _) if !ctx.can_ask(&input) => Err(ErrorData::new(
+                        ErrorCode::INVALID_REQUEST,
+                        format!(
+                            "the client did not declare the {} capability",
+                            input.kind().capability()
+                        ),
+                        None,
+                    )),
+                    (_, Caller::Session(_)) => ctx.request_client(&method, params).await,
+                    (Some(input), Caller::Client { .. }) => {
+                        // The upstream asks again in the same order when
+                        // the call is sent again on the retry; an ask not
+                        // yet answered ends the handler (input-required).
+                        *asks += 1;
+                        let key = format!("{}-{asks}", self.name);
+                        Ok(ctx.ask(&key, input).await?)
+                    }
+                    (None, Caller::Client { .. }) => Err(ErrorData::new(
+                        ErrorCode::METHOD_NOT_FOUND,
+                        format!("Method not found: {method}"),
+                        None,
+                    )),
+                };
+                let outcome = outcome.map_err(|e| RpcError {
+                    code: e.code.0,
+                    message: e.message.to_string(),
+                    data: e.data,
+                });
+                if let Err(e) = link.respond(id, outcome).await {
+                    tracing::debug!(upstream = %self.name, "cannot answer the upstream's request: {e}");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A request in flight upstream. Dropped before its answer (the client
+/// went away, or its handler was cancelled), it tells the upstream to stop
+/// with `notifications/cancelled`.
+struct InFlight<'a> {
+    upstream: &'a Upstream,
+    slot: &'a Slot,
+    link: Arc<dyn Link>,
+    id: OutboundId,
+    answered: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.upstream.routes.remove(&self.id);
+        self.slot.in_flight().retain(|&id| id != self.id);
+        if self.answered || self.link.is_closed() {
+            return;
+        }
+        let (link, id) = (self.link.clone(), self.id);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let params = json!({ "requestId": id, "reason": "the client's request ended" });
+                let _ = link.notify("notifications/cancelled", Some(&params)).await;
+            });
+        }
+    }
+}
+
+/// Reads what one upstream session sends on its own until it ends: routes
+/// it to the request it belongs to, answers `ping`, follows list changes
+/// and resource updates. A flush is answered once every message queued
+/// before it was handled: a link queues what the upstream sent before a
+/// response ahead of delivering the response. Counts the session out of
+/// `processes` at the end.
+pub(super) async fn pump(
+    upstream: Weak<Upstream>,
+    slot: Weak<Slot>,
+    link: Weak<dyn Link>,
+    mut incoming: mpsc::Receiver<Incoming>,
+    mut flushes: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+    processes: Arc<AtomicUsize>,
+) {
+    loop {
+        let message = tokio::select! {
+            biased;
+            message = incoming.recv() => match message {
+                Some(message) => message,
+                None => break,
+            },
+            Some(flushed) = flushes.recv() => {
+                let _ = flushed.send(());
+                continue;
+            }
+        };
+        let Some(upstream) = upstream.upgrade() else {
+            break;
+        };
+        let latest = || slot.upgrade().and_then(|s| s.latest());
+        match message {
+            Incoming::Notification {
+                method,
+                params,
+                related,
+            } => {
+                let params = params.unwrap_or(json!({}));
+                let target = match method.as_str() {
+                    "notifications/progress" => params["progressToken"].as_u64(),
+                    "notifications/message" => related.or_else(latest),
+                    "notifications/tools/list_changed"
+                    | "notifications/prompts/list_changed"
+                    | "notifications/resources/list_changed" => {
+                        if let Some(link) = link.upgrade() {
+                            upstream.clone().relist_soon(link);
+                        }
+                        None
+                    }
+                    "notifications/resources/updated" => {
+                        if let Some(uri) = params["uri"].as_str() {
+                            upstream.catalog.resource_updated(uri);
+                        }
+                        None
+                    }
+                    _ => None,
+                };
+                let route = target.and_then(|id| upstream.routes.get(&id).map(|r| r.clone()));
+                if let Some(route) = route {
+                    let _ = route.send(Relayed::Notification { method, params }).await;
+                }
+            }
+            Incoming::Request {
+                id,
+                method,
+                params,
+                related,
+            } => {
+                let Some(link) = link.upgrade() else {
+                    break;
+                };
+                if method == "ping" {
+                    let _ = link.respond(id, Ok(json!({}))).await;
+                    continue;
+                }
+                let route = related
+                    .or_else(latest)
+                    .and_then(|r| upstream.routes.get(&r).map(|r| r.clone()));
+                let params = params.unwrap_or(json!({}));
+                let unsent = match route {
+                    Some(route) => route
+                        .send(Relayed::Request { id, method, params })
+                        .await
+                        .err()
+                        .map(|e| match e.0 {
+                            Relayed::Request { id, method, .. } => (id, method),
+                            Relayed::Notification { method, .. } => (Value::Null, method),
+                        }),
+                    None => Some((id, method)),
+                };
+                if let Some((id, method)) = unsent {
+                    let refusal = RpcError {
+                        code: -32603,
+                        message: format!(
+                            "no client request is in flight on this session to carry {method}"
+                        ),
+                        data: None,
+                    };
+                    let _ = link.respond(id, Err(refusal)).await;
+                }
+            }
+        }
+    }
+    processes.fetch_sub(1, Ordering::AcqRel);
+}
+
+impl Upstream {
+    /// Lists the catalog again in the background, once at a time.
+    pub(super) fn relist_soon(self: Arc<Self>, link: Arc<dyn Link>) {
+        if self.relist_wanted.fetch_add(1, Ordering::AcqRel) > 0 {
+            return;
+        }
+        tokio::spawn(async move {
+            loop {
+                let wanted = self.relist_wanted.load(Ordering::Acquire);
+                if let Err(e) = self.relist(&link).await {
+                    tracing::warn!(upstream = %self.name, "cannot list the changed catalog: {e}");
+                }
+                let done = self.relist_wanted.compare_exchange(
+                    wanted,
+                    0,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                if done.is_ok() {
+                    return;
+                }
+            }
+        });
+    }
+}

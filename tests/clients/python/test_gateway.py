@@ -1,0 +1,134 @@
+"""sessiongate as a gateway in front of a FastMCP server (the official Python
+SDK's MCPServer, `upstreams/fastmcp_server.py`), run as a stdio child, driven
+by the same SDK's client on the sessionful 2025-11-25 revision and on
+2026-07-28.
+
+With the built-in tools beside it, the upstream's names are namespaced
+`fastmcp__…`. Every kind of traffic must pass: tools with structured output,
+progress, log messages, the upstream's elicitation and sampling requests
+(on the session's stream, or as input-required results on 2026-07-28),
+prompts, resources and templates.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import mcp_types as types
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from conftest import Server, Wire, _serve
+
+pytestmark = pytest.mark.anyio
+
+UPSTREAM = Path(__file__).resolve().parent / "upstreams" / "fastmcp_server.py"
+NS = "fastmcp__"
+MODERN = "2026-07-28"
+MODES = ["legacy", MODERN]
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Server:
+    yield from _serve(tmp_path_factory, "--stdio", f"fastmcp={sys.executable} {UPSTREAM}")
+
+
+async def _elicit(_context: object, params: types.ElicitRequestParams) -> types.ElicitResult:
+    return types.ElicitResult(action="accept", content={"name": "Ada"})
+
+
+async def _sample(_context: object, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+    asked = params.messages[0].content
+    topic = asked.text if isinstance(asked, types.TextContent) else "?"
+    return types.CreateMessageResult(
+        role="assistant",
+        content=types.TextContent(type="text", text=f"sampled: {topic}"),
+        model="test-model",
+    )
+
+
+def _client(server: Server, wire: Wire, http, mode: str, **callbacks) -> Client:  # type: ignore[no-untyped-def]
+    return Client(
+        streamable_http_client(server.mcp_url, http_client=http),
+        mode=mode,
+        elicitation_callback=_elicit,
+        sampling_callback=_sample,
+        **callbacks,
+    )
+
+
+def _text(result: types.CallToolResult) -> str:
+    assert not result.is_error, result
+    return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_tools_prompts_and_resources_pass_through(gateway: Server, wire: Wire, mode: str) -> None:
+    async with wire.client() as http:
+        async with _client(gateway, wire, http, mode) as client:
+            names = [t.name for t in (await client.list_tools()).tools]
+            assert f"{NS}add" in names and "echo" in names, names
+
+            added = await client.call_tool(f"{NS}add", {"a": 40, "b": 2})
+            assert _text(added) == "42"
+            assert added.structured_content == {"result": 42}
+
+            prompts = [p.name for p in (await client.list_prompts()).prompts]
+            assert f"{NS}review" in prompts, prompts
+            prompt = await client.get_prompt(f"{NS}review", {"code": "x = 1"})
+            assert "x = 1" in prompt.messages[0].content.text
+
+            uris = [str(r.uri) for r in (await client.list_resources()).resources]
+            assert "notes://today" in uris, uris
+            read = await client.read_resource("notes://today")
+            assert read.contents[0].text == "buy milk"
+            templates = [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
+            assert "notes://day/{day}" in templates, templates
+            monday = await client.read_resource("notes://day/monday")
+            assert monday.contents[0].text == "notes of monday"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_progress_reaches_the_caller(gateway: Server, wire: Wire, mode: str) -> None:
+    seen: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message))
+
+    async with wire.client() as http:
+        async with _client(gateway, wire, http, mode) as client:
+            result = await client.call_tool(f"{NS}count_to", {"n": 3}, progress_callback=on_progress)
+    assert _text(result) == "counted to 3"
+    assert seen == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_log_messages_reach_the_caller(gateway: Server, wire: Wire, mode: str) -> None:
+    logs: list[types.LoggingMessageNotificationParams] = []
+
+    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+        logs.append(params)
+
+    async with wire.client() as http:
+        async with _client(gateway, wire, http, mode, logging_callback=on_log, log_level="info") as client:
+            if mode == "legacy":
+                await client.set_logging_level("info")
+            result = await client.call_tool(f"{NS}shout", {"text": "hey"})
+    assert _text(result) == "HEY"
+    assert [(m.level, m.data) for m in logs] == [("warning", "shouting hey")]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_the_upstreams_requests_are_answered_by_this_client(gateway: Server, wire: Wire, mode: str) -> None:
+    async with wire.client() as http:
+        async with _client(gateway, wire, http, mode) as client:
+            greeted = await client.call_tool(f"{NS}greet_someone", {})
+            assert _text(greeted) == "Hello, Ada!"
+            poem = await client.call_tool(f"{NS}haiku", {"topic": "rivers"})
+            assert _text(poem) == "sampled: A haiku on rivers"
+    if mode == MODERN:
+        # On 2026-07-28 the questions came as input-required results, answered on retries.
+        retries = [c for c in wire.by_rpc("tools/call") if "inputResponses" in c.body["params"]]
+        assert len(retries) == 2, wire.by_rpc("tools/call")
