@@ -972,3 +972,32 @@ async fn concurrent_calls_on_a_shared_child_each_get_their_own_answer() {
     assert_eq!(server.server.upstreams.reports()[0].processes, 1);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_running_when_its_session_ends_is_not_healed_onto_a_new_child() {
+    let server = gateway(vec![fixture()]).await;
+    let session = server.initialize("2025-11-25", "claude-code").await;
+    let child = pid(&server, &session).await;
+    let marker = server.data_dir().join("waiting");
+    // Read-only, so a restart during it would be retried.
+    let waiting = server.call_tool(
+        &session,
+        "fx__wait",
+        json!({"marker": marker.to_str().unwrap()}),
+    );
+    let end = async {
+        eventually(WAIT, || async { marker.exists() }).await;
+        assert!(server.delete(&session).await.status().is_success());
+    };
+    let (answer, ()) = tokio::join!(waiting, end);
+    assert!(
+        text(&answer).unwrap_err().contains("session ended"),
+        "{answer}"
+    );
+    gone(child).await;
+    eventually(WAIT, || async {
+        server.server.upstreams.reports()[0].processes == 0
+    })
+    .await;
+    server.stop().await;
+}

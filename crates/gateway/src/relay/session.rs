@@ -27,6 +27,8 @@ pub(super) struct Slot {
     pub(super) state: Mutex<SlotState>,
     /// Requests in flight on it, oldest first.
     pub(super) in_flight: Mutex<Vec<OutboundId>>,
+    /// Set when its client session ended (or the gateway stops).
+    pub(super) ended: AtomicBool,
     /// By the lifecycle's clock, for the pool's idle expiry.
     pub(super) last_used: Mutex<Timestamp>,
 }
@@ -65,6 +67,7 @@ impl Slot {
             state: Mutex::new(SlotState::default()),
             in_flight: Mutex::new(Vec::new()),
             last_used: Mutex::new(now),
+            ended: AtomicBool::new(false),
         }
     }
 
@@ -104,8 +107,10 @@ impl Slot {
         current_one
     }
 
-    /// Ends the upstream session, if one is open.
+    /// Ends the upstream session, if one is open, for good: a call still
+    /// running on it is not healed onto a new one.
     pub(super) async fn close(&self) {
+        self.ended.store(true, Ordering::Release);
         let conn = self.conn.lock().await.take();
         if let Some(conn) = conn {
             conn.link.close().await;
@@ -169,6 +174,15 @@ impl Upstream {
     /// that is alive.
     pub(super) async fn connect(&self, slot: &Arc<Slot>) -> Result<Arc<Conn>, ErrorData> {
         let mut current = slot.conn.lock().await;
+        if slot.ended.load(Ordering::Acquire) {
+            return Err(ErrorData::internal_error(
+                format!(
+                    "the session ended; its upstream {} session with it",
+                    self.name
+                ),
+                None,
+            ));
+        }
         if let Some(conn) = current.as_ref() {
             if !conn.link.is_closed() {
                 return Ok(conn.clone());
