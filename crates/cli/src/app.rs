@@ -159,6 +159,7 @@ pub async fn start_with(
             pool_idle: config.upstream_idle_timeout,
         },
         store.clone(),
+        peers.clone(),
         &config.data_dir,
         clock.clone(),
     )

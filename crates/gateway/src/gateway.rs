@@ -12,6 +12,7 @@ use sessiongate_core::lifecycle::{EndKind, EndSubscriber, SessionEnded};
 use sessiongate_core::store::UpstreamMappingStore;
 use sessiongate_core::upstream::{UpstreamEvent, UpstreamMonitor, UpstreamReport};
 use sessiongate_core::SharedClock;
+use sessiongate_mcp::peers::Peers;
 use sessiongate_mcp::Service;
 use tokio::sync::broadcast;
 
@@ -61,6 +62,7 @@ impl Gateway {
         configs: Vec<UpstreamConfig>,
         options: GatewayOptions,
         store: Arc<dyn UpstreamMappingStore>,
+        peers: Peers,
         data_dir: &Path,
         clock: SharedClock,
     ) -> Arc<Gateway> {
@@ -88,6 +90,7 @@ impl Gateway {
                     settings,
                     connector,
                     store.clone(),
+                    peers.clone(),
                     clock.clone(),
                     events.clone(),
                 )

@@ -146,6 +146,38 @@ impl PeerState {
         stream.is_some_and(|s| s.try_send(frame).is_ok())
     }
 
+    /// Sends a request to the client on the standalone stream and waits up
+    /// to `timeout` for its answer: for what a server asks outside any
+    /// request of the client's (a gateway's upstream asking for roots
+    /// after the handshake).
+    pub async fn request_on_stream(
+        &self,
+        method: &str,
+        params: &Value,
+        timeout: std::time::Duration,
+    ) -> Reply {
+        let (id, answer) = self.expect_response();
+        let frame = crate::jsonrpc::request_bytes(&id, method, params);
+        if !self.send_on_stream(Bytes::from(frame)) {
+            self.forget(&id);
+            return Err(ErrorData::internal_error(
+                format!("{method} needs the client's standalone stream, which is not open"),
+                None,
+            ));
+        }
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(ErrorData::internal_error("the session ended", None)),
+            Err(_) => {
+                self.forget(&id);
+                Err(ErrorData::internal_error(
+                    format!("the client did not answer {method} in time"),
+                    None,
+                ))
+            }
+        }
+    }
+
     pub(crate) fn log_level(&self) -> Option<String> {
         self.log_level.lock().expect("log level poisoned").clone()
     }

@@ -15,7 +15,7 @@ use sessiongate_mcp::{InputRequest, RequestContext};
 use tokio::sync::{mpsc, oneshot};
 
 use super::session::{Conn, Slot};
-use super::{Upstream, RELAYED_QUEUED};
+use super::{Key, Upstream, RELAYED_QUEUED};
 use crate::link::{Incoming, Link, LinkError, OutboundId, RpcError};
 
 /// What the upstream sent that belongs to a request in flight.
@@ -212,6 +212,18 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// How long a request the upstream sends outside any client request waits
+/// for the client's answer on its standalone stream.
+const STREAM_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A notification's frame for a client stream.
+fn notification(method: &str, params: &Value) -> bytes::Bytes {
+    bytes::Bytes::from(sessiongate_mcp::jsonrpc::notification_bytes(
+        method,
+        Some(params),
+    ))
+}
+
 /// Reads what one upstream session sends on its own until it ends: routes
 /// it to the request it belongs to, answers `ping`, follows list changes
 /// and resource updates. A flush is answered once every message queued
@@ -242,6 +254,12 @@ pub(super) async fn pump(
             break;
         };
         let latest = || slot.upgrade().and_then(|s| s.latest());
+        // The client session this upstream session serves alone, whose
+        // standalone stream carries what relates to no request of its.
+        let session = slot.upgrade().and_then(|s| match s.key {
+            Key::Session(id) => Some(id),
+            _ => None,
+        });
         match message {
             Incoming::Notification {
                 method,
@@ -262,15 +280,33 @@ pub(super) async fn pump(
                     }
                     "notifications/resources/updated" => {
                         if let Some(uri) = params["uri"].as_str() {
-                            upstream.catalog.resource_updated(uri);
+                            match session.and_then(|id| upstream.peers.get(id)) {
+                                // Its own upstream session's update is its
+                                // client session's alone.
+                                Some(peer) if peer.is_subscribed(uri) => {
+                                    peer.send_on_stream(notification(&method, &params));
+                                }
+                                None if session.is_none() => upstream.catalog.resource_updated(uri),
+                                _ => {}
+                            }
                         }
                         None
                     }
                     _ => None,
                 };
                 let route = target.and_then(|id| upstream.routes.get(&id).map(|r| r.clone()));
-                if let Some(route) = route {
-                    let _ = route.send(Relayed::Notification { method, params }).await;
+                match route {
+                    Some(route) => {
+                        let _ = route.send(Relayed::Notification { method, params }).await;
+                    }
+                    // A log message between requests (the upstream set its
+                    // level, so it is one the client asked for).
+                    None if method == "notifications/message" => {
+                        if let Some(peer) = session.and_then(|id| upstream.peers.get(id)) {
+                            peer.send_on_stream(notification(&method, &params));
+                        }
+                    }
+                    None => {}
                 }
             }
             Incoming::Request {
@@ -290,8 +326,9 @@ pub(super) async fn pump(
                     .or_else(latest)
                     .and_then(|r| upstream.routes.get(&r).map(|r| r.clone()));
                 let params = params.unwrap_or(json!({}));
-                let unsent = match route {
-                    Some(route) => route
+                let peer = session.and_then(|id| upstream.peers.get(id));
+                let unsent = match (route, peer) {
+                    (Some(route), _) => route
                         .send(Relayed::Request { id, method, params })
                         .await
                         .err()
@@ -299,7 +336,24 @@ pub(super) async fn pump(
                             Relayed::Request { id, method, .. } => (id, method),
                             Relayed::Notification { method, .. } => (Value::Null, method),
                         }),
-                    None => Some((id, method)),
+                    // Asked between requests (roots after the handshake):
+                    // over the session's standalone stream.
+                    (None, Some(peer)) => {
+                        let link = link.clone();
+                        tokio::spawn(async move {
+                            let outcome = peer
+                                .request_on_stream(&method, &params, STREAM_REQUEST_TIMEOUT)
+                                .await
+                                .map_err(|e| RpcError {
+                                    code: e.code.0,
+                                    message: e.message.to_string(),
+                                    data: e.data,
+                                });
+                            let _ = link.respond(id, outcome).await;
+                        });
+                        None
+                    }
+                    (None, None) => Some((id, method)),
                 };
                 if let Some((id, method)) = unsent {
                     let refusal = RpcError {

@@ -52,6 +52,7 @@ use sessiongate_core::store::UpstreamMappingStore;
 use sessiongate_core::upstream::{UpstreamEvent, UpstreamName, UpstreamReport};
 use sessiongate_core::SharedClock;
 use sessiongate_mcp::context::Caller;
+use sessiongate_mcp::peers::Peers;
 use sessiongate_mcp::{Answer, Capabilities, LiveCatalog, RequestContext, Service};
 use tokio::sync::{broadcast, mpsc};
 
@@ -115,6 +116,9 @@ pub struct Upstream {
     processes: Arc<AtomicUsize>,
     health: Health,
     events: broadcast::Sender<UpstreamEvent>,
+    /// The client sessions' standalone streams, for what a session's
+    /// upstream sends outside any request of the client's.
+    peers: Peers,
     /// List-changed notifications not yet followed by a listing: a burst
     /// lists once at a time, and one during a listing lists again after it.
     relist_wanted: AtomicUsize,
@@ -129,11 +133,13 @@ impl Upstream {
         settings: UpstreamSettings,
         connector: Arc<dyn Connector>,
         store: Arc<dyn UpstreamMappingStore>,
+        peers: Peers,
         clock: SharedClock,
         events: broadcast::Sender<UpstreamEvent>,
     ) -> Arc<Upstream> {
         Arc::new_cyclic(|this| Upstream {
             name,
+            peers,
             health: Health::new(settings.backoff, settings.max_backoff),
             settings,
             connector,
