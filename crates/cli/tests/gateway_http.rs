@@ -1,0 +1,177 @@
+//! The gateway in front of Streamable HTTP upstreams, with processes on
+//! both sides: an upstream restarted (its sessions lost) is healed without
+//! the client seeing a 404, and after the gateway itself is killed with
+//! `kill -9` a client goes on with its session id while the gateway uses
+//! the upstream session it had stored again rather than opening another.
+//!
+//! The upstreams are `rmcp-baseline PORT` (rmcp's sessionful server, whose
+//! sessions live in its memory) and a second `sessiongate serve`, whose
+//! session list shows which sessions the gateway opened on it.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::eventually;
+use serde_json::{json, Value};
+use sessiongate_testkit::process::{free_port, Gateway};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// `rmcp-baseline PORT`, killed when dropped.
+struct Rmcp(Child);
+
+impl Rmcp {
+    async fn start(port: u16) -> Rmcp {
+        let path = PathBuf::from(common::BIN).with_file_name("rmcp-baseline");
+        assert!(
+            path.exists(),
+            "{} is missing: run `cargo build -p rmcp-baseline` first",
+            path.display()
+        );
+        let child = Command::new(path)
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        eventually(WAIT, || async move {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        })
+        .await;
+        Rmcp(child)
+    }
+
+    fn kill_9(mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for Rmcp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A tool call through the gateway: never a 404 for the session, and the
+/// tool's text or the JSON-RPC error's message.
+async fn call(gw: &Gateway, session: &str, tool: &str, text: &str) -> Result<String, String> {
+    let response = gw
+        .post(
+            Some(session),
+            json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                   "params": {"name": tool, "arguments": {"text": text}}}),
+        )
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 200, "never a 404 for the session");
+    let body: Value = response.json().await.unwrap();
+    match body.get("error") {
+        Some(e) => Err(e["message"].as_str().unwrap_or_default().to_string()),
+        None => Ok(body["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_upstream_restarted_is_healed_without_a_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream_port = free_port();
+    let upstream = Rmcp::start(upstream_port).await;
+    let url = format!("up=http://127.0.0.1:{upstream_port}/mcp");
+    let gw = Gateway::start(
+        common::BIN,
+        free_port(),
+        &[
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--upstream",
+            &url,
+        ],
+    )
+    .await;
+    let session = gw.initialize("claude-code").await.unwrap();
+    assert_eq!(
+        call(&gw, &session, "up__echo", "before").await,
+        Ok("before".into())
+    );
+
+    // Restarted on the same port: every session it had is forgotten, so
+    // the gateway's next request on the old one is answered 404.
+    upstream.kill_9();
+    let _upstream = Rmcp::start(upstream_port).await;
+    for text in ["after", "and again"] {
+        assert_eq!(call(&gw, &session, "up__echo", text).await, Ok(text.into()));
+    }
+    let upstreams = gw.admin_get("/api/mcp/upstreams").await;
+    let up = &upstreams["upstreams"][0];
+    assert_eq!(up["name"], "up");
+    assert_eq!(up["status"], "up", "{up}");
+    gw.stop();
+}
+
+/// Active sessions on a sessiongate whose client is `name`.
+async fn sessions_of(server: &Gateway, name: &str) -> Vec<Value> {
+    let list = server
+        .admin_get("/api/mcp/sessions?status=active&limit=100")
+        .await;
+    list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["client_name"] == name)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_gateway_kill_9_the_stored_upstream_session_is_used_again() {
+    let upstream_dir = tempfile::tempdir().unwrap();
+    let upstream = Gateway::start(
+        common::BIN,
+        free_port(),
+        &["--data-dir", upstream_dir.path().to_str().unwrap()],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("up={}/mcp", upstream.base);
+    let args = [
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--no-builtin-tools",
+        "--upstream",
+        &url,
+    ];
+    let port = free_port();
+    let gw = Gateway::start(common::BIN, port, &args).await;
+    let session = gw.initialize("claude-code").await.unwrap();
+    // One upstream alone, with the built-ins off: its names go unprefixed.
+    assert_eq!(call(&gw, &session, "echo", "one").await, Ok("one".into()));
+    let opened = sessions_of(&upstream, "claude-code").await;
+    assert_eq!(opened.len(), 1, "the client's own upstream session");
+
+    gw.kill();
+    let gw = Gateway::start(common::BIN, port, &args).await;
+    assert_eq!(call(&gw, &session, "echo", "two").await, Ok("two".into()));
+    let after = sessions_of(&upstream, "claude-code").await;
+    assert_eq!(
+        after.len(),
+        1,
+        "no second upstream session for the same client session"
+    );
+    assert_eq!(after[0]["session_id"], opened[0]["session_id"]);
+    assert!(
+        after[0]["request_count"].as_u64() > opened[0]["request_count"].as_u64(),
+        "the call after the restart went over the stored session: {} then {}",
+        opened[0]["request_count"],
+        after[0]["request_count"]
+    );
+    gw.stop();
+    upstream.stop();
+}
