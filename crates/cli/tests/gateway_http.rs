@@ -2,7 +2,9 @@
 //! both sides: an upstream restarted (its sessions lost) is healed without
 //! the client seeing a 404, and after the gateway itself is killed with
 //! `kill -9` a client goes on with its session id while the gateway uses
-//! the upstream session it had stored again rather than opening another.
+//! the upstream session it had stored again rather than opening another;
+//! an upstream killed during a call fails that call at once with an error
+//! naming it, and the next call is served.
 //!
 //! The upstreams are `rmcp-baseline PORT` (rmcp's sessionful server, whose
 //! sessions live in its memory) and a second `sessiongate serve`, whose
@@ -14,7 +16,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::eventually;
+use common::{eventually, SseReader};
 use serde_json::{json, Value};
 use sessiongate_testkit::process::{free_port, Gateway};
 
@@ -172,6 +174,92 @@ async fn after_a_gateway_kill_9_the_stored_upstream_session_is_used_again() {
         opened[0]["request_count"],
         after[0]["request_count"]
     );
+    gw.stop();
+    upstream.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_upstream_killed_during_a_call_fails_it_clearly_and_serves_the_next() {
+    let upstream_dir = tempfile::tempdir().unwrap();
+    let upstream_port = free_port();
+    let upstream_args = [
+        "--data-dir",
+        upstream_dir.path().to_str().unwrap(),
+        "--conformance",
+    ];
+    let upstream = Gateway::start(common::BIN, upstream_port, &upstream_args).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("up={}/mcp", upstream.base);
+    let gw = Gateway::start(
+        common::BIN,
+        free_port(),
+        &[
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--no-builtin-tools",
+            "--upstream",
+            &url,
+        ],
+    )
+    .await;
+    let session = gw.initialize("claude-code").await.unwrap();
+
+    // The tool reports progress three times, 50 ms apart, then answers:
+    // the upstream is killed once the first progress came through.
+    let response = gw
+        .post(
+            Some(&session),
+            json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+                   "params": {"name": "test_tool_with_progress", "arguments": {},
+                              "_meta": {"progressToken": "p"}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut events = SseReader::new(response);
+    // A resumable stream opens with a priming event, which has no message.
+    let first = loop {
+        let event = events.next().await.expect("the call's stream");
+        if let Some(message) = event.message() {
+            break message;
+        }
+    };
+    assert_eq!(first["method"], "notifications/progress", "{first}");
+    upstream.kill();
+    let answer = tokio::time::timeout(WAIT, async {
+        loop {
+            let event = events
+                .next()
+                .await
+                .expect("the call is answered before its stream ends");
+            if let Some(message) = event.message().filter(|m| m.get("id") == Some(&json!(9))) {
+                break message;
+            }
+        }
+    })
+    .await
+    .expect("answered at once, not after the request timeout");
+    let error = &answer["error"];
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("upstream up: "),
+        "names the upstream: {answer}"
+    );
+
+    let upstream = Gateway::start(common::BIN, upstream_port, &upstream_args).await;
+    let next = gw
+        .post(
+            Some(&session),
+            json!({"jsonrpc": "2.0", "id": 10, "method": "tools/call",
+                   "params": {"name": "test_simple_text", "arguments": {}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(next.status(), 200, "never a 404 for the session");
+    let next: Value = next.json().await.unwrap();
+    assert!(next["result"]["content"][0]["text"].is_string(), "{next}");
     gw.stop();
     upstream.stop();
 }
