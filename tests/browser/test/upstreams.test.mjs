@@ -1,11 +1,14 @@
 // The dashboard's Upstreams panel and the request log's Upstream column, in
-// headless Chromium against a private sessiongate. This server has no
-// upstreams of its own, so the tests that need some answer
-// GET /api/mcp/upstreams and the live socket in the page (as the live
-// protocol tests of dashboard.test.mjs do) with the JSON the API documents.
+// headless Chromium against a private sessiongate. The first test puts a
+// real stdio server behind it and kills its child; the others need states
+// a real upstream does not reach on cue (down with an error, several at
+// once), so they answer GET /api/mcp/upstreams and the live socket in the
+// page (as the live protocol tests of dashboard.test.mjs do) with the JSON
+// the API documents.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 
 import { artifact, byTest, launch, mcpClient, openPage, PHONE, row, signIn, waitMode } from '../lib/browser.mjs';
 import { Server } from '../lib/server.mjs';
@@ -20,9 +23,12 @@ after(async () => {
   await browser?.close();
 });
 
+/** The stdio MCP server of the gateway's Rust tests. */
+const FIXTURE = fileURLToPath(new URL('../../../crates/testkit/fixtures/stdio_mcp_server.py', import.meta.url));
+
 /** Runs fn with a fresh server and page; prints the server log if it fails. */
-async function withDashboard(fn, { page: pageOptions } = {}) {
-  const server = await Server.start();
+async function withDashboard(fn, { page: pageOptions, server: serverOptions } = {}) {
+  const server = await Server.start(serverOptions);
   const { context, page } = await openPage(browser, pageOptions);
   try {
     await fn({ server, page });
@@ -105,6 +111,50 @@ async function waitStatus(page, name, status, timeout = 5000) {
     { timeout },
   );
 }
+
+test('upstreams: a real stdio server behind the gateway, its child killed: the restart shows live and the log names it', () =>
+  withDashboard(
+    async ({ server, page }) => {
+      await signIn(page, server);
+      await waitMode(page, 'live');
+      await waitStatus(page, 'fx', 'up', 10_000);
+      assert.equal(await cell(page, 'fx', 'upstream-transport').textContent(), 'stdio · per-session');
+      assert.equal(await cell(page, 'fx', 'upstream-restarts').textContent(), '0');
+
+      const c = await mcpClient(server, 'gateway-browser-client', '1.0.0');
+      try {
+        const first = await c.client.callTool({ name: 'fx__pid', arguments: {} });
+        const pid = Number(first.content[0].text);
+        assert.ok(pid > 0, `the child's pid: ${first.content[0].text}`);
+        process.kill(pid, 'SIGKILL');
+        const healed = await c.client.callTool({ name: 'fx__echo', arguments: { text: 'after the kill' } });
+        assert.equal(healed.content[0].text, 'after the kill', 'the same session goes on');
+        await page.waitForFunction(
+          () => document.querySelector('[data-upstream="fx"] [data-testid="upstream-restarts"]')?.textContent === '1',
+          null,
+          { timeout: 5000 },
+        );
+
+        await row(page, c.sessionId).waitFor({ timeout: 5000 });
+        await row(page, c.sessionId).locator('[data-testid="row-client"]').click();
+        await byTest(page, 'detail').waitFor({ state: 'visible' });
+        await page.waitForFunction(
+          () => [...document.querySelectorAll('[data-testid="detail-request"]')].filter((tr) => tr.textContent.includes('tools/call')).length === 2,
+          null,
+          { timeout: 5000 },
+        );
+        const upstreams = await page.$$eval('[data-testid="detail-request"]', (trs) =>
+          trs
+            .filter((tr) => tr.children[1].textContent === 'tools/call')
+            .map((tr) => tr.querySelector('[data-testid="detail-request-upstream"]').textContent),
+        );
+        assert.deepEqual(upstreams, ['fx', 'fx']);
+      } finally {
+        await c.close();
+      }
+    },
+    { server: { args: ['--stdio', `fx=python3 ${FIXTURE}`] } },
+  ));
 
 test('upstreams: hidden without any; the request log names the upstream of each row', () =>
   withDashboard(async ({ server, page }) => {
