@@ -7,7 +7,9 @@ With the built-in tools beside it, the upstream's names are namespaced
 `fastmcp__…`. Every kind of traffic must pass: tools with structured output,
 progress, log messages, the upstream's elicitation and sampling requests
 (on the session's stream, or as input-required results on 2026-07-28),
-prompts, resources and templates.
+a change of the upstream's tool list (announced on the session, or on a
+`subscriptions/listen` stream on 2026-07-28), prompts, resources and
+templates.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import anyio
 import mcp_types as types
 import pytest
 from mcp import Client
@@ -132,3 +135,29 @@ async def test_the_upstreams_requests_are_answered_by_this_client(gateway: Serve
         # On 2026-07-28 the questions came as input-required results, answered on retries.
         retries = [c for c in wire.by_rpc("tools/call") if "inputResponses" in c.body["params"]]
         assert len(retries) == 2, wire.by_rpc("tools/call")
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_tool_list_change_reaches_the_client(gateway: Server, wire: Wire, mode: str) -> None:
+    name = "extra_" + mode.replace("-", "_")
+    changed = anyio.Event()
+
+    async def on_message(message: object) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            changed.set()
+
+    async with wire.client() as http:
+        async with _client(gateway, wire, http, mode, message_handler=on_message) as client:
+            assert f"{NS}{name}" not in [t.name for t in (await client.list_tools()).tools]
+            with anyio.fail_after(10):
+                if mode == MODERN:
+                    async with client.listen(tools_list_changed=True) as changes:
+                        assert _text(await client.call_tool(f"{NS}add_tool_named", {"name": name})) == "added"
+                        event = await changes.__anext__()
+                        assert "tools" in type(event).__name__.lower(), event
+                else:
+                    assert _text(await client.call_tool(f"{NS}add_tool_named", {"name": name})) == "added"
+                    await changed.wait()
+            names = [t.name for t in (await client.list_tools()).tools]
+            assert f"{NS}{name}" in names, names
+            assert _text(await client.call_tool(f"{NS}{name}", {})) == f"{name} here"

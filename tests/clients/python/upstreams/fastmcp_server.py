@@ -3,7 +3,8 @@ sessiongate runs it as a stdio child and relays it to the SDK's clients.
 
 It offers a bit of everything a relay must carry: a plain tool, one that
 reports progress, one that logs, one that asks the client (elicitation) and
-one that samples, a prompt, a static resource and a template.
+one that samples, one that adds a tool (list changed), a prompt, a static
+resource and a template.
 
     python fastmcp_server.py        serves on stdin and stdout
 """
@@ -39,6 +40,18 @@ async def shout(text: str, ctx: Context) -> str:
     """Logs the text at warning level and returns it in capitals."""
     await ctx.warning(f"shouting {text}")
     return text.upper()
+
+
+@server.tool()
+async def add_tool_named(name: str, ctx: Context) -> str:
+    """Adds a tool under the given name and announces that the list changed."""
+
+    def added() -> str:
+        return f"{name} here"
+
+    server.add_tool(added, name=name, description="Added at run time")
+    await ctx.session.send_tool_list_changed()
+    return "added"
 
 
 class Name(BaseModel):
