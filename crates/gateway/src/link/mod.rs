@@ -86,6 +86,19 @@ pub trait Link: Send + Sync + 'static {
         params: Option<&Value>,
     ) -> Result<Value, LinkError>;
 
+    /// As [`request`](Self::request), with headers that mirror members of
+    /// `params` (2026-07-28's `Mcp-Param-*`, by name without the prefix,
+    /// and the member's text) where the transport has headers.
+    async fn request_mirrored(
+        &self,
+        id: OutboundId,
+        method: &str,
+        params: Option<&Value>,
+        _mirrored: &[(String, String)],
+    ) -> Result<Value, LinkError> {
+        self.request(id, method, params).await
+    }
+
     /// Sends a notification.
     async fn notify(&self, method: &str, params: Option<&Value>) -> Result<(), LinkError>;
 
