@@ -26,6 +26,7 @@ use rmcp::model::ErrorData;
 use serde_json::{json, Map, Value};
 use sessiongate_mcp::protocol::{
     META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_LOG_LEVEL, META_PROTOCOL_VERSION,
+    META_SERVER_INFO,
 };
 use sessiongate_mcp::{Answer, InputRequest, RequestContext};
 use tokio::sync::mpsc;
@@ -185,8 +186,17 @@ impl Upstream {
             object.insert("_meta".into(), Value::Object(meta));
         }
         for _ in 0..MAX_ROUNDS {
-            let result = self.send_direct(&conn, ctx, method, &params).await?;
+            let mut result = self.send_direct(&conn, ctx, method, &params).await?;
             if result["resultType"] != "input_required" {
+                // Who answered is the gateway, as the session's initialize said.
+                if let Some(object) = result.as_object_mut() {
+                    if let Some(Value::Object(meta)) = object.get_mut("_meta") {
+                        meta.remove(META_SERVER_INFO);
+                        if meta.is_empty() {
+                            object.remove("_meta");
+                        }
+                    }
+                }
                 return Ok(Answer::Json(result));
             }
             let asked = result["inputRequests"]
@@ -258,6 +268,8 @@ impl Upstream {
                 self.answered(conn);
                 Err(self.link_error(LinkError::Rpc(e)))
             }
+            // Slow is not down.
+            Err(CallError::Link(e @ LinkError::Timeout(_))) => Err(self.link_error(e)),
             Err(CallError::Link(e)) => {
                 let error = format!("upstream {}: {e}", self.name);
                 if self.health.failed(error.clone(), self.clock.now()) {
@@ -379,5 +391,34 @@ async fn listen(upstream: Weak<Upstream>) {
                 wait = (wait * 2).min(LISTEN_BACKOFF_MAX);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_marked_x_mcp_header_are_mirrored_as_given() {
+        let schema = json!({"type": "object", "properties": {
+            "region": {"type": "string", "x-mcp-header": "Region"},
+            "count": {"type": "integer", "x-mcp-header": "Count"},
+            "absent": {"type": "string", "x-mcp-header": "Absent"},
+            "plain": {"type": "string"},
+            "nested": {"type": "object", "properties": {
+                "flag": {"type": "boolean", "x-mcp-header": "Flag"},
+            }},
+        }});
+        let arguments = json!({"region": "eu-west", "count": 3, "plain": "x",
+            "absent": null, "nested": {"flag": true}});
+        let mut mirrored = Vec::new();
+        mirror(&schema, Some(&arguments), &mut mirrored);
+        mirrored.sort();
+        let expected = [("Count", "3"), ("Flag", "true"), ("Region", "eu-west")];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(mirrored, expected);
     }
 }
