@@ -501,6 +501,13 @@ impl Inner {
                     delivered: true,
                 }));
             };
+            if failure.is_none() {
+                // Ended on purpose, to be polled.
+                let _ = self
+                    .incoming
+                    .send(Incoming::StreamClosed { related: id })
+                    .await;
+            }
             tokio::time::sleep(retry).await;
             response = self.resume(last).await?;
         }

@@ -42,6 +42,11 @@ pub enum Incoming {
         params: Option<Value>,
         related: Option<OutboundId>,
     },
+    /// The upstream ended the response stream of request `related` before
+    /// answering, for the client to poll (2025-11-25, SEP-1699): the link
+    /// resumes it; whoever relays the request may end its own client's
+    /// stream the same way.
+    StreamClosed { related: OutboundId },
 }
 
 /// What the upstream answered with a JSON-RPC error object.

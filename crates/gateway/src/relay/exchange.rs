@@ -29,6 +29,8 @@ pub(super) enum Relayed {
         method: String,
         params: Value,
     },
+    /// The upstream ended the request's stream for the client to poll.
+    StreamClosed,
 }
 
 /// Why a relayed call did not answer.
@@ -143,6 +145,8 @@ impl Upstream {
                 }
                 _ => {}
             },
+            // The client polls too: what follows reaches it when it resumes.
+            Relayed::StreamClosed => ctx.close_stream(),
             Relayed::Request { id, method, params } => {
                 let input = match method.as_str() {
                     "elicitation/create" => Some(InputRequest::elicit(params.clone())),
@@ -318,6 +322,11 @@ pub(super) async fn pump(
                     None => {}
                 }
             }
+            Incoming::StreamClosed { related } => {
+                if let Some(route) = upstream.routes.get(&related).map(|r| r.clone()) {
+                    let _ = route.send(Relayed::StreamClosed).await;
+                }
+            }
             Incoming::Request {
                 id,
                 method,
@@ -337,14 +346,14 @@ pub(super) async fn pump(
                 let params = params.unwrap_or(json!({}));
                 let peer = session.and_then(|id| upstream.peers.get(id));
                 let unsent = match (route, peer) {
-                    (Some(route), _) => route
-                        .send(Relayed::Request { id, method, params })
-                        .await
-                        .err()
-                        .map(|e| match e.0 {
-                            Relayed::Request { id, method, .. } => (id, method),
-                            Relayed::Notification { method, .. } => (Value::Null, method),
-                        }),
+                    (Some(route), _) => {
+                        let request = Relayed::Request {
+                            id: id.clone(),
+                            method: method.clone(),
+                            params,
+                        };
+                        route.send(request).await.err().map(|_| (id, method))
+                    }
                     // Asked between requests (roots after the handshake):
                     // over the session's standalone stream.
                     (None, Some(peer)) => {
