@@ -1319,6 +1319,23 @@ async fn a_2025_session_answers_a_2026_only_upstreams_input_requests_on_its_stre
 
     let reports = server.admin_get("/api/mcp/upstreams").await;
     assert_eq!(reports["upstreams"][0]["status"], "up", "{reports}");
+    assert!(
+        reports["upstreams"][0]["requests"].as_u64().unwrap() >= 3,
+        "{reports}"
+    );
+    // The request log names the upstream of the session's calls.
+    let path = format!("/api/mcp/sessions/{session}");
+    eventually(WAIT, || async {
+        let detail = server.admin_get(&path).await;
+        let calls: Vec<&Value> = detail["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["method"] == "tools/call")
+            .collect();
+        calls.len() == 2 && calls.iter().all(|r| r["upstream"] == "only")
+    })
+    .await;
     server.stop().await;
     let _ = fixture.kill();
     let _ = fixture.wait();
