@@ -176,6 +176,9 @@ impl Upstream {
         // A sessionful client's: the session's `_meta`, and its rounds of
         // input asked on its stream.
         if let Some(object) = params.as_object_mut() {
+            // Only the gateway's own retries carry these.
+            object.remove("inputResponses");
+            object.remove("requestState");
             let mut meta = match object.remove("_meta") {
                 Some(Value::Object(meta)) => meta,
                 _ => Map::new(),
