@@ -154,7 +154,7 @@ impl Upstream {
         clock: SharedClock,
         events: broadcast::Sender<UpstreamEvent>,
     ) -> Arc<Upstream> {
-        let clock_now = clock.now();
+        let now = clock.now();
         Arc::new_cyclic(|this| Upstream {
             name,
             peers,
@@ -168,7 +168,7 @@ impl Upstream {
             capabilities: RwLock::new(Capabilities::default()),
             retry_safe: RwLock::new(HashMap::new()),
             slots: DashMap::new(),
-            direct: Arc::new(Slot::new(Key::Direct, clock_now)),
+            direct: Arc::new(Slot::new(Key::Direct, now)),
             stateless: AtomicBool::new(false),
             sessionful: AtomicBool::new(true),
             routes: DashMap::new(),
