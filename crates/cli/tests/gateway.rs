@@ -1001,3 +1001,342 @@ async fn a_call_running_when_its_session_ends_is_not_healed_onto_a_new_child() {
     .await;
     server.stop().await;
 }
+
+/// A 2026-07-28 request's body, declaring `capabilities`.
+fn request_2026(id: u64, method: &str, params: Value, capabilities: Value) -> Value {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "stateless-test", "version": "1.0"},
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+    });
+    json!({"jsonrpc":"2.0","id":id,"method":method,"params":params})
+}
+
+/// Posts a 2026-07-28 request with the headers that mirror it (`name` is
+/// what `Mcp-Name` carries); its JSON body, read off an SSE answer too.
+async fn post_2026(server: &TestServer, body: Value, name: &str) -> Value {
+    let method = body["method"].as_str().unwrap().to_string();
+    let response = server
+        .post(
+            body,
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", &method),
+                ("mcp-name", name),
+            ],
+        )
+        .await;
+    let sse = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap().starts_with("text/event-stream"));
+    if !sse {
+        return response.json().await.unwrap();
+    }
+    SseReader::new(response)
+        .rest()
+        .await
+        .iter()
+        .filter_map(|e| e.message())
+        .find(|m| m.get("id").is_some() && m.get("method").is_none())
+        .expect("the response")
+}
+
+/// A gateway with its built-in tools and sessiongate `serve --conformance`
+/// as the HTTP upstream `conf`, and that upstream.
+async fn gateway_to_conformance() -> (TestServer, TestServer) {
+    let upstream = TestServer::start_with(Settings {
+        conformance: true,
+        ..Settings::default()
+    })
+    .await;
+    let gateway = TestServer::start_with(Settings {
+        upstream: vec![format!("conf={}/mcp", upstream.base)],
+        ..Settings::default()
+    })
+    .await;
+    (gateway, upstream)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2026_upstreams_input_requests_pass_through_with_each_requests_capabilities() {
+    let (gateway, upstream) = gateway_to_conformance().await;
+    let tool = "conf__test_input_required_result_capabilities";
+    let call = |id, capabilities| {
+        let body = request_2026(
+            id,
+            "tools/call",
+            json!({"name": tool, "arguments": {}}),
+            capabilities,
+        );
+        post_2026(&gateway, body, tool)
+    };
+    let methods = |response: &Value| -> Vec<String> {
+        let requests = response["result"]["inputRequests"].as_object().unwrap();
+        let mut methods: Vec<String> = requests
+            .values()
+            .map(|r| r["method"].as_str().unwrap().to_string())
+            .collect();
+        methods.sort();
+        methods.dedup();
+        methods
+    };
+    // The same client, one capability per request: each request's own.
+    let asked = call(1, json!({"elicitation": {}})).await;
+    assert_eq!(asked["result"]["resultType"], "input_required", "{asked}");
+    assert_eq!(methods(&asked), ["elicitation/create"], "{asked}");
+    let asked = call(2, json!({"sampling": {}})).await;
+    assert_eq!(methods(&asked), ["sampling/createMessage"], "{asked}");
+
+    // The upstream's keys and state go to the client, the client's answers
+    // and that state back to the upstream, untouched.
+    let tool = "conf__test_input_required_result_elicitation";
+    let params = json!({"name": tool, "arguments": {}});
+    let caps = json!({"elicitation": {}});
+    let asked = post_2026(
+        &gateway,
+        request_2026(3, "tools/call", params.clone(), caps.clone()),
+        tool,
+    )
+    .await;
+    let result = &asked["result"];
+    assert_eq!(result["resultType"], "input_required", "{asked}");
+    let requests = result["inputRequests"].as_object().unwrap();
+    assert!(
+        requests.keys().all(|k| !k.starts_with("conf-")),
+        "the upstream's own keys: {asked}"
+    );
+    let responses: serde_json::Map<String, Value> = requests
+        .keys()
+        .map(|k| {
+            (
+                k.clone(),
+                json!({"action": "accept", "content": {"name": "Ada", "confirmed": true}}),
+            )
+        })
+        .collect();
+    let mut retry = params.clone();
+    retry["inputResponses"] = Value::Object(responses);
+    if let Some(state) = result.get("requestState") {
+        retry["requestState"] = state.clone();
+    }
+    let done = post_2026(&gateway, request_2026(4, "tools/call", retry, caps), tool).await;
+    assert_eq!(done["result"]["resultType"], "complete", "{done}");
+    assert!(done["result"]["content"].is_array(), "{done}");
+
+    let reports = gateway.admin_get("/api/mcp/upstreams").await;
+    let conf = &reports["upstreams"][0];
+    assert_eq!(conf["name"], "conf");
+    assert_eq!(conf["status"], "up", "{reports}");
+    assert!(conf["requests"].as_u64().unwrap() >= 4, "{reports}");
+    gateway.stop().await;
+    upstream.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstreams_tasks_are_reached_by_their_id_alone_even_from_another_gateway() {
+    let (gateway, upstream) = gateway_to_conformance().await;
+    let tasks = json!({"extensions": {"io.modelcontextprotocol/tasks": {}}});
+    let tool = "conf__slow_compute";
+    let created = post_2026(
+        &gateway,
+        request_2026(
+            1,
+            "tools/call",
+            json!({"name": tool, "arguments": {"seconds": 0, "label": "through"}}),
+            tasks.clone(),
+        ),
+        tool,
+    )
+    .await;
+    assert_eq!(created["result"]["resultType"], "task", "{created}");
+    let id = created["result"]["taskId"].as_str().unwrap().to_string();
+    assert!(
+        id.starts_with("conf__"),
+        "beside the built-ins, the upstream's tasks are named: {id}"
+    );
+
+    // A gateway started afresh (as after a restart) finds the task by its id.
+    let again = TestServer::start_with(Settings {
+        upstream: vec![format!("conf={}/mcp", upstream.base)],
+        ..Settings::default()
+    })
+    .await;
+    for server in [&gateway, &again] {
+        let get = || {
+            post_2026(
+                server,
+                request_2026(2, "tasks/get", json!({"taskId": id}), tasks.clone()),
+                &id,
+            )
+        };
+        let mut task = get().await;
+        for _ in 0..100 {
+            if task["result"]["status"] != "working" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            task = get().await;
+        }
+        assert_eq!(task["result"]["taskId"], id.as_str(), "{task}");
+        assert_eq!(task["result"]["status"], "completed", "{task}");
+        assert!(
+            task["result"]["result"].to_string().contains("through"),
+            "{task}"
+        );
+    }
+
+    // A task id of the gateway's own is the gateway's to answer.
+    let own = "0123456789abcdef0123456789abcdef";
+    let missing = post_2026(
+        &gateway,
+        request_2026(3, "tasks/cancel", json!({"taskId": own}), tasks.clone()),
+        own,
+    )
+    .await;
+    assert_eq!(missing["error"]["code"], -32602, "{missing}");
+    assert!(
+        missing["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not found"),
+        "{missing}"
+    );
+    again.stop().await;
+    gateway.stop().await;
+    upstream.stop().await;
+}
+
+/// The 2026-07-28-only fixture server, started; its child and `/mcp` URL.
+fn only_2026_upstream() -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../testkit/fixtures/http_2026_mcp_server.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs the fixture");
+    let mut port = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut port)
+        .unwrap();
+    (child, format!("http://127.0.0.1:{}/mcp", port.trim()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2025_session_answers_a_2026_only_upstreams_input_requests_on_its_stream() {
+    let (mut fixture, url) = only_2026_upstream();
+    let server = TestServer::start_with(Settings {
+        upstream: vec![format!("only={url}")],
+        ..Settings::default()
+    })
+    .await;
+    let response = server
+        .post(
+            json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                "protocolVersion":"2025-11-25",
+                "capabilities":{"elicitation":{},"sampling":{}},
+                "clientInfo":{"name":"zed-test","version":"0.2"}}}),
+            &[],
+        )
+        .await;
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let headers = [
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    server
+        .post(
+            json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+            &headers,
+        )
+        .await;
+
+    // The session's initialize, as each request's `_meta`.
+    let whoami = server.call_tool(&session, "only__whoami", json!({})).await;
+    let said: Value = serde_json::from_str(&text(&whoami).unwrap()).unwrap();
+    assert_eq!(said["client"], "zed-test", "{whoami}");
+    assert!(said["capabilities"]["sampling"].is_object(), "{whoami}");
+
+    // The upstream's input requests, asked on the session's stream; the
+    // answers go back with its state until it answers.
+    let response = server
+        .post(
+            json!({"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"only__confirm","arguments":{}}}),
+            &headers,
+        )
+        .await;
+    let mut events = SseReader::new(response);
+    let mut asked = Vec::new();
+    let result = loop {
+        let event = events.next().await.expect("the call's stream goes on");
+        let Some(message) = event.message() else {
+            continue;
+        };
+        let answer = match message["method"].as_str() {
+            Some("elicitation/create") => json!({"action": "accept", "content": {"ok": true}}),
+            Some("sampling/createMessage") => json!({"role": "assistant",
+                "content": {"type": "text", "text": "hello"}, "model": "m"}),
+            Some(other) => panic!("unexpected {other}: {message}"),
+            None => break message,
+        };
+        asked.push(message["method"].as_str().unwrap().to_string());
+        let answered = server
+            .post(
+                json!({"jsonrpc":"2.0","id":message["id"],"result":answer}),
+                &headers,
+            )
+            .await;
+        assert_eq!(answered.status(), 202);
+    };
+    asked.sort();
+    assert_eq!(asked, ["elicitation/create", "sampling/createMessage"]);
+    assert_eq!(text(&result), Ok("ok=true draft=hello".into()), "{result}");
+    assert!(result["result"].get("resultType").is_none(), "{result}");
+
+    // A 2026-07-28 client gets the upstream's own keys and state.
+    let body = request_2026(
+        7,
+        "tools/call",
+        json!({"name": "only__confirm", "arguments": {}}),
+        json!({"elicitation": {}, "sampling": {}}),
+    );
+    let asked = post_2026(&server, body, "only__confirm").await;
+    assert_eq!(asked["result"]["resultType"], "input_required", "{asked}");
+    assert_eq!(asked["result"]["requestState"], "round-1", "{asked}");
+    let mut keys: Vec<&String> = asked["result"]["inputRequests"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["upstream_draft", "upstream_ok"], "{asked}");
+
+    let reports = server.admin_get("/api/mcp/upstreams").await;
+    assert_eq!(reports["upstreams"][0]["status"], "up", "{reports}");
+    assert!(
+        reports["upstreams"][0]["requests"].as_u64().unwrap() >= 3,
+        "{reports}"
+    );
+    // The request log names the upstream of the session's calls.
+    let path = format!("/api/mcp/sessions/{session}");
+    eventually(WAIT, || async {
+        let detail = server.admin_get(&path).await;
+        let calls: Vec<&Value> = detail["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["method"] == "tools/call")
+            .collect();
+        calls.len() == 2 && calls.iter().all(|r| r["upstream"] == "only")
+    })
+    .await;
+    server.stop().await;
+    let _ = fixture.kill();
+    let _ = fixture.wait();
+}

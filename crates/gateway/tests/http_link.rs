@@ -106,6 +106,11 @@ async fn a_response_stream_the_upstream_closes_is_polled_to_its_end() {
         (method.as_str(), related),
         ("notifications/message", Some(4))
     );
+    // Closed on purpose: whoever relays the call may close its client's too.
+    assert_eq!(
+        next_incoming(&mut opened).await,
+        Incoming::StreamClosed { related: 4 }
+    );
 }
 
 #[tokio::test]
@@ -133,7 +138,7 @@ async fn the_upstreams_request_on_a_response_stream_is_answered() {
                 related,
                 ..
             } => break (id, method, related),
-            Incoming::Notification { .. } => continue,
+            Incoming::Notification { .. } | Incoming::StreamClosed { .. } => continue,
         }
     };
     assert_eq!(

@@ -8,7 +8,7 @@
 //! standalone GET stream carries its messages that relate to no request,
 //! reconnected while the link is open. 2026-07-28 upstreams have neither
 //! session nor GET stream; their requests carry the revision in `_meta`,
-//! mirrored in headers with the method and the name they call.
+//! mirrored in headers with the method and the name (or task) they call.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine;
 use futures::StreamExt;
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::{StatusCode, Url};
 use serde_json::Value;
 use sessiongate_mcp::protocol::{
@@ -233,9 +233,20 @@ impl Link for HttpLink {
         method: &str,
         params: Option<&Value>,
     ) -> Result<Value, LinkError> {
+        self.request_mirrored(id, method, params, &[]).await
+    }
+
+    async fn request_mirrored(
+        &self,
+        id: OutboundId,
+        method: &str,
+        params: Option<&Value>,
+        mirrored: &[(String, String)],
+    ) -> Result<Value, LinkError> {
         self.inner.check_open()?;
         let timeout = self.inner.shared.request_timeout;
-        let answer = tokio::time::timeout(timeout, self.inner.exchange(id, method, params))
+        let exchange = self.inner.exchange(id, method, params, mirrored);
+        let answer = tokio::time::timeout(timeout, exchange)
             .await
             .unwrap_or(Err(LinkError::Timeout(timeout)));
         if answer.is_ok() && method != "initialize" {
@@ -366,6 +377,7 @@ impl Inner {
             let name_field = match method {
                 "tools/call" | "prompts/get" => Some("name"),
                 "resources/read" => Some("uri"),
+                "tasks/get" | "tasks/update" | "tasks/cancel" => Some("taskId"),
                 _ => None,
             };
             let name = name_field
@@ -384,8 +396,14 @@ impl Inner {
         id: OutboundId,
         method: &str,
         params: Option<&Value>,
+        mirrored: &[(String, String)],
     ) -> Result<Value, LinkError> {
-        let headers = self.post_headers(Some(method), params);
+        let mut headers = self.post_headers(Some(method), params);
+        for (name, value) in mirrored {
+            if let Ok(name) = HeaderName::from_bytes(format!("mcp-param-{name}").as_bytes()) {
+                headers.insert(name, header_text(value));
+            }
+        }
         let sent_session = headers.contains_key(HEADER_SESSION_ID);
         let body = http_wire::encode_request(Some(id), method, params);
         let response = self
@@ -483,6 +501,13 @@ impl Inner {
                     delivered: true,
                 }));
             };
+            if failure.is_none() {
+                // Ended on purpose, to be polled.
+                let _ = self
+                    .incoming
+                    .send(Incoming::StreamClosed { related: id })
+                    .await;
+            }
             tokio::time::sleep(retry).await;
             response = self.resume(last).await?;
         }
@@ -601,7 +626,7 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"))
 }
 
-/// A value for `Mcp-Name`: as is when it is visible ASCII, else in the
+/// A value for `Mcp-Name` and `Mcp-Param-*`: as is when it is visible ASCII, else in the
 /// spec's Base64 sentinel form.
 fn header_text(value: &str) -> HeaderValue {
     let plain = !value.is_empty()

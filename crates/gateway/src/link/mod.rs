@@ -42,6 +42,11 @@ pub enum Incoming {
         params: Option<Value>,
         related: Option<OutboundId>,
     },
+    /// The upstream ended the response stream of request `related` before
+    /// answering, for the client to poll (2025-11-25, SEP-1699): the link
+    /// resumes it; whoever relays the request may end its own client's
+    /// stream the same way.
+    StreamClosed { related: OutboundId },
 }
 
 /// What the upstream answered with a JSON-RPC error object.
@@ -85,6 +90,19 @@ pub trait Link: Send + Sync + 'static {
         method: &str,
         params: Option<&Value>,
     ) -> Result<Value, LinkError>;
+
+    /// As [`request`](Self::request), with headers that mirror members of
+    /// `params` (2026-07-28's `Mcp-Param-*`, by name without the prefix,
+    /// and the member's text) where the transport has headers.
+    async fn request_mirrored(
+        &self,
+        id: OutboundId,
+        method: &str,
+        params: Option<&Value>,
+        _mirrored: &[(String, String)],
+    ) -> Result<Value, LinkError> {
+        self.request(id, method, params).await
+    }
 
     /// Sends a notification.
     async fn notify(&self, method: &str, params: Option<&Value>) -> Result<(), LinkError>;

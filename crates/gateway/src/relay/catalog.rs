@@ -59,17 +59,20 @@ pub(crate) fn capabilities(server: &Value) -> Capabilities {
     }
 }
 
-/// Lists everything the upstream offers over `link`.
+/// Lists everything the upstream offers over `link`; each request carries
+/// `meta` as its `_meta` when given (2026-07-28, which has no session).
 pub(crate) async fn list(
     link: &dyn Link,
     next_id: &(dyn Fn() -> OutboundId + Sync),
     server: &Value,
     naming: &Naming,
+    meta: Option<&Value>,
 ) -> Result<Listed, LinkError> {
+    let all = |method, member| pages(link, next_id, method, member, meta);
     let mut catalog = Catalog::default();
     let mut retry_safe = HashMap::new();
     if server.get("tools").is_some() {
-        for mut raw in pages(link, next_id, "tools/list", "tools").await? {
+        for mut raw in all("tools/list", "tools").await? {
             let Some(name) = raw.get("name").and_then(Value::as_str).map(str::to_string) else {
                 continue;
             };
@@ -87,7 +90,7 @@ pub(crate) async fn list(
         }
     }
     if server.get("prompts").is_some() {
-        for mut raw in pages(link, next_id, "prompts/list", "prompts").await? {
+        for mut raw in all("prompts/list", "prompts").await? {
             let Some(name) = raw.get("name").and_then(Value::as_str).map(str::to_string) else {
                 continue;
             };
@@ -96,14 +99,8 @@ pub(crate) async fn list(
         }
     }
     if server.get("resources").is_some() {
-        catalog.resources = pages(link, next_id, "resources/list", "resources").await?;
-        catalog.templates = pages(
-            link,
-            next_id,
-            "resources/templates/list",
-            "resourceTemplates",
-        )
-        .await?;
+        catalog.resources = all("resources/list", "resources").await?;
+        catalog.templates = all("resources/templates/list", "resourceTemplates").await?;
     }
     Ok(Listed {
         catalog,
@@ -117,12 +114,20 @@ async fn pages(
     next_id: &(dyn Fn() -> OutboundId + Sync),
     method: &str,
     member: &str,
+    meta: Option<&Value>,
 ) -> Result<Vec<Value>, LinkError> {
     let mut entries = Vec::new();
     let mut cursor: Option<Value> = None;
     // Bounded: an upstream handing out cursors forever must not hang us.
     for _ in 0..1000 {
-        let params = cursor.take().map(|c| json!({ "cursor": c }));
+        let mut params = serde_json::Map::new();
+        if let Some(c) = cursor.take() {
+            params.insert("cursor".into(), c);
+        }
+        if let Some(meta) = meta {
+            params.insert("_meta".into(), meta.clone());
+        }
+        let params = (!params.is_empty()).then_some(Value::Object(params));
         let mut page = link.request(next_id(), method, params.as_ref()).await?;
         if let Some(Value::Array(items)) = page.get_mut(member).map(Value::take) {
             entries.extend(items);

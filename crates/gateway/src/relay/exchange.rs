@@ -29,6 +29,8 @@ pub(super) enum Relayed {
         method: String,
         params: Value,
     },
+    /// The upstream ended the request's stream for the client to poll.
+    StreamClosed,
 }
 
 /// Why a relayed call did not answer.
@@ -70,7 +72,13 @@ impl Upstream {
             id,
             answered: false,
         };
-        let request = conn.link.request(id, method, Some(&params));
+        let mirrored = match slot.key {
+            Key::Direct => self.mirrored(method, &params),
+            _ => Vec::new(),
+        };
+        let request = conn
+            .link
+            .request_mirrored(id, method, Some(&params), &mirrored);
         tokio::pin!(request);
         let outcome = loop {
             tokio::select! {
@@ -137,6 +145,8 @@ impl Upstream {
                 }
                 _ => {}
             },
+            // The client polls too: what follows reaches it when it resumes.
+            Relayed::StreamClosed => ctx.close_stream(),
             Relayed::Request { id, method, params } => {
                 let input = match method.as_str() {
                     "elicitation/create" => Some(InputRequest::elicit(params.clone())),
@@ -199,7 +209,9 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.upstream.routes.remove(&self.id);
         self.slot.in_flight().retain(|&id| id != self.id);
-        if self.answered || self.link.is_closed() {
+        // Without an upstream session (2026-07-28), the request's dropped
+        // connection is its cancellation.
+        if self.answered || self.link.is_closed() || self.slot.key == Key::Direct {
             return;
         }
         let (link, id) = (self.link.clone(), self.id);
@@ -229,14 +241,14 @@ fn notification(method: &str, params: &Value) -> bytes::Bytes {
 /// and resource updates. A flush is answered once every message queued
 /// before it was handled: a link queues what the upstream sent before a
 /// response ahead of delivering the response. Counts the session out of
-/// `processes` at the end.
+/// `processes` at the end, if it was counted in.
 pub(super) async fn pump(
     upstream: Weak<Upstream>,
     slot: Weak<Slot>,
     link: Weak<dyn Link>,
     mut incoming: mpsc::Receiver<Incoming>,
     mut flushes: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
-    processes: Arc<AtomicUsize>,
+    processes: Option<Arc<AtomicUsize>>,
 ) {
     loop {
         let message = tokio::select! {
@@ -274,7 +286,8 @@ pub(super) async fn pump(
                     | "notifications/prompts/list_changed"
                     | "notifications/resources/list_changed" => {
                         if let Some(link) = link.upgrade() {
-                            upstream.clone().relist_soon(link);
+                            let sessionless = slot.upgrade().is_some_and(|s| s.key == Key::Direct);
+                            upstream.clone().relist_soon(link, sessionless);
                         }
                         None
                     }
@@ -309,6 +322,11 @@ pub(super) async fn pump(
                     None => {}
                 }
             }
+            Incoming::StreamClosed { related } => {
+                if let Some(route) = upstream.routes.get(&related).map(|r| r.clone()) {
+                    let _ = route.send(Relayed::StreamClosed).await;
+                }
+            }
             Incoming::Request {
                 id,
                 method,
@@ -328,14 +346,14 @@ pub(super) async fn pump(
                 let params = params.unwrap_or(json!({}));
                 let peer = session.and_then(|id| upstream.peers.get(id));
                 let unsent = match (route, peer) {
-                    (Some(route), _) => route
-                        .send(Relayed::Request { id, method, params })
-                        .await
-                        .err()
-                        .map(|e| match e.0 {
-                            Relayed::Request { id, method, .. } => (id, method),
-                            Relayed::Notification { method, .. } => (Value::Null, method),
-                        }),
+                    (Some(route), _) => {
+                        let request = Relayed::Request {
+                            id: id.clone(),
+                            method: method.clone(),
+                            params,
+                        };
+                        route.send(request).await.err().map(|_| (id, method))
+                    }
                     // Asked between requests (roots after the handshake):
                     // over the session's standalone stream.
                     (None, Some(peer)) => {
@@ -368,19 +386,21 @@ pub(super) async fn pump(
             }
         }
     }
-    processes.fetch_sub(1, Ordering::AcqRel);
+    if let Some(processes) = processes {
+        processes.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Upstream {
     /// Lists the catalog again in the background, once at a time.
-    pub(super) fn relist_soon(self: Arc<Self>, link: Arc<dyn Link>) {
+    pub(super) fn relist_soon(self: Arc<Self>, link: Arc<dyn Link>, sessionless: bool) {
         if self.relist_wanted.fetch_add(1, Ordering::AcqRel) > 0 {
             return;
         }
         tokio::spawn(async move {
             loop {
                 let wanted = self.relist_wanted.load(Ordering::Acquire);
-                if let Err(e) = self.relist(&link).await {
+                if let Err(e) = self.relist(&link, sessionless).await {
                     tracing::warn!(upstream = %self.name, "cannot list the changed catalog: {e}");
                 }
                 let done = self.relist_wanted.compare_exchange(

@@ -26,12 +26,18 @@
 //! otherwise fails with an error saying the upstream restarted during the
 //! call. Crashes in a row back off (`health`).
 //!
+//! An upstream that speaks 2026-07-28 (Streamable HTTP, found by
+//! `server/discover` at the probe) serves 2026-07-28 clients without an
+//! upstream session, their rounds of input and tasks its own; if it speaks
+//! nothing else, sessionful clients too (`direct`).
+//!
 //! Here: the service, routing and healing; in `session` an upstream
-//! session's opening, handshake and mapping; in `exchange` a call in
-//! flight and the messages relayed around it; in `catalog` the listing
-//! and naming.
+//! session's opening, handshake and mapping; in `direct` requests without
+//! one; in `exchange` a call in flight and the messages relayed around it;
+//! in `catalog` the listing and naming.
 
 mod catalog;
+mod direct;
 mod exchange;
 mod health;
 mod session;
@@ -92,6 +98,8 @@ enum Key {
     /// A 2026-07-28 client: principal and client identity.
     Client(Arc<str>),
     Shared,
+    /// No upstream session: requests each on their own (2026-07-28).
+    Direct,
 }
 
 /// One configured upstream, served as a [`Service`].
@@ -107,6 +115,12 @@ pub struct Upstream {
     capabilities: RwLock<Capabilities>,
     retry_safe: RwLock<HashMap<String, bool>>,
     slots: DashMap<Key, Arc<Slot>>,
+    /// The sessionless link's slot, for an upstream that speaks 2026-07-28.
+    direct: Arc<Slot>,
+    /// What the last probe learned: whether the upstream speaks 2026-07-28,
+    /// and whether it speaks a sessionful revision.
+    stateless: AtomicBool,
+    sessionful: AtomicBool,
     /// The requests in flight, by the gateway's id, for what the upstream
     /// sends about them.
     routes: DashMap<OutboundId, mpsc::Sender<Relayed>>,
@@ -124,6 +138,9 @@ pub struct Upstream {
     relist_wanted: AtomicUsize,
     /// The gateway stopped: nothing is started in the background any more.
     stopped: AtomicBool,
+    /// The `subscriptions/listen` stream to an upstream that speaks
+    /// 2026-07-28, once opened.
+    listening: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
     this: Weak<Upstream>,
 }
 
@@ -137,6 +154,7 @@ impl Upstream {
         clock: SharedClock,
         events: broadcast::Sender<UpstreamEvent>,
     ) -> Arc<Upstream> {
+        let now = clock.now();
         Arc::new_cyclic(|this| Upstream {
             name,
             peers,
@@ -150,12 +168,16 @@ impl Upstream {
             capabilities: RwLock::new(Capabilities::default()),
             retry_safe: RwLock::new(HashMap::new()),
             slots: DashMap::new(),
+            direct: Arc::new(Slot::new(Key::Direct, now)),
+            stateless: AtomicBool::new(false),
+            sessionful: AtomicBool::new(true),
             routes: DashMap::new(),
             next_id: AtomicU64::new(1),
             processes: Arc::new(AtomicUsize::new(0)),
             events,
             relist_wanted: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
+            listening: std::sync::Mutex::new(None),
             this: this.clone(),
         })
     }
@@ -173,10 +195,59 @@ impl Upstream {
         let _ = self.events.send(event);
     }
 
-    /// Reads the upstream's catalog on a session of the gateway's own
-    /// (kept as the shared session in shared mode). On failure the upstream
-    /// is reported down and the error returned.
+    /// Asks the upstream which revisions it speaks, then reads its catalog:
+    /// on a session of the gateway's own (kept as the shared session in
+    /// shared mode), or, from an upstream that speaks only 2026-07-28,
+    /// without one. On failure the upstream is reported down and the error
+    /// returned.
     pub async fn probe(&self) -> Result<(), String> {
+        let discovered = self.discover().await;
+        self.stateless
+            .store(discovered.is_some(), Ordering::Release);
+        let listed = match discovered {
+            Some(found) if !found.sessionful => {
+                self.sessionful.store(false, Ordering::Release);
+                *self.server.write().unwrap_or_else(|e| e.into_inner()) = found.capabilities;
+                self.probe_direct().await
+            }
+            _ => {
+                self.sessionful.store(true, Ordering::Release);
+                self.probe_sessionful().await
+            }
+        };
+        match &listed {
+            Ok(()) => {
+                self.health_up();
+                if self.speaks_stateless() {
+                    self.listen_for_changes();
+                }
+            }
+            Err(e) => {
+                tracing::error!(upstream = %self.name, "the upstream's catalog cannot be read: {}", e.message)
+            }
+        }
+        listed.map_err(|e| e.message.to_string())
+    }
+
+    /// The catalog of an upstream that speaks only 2026-07-28.
+    async fn probe_direct(&self) -> Result<(), ErrorData> {
+        let listing = async {
+            let conn = self.direct().await?;
+            self.relist(&conn.link, true)
+                .await
+                .map_err(|e| self.link_error(e))
+        };
+        match tokio::time::timeout(self.settings.start_timeout, listing).await {
+            Ok(listed) => listed,
+            Err(_) => Err(self.start_failed(format!(
+                "it did not list its catalog within {:?}",
+                self.settings.start_timeout
+            ))),
+        }
+    }
+
+    /// The catalog, read on an upstream session of the gateway's own.
+    async fn probe_sessionful(&self) -> Result<(), ErrorData> {
         // Every capability a client may have: servers that offer some tools
         // only to clients able to answer them (elicitation, sampling, roots)
         // list them all, and each client's own session gets its own.
@@ -198,7 +269,7 @@ impl Upstream {
         // hold the gateway's start for a request timeout.
         let listing = async {
             let conn = self.connect(&slot).await?;
-            self.relist(&conn.link)
+            self.relist(&conn.link, false)
                 .await
                 .map_err(|e| self.link_error(e))
         };
@@ -212,13 +283,7 @@ impl Upstream {
         if !self.settings.shared {
             slot.close().await;
         }
-        match &listed {
-            Ok(()) => self.health_up(),
-            Err(e) => {
-                tracing::error!(upstream = %self.name, "the upstream's catalog cannot be read: {}", e.message)
-            }
-        }
-        listed.map_err(|e| e.message.to_string())
+        listed
     }
 
     /// [`probe`](Self::probe) again and again, backing off, until it works.
@@ -234,20 +299,37 @@ impl Upstream {
         }
     }
 
-    /// Lists the catalog over `link` and publishes it.
-    async fn relist(&self, link: &Arc<dyn Link>) -> Result<(), LinkError> {
+    /// Lists the catalog over `link` and publishes it; over the
+    /// sessionless link, each request says who asks.
+    async fn relist(&self, link: &Arc<dyn Link>, sessionless: bool) -> Result<(), LinkError> {
         let server = self
             .server
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let next_id = || self.next_id();
-        let listed = catalog::list(link.as_ref(), &next_id, &server, &self.settings.naming).await?;
+        let meta = sessionless.then(direct::own_meta);
+        let listed = catalog::list(
+            link.as_ref(),
+            &next_id,
+            &server,
+            &self.settings.naming,
+            meta.as_ref(),
+        )
+        .await?;
         *self.capabilities.write().unwrap_or_else(|e| e.into_inner()) =
             catalog::capabilities(&server);
         *self.retry_safe.write().unwrap_or_else(|e| e.into_inner()) = listed.retry_safe;
         self.catalog.set(listed.catalog);
         Ok(())
+    }
+
+    fn speaks_stateless(&self) -> bool {
+        self.stateless.load(Ordering::Acquire)
+    }
+
+    fn speaks_sessionful(&self) -> bool {
+        self.sessionful.load(Ordering::Acquire)
     }
 
     fn slot(&self, key: Key) -> Arc<Slot> {
@@ -309,6 +391,11 @@ impl Upstream {
                     rename(&mut params, "/ref/name", "Unknown prompt")?;
                 }
             }
+            "tasks/get" | "tasks/update" | "tasks/cancel" => rename(
+                &mut params,
+                "/taskId",
+                "Failed to retrieve task: Task not found",
+            )?,
             "resources/read" => {
                 let uri = params["uri"].as_str().unwrap_or_default();
                 if !catalog::owns_uri(&self.catalog.current(), uri) {
@@ -325,15 +412,6 @@ impl Upstream {
                     format!("Method not found: {method}"),
                     None,
                 ))
-            }
-        }
-        if let Some(object) = params.as_object_mut() {
-            // A 2026-07-28 retry's members are the gateway's to read.
-            object.remove("inputResponses");
-            object.remove("requestState");
-            if let Some(Value::Object(meta)) = object.get_mut("_meta") {
-                meta.retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
-                meta.remove("progressToken");
             }
         }
         Ok(params)
@@ -360,7 +438,20 @@ impl Upstream {
         ctx: &RequestContext,
         request: sessiongate_mcp::Request,
     ) -> Result<Answer, ErrorData> {
-        let params = self.inward(&request)?;
+        if self.goes_direct(ctx) {
+            return self.relay_direct(ctx, request).await;
+        }
+        let mut params = self.inward(&request)?;
+        if let Some(object) = params.as_object_mut() {
+            // On an upstream session, a 2026-07-28 retry's members are the
+            // gateway's to read, and the client is the session's.
+            object.remove("inputResponses");
+            object.remove("requestState");
+            if let Some(Value::Object(meta)) = object.get_mut("_meta") {
+                meta.retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
+                meta.remove("progressToken");
+            }
+        }
         let method = request.method.as_str();
         let slot = self.slot(self.key(ctx));
         slot.touch(self.clock.now());
@@ -471,6 +562,14 @@ impl Upstream {
     /// Ends every upstream session (the gateway stops).
     pub(crate) async fn close_all(&self) {
         self.stopped.store(true, Ordering::Release);
+        if let Some(listening) = self
+            .listening
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            listening.abort();
+        }
         let slots: Vec<_> = self.slots.iter().map(|e| e.value().clone()).collect();
         self.slots.clear();
         for slot in slots {
@@ -517,6 +616,15 @@ impl Service for Upstream {
         *self.capabilities.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// An upstream that speaks 2026-07-28 asks for its input itself.
+    fn passes_input_through(&self, _request: &sessiongate_mcp::Request) -> bool {
+        self.speaks_stateless()
+    }
+
+    fn owns_task(&self, task_id: &str) -> bool {
+        self.owns(task_id)
+    }
+
     /// Keeps the log level and subscriptions to restore on a new upstream
     /// session, and passes them to the open one. A log level waits for the
     /// session's first call if none is open; a subscription opens one, as
@@ -526,7 +634,9 @@ impl Service for Upstream {
         ctx: &RequestContext,
         request: &sessiongate_mcp::Request,
     ) -> Result<(), ErrorData> {
-        if ctx.is_stateless() || self.settings.shared {
+        // Without an upstream session there is nothing to set: log
+        // messages come with every request and the gateway filters them.
+        if ctx.is_stateless() || self.settings.shared || self.goes_direct(ctx) {
             return Ok(());
         }
         let params = match &request.raw {

@@ -254,7 +254,7 @@ impl Upstream {
             Arc::downgrade(&link),
             opened.incoming,
             flushes,
-            self.processes.clone(),
+            Some(self.processes.clone()),
         ));
         let resumed = match (&resume, stored_version) {
             (Some(_), Some(version)) => {

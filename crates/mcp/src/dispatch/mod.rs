@@ -1,9 +1,12 @@
 //! The MCP methods. The protocol's own — the handshakes' results, `ping`,
-//! the lists, log levels, subscriptions, the tasks extension's `tasks/*` —
-//! are answered here; the rest go to the [`Service`], which also hears of
+//! the lists, log levels, subscriptions, the tasks extension's `tasks/*`
+//! (but those of tasks a relayed server owns) — are answered here; the
+//! rest go to the [`Service`], which also hears of
 //! log levels and subscriptions ([`Service::client_setting`]). Results are shaped
 //! for the caller's generation; a 2026-07-28 request whose handler asked for
-//! input it was not given answers input-required ([`input`](crate::input)).
+//! input it was not given answers input-required ([`input`](crate::input)),
+//! and one relayed to a server that asks for input itself carries that
+//! server's rounds both ways untouched.
 //! Transport-neutral: the HTTP layer decides the generation and hands a
 //! [`RequestContext`] here.
 
@@ -79,11 +82,13 @@ impl Dispatcher {
     }
 
     /// The upstream that will serve `request`, for its request-log row:
-    /// only `tools/call`, `prompts/get` and `resources/read` are relayed by
-    /// name, so only they are looked up.
+    /// only `tools/call`, `prompts/get`, `resources/read` and a relayed
+    /// task's `tasks/*` are relayed by what they name, so only they are
+    /// looked up.
     pub fn upstream_of(&self, request: &Request) -> Option<UpstreamName> {
         match request.method.as_str() {
-            "tools/call" | "prompts/get" | "resources/read" => self.service.upstream_of(request),
+            "tools/call" | "prompts/get" | "resources/read" | "tasks/get" | "tasks/update"
+            | "tasks/cancel" => self.service.upstream_of(request),
             _ => None,
         }
     }
@@ -203,7 +208,13 @@ impl Dispatcher {
                 self.service.client_setting(ctx, &request).await?;
                 json!({})
             }
-            "tasks/get" | "tasks/update" | "tasks/cancel" => tasks::serve(ctx, &request).await?,
+            "tasks/get" | "tasks/update" | "tasks/cancel" => {
+                let relayed = request.params.task_id.as_ref().and_then(Value::as_str);
+                if relayed.is_some_and(|id| self.service.owns_task(id)) {
+                    return self.serve(ctx, request).await;
+                }
+                tasks::serve(ctx, &request).await?
+            }
             _ => return self.serve(ctx, request).await,
         };
         self.shape(&mut result, CACHEABLE.contains(&method), stateless);
@@ -215,7 +226,9 @@ impl Dispatcher {
         let stateless = ctx.is_stateless();
         let cacheable = CACHEABLE.contains(&request.method.as_str());
         let client = || input::client_binding(&ctx.caller);
-        if stateless {
+        // The upstream's own rounds: its state is not the dispatcher's to open.
+        let relayed = stateless && self.service.passes_input_through(&request);
+        if stateless && !relayed {
             if let Some(rounds) = Rounds::open(&self.states, &mut request, client, ctx.received_at)?
             {
                 let _ = ctx.input.set(Box::new(rounds));

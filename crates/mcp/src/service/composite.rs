@@ -1,7 +1,8 @@
 //! Several services in order, served as one: the catalog is the union of
 //! theirs (on a name both offer, the earlier service's entry is the one
 //! listed and called), a request goes to the service that owns what it
-//! names, and services can be added while the server runs. The union
+//! names (a task to the member that owns it), and services can be added
+//! while the server runs. The union
 //! follows each member's catalog, so a change in any of them reaches the
 //! clients of the whole, as do the resource updates a member announces for
 //! the resources it owns.
@@ -196,9 +197,50 @@ impl Service for Composite {
             "tools/call" => (&members.tools, request.name().ok()?),
             "prompts/get" => (&members.prompts, request.name().ok()?),
             "resources/read" => (&members.resources, request.uri().ok()?),
+            "tasks/get" | "tasks/update" | "tasks/cancel" => {
+                return members.task_owner(request)?.upstream_of(request)
+            }
             _ => return None,
         };
         members.services[*routes.get(key)?].upstream_of(request)
+    }
+
+    /// As the member that serves the request says; a resource read that
+    /// no listed resource names (a template's) only if every member that
+    /// serves resources passes input through, as any of them may serve it.
+    fn passes_input_through(&self, request: &Request) -> bool {
+        let members = self.members();
+        if !members.relays {
+            return false;
+        }
+        let owner = |routes: &HashMap<String, usize>, key: Option<&str>| {
+            key.and_then(|k| routes.get(k))
+                .map(|&i| &members.services[i])
+        };
+        let member = match request.method.as_str() {
+            "tools/call" => owner(&members.tools, request.name().ok()),
+            "prompts/get" => owner(&members.prompts, request.name().ok()),
+            "resources/read" => match owner(&members.resources, request.uri().ok()) {
+                Some(member) => Some(member),
+                None => {
+                    let mut serving = members
+                        .services
+                        .iter()
+                        .filter(|s| s.capabilities().resources)
+                        .peekable();
+                    return serving.peek().is_some()
+                        && serving.all(|s| s.passes_input_through(request));
+                }
+            },
+            "tasks/get" | "tasks/update" | "tasks/cancel" => members.task_owner(request),
+            _ => None,
+        };
+        member.is_some_and(|m| m.passes_input_through(request))
+    }
+
+    fn owns_task(&self, task_id: &str) -> bool {
+        let members = self.members();
+        members.relays && members.services.iter().any(|s| s.owns_task(task_id))
     }
 
     /// A log level goes to every member; a subscription to the member that
@@ -272,6 +314,13 @@ impl Service for Composite {
                     .filter(|s| s.capabilities().resources);
                 first_that_knows(offering, ErrorCode::RESOURCE_NOT_FOUND, ctx, request).await
             }
+            "tasks/get" | "tasks/update" | "tasks/cancel" => match members.task_owner(&request) {
+                Some(service) => service.serve(ctx, request).await,
+                None => Err(ErrorData::invalid_params(
+                    "Failed to retrieve task: Task not found",
+                    None,
+                )),
+            },
             "completion/complete" => {
                 let owner = completion_target(&request).and_then(|target| match target {
                     Target::Prompt(name) => owner(&members.prompts, &name),
@@ -298,6 +347,14 @@ impl Service for Composite {
                 .await
             }
         }
+    }
+}
+
+impl Members {
+    /// The member that owns the task a `tasks/*` request names.
+    fn task_owner(&self, request: &Request) -> Option<&Arc<dyn Service>> {
+        let id = request.params.task_id.as_ref()?.as_str()?;
+        self.services.iter().find(|s| s.owns_task(id))
     }
 }
 

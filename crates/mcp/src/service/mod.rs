@@ -23,8 +23,9 @@ use crate::request::Request;
 /// What serves requests.
 ///
 /// A service answers the requests routed to it: `tools/call`,
-/// `resources/read`, `prompts/get`, `completion/complete`, and methods the
-/// protocol does not define. While it runs it may talk to the client
+/// `resources/read`, `prompts/get`, `completion/complete`, the `tasks/*`
+/// of the tasks it [owns](Service::owns_task), and methods the protocol
+/// does not define. While it runs it may talk to the client
 /// through the [`RequestContext`] (progress, log messages, requests to the
 /// client); the transport then streams those ahead of the answer.
 ///
@@ -55,6 +56,23 @@ pub trait Service: Send + Sync + 'static {
     /// that owns what the request names.
     fn upstream_of(&self, _request: &Request) -> Option<UpstreamName> {
         self.upstream().cloned()
+    }
+
+    /// Whether the 2026-07-28 rounds of input of `request` (a stateless
+    /// caller's) belong to the server this service relays it to: the
+    /// dispatcher then leaves its `inputResponses` and `requestState` in
+    /// the request, and passes an input-required result on as it comes,
+    /// instead of asking on the service's behalf.
+    fn passes_input_through(&self, _request: &Request) -> bool {
+        false
+    }
+
+    /// Whether the task `task_id` names is one this service relays to the
+    /// server that created it: `tasks/get`, `tasks/update` and
+    /// `tasks/cancel` of it then go to [`serve`](Self::serve) instead of
+    /// the server's own tasks.
+    fn owns_task(&self, _task_id: &str) -> bool {
+        false
     }
 
     /// Hears what a session set that the dispatcher answers and records

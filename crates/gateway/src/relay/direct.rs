@@ -1,0 +1,427 @@
+//! Upstreams that speak 2026-07-28: learned at the probe (`server/discover`
+//! over Streamable HTTP), and served without an upstream session. Each
+//! request goes on its own on one sessionless link, so nothing is pooled
+//! and nothing needs healing.
+//!
+//! - A 2026-07-28 client's request goes as it came: its own `_meta`
+//!   (revision, `clientInfo`, client capabilities, log level — per request,
+//!   as that revision has them), its `inputResponses` and `requestState`,
+//!   names un-prefixed; the upstream's result comes back as it is, an
+//!   `InputRequiredResult` included (its keys, its state) and a task
+//!   handle, whose id is prefixed as names are so that `tasks/*` find
+//!   their way back to this upstream (after a restart too: the prefix is
+//!   all it takes).
+//! - A sessionful client's request, to an upstream that speaks only
+//!   2026-07-28, goes with `_meta` built from the session's `initialize`;
+//!   an input-required result is asked of the client on its session (each
+//!   input request as the request its method names, over the request's
+//!   stream) and the request sent again with the answers and the state,
+//!   until the upstream answers.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use rmcp::model::ErrorData;
+use serde_json::{json, Map, Value};
+use sessiongate_mcp::protocol::{
+    META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_LOG_LEVEL, META_PROTOCOL_VERSION,
+    META_SERVER_INFO,
+};
+use sessiongate_mcp::{Answer, InputRequest, RequestContext};
+use tokio::sync::mpsc;
+
+use super::exchange::{pump, CallError};
+use super::session::Conn;
+use super::Upstream;
+use crate::link::LinkError;
+
+/// The revision requests go in without an upstream session.
+pub(super) const STATELESS_REVISION: &str = "2026-07-28";
+
+/// Rounds of input one sessionful client's request may take before the
+/// gateway gives up on an upstream that keeps asking.
+const MAX_ROUNDS: usize = 16;
+
+/// What `server/discover` told of the upstream.
+pub(super) struct Discovered {
+    /// Whether it speaks a revision the gateway opens sessions with too.
+    pub sessionful: bool,
+    /// Its capabilities, as an `initialize` result would give them.
+    pub capabilities: Value,
+}
+
+/// The `_meta` of the gateway's own requests (discovery, the catalog):
+/// every capability a client may have, as the sessionful probe declares.
+pub(super) fn own_meta() -> Value {
+    json!({
+        META_PROTOCOL_VERSION: STATELESS_REVISION,
+        META_CLIENT_INFO: { "name": "sessiongate", "version": env!("CARGO_PKG_VERSION") },
+        META_CLIENT_CAPABILITIES: { "sampling": {}, "elicitation": {}, "roots": {} },
+    })
+}
+
+/// The `_meta` a sessionful client's request carries upstream: what its
+/// session's `initialize` declared, and every log message (the gateway
+/// filters them by the session's level).
+fn session_meta(ctx: &RequestContext) -> Value {
+    let identity = ctx.identity();
+    json!({
+        META_PROTOCOL_VERSION: STATELESS_REVISION,
+        META_CLIENT_INFO: {
+            "name": identity.client_name.as_deref().unwrap_or("unknown"),
+            "version": identity.client_version.as_deref().unwrap_or("0"),
+        },
+        META_CLIENT_CAPABILITIES: identity.client_capabilities,
+        META_LOG_LEVEL: "debug",
+    })
+}
+
+impl Upstream {
+    /// Asks the upstream which revisions it speaks; `None` if it does not
+    /// speak 2026-07-28 (or cannot be asked: only Streamable HTTP can).
+    pub(super) async fn discover(&self) -> Option<Discovered> {
+        if self.settings.transport != "streamable-http" {
+            return None;
+        }
+        let asking = async {
+            let conn = self.direct().await.ok()?;
+            let params = json!({ "_meta": own_meta() });
+            let result = conn
+                .link
+                .request(self.next_id(), "server/discover", Some(&params))
+                .await
+                .ok()?;
+            let versions: Vec<&str> = result["supportedVersions"]
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            versions.contains(&STATELESS_REVISION).then(|| Discovered {
+                sessionful: super::UPSTREAM_REVISIONS
+                    .iter()
+                    .any(|v| versions.contains(v)),
+                capabilities: result.get("capabilities").cloned().unwrap_or(json!({})),
+            })
+        };
+        tokio::time::timeout(self.settings.start_timeout, asking)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// The sessionless link every 2026-07-28 request goes on, opened on
+    /// first use.
+    pub(super) async fn direct(&self) -> Result<Arc<Conn>, ErrorData> {
+        let mut current = self.direct.conn.lock().await;
+        if let Some(conn) = current.as_ref() {
+            return Ok(conn.clone());
+        }
+        let opened = self
+            .connector
+            .open(None)
+            .await
+            .map_err(|e| self.start_failed(e.to_string()))?;
+        let (flush, flushes) = mpsc::unbounded_channel();
+        tokio::spawn(pump(
+            self.this.clone(),
+            Arc::downgrade(&self.direct),
+            Arc::downgrade(&opened.link),
+            opened.incoming,
+            flushes,
+            None,
+        ));
+        let conn = Arc::new(Conn {
+            link: opened.link,
+            flush,
+            answered: Default::default(),
+        });
+        *current = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Keeps a `subscriptions/listen` stream open to the upstream for its
+    /// list changes, which re-read the catalog (the pump follows them):
+    /// requests without a session hear of no change otherwise. Once; until
+    /// the gateway stops, or for good if the upstream offers no such stream.
+    pub(super) fn listen_for_changes(&self) {
+        let mut listening = self.listening.lock().unwrap_or_else(|e| e.into_inner());
+        if listening.is_some() || self.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        *listening = Some(tokio::spawn(listen(self.this.clone())).abort_handle());
+    }
+
+    /// Whether `ctx`'s requests go without an upstream session: a
+    /// 2026-07-28 client's to an upstream that speaks it, and every
+    /// client's to one that speaks nothing else.
+    pub(super) fn goes_direct(&self, ctx: &RequestContext) -> bool {
+        self.speaks_stateless() && (ctx.is_stateless() || !self.speaks_sessionful())
+    }
+
+    /// Serves a request without an upstream session (see the module).
+    pub(super) async fn relay_direct(
+        &self,
+        ctx: &RequestContext,
+        request: sessiongate_mcp::Request,
+    ) -> Result<Answer, ErrorData> {
+        let mut params = self.inward(&request)?;
+        let method = request.method.as_str();
+        let conn = self.direct().await?;
+        if ctx.is_stateless() {
+            let mut result = self.send_direct(&conn, ctx, method, &params).await?;
+            self.task_outward(&mut result);
+            return Ok(Answer::Json(result));
+        }
+        // A sessionful client's: the session's `_meta`, and its rounds of
+        // input asked on its stream.
+        if let Some(object) = params.as_object_mut() {
+            // Only the gateway's own retries carry these.
+            object.remove("inputResponses");
+            object.remove("requestState");
+            let mut meta = match object.remove("_meta") {
+                Some(Value::Object(meta)) => meta,
+                _ => Map::new(),
+            };
+            if let Value::Object(session) = session_meta(ctx) {
+                meta.extend(session);
+            }
+            object.insert("_meta".into(), Value::Object(meta));
+        }
+        for _ in 0..MAX_ROUNDS {
+            let mut result = self.send_direct(&conn, ctx, method, &params).await?;
+            if result["resultType"] != "input_required" {
+                // Who answered is the gateway, as the session's initialize said.
+                if let Some(object) = result.as_object_mut() {
+                    if let Some(Value::Object(meta)) = object.get_mut("_meta") {
+                        meta.remove(META_SERVER_INFO);
+                        if meta.is_empty() {
+                            object.remove("_meta");
+                        }
+                    }
+                }
+                return Ok(Answer::Json(result));
+            }
+            let asked = result["inputRequests"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            let mut asks = Vec::with_capacity(asked.len());
+            for (key, asking) in &asked {
+                let params = asking.get("params").cloned().unwrap_or(json!({}));
+                let input = match asking["method"].as_str() {
+                    Some("elicitation/create") => InputRequest::elicit(params),
+                    Some("sampling/createMessage") => InputRequest::sample(params),
+                    Some("roots/list") => InputRequest::list_roots(),
+                    other => {
+                        return Err(ErrorData::internal_error(
+                            format!(
+                                "upstream {} asked for input the gateway cannot ask a session \
+                                 for: {}",
+                                self.name,
+                                other.unwrap_or("(no method)")
+                            ),
+                            None,
+                        ))
+                    }
+                };
+                asks.push((key.as_str(), input));
+            }
+            let answers = ctx.ask_all(asks).await?;
+            let responses: Map<String, Value> = asked.keys().cloned().zip(answers).collect();
+            params["inputResponses"] = Value::Object(responses);
+            match result.get("requestState") {
+                Some(state) => params["requestState"] = state.clone(),
+                None => {
+                    if let Some(object) = params.as_object_mut() {
+                        object.remove("requestState");
+                    }
+                }
+            }
+        }
+        Err(ErrorData::internal_error(
+            format!(
+                "upstream {} asked for input {MAX_ROUNDS} times over and never answered",
+                self.name
+            ),
+            None,
+        ))
+    }
+
+    /// One request on the sessionless link, with what the upstream sends
+    /// about it relayed to the client; its health reported.
+    async fn send_direct(
+        &self,
+        conn: &Arc<Conn>,
+        ctx: &RequestContext,
+        method: &str,
+        params: &Value,
+    ) -> Result<Value, ErrorData> {
+        let mut asks = 0;
+        match self
+            .call(&self.direct, conn, ctx, method, params, &mut asks)
+            .await
+        {
+            Ok(result) => {
+                self.answered(conn);
+                Ok(result)
+            }
+            Err(CallError::Client(e)) => Err(e),
+            Err(CallError::Link(LinkError::Rpc(e))) => {
+                self.answered(conn);
+                Err(self.link_error(LinkError::Rpc(e)))
+            }
+            // Slow is not down.
+            Err(CallError::Link(e @ LinkError::Timeout(_))) => Err(self.link_error(e)),
+            Err(CallError::Link(e)) => {
+                let error = format!("upstream {}: {e}", self.name);
+                if self.health.failed(error.clone(), self.clock.now()) {
+                    self.emit(sessiongate_core::upstream::UpstreamEvent::UpstreamDown {
+                        upstream: self.name.clone(),
+                        error: error.clone(),
+                        at: self.clock.now(),
+                    });
+                }
+                Err(ErrorData::internal_error(error, None))
+            }
+        }
+    }
+
+    /// Whether `task_id` (as a client names it) is one of this upstream's
+    /// tasks: with names prefixed, it carries the prefix; else every task
+    /// the gateway relays is its.
+    pub(super) fn owns(&self, task_id: &str) -> bool {
+        self.speaks_stateless() && self.settings.naming.inward(task_id).is_some()
+    }
+
+    /// A task handle or a task's state, with the task's id as clients
+    /// name it.
+    fn task_outward(&self, result: &mut Value) {
+        if let Some(id) = result.get("taskId").and_then(Value::as_str) {
+            let outward = self.settings.naming.outward(id);
+            result["taskId"] = Value::from(outward);
+        }
+    }
+
+    /// The `Mcp-Param-*` headers a `tools/call` (the upstream's name in
+    /// `params`) mirrors: each argument its tool's `inputSchema` marks
+    /// with `x-mcp-header`, as the client's own request had to.
+    pub(super) fn mirrored(&self, method: &str, params: &Value) -> Vec<(String, String)> {
+        let mut mirrored = Vec::new();
+        let Some(name) = params["name"].as_str().filter(|_| method == "tools/call") else {
+            return mirrored;
+        };
+        let outward = self.settings.naming.outward(name);
+        let catalog = self.catalog.current();
+        if let Some(tool) = catalog.tools.iter().find(|t| t.name == outward) {
+            let schema = Value::Object((*tool.input_schema).clone());
+            mirror(&schema, params.get("arguments"), &mut mirrored);
+        }
+        mirrored
+    }
+}
+
+/// Collects the `x-mcp-header` arguments of `schema` (through
+/// `properties` alone) that `arguments` gives, as header name and text.
+fn mirror(schema: &Value, arguments: Option<&Value>, out: &mut Vec<(String, String)>) {
+    let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+        return;
+    };
+    for (key, property) in properties {
+        let value = arguments.and_then(|a| a.get(key)).filter(|v| !v.is_null());
+        if let (Some(header), Some(value)) = (property["x-mcp-header"].as_str(), value) {
+            let text = match value {
+                Value::String(s) => Some(s.clone()),
+                Value::Bool(_) | Value::Number(_) => Some(value.to_string()),
+                _ => None,
+            };
+            if let Some(text) = text {
+                out.push((header.to_string(), text));
+            }
+        }
+        mirror(property, value, out);
+    }
+}
+
+/// The list changes a `subscriptions/listen` stream asks for.
+fn change_filter() -> Value {
+    json!({
+        "_meta": own_meta(),
+        "notifications": {
+            "toolsListChanged": true,
+            "promptsListChanged": true,
+            "resourcesListChanged": true,
+        },
+    })
+}
+
+/// The first wait before listening again after a stream failed; doubled
+/// each time in a row, up to the last.
+const LISTEN_BACKOFF: Duration = Duration::from_millis(100);
+const LISTEN_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Listens on the sessionless link for as long as the upstream is there,
+/// listening again when a stream ends (the request timeout ends each).
+async fn listen(upstream: Weak<Upstream>) {
+    let mut wait = LISTEN_BACKOFF;
+    loop {
+        let Some((link, id)) = (match upstream.upgrade() {
+            Some(u) => u.direct().await.ok().map(|c| (c.link.clone(), u.next_id())),
+            None => return,
+        }) else {
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(LISTEN_BACKOFF_MAX);
+            continue;
+        };
+        let started = Instant::now();
+        match link
+            .request(id, "subscriptions/listen", Some(&change_filter()))
+            .await
+        {
+            Err(LinkError::Rpc(e)) if e.code == -32601 => {
+                tracing::debug!("the upstream offers no subscriptions/listen stream");
+                return;
+            }
+            Err(LinkError::Timeout(_)) => wait = LISTEN_BACKOFF,
+            outcome => {
+                if let Err(e) = outcome {
+                    tracing::debug!(error = %e, "the upstream's subscriptions/listen stream ended");
+                }
+                if started.elapsed() > LISTEN_BACKOFF_MAX {
+                    wait = LISTEN_BACKOFF;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(LISTEN_BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_marked_x_mcp_header_are_mirrored_as_given() {
+        let schema = json!({"type": "object", "properties": {
+            "region": {"type": "string", "x-mcp-header": "Region"},
+            "count": {"type": "integer", "x-mcp-header": "Count"},
+            "absent": {"type": "string", "x-mcp-header": "Absent"},
+            "plain": {"type": "string"},
+            "nested": {"type": "object", "properties": {
+                "flag": {"type": "boolean", "x-mcp-header": "Flag"},
+            }},
+        }});
+        let arguments = json!({"region": "eu-west", "count": 3, "plain": "x",
+            "absent": null, "nested": {"flag": true}});
+        let mut mirrored = Vec::new();
+        mirror(&schema, Some(&arguments), &mut mirrored);
+        mirrored.sort();
+        let expected = [("Count", "3"), ("Flag", "true"), ("Region", "eu-west")];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(mirrored, expected);
+    }
+}
