@@ -349,6 +349,34 @@ async fn progress_log_messages_and_elicitation_reach_the_session() {
             .contains("elicitation capability"),
         "{error}"
     );
+
+    // The upstream takes its question back before any answer: the client
+    // is told, and the call goes on without one.
+    let response = server
+        .post(
+            json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"fx__withdraw","arguments":{}}}),
+            &headers,
+        )
+        .await;
+    let messages: Vec<Value> = tokio::time::timeout(WAIT, SseReader::new(response).rest())
+        .await
+        .expect("answered without the client answering the question")
+        .iter()
+        .filter_map(|e| e.message())
+        .collect();
+    let ask = messages
+        .iter()
+        .find(|m| m["method"] == "elicitation/create")
+        .expect("the question reached the client");
+    let told = messages
+        .iter()
+        .position(|m| {
+            m["method"] == "notifications/cancelled" && m["params"]["requestId"] == ask["id"]
+        })
+        .unwrap_or_else(|| panic!("the client is told, under its own id: {messages:?}"));
+    let answer = messages.iter().position(|m| m["id"] == 7).unwrap();
+    assert!(told < answer, "{messages:?}");
+    assert_eq!(text(&messages[answer]), Ok("withdrawn".into()));
     server.stop().await;
 }
 

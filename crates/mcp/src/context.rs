@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::input::{InputRequest, Rounds};
 use crate::jsonrpc::{self, Id};
-use crate::peers::{PeerState, Peers};
+use crate::peers::{Asked, PeerState, Peers};
 use crate::protocol;
 
 /// How long a server-to-client request waits for the client's answer.
@@ -296,17 +296,10 @@ impl RequestContext {
                 None,
             ));
         }
-        match tokio::time::timeout(CLIENT_REQUEST_TIMEOUT, answer).await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(_)) => Err(ErrorData::internal_error("the session ended", None)),
-            Err(_) => {
-                peer.forget(&id);
-                Err(ErrorData::internal_error(
-                    format!("the client did not answer {method} in time"),
-                    None,
-                ))
-            }
-        }
+        let asked = Asked::new(&peer, id, |frame| {
+            let _ = out.try_send(frame);
+        });
+        asked.answer(method, answer, CLIENT_REQUEST_TIMEOUT).await
     }
 }
 

@@ -90,11 +90,12 @@ impl PeerState {
         (id, rx)
     }
 
-    pub(crate) fn forget(&self, id: &Id) {
+    pub(crate) fn forget(&self, id: &Id) -> bool {
         self.pending
             .lock()
             .expect("pending poisoned")
-            .remove(&key(id));
+            .remove(&key(id))
+            .is_some()
     }
 
     /// Delivers the client's answer; false if nothing waited for it.
@@ -165,17 +166,10 @@ impl PeerState {
                 None,
             ));
         }
-        match tokio::time::timeout(timeout, answer).await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(_)) => Err(ErrorData::internal_error("the session ended", None)),
-            Err(_) => {
-                self.forget(&id);
-                Err(ErrorData::internal_error(
-                    format!("the client did not answer {method} in time"),
-                    None,
-                ))
-            }
-        }
+        let asked = Asked::new(self, id, |frame| {
+            self.send_on_stream(frame);
+        });
+        asked.answer(method, answer, timeout).await
     }
 
     pub(crate) fn log_level(&self) -> Option<String> {
@@ -260,5 +254,56 @@ impl Peers {
 impl EndSubscriber for Peers {
     fn session_ended(&self, ended: &SessionEnded) {
         self.remove(ended.session_id);
+    }
+}
+
+/// A request sent to the client, its answer awaited. Given up on before
+/// the answer came — timed out, or dropped because whoever asked no longer
+/// needs it (a gateway's upstream withdrew its own request, the call it
+/// belongs to was cancelled) — it is forgotten, and the client is told
+/// with `notifications/cancelled` on the stream that carried it.
+pub(crate) struct Asked<'a, F: Fn(Bytes)> {
+    peer: &'a PeerState,
+    id: Id,
+    send: F,
+}
+
+impl<'a, F: Fn(Bytes)> Asked<'a, F> {
+    pub(crate) fn new(peer: &'a PeerState, id: Id, send: F) -> Self {
+        Asked { peer, id, send }
+    }
+
+    /// The client's answer, or an error once `timeout` passed or the
+    /// session ended.
+    pub(crate) async fn answer(
+        self,
+        method: &str,
+        answer: oneshot::Receiver<Reply>,
+        timeout: std::time::Duration,
+    ) -> Reply {
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(ErrorData::internal_error("the session ended", None)),
+            Err(_) => Err(ErrorData::internal_error(
+                format!("the client did not answer {method} in time"),
+                None,
+            )),
+        }
+    }
+}
+
+impl<F: Fn(Bytes)> Drop for Asked<'_, F> {
+    fn drop(&mut self) {
+        // Still pending only if no answer came.
+        if self.peer.forget(&self.id) {
+            let params = serde_json::json!({
+                "requestId": self.id,
+                "reason": "the server no longer needs the answer",
+            });
+            (self.send)(Bytes::from(crate::jsonrpc::notification_bytes(
+                "notifications/cancelled",
+                Some(&params),
+            )));
+        }
     }
 }

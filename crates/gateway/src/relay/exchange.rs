@@ -5,6 +5,7 @@
 //! whose handler is dropped, and the pump that reads each upstream
 //! session's own messages.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -28,6 +29,9 @@ pub(super) enum Relayed {
         id: Value,
         method: String,
         params: Value,
+        /// Resolves when the upstream takes the request back
+        /// (`notifications/cancelled`) or can no longer be answered.
+        withdrawn: oneshot::Receiver<()>,
     },
     /// The upstream ended the request's stream for the client to poll.
     StreamClosed,
@@ -147,7 +151,12 @@ impl Upstream {
             },
             // The client polls too: what follows reaches it when it resumes.
             Relayed::StreamClosed => ctx.close_stream(),
-            Relayed::Request { id, method, params } => {
+            Relayed::Request {
+                id,
+                method,
+                params,
+                withdrawn,
+            } => {
                 let input = match method.as_str() {
                     "elicitation/create" => Some(InputRequest::elicit(params.clone())),
                     "sampling/createMessage" => Some(InputRequest::sample(params.clone())),
@@ -165,7 +174,12 @@ impl Upstream {
                         ),
                         None,
                     )),
-                    (_, Caller::Session(_)) => ctx.request_client(&method, params).await,
+                    (_, Caller::Session(_)) => tokio::select! {
+                        outcome = ctx.request_client(&method, params) => outcome,
+                        // Given up on, the client's request is cancelled
+                        // (`Asked`); the upstream wants no answer.
+                        _ = withdrawn => return Ok(()),
+                    },
                     (Some(input), Caller::Client { .. }) => {
                         // The upstream asks again in the same order when
                         // the call is sent again on the retry; an ask not
@@ -250,6 +264,9 @@ pub(super) async fn pump(
     mut flushes: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
     processes: Option<Arc<AtomicUsize>>,
 ) {
+    // The upstream's requests to the client still unanswered, by id: what
+    // tells their waiter when the upstream withdraws one.
+    let mut withdrawals: HashMap<String, oneshot::Sender<()>> = HashMap::new();
     loop {
         let message = tokio::select! {
             biased;
@@ -282,6 +299,15 @@ pub(super) async fn pump(
                 let target = match method.as_str() {
                     "notifications/progress" => params["progressToken"].as_u64(),
                     "notifications/message" => related.or_else(latest),
+                    "notifications/cancelled" => {
+                        let withdrawn = params
+                            .get("requestId")
+                            .and_then(|id| withdrawals.remove(&id.to_string()));
+                        if let Some(withdrawn) = withdrawn {
+                            let _ = withdrawn.send(());
+                        }
+                        None
+                    }
                     "notifications/tools/list_changed"
                     | "notifications/prompts/list_changed"
                     | "notifications/resources/list_changed" => {
@@ -345,12 +371,16 @@ pub(super) async fn pump(
                     .and_then(|r| upstream.routes.get(&r).map(|r| r.clone()));
                 let params = params.unwrap_or(json!({}));
                 let peer = session.and_then(|id| upstream.peers.get(id));
+                let (withdraw, withdrawn) = oneshot::channel();
+                withdrawals.retain(|_, w| !w.is_closed());
+                withdrawals.insert(id.to_string(), withdraw);
                 let unsent = match (route, peer) {
                     (Some(route), _) => {
                         let request = Relayed::Request {
                             id: id.clone(),
                             method: method.clone(),
                             params,
+                            withdrawn,
                         };
                         route.send(request).await.err().map(|_| (id, method))
                     }
@@ -359,14 +389,15 @@ pub(super) async fn pump(
                     (None, Some(peer)) => {
                         let link = link.clone();
                         tokio::spawn(async move {
-                            let outcome = peer
-                                .request_on_stream(&method, &params, STREAM_REQUEST_TIMEOUT)
-                                .await
-                                .map_err(|e| RpcError {
-                                    code: e.code.0,
-                                    message: e.message.to_string(),
-                                    data: e.data,
-                                });
+                            let outcome = tokio::select! {
+                                outcome = peer.request_on_stream(&method, &params, STREAM_REQUEST_TIMEOUT) => outcome,
+                                _ = withdrawn => return,
+                            };
+                            let outcome = outcome.map_err(|e| RpcError {
+                                code: e.code.0,
+                                message: e.message.to_string(),
+                                data: e.data,
+                            });
                             let _ = link.respond(id, outcome).await;
                         });
                         None
