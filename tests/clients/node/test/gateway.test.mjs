@@ -263,16 +263,21 @@ function relaySuite(label, startServer) {
         }
       }));
 
-    test('2026-07-28 client (SDK 2.x pinned): tools listed and called, elicitation as input-required', () =>
+    test('2026-07-28 client (SDK 2.x pinned): tools, progress, prompts, resources, and elicitation and sampling as input-required', () =>
       guarded(async () => {
         const client = new Client2(
           { name: 'gateway-node-client2', version: '2.4.0-test' },
-          { capabilities: { elicitation: {} }, versionNegotiation: { mode: { pin: '2026-07-28' } } },
+          { capabilities: { elicitation: {}, sampling: {} }, versionNegotiation: { mode: { pin: '2026-07-28' } } },
         );
         const asked = [];
         client.setRequestHandler('elicitation/create', async (request) => {
           asked.push(request.params);
           return { action: 'accept', content: { name: 'Grace Hopper', check: true, email: 'grace@example.org' } };
+        });
+        const sampled = [];
+        client.setRequestHandler('sampling/createMessage', async (request) => {
+          sampled.push(request.params);
+          return { role: 'assistant', content: { type: 'text', text: 'sampled by the 2026 client' }, model: 'test-model' };
         });
         await client.connect(new Transport2(new URL(server.mcpUrl)));
         try {
@@ -284,6 +289,36 @@ function relaySuite(label, startServer) {
           const elicited = await client.callTool({ name: `${NS}trigger-elicitation-request`, arguments: {} });
           assert.match(JSON.stringify(elicited), /Grace Hopper/);
           assert.equal(asked.length, 1);
+          const sample = await client.callTool({
+            name: `${NS}trigger-sampling-request`,
+            arguments: { prompt: 'say hi', maxTokens: 20 },
+          });
+          assert.match(JSON.stringify(sample), /sampled by the 2026 client/);
+          assert.equal(sampled.length, 1);
+
+          const progress = [];
+          const long = await client.callTool(
+            { name: `${NS}trigger-long-running-operation`, arguments: { duration: 0.3, steps: 3 } },
+            { onprogress: (p) => progress.push([p.progress, p.total]) },
+          );
+          assert.match(text(long), /Long running operation completed/);
+          assert.deepEqual(progress, [
+            [1, 3],
+            [2, 3],
+            [3, 3],
+          ]);
+
+          const { prompts } = await client.listPrompts();
+          assert.ok(prompts.some((p) => p.name === `${NS}simple-prompt`), JSON.stringify(prompts));
+          const prompt = await client.getPrompt({ name: `${NS}args-prompt`, arguments: { city: 'Lyon' } });
+          assert.match(JSON.stringify(prompt.messages), /Lyon/);
+          const { resources } = await client.listResources();
+          const resource = resources.find((r) => r.uri.startsWith('demo://resource/static/'));
+          assert.ok(resource, JSON.stringify(resources.map((r) => r.uri)));
+          const read = await client.readResource({ uri: resource.uri });
+          assert.equal(read.contents[0].uri, resource.uri);
+          const dynamic = await client.readResource({ uri: 'demo://resource/dynamic/text/3' });
+          assert.equal(dynamic.contents[0].uri, 'demo://resource/dynamic/text/3');
         } finally {
           await client.close();
         }
