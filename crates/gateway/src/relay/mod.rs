@@ -342,7 +342,7 @@ impl Upstream {
             if !taken.is_empty() {
                 tracing::info!(
                     upstream = %self.name,
-                    "the upstream's names are prefixed `{prefix}`: {} also named beside it",
+                    "the upstream's names are prefixed `{prefix}`: a built-in is named {} too",
                     taken.join(", ")
                 );
             }
