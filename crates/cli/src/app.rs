@@ -14,7 +14,7 @@ use sessiongate_core::store_health::Monitored;
 use sessiongate_core::token::SigningKey;
 use sessiongate_core::upstream::UpstreamMonitor;
 use sessiongate_core::SharedClock;
-use sessiongate_gateway::{Gateway, GatewayOptions};
+use sessiongate_gateway::{Gateway, GatewayOptions, Reserved};
 use sessiongate_mcp::peers::Peers;
 use sessiongate_mcp::tools::with_builtin_tools;
 use sessiongate_mcp::{Composite, Dispatcher, McpServer, McpState, ServerInfo, Service, StateKey};
@@ -69,24 +69,52 @@ impl RunningServer {
     }
 }
 
+/// The built-in service, unless turned off: its tools, with the
+/// conformance fixtures in conformance mode.
+fn builtin(config: &Config) -> Option<McpServer> {
+    let builtin = with_builtin_tools(McpServer::new());
+    if config.conformance {
+        Some(sessiongate_mcp::tools::with_conformance_fixtures(builtin))
+    } else {
+        config.builtin_tools.then_some(builtin)
+    }
+}
+
+/// The tool and prompt names of the built-in service, which a lone
+/// upstream must not take to go unprefixed.
+fn reserved(builtin: Option<&McpServer>) -> Reserved {
+    let Some(catalog) = builtin.map(|b| b.catalog().current()) else {
+        return Reserved::default();
+    };
+    Reserved {
+        tools: catalog.tools.iter().map(|t| t.name.to_string()).collect(),
+        prompts: catalog
+            .prompts
+            .iter()
+            .filter_map(|p| p["name"].as_str().map(str::to_string))
+            .collect(),
+    }
+}
+
 /// The MCP server: its identity, and the services behind it — the built-in
 /// one first (unless turned off), then the upstream servers.
-fn mcp_server(config: &Config, upstreams: Vec<Arc<dyn Service>>) -> Dispatcher {
+fn mcp_server(
+    config: &Config,
+    builtin: Option<McpServer>,
+    upstreams: Vec<Arc<dyn Service>>,
+) -> Dispatcher {
     let mut info = ServerInfo::new("sessiongate", VERSION);
     info.instructions = Some(
         "sessiongate keeps this session durable across restarts. Tools: echo, health_check, \
          session_info, list_sessions, get_reconnect_token, reconnect_session."
             .into(),
     );
-    let builtin = with_builtin_tools(McpServer::new());
     let services = Composite::new();
-    if config.conformance {
-        services.add(Arc::new(sessiongate_mcp::tools::with_conformance_fixtures(
-            builtin,
-        )));
-        services.add(sessiongate_mcp::tools::conformance_list_changes());
-    } else if config.builtin_tools {
+    if let Some(builtin) = builtin {
         services.add(Arc::new(builtin));
+    }
+    if config.conformance {
+        services.add(sessiongate_mcp::tools::conformance_list_changes());
     }
     for upstream in upstreams {
         services.add(upstream);
@@ -149,13 +177,17 @@ pub async fn start_with(
     // with it.
     let peers = Peers::default();
     ends.push(Arc::new(peers.clone()));
+    let builtin = builtin(&config);
     // Upstream sessions end with their client sessions; the mappings are
     // stored beside the sessions, so a session goes on after a restart.
     let gateway = Gateway::start(
         config.upstreams.clone(),
         GatewayOptions {
             tool_separator: config.tool_separator.clone(),
-            bare_names: !config.builtin_tools && !config.conformance,
+            // The conformance fixtures make tasks of their own, whose ids a
+            // bare upstream would claim.
+            bare_names: !config.conformance,
+            reserved: reserved(builtin.as_ref()),
             pool_idle: config.upstream_idle_timeout,
         },
         store.clone(),
@@ -185,7 +217,7 @@ pub async fn start_with(
     let mcp = McpState::new(
         &lifecycle,
         peers,
-        mcp_server(&config, gateway.services()),
+        mcp_server(&config, builtin, gateway.services()),
         transport,
     );
     let api = ApiState::new(&lifecycle, &store, admin_token.clone())

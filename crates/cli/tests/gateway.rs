@@ -1,5 +1,6 @@
 //! The gateway end to end: stdio MCP servers behind sessiongate, called
-//! over real HTTP. Tools are listed namespaced and called through; each
+//! over real HTTP. Tools are listed namespaced (bare for a lone upstream
+//! that takes no built-in's name, for good) and called through; each
 //! session gets its own child, which ends with the session (DELETE, idle
 //! timeout); a child killed between calls or during one is healed without
 //! the client seeing a 404; progress, log messages and elicitation reach
@@ -1286,7 +1287,7 @@ async fn a_2025_session_answers_a_2026_only_upstreams_input_requests_on_its_stre
         .await;
 
     // The session's initialize, as each request's `_meta`.
-    let whoami = server.call_tool(&session, "only__whoami", json!({})).await;
+    let whoami = server.call_tool(&session, "whoami", json!({})).await;
     let said: Value = serde_json::from_str(&text(&whoami).unwrap()).unwrap();
     assert_eq!(said["client"], "zed-test", "{whoami}");
     assert!(said["capabilities"]["sampling"].is_object(), "{whoami}");
@@ -1295,7 +1296,7 @@ async fn a_2025_session_answers_a_2026_only_upstreams_input_requests_on_its_stre
     // answers go back with its state until it answers.
     let response = server
         .post(
-            json!({"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"only__confirm","arguments":{}}}),
+            json!({"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"confirm","arguments":{}}}),
             &headers,
         )
         .await;
@@ -1331,10 +1332,10 @@ async fn a_2025_session_answers_a_2026_only_upstreams_input_requests_on_its_stre
     let body = request_2026(
         7,
         "tools/call",
-        json!({"name": "only__confirm", "arguments": {}}),
+        json!({"name": "confirm", "arguments": {}}),
         json!({"elicitation": {}, "sampling": {}}),
     );
-    let asked = post_2026(&server, body, "only__confirm").await;
+    let asked = post_2026(&server, body, "confirm").await;
     assert_eq!(asked["result"]["resultType"], "input_required", "{asked}");
     assert_eq!(asked["result"]["requestState"], "round-1", "{asked}");
     let mut keys: Vec<&String> = asked["result"]["inputRequests"]
@@ -1367,4 +1368,118 @@ async fn a_2025_session_answers_a_2026_only_upstreams_input_requests_on_its_stre
     server.stop().await;
     let _ = fixture.kill();
     let _ = fixture.wait();
+}
+
+/// The tools a session lists, by name.
+async fn tools(server: &TestServer, session: &str) -> BTreeMap<String, Value> {
+    let listed = request(server, session, "tools/list", json!({})).await;
+    listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap().to_string(), t.clone()))
+        .collect()
+}
+
+/// A gateway with its built-in tools and the fixture alone as `fx`, its
+/// echo tool listed as `echo_as`.
+async fn lone_fixture(echo_as: &str) -> TestServer {
+    let script = fixture().trim_start_matches("fx=python3 ").to_string();
+    let upstreams = BTreeMap::from([(
+        "fx".to_string(),
+        serde_json::from_value(json!({
+            "command": "python3", "args": [script],
+            "env": {"FIXTURE_ECHO_AS": echo_as},
+        }))
+        .unwrap(),
+    )]);
+    TestServer::start_with(Settings {
+        upstreams,
+        ..Settings::default()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_upstream_taking_no_builtin_name_is_bare_and_stays_so_when_it_later_does() {
+    let server = lone_fixture("say").await;
+    let session = server.initialize("2025-11-25", "claude-code").await;
+    let listed = tools(&server, &session).await;
+    for name in ["echo", "health_check", "say", "pid", "add_tool"] {
+        assert!(listed.contains_key(name), "{name} not in {listed:?}");
+    }
+    assert!(!listed.keys().any(|n| n.starts_with("fx__")), "{listed:?}");
+    let answer = server
+        .call_tool(&session, "say", json!({"text": "bare"}))
+        .await;
+    assert_eq!(text(&answer), Ok("bare".into()));
+    let prompt = request(
+        &server,
+        &session,
+        "prompts/get",
+        json!({"name": "greet", "arguments": {"who": "Ada"}}),
+    )
+    .await;
+    assert_eq!(
+        prompt["result"]["messages"][0]["content"]["text"], "Hello Ada",
+        "{prompt}"
+    );
+
+    // Its list gains a built-in's name, and another: its names stay bare,
+    // and the built-in keeps `echo`.
+    for added in ["echo", "later"] {
+        let answer = server
+            .call_tool(&session, "add_tool", json!({"name": added}))
+            .await;
+        assert_eq!(text(&answer), Ok("added".into()));
+    }
+    eventually(WAIT, || async {
+        tools(&server, &session).await.contains_key("later")
+    })
+    .await;
+    let listed = tools(&server, &session).await;
+    assert!(
+        listed["echo"]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Returns its `text` argument unchanged"),
+        "the built-in's echo is listed: {}",
+        listed["echo"]
+    );
+    assert!(!listed.keys().any(|n| n.starts_with("fx__")), "{listed:?}");
+    // The built-in's echo wants its text; the fixture's would answer "".
+    let answer = server.call_tool(&session, "echo", json!({})).await;
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    for (tool, expected) in [("say", "still bare"), ("later", "still bare")] {
+        let answer = server
+            .call_tool(&session, tool, json!({"text": expected}))
+            .await;
+        assert_eq!(text(&answer), Ok(expected.into()), "{tool}");
+    }
+    let unknown = server.call_tool(&session, "fx__say", json!({})).await;
+    assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_upstream_taking_a_builtin_name_is_prefixed_whole() {
+    let server = lone_fixture("echo").await;
+    let session = server.initialize("2025-11-25", "claude-code").await;
+    let listed = tools(&server, &session).await;
+    for name in ["echo", "fx__echo", "fx__pid", "fx__add_tool"] {
+        assert!(listed.contains_key(name), "{name} not in {listed:?}");
+    }
+    for name in ["pid", "add_tool"] {
+        assert!(!listed.contains_key(name), "{name} in {listed:?}");
+    }
+    let answer = server
+        .call_tool(&session, "fx__echo", json!({"text": "prefixed"}))
+        .await;
+    assert_eq!(text(&answer), Ok("prefixed".into()));
+    let prompts = request(&server, &session, "prompts/list", json!({})).await;
+    assert_eq!(
+        prompts["result"]["prompts"][0]["name"], "fx__greet",
+        "{prompts}"
+    );
+    server.stop().await;
 }

@@ -4,7 +4,8 @@
 //! `kill -9` a client goes on with its session id while the gateway uses
 //! the upstream session it had stored again rather than opening another;
 //! an upstream killed during a call fails that call at once with an error
-//! naming it, and the next call is served.
+//! naming it, and the next call is served; a lone upstream down at start
+//! is named by the same rule once it comes up.
 //!
 //! The upstreams are `rmcp-baseline PORT` (rmcp's sessionful server, whose
 //! sessions live in its memory) and a second `sessiongate serve`, whose
@@ -262,4 +263,59 @@ async fn an_http_upstream_killed_during_a_call_fails_it_clearly_and_serves_the_n
     assert!(next["result"]["content"][0]["text"].is_string(), "{next}");
     gw.stop();
     upstream.stop();
+}
+
+/// The names a session lists.
+async fn tool_names(gw: &Gateway, session: &str) -> Vec<String> {
+    let response = gw
+        .post(
+            Some(session),
+            json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}),
+        )
+        .await
+        .expect("an answer");
+    let body: Value = response.json().await.unwrap();
+    body["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_upstream_down_at_start_is_named_by_the_rule_once_it_is_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream_port = free_port();
+    let url = format!("up=http://127.0.0.1:{upstream_port}/mcp");
+    let gw = Gateway::start(
+        common::BIN,
+        free_port(),
+        &[
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--upstream",
+            &url,
+        ],
+    )
+    .await;
+    let session = gw.initialize("claude-code").await.unwrap();
+    let before = tool_names(&gw, &session).await;
+    assert!(before.contains(&"echo".to_string()), "{before:?}");
+    assert!(
+        !before.iter().any(|n| n.starts_with("up__")),
+        "nothing of it before it is read: {before:?}"
+    );
+
+    // Its `echo` is also the built-in's: once read, all its names are
+    // prefixed, as they would have been had it been up at start.
+    let _upstream = Rmcp::start(upstream_port).await;
+    eventually(WAIT, || async {
+        tool_names(&gw, &session)
+            .await
+            .contains(&"up__echo".to_string())
+    })
+    .await;
+    assert_eq!(call(&gw, &session, "up__echo", "up").await, Ok("up".into()));
+    gw.stop();
 }

@@ -19,7 +19,7 @@ use tokio::sync::broadcast;
 use crate::config::{HttpProtocol, ProcessMode, Transport, UpstreamConfig};
 use crate::link::stdio::{reap_orphans, StdioConnector};
 use crate::link::{Connector, LinkError, Opened};
-use crate::relay::{Naming, Upstream, UpstreamSettings};
+use crate::relay::{NamingRule, Reserved, Upstream, UpstreamSettings};
 
 /// Events queued for a slow monitoring subscriber before it misses some.
 const EVENTS_QUEUED: usize = 1024;
@@ -29,9 +29,12 @@ const EVENTS_QUEUED: usize = 1024;
 pub struct GatewayOptions {
     /// Between an upstream's name and its tools' and prompts' names.
     pub tool_separator: String,
-    /// Names as the upstream gives them: for one upstream with nothing
-    /// beside it whose names could collide (no built-in tools).
+    /// Whether one upstream alone may go unprefixed, its names as it gives
+    /// them unless one of its tool or prompt names is `reserved`.
     pub bare_names: bool,
+    /// The tool and prompt names served beside the upstreams (the
+    /// built-ins').
+    pub reserved: Reserved,
     /// How long a 2026-07-28 client's upstream session is kept idle.
     pub pool_idle: Duration,
 }
@@ -41,6 +44,7 @@ impl Default for GatewayOptions {
         GatewayOptions {
             tool_separator: "__".to_string(),
             bare_names: false,
+            reserved: Reserved::default(),
             pool_idle: Duration::from_secs(300),
         }
     }
@@ -76,12 +80,17 @@ impl Gateway {
         }
         let (events, _) = broadcast::channel(EVENTS_QUEUED);
         let bare = options.bare_names && configs.len() == 1;
+        let reserved = Arc::new(options.reserved);
         let upstreams: Vec<_> = configs
             .into_iter()
             .map(|config| {
+                let prefix = format!("{}{}", config.name, options.tool_separator);
                 let naming = match bare {
-                    true => Naming::Bare,
-                    false => Naming::Prefixed(format!("{}{}", config.name, options.tool_separator)),
+                    true => NamingRule::BareUnlessReserved {
+                        prefix,
+                        reserved: reserved.clone(),
+                    },
+                    false => NamingRule::Prefixed(prefix),
                 };
                 let (connector, settings) =
                     connector(&config, &children_dir, naming, options.pool_idle);
@@ -133,7 +142,7 @@ impl Gateway {
 fn connector(
     config: &UpstreamConfig,
     children_dir: &Path,
-    naming: Naming,
+    naming: NamingRule,
     pool_idle: Duration,
 ) -> (Arc<dyn Connector>, UpstreamSettings) {
     match &config.transport {

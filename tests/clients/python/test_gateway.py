@@ -3,8 +3,8 @@ SDK's MCPServer, `upstreams/fastmcp_server.py`), run as a stdio child, driven
 by the same SDK's client on the sessionful 2025-11-25 revision and on
 2026-07-28.
 
-With the built-in tools beside it, the upstream's names are namespaced
-`fastmcp__…`. Every kind of traffic must pass: tools with structured output,
+The upstream is alone and none of its names is a built-in's, so its names
+are served as it gives them, beside the built-in tools. Every kind of traffic must pass: tools with structured output,
 progress, log messages, the upstream's elicitation and sampling requests
 (on the session's stream, or as input-required results on 2026-07-28),
 a change of the upstream's tool list (announced on the session, or on a
@@ -28,7 +28,6 @@ from conftest import Server, Wire, _serve
 pytestmark = pytest.mark.anyio
 
 UPSTREAM = Path(__file__).resolve().parent / "upstreams" / "fastmcp_server.py"
-NS = "fastmcp__"
 MODERN = "2026-07-28"
 MODES = ["legacy", MODERN]
 
@@ -72,15 +71,16 @@ async def test_tools_prompts_and_resources_pass_through(gateway: Server, wire: W
     async with wire.client() as http:
         async with _client(gateway, wire, http, mode) as client:
             names = [t.name for t in (await client.list_tools()).tools]
-            assert f"{NS}add" in names and "echo" in names, names
+            assert "add" in names and "echo" in names, names
+            assert not any(n.startswith("fastmcp__") for n in names), names
 
-            added = await client.call_tool(f"{NS}add", {"a": 40, "b": 2})
+            added = await client.call_tool("add", {"a": 40, "b": 2})
             assert _text(added) == "42"
             assert added.structured_content == {"result": 42}
 
             prompts = [p.name for p in (await client.list_prompts()).prompts]
-            assert f"{NS}review" in prompts, prompts
-            prompt = await client.get_prompt(f"{NS}review", {"code": "x = 1"})
+            assert "review" in prompts, prompts
+            prompt = await client.get_prompt("review", {"code": "x = 1"})
             assert "x = 1" in prompt.messages[0].content.text
 
             uris = [str(r.uri) for r in (await client.list_resources()).resources]
@@ -102,7 +102,7 @@ async def test_progress_reaches_the_caller(gateway: Server, wire: Wire, mode: st
 
     async with wire.client() as http:
         async with _client(gateway, wire, http, mode) as client:
-            result = await client.call_tool(f"{NS}count_to", {"n": 3}, progress_callback=on_progress)
+            result = await client.call_tool("count_to", {"n": 3}, progress_callback=on_progress)
     assert _text(result) == "counted to 3"
     assert seen == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
 
@@ -118,7 +118,7 @@ async def test_log_messages_reach_the_caller(gateway: Server, wire: Wire, mode: 
         async with _client(gateway, wire, http, mode, logging_callback=on_log, log_level="info") as client:
             if mode == "legacy":
                 await client.set_logging_level("info")
-            result = await client.call_tool(f"{NS}shout", {"text": "hey"})
+            result = await client.call_tool("shout", {"text": "hey"})
     assert _text(result) == "HEY"
     assert [(m.level, m.data) for m in logs] == [("warning", "shouting hey")]
 
@@ -127,9 +127,9 @@ async def test_log_messages_reach_the_caller(gateway: Server, wire: Wire, mode: 
 async def test_the_upstreams_requests_are_answered_by_this_client(gateway: Server, wire: Wire, mode: str) -> None:
     async with wire.client() as http:
         async with _client(gateway, wire, http, mode) as client:
-            greeted = await client.call_tool(f"{NS}greet_someone", {})
+            greeted = await client.call_tool("greet_someone", {})
             assert _text(greeted) == "Hello, Ada!"
-            poem = await client.call_tool(f"{NS}haiku", {"topic": "rivers"})
+            poem = await client.call_tool("haiku", {"topic": "rivers"})
             assert _text(poem) == "sampled: A haiku on rivers"
     if mode == MODERN:
         # On 2026-07-28 the questions came as input-required results, answered on retries.
@@ -148,16 +148,16 @@ async def test_a_tool_list_change_reaches_the_client(gateway: Server, wire: Wire
 
     async with wire.client() as http:
         async with _client(gateway, wire, http, mode, message_handler=on_message) as client:
-            assert f"{NS}{name}" not in [t.name for t in (await client.list_tools()).tools]
+            assert name not in [t.name for t in (await client.list_tools()).tools]
             with anyio.fail_after(10):
                 if mode == MODERN:
                     async with client.listen(tools_list_changed=True) as changes:
-                        assert _text(await client.call_tool(f"{NS}add_tool_named", {"name": name})) == "added"
+                        assert _text(await client.call_tool("add_tool_named", {"name": name})) == "added"
                         event = await changes.__anext__()
                         assert "tools" in type(event).__name__.lower(), event
                 else:
-                    assert _text(await client.call_tool(f"{NS}add_tool_named", {"name": name})) == "added"
+                    assert _text(await client.call_tool("add_tool_named", {"name": name})) == "added"
                     await changed.wait()
             names = [t.name for t in (await client.list_tools()).tools]
-            assert f"{NS}{name}" in names, names
-            assert _text(await client.call_tool(f"{NS}{name}", {})) == f"{name} here"
+            assert name in names, names
+            assert _text(await client.call_tool(name, {})) == f"{name} here"

@@ -78,12 +78,12 @@ async def test_the_upstreams_input_requests_are_answered_by_this_client(
         )
         async with client:
             names = [t.name for t in (await client.list_tools()).tools]
-            assert "only__confirm" in names, names
+            assert "confirm" in names, names
 
-            said = json.loads(_text(await client.call_tool("only__whoami", {})))
+            said = json.loads(_text(await client.call_tool("whoami", {})))
             assert said["capabilities"].get("sampling") is not None, said
 
-            confirmed = await client.call_tool("only__confirm", {})
+            confirmed = await client.call_tool("confirm", {})
             assert _text(confirmed) == "ok=true draft=sampled-Draft-it"
     if mode == MODERN:
         # The upstream's own keys and state came back on the retry.

@@ -1,11 +1,12 @@
 //! An upstream's catalog as the gateway offers it: listed page by page
 //! (following `nextCursor`), tools and prompts renamed `NAME__tool` when the
 //! upstream is namespaced, resources and templates as they are (the
-//! composite routes them back by URI). Also which tools are safe to call
-//! again after an upstream restarted mid-call, and whether a URI matches
-//! one of the upstream's templates.
+//! composite routes them back by URI). Also the naming rule — when one
+//! upstream alone goes unprefixed — which tools are safe to call again
+//! after an upstream restarted mid-call, and whether a URI matches one of
+//! the upstream's templates.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rmcp::model::Tool;
@@ -14,13 +15,84 @@ use sessiongate_mcp::{Capabilities, Catalog};
 
 use crate::link::{Link, LinkError, OutboundId};
 
-/// How the upstream's names appear to clients.
+/// How the upstream's names appear to clients, once decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Naming {
     /// `NAME` + separator + the upstream's name.
     Prefixed(String),
     /// As the upstream names them (one upstream, nothing to collide with).
     Bare,
+}
+
+/// The tool and prompt names served beside the upstreams (the built-ins'),
+/// which a lone upstream must not take to go unprefixed.
+#[derive(Debug, Clone, Default)]
+pub struct Reserved {
+    pub tools: HashSet<String>,
+    pub prompts: HashSet<String>,
+}
+
+/// How an upstream's names are decided, before its catalog is read.
+#[derive(Debug, Clone)]
+pub enum NamingRule {
+    /// Always prefixed (several upstreams).
+    Prefixed(String),
+    /// As the upstream names them unless one of its tool or prompt names is
+    /// reserved, and then all prefixed, so that its names stay of a piece.
+    /// Decided by the first catalog read and kept: names do not change
+    /// under a client when the upstream's lists change later.
+    BareUnlessReserved {
+        prefix: String,
+        reserved: Arc<Reserved>,
+    },
+}
+
+impl NamingRule {
+    /// The naming, when it does not depend on the catalog: prefixed, or
+    /// bare with nothing reserved (no built-ins).
+    pub fn fixed(&self) -> Option<Naming> {
+        match self {
+            NamingRule::Prefixed(prefix) => Some(Naming::Prefixed(prefix.clone())),
+            NamingRule::BareUnlessReserved { reserved, .. }
+                if reserved.tools.is_empty() && reserved.prompts.is_empty() =>
+            {
+                Some(Naming::Bare)
+            }
+            NamingRule::BareUnlessReserved { .. } => None,
+        }
+    }
+
+    /// The naming for an upstream whose catalog, as it names things, is
+    /// `listed`.
+    pub(crate) fn decide(&self, listed: &Listed) -> Naming {
+        match self {
+            NamingRule::Prefixed(prefix) => Naming::Prefixed(prefix.clone()),
+            NamingRule::BareUnlessReserved { prefix, .. } => match self.taken(listed).is_empty() {
+                true => Naming::Bare,
+                false => Naming::Prefixed(prefix.clone()),
+            },
+        }
+    }
+
+    /// The names of `listed` that are reserved, tools then prompts.
+    pub(crate) fn taken(&self, listed: &Listed) -> Vec<String> {
+        let NamingRule::BareUnlessReserved { reserved, .. } = self else {
+            return Vec::new();
+        };
+        let tools = listed
+            .catalog
+            .tools
+            .iter()
+            .map(|t| t.name.as_ref())
+            .filter(|name| reserved.tools.contains(*name));
+        let prompts = listed
+            .catalog
+            .prompts
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .filter(|name| reserved.prompts.contains(*name));
+        tools.chain(prompts).map(str::to_string).collect()
+    }
 }
 
 impl Naming {
@@ -41,13 +113,30 @@ impl Naming {
     }
 }
 
-/// The catalog read from an upstream, renamed, and what else the relay
-/// needs from it.
+/// The catalog read from an upstream, as it names things until
+/// [`renamed`](Listed::rename), and what else the relay needs from it.
 pub(crate) struct Listed {
     pub catalog: Catalog,
     /// Upstream tool name → whether calling it twice is harmless
     /// (`readOnlyHint` or `idempotentHint`).
     pub retry_safe: HashMap<String, bool>,
+}
+
+impl Listed {
+    /// Tools and prompts named as clients see them.
+    pub fn rename(&mut self, naming: &Naming) {
+        if *naming == Naming::Bare {
+            return;
+        }
+        for tool in &mut self.catalog.tools {
+            tool.name = naming.outward(&tool.name).into();
+        }
+        for prompt in &mut self.catalog.prompts {
+            if let Some(name) = prompt["name"].as_str() {
+                prompt["name"] = json!(naming.outward(name));
+            }
+        }
+    }
 }
 
 /// What the upstream's `initialize` result says it serves.
@@ -59,20 +148,20 @@ pub(crate) fn capabilities(server: &Value) -> Capabilities {
     }
 }
 
-/// Lists everything the upstream offers over `link`; each request carries
-/// `meta` as its `_meta` when given (2026-07-28, which has no session).
+/// Lists everything the upstream offers over `link`, named as the upstream
+/// names it; each request carries `meta` as its `_meta` when given
+/// (2026-07-28, which has no session).
 pub(crate) async fn list(
     link: &dyn Link,
     next_id: &(dyn Fn() -> OutboundId + Sync),
     server: &Value,
-    naming: &Naming,
     meta: Option<&Value>,
 ) -> Result<Listed, LinkError> {
     let all = |method, member| pages(link, next_id, method, member, meta);
     let mut catalog = Catalog::default();
     let mut retry_safe = HashMap::new();
     if server.get("tools").is_some() {
-        for mut raw in all("tools/list", "tools").await? {
+        for raw in all("tools/list", "tools").await? {
             let Some(name) = raw.get("name").and_then(Value::as_str).map(str::to_string) else {
                 continue;
             };
@@ -80,7 +169,6 @@ pub(crate) async fn list(
             let safe = annotations["readOnlyHint"] == json!(true)
                 || annotations["idempotentHint"] == json!(true);
             retry_safe.insert(name.clone(), safe);
-            raw["name"] = json!(naming.outward(&name));
             match serde_json::from_value::<Tool>(raw) {
                 Ok(tool) => catalog.tools.push(tool),
                 Err(e) => {
@@ -90,13 +178,11 @@ pub(crate) async fn list(
         }
     }
     if server.get("prompts").is_some() {
-        for mut raw in all("prompts/list", "prompts").await? {
-            let Some(name) = raw.get("name").and_then(Value::as_str).map(str::to_string) else {
-                continue;
-            };
-            raw["name"] = json!(naming.outward(&name));
-            catalog.prompts.push(raw);
-        }
+        let prompts = all("prompts/list", "prompts").await?;
+        catalog.prompts = prompts
+            .into_iter()
+            .filter(|raw| raw.get("name").and_then(Value::as_str).is_some())
+            .collect();
     }
     if server.get("resources").is_some() {
         catalog.resources = all("resources/list", "resources").await?;
@@ -200,5 +286,52 @@ mod tests {
         assert_eq!(naming.inward("echo__say"), Some("say"));
         assert_eq!(naming.inward("other__say"), None);
         assert_eq!(Naming::Bare.inward("say"), Some("say"));
+    }
+
+    fn listed(tools: &[&str], prompts: &[&str]) -> Listed {
+        let tool = |name: &str| {
+            serde_json::from_value::<Tool>(json!({"name": name, "inputSchema": {"type": "object"}}))
+                .unwrap()
+        };
+        Listed {
+            catalog: Catalog {
+                tools: tools.iter().map(|n| tool(n)).collect(),
+                prompts: prompts.iter().map(|n| json!({ "name": n })).collect(),
+                ..Catalog::default()
+            },
+            retry_safe: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_lone_upstream_is_prefixed_only_when_it_takes_a_reserved_name() {
+        let reserved = Reserved {
+            tools: HashSet::from(["echo".to_string()]),
+            prompts: HashSet::from(["greet".to_string()]),
+        };
+        let rule = NamingRule::BareUnlessReserved {
+            prefix: "up__".into(),
+            reserved: Arc::new(reserved),
+        };
+        assert_eq!(rule.fixed(), None, "it depends on the catalog");
+        // A tool named as a reserved prompt takes nothing: other namespace.
+        assert_eq!(
+            rule.decide(&listed(&["add", "greet"], &["echo"])),
+            Naming::Bare
+        );
+        let taking = listed(&["add", "echo"], &["greet"]);
+        assert_eq!(rule.taken(&taking), ["echo", "greet"]);
+        let naming = rule.decide(&taking);
+        assert_eq!(naming, Naming::Prefixed("up__".into()));
+        let mut renamed = taking;
+        renamed.rename(&naming);
+        assert_eq!(renamed.catalog.tools[0].name, "up__add");
+        assert_eq!(renamed.catalog.prompts[0]["name"], "up__greet");
+
+        let nothing = NamingRule::BareUnlessReserved {
+            prefix: "up__".into(),
+            reserved: Arc::default(),
+        };
+        assert_eq!(nothing.fixed(), Some(Naming::Bare));
     }
 }

@@ -9,8 +9,10 @@
 //!   names un-prefixed; the upstream's result comes back as it is, an
 //!   `InputRequiredResult` included (its keys, its state) and a task
 //!   handle, whose id is prefixed as names are so that `tasks/*` find
-//!   their way back to this upstream (after a restart too: the prefix is
-//!   all it takes).
+//!   their way back to this upstream; unprefixed when the names are (then
+//!   every relayed task id is the upstream's: the built-ins make no
+//!   tasks). After a restart too: the naming is decided again from the
+//!   catalog before the gateway serves.
 //! - A sessionful client's request, to an upstream that speaks only
 //!   2026-07-28, goes with `_meta` built from the session's `initialize`;
 //!   an input-required result is asked of the client on its session (each
@@ -288,17 +290,19 @@ impl Upstream {
     }
 
     /// Whether `task_id` (as a client names it) is one of this upstream's
-    /// tasks: with names prefixed, it carries the prefix; else every task
-    /// the gateway relays is its.
+    /// tasks: with names prefixed, it carries the prefix; with names bare,
+    /// every task the gateway relays is its; none before its naming is
+    /// decided.
     pub(super) fn owns(&self, task_id: &str) -> bool {
-        self.speaks_stateless() && self.settings.naming.inward(task_id).is_some()
+        self.speaks_stateless() && self.naming().is_some_and(|n| n.inward(task_id).is_some())
     }
 
     /// A task handle or a task's state, with the task's id as clients
     /// name it.
     fn task_outward(&self, result: &mut Value) {
-        if let Some(id) = result.get("taskId").and_then(Value::as_str) {
-            let outward = self.settings.naming.outward(id);
+        let id = result.get("taskId").and_then(Value::as_str);
+        if let (Some(id), Some(naming)) = (id, self.naming()) {
+            let outward = naming.outward(id);
             result["taskId"] = Value::from(outward);
         }
     }
@@ -311,7 +315,10 @@ impl Upstream {
         let Some(name) = params["name"].as_str().filter(|_| method == "tools/call") else {
             return mirrored;
         };
-        let outward = self.settings.naming.outward(name);
+        let Some(naming) = self.naming() else {
+            return mirrored;
+        };
+        let outward = naming.outward(name);
         let catalog = self.catalog.current();
         if let Some(tool) = catalog.tools.iter().find(|t| t.name == outward) {
             let schema = Value::Object((*tool.input_schema).clone());

@@ -42,11 +42,11 @@ mod exchange;
 mod health;
 mod session;
 
-pub use catalog::Naming;
+pub use catalog::{Naming, NamingRule, Reserved};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -77,7 +77,7 @@ const RELAYED_QUEUED: usize = 64;
 /// Settings of one upstream the relay needs beyond its connector.
 #[derive(Debug, Clone)]
 pub struct UpstreamSettings {
-    pub naming: Naming,
+    pub naming: NamingRule,
     /// `stdio`, `streamable-http` or `sse`, for reports.
     pub transport: &'static str,
     /// `per-session` or `shared` for stdio.
@@ -110,6 +110,11 @@ pub struct Upstream {
     store: Arc<dyn UpstreamMappingStore>,
     clock: SharedClock,
     catalog: LiveCatalog,
+    /// How its names appear: decided by the rule when its catalog is first
+    /// read (at once if the rule needs no catalog), then kept.
+    naming: OnceLock<Naming>,
+    /// Its names that the reserved names shadow, as last warned of.
+    shadowed: std::sync::Mutex<Vec<String>>,
     /// The `capabilities` of the upstream's last `initialize` result.
     server: RwLock<Value>,
     capabilities: RwLock<Capabilities>,
@@ -155,6 +160,11 @@ impl Upstream {
         events: broadcast::Sender<UpstreamEvent>,
     ) -> Arc<Upstream> {
         let now = clock.now();
+        let naming = settings
+            .naming
+            .fixed()
+            .map(OnceLock::from)
+            .unwrap_or_default();
         Arc::new_cyclic(|this| Upstream {
             name,
             peers,
@@ -164,6 +174,8 @@ impl Upstream {
             store,
             clock,
             catalog: LiveCatalog::default(),
+            naming,
+            shadowed: std::sync::Mutex::new(Vec::new()),
             server: RwLock::new(Value::Null),
             capabilities: RwLock::new(Capabilities::default()),
             retry_safe: RwLock::new(HashMap::new()),
@@ -309,19 +321,58 @@ impl Upstream {
             .clone();
         let next_id = || self.next_id();
         let meta = sessionless.then(direct::own_meta);
-        let listed = catalog::list(
-            link.as_ref(),
-            &next_id,
-            &server,
-            &self.settings.naming,
-            meta.as_ref(),
-        )
-        .await?;
+        let mut listed = catalog::list(link.as_ref(), &next_id, &server, meta.as_ref()).await?;
+        let naming = self.naming.get_or_init(|| self.decide(&listed));
+        if *naming == Naming::Bare {
+            self.warn_shadowed(self.settings.naming.taken(&listed));
+        }
+        listed.rename(naming);
         *self.capabilities.write().unwrap_or_else(|e| e.into_inner()) =
             catalog::capabilities(&server);
         *self.retry_safe.write().unwrap_or_else(|e| e.into_inner()) = listed.retry_safe;
         self.catalog.set(listed.catalog);
         Ok(())
+    }
+
+    /// The naming the rule gives the upstream's first catalog read.
+    fn decide(&self, listed: &catalog::Listed) -> Naming {
+        let naming = self.settings.naming.decide(listed);
+        if let Naming::Prefixed(prefix) = &naming {
+            let taken = self.settings.naming.taken(listed);
+            if !taken.is_empty() {
+                tracing::info!(
+                    upstream = %self.name,
+                    "the upstream's names are prefixed `{prefix}`: a built-in is named {} too",
+                    taken.join(", ")
+                );
+            }
+        }
+        naming
+    }
+
+    /// Warns of the upstream's names that the reserved names shadow, once
+    /// each time that set changes: a bare upstream whose list gained a
+    /// reserved name after its naming was decided keeps its naming, and the
+    /// built-in keeps the name.
+    fn warn_shadowed(&self, taken: Vec<String>) {
+        let mut shadowed = self.shadowed.lock().unwrap_or_else(|e| e.into_inner());
+        if *shadowed == taken {
+            return;
+        }
+        if !taken.is_empty() {
+            tracing::warn!(
+                upstream = %self.name,
+                "the upstream's {} cannot be called: a built-in of the same name keeps it",
+                taken.join(", ")
+            );
+        }
+        *shadowed = taken;
+    }
+
+    /// How the upstream's names appear; `None` until its catalog was read
+    /// when that decides it (and then nothing of it is listed to call).
+    fn naming(&self) -> Option<&Naming> {
+        self.naming.get()
     }
 
     fn speaks_stateless(&self) -> bool {
@@ -371,7 +422,7 @@ impl Upstream {
                 .pointer(at)
                 .and_then(Value::as_str)
                 .ok_or_else(|| ErrorData::invalid_params(format!("{at} is missing"), None))?;
-            let Some(inner) = self.settings.naming.inward(name) else {
+            let Some(inner) = self.naming().and_then(|n| n.inward(name)) else {
                 return Err(ErrorData::invalid_params(
                     format!("{unknown}: {name}"),
                     None,
