@@ -3,6 +3,7 @@
 def n0: if . == null then "-" else (round | tostring) end;
 def n2: if . == null then "-" else ((. * 100 | round) / 100 | tostring) end;
 def lat: "\(.rps | n0)/s p50 \(.p50_ms | n2) p99 \(.p99_ms | n2) ms";
+def cpu: "\(.server_cpu_us_per_request | n0) us CPU/call + children \(.children_cpu_us_per_request | n0)";
 def verdict: to_entries | map("\(.key)=\(if .value then "pass" else "MISS" end)") | join(" ");
 
 ["SECTION", "SETUP", "SESSIONGATE", "RMCP", "FLOOR", "X_RMCP", "X_FLOOR", "X_BASE", "OTHER_CPU", "ACCEPTANCE"],
@@ -60,13 +61,18 @@ def verdict: to_entries | map("\(.key)=\(if .value then "pass" else "MISS" end)"
        "-", "-", "-", "-", "-", (.other_cores_max | n2), (.acceptance | verdict)]),
    ($s.gateway_stdio // empty
     | ["gateway", "stdio echo, wrk -t\(.threads) -c\(.connections)",
-       "\(.targets.sessiongate | lat); supergateway \(.targets.supergateway | lat); mcp-proxy \(.targets.mcp_proxy | lat); self \(.targets.self | lat)",
-       "-", "-", "x supergateway \(.ratio_vs_supergateway | n2), x mcp-proxy \(.ratio_vs_mcp_proxy | n2)", "-",
-       "x self \(.ratio_vs_self | n2)", ([.targets[].other_cores_max] | max | n2), (.acceptance | verdict)]),
+       "per session \(.targets.sessiongate | lat) (\(.targets.sessiongate | cpu)); shared \(.targets.sessiongate_shared // {} | lat) (\(.targets.sessiongate_shared // {} | cpu)); supergateway \(.targets.supergateway | lat) (\(.targets.supergateway | cpu)); mcp-proxy \(.targets.mcp_proxy | lat) (\(.targets.mcp_proxy | cpu)); self \(.targets.self | lat) (\(.targets.self | cpu))",
+       "-", "-", "x supergateway \(.ratio_vs_supergateway | n2), x mcp-proxy \(.ratio_vs_mcp_proxy | n2); shared: x \(.shared.ratio_vs_supergateway | n2), x \(.shared.ratio_vs_mcp_proxy | n2)", "-",
+       "x self \(.ratio_vs_self | n2); shared x \(.shared.ratio_vs_self | n2)", ([.targets[].other_cores_max] | max | n2), (.acceptance | verdict)]),
    ($s.gateway_http // empty
     | ["gateway", "HTTP upstream, wrk -t\(.threads) -c\(.connections)",
+       "\(.targets.sessiongate | lat) (\(.targets.sessiongate | cpu)); direct \(.targets.direct | lat) (\(.targets.direct | cpu))",
+       "-", "-", "x direct \(.ratio_vs_direct | n2)", "-", "p50 added at saturation \(.p50_added_at_saturation_ms | n2) ms",
+       ([.targets[].other_cores_max] | max | n2), (.acceptance | verdict)]),
+   ($s.gateway_http_serial // empty
+    | ["gateway", "HTTP upstream, wrk -t\(.threads) -c\(.connections)",
        "\(.targets.sessiongate | lat); direct \(.targets.direct | lat)",
-       "-", "-", "x direct \(.ratio_vs_direct | n2)", "-", "p50 added \(.p50_added_ms | n2) ms",
+       "-", "-", "-", "-", "p50 added \(.p50_added_ms | n2) ms",
        ([.targets[].other_cores_max] | max | n2), (.acceptance | verdict)]),
    ($s.gateway_heal // empty
     | ["gateway", "\(.kills) kills of the child",

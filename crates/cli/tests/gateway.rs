@@ -252,6 +252,37 @@ async fn a_child_killed_between_or_during_calls_is_healed_without_a_404() {
     server.stop().await;
 }
 
+/// What the upstream sends before its answer reaches the client before the
+/// answer, all of it and in order, even when it is more than the relay
+/// queues at once (the call relays while it waits for the pump).
+#[tokio::test]
+async fn a_long_run_of_progress_reaches_the_client_before_the_answer() {
+    let server = gateway(vec![fixture()]).await;
+    let session = server.initialize("2025-11-25", "inspector").await;
+    let response = server
+        .post(
+            json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{
+                "name":"fx__progress","arguments":{"steps":500},"_meta":{"progressToken":7}}}),
+            &[
+                ("mcp-session-id", session.as_str()),
+                ("mcp-protocol-version", "2025-11-25"),
+            ],
+        )
+        .await;
+    let messages: Vec<Value> = SseReader::new(response)
+        .rest()
+        .await
+        .iter()
+        .filter_map(|e| e.message())
+        .collect();
+    let steps: Vec<u64> = messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .map(|m| m["params"]["progress"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, (1..=500).collect::<Vec<_>>());
+    assert_eq!(text(messages.last().unwrap()), Ok("done".into()));
+}
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_log_messages_and_elicitation_reach_the_session() {
     let server = gateway(vec![fixture()]).await;

@@ -25,12 +25,14 @@ use sessiongate_mcp::protocol::{
     META_PROTOCOL_VERSION,
 };
 use sse_stream::SseStream;
-use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use super::http_wire::{self, HttpConfigError, Message};
 use super::sse::SseConnector;
-use super::{Connector, Incoming, Link, LinkError, Opened, OutboundId, RpcError};
+use super::{
+    incoming_channel, Connector, Incoming, IncomingTx, Link, LinkError, Opened, OutboundId,
+    RpcError,
+};
 use crate::config::{HttpConfig, HttpProtocol};
 
 /// How many messages of the upstream's own wait for the relay to take them
@@ -94,7 +96,7 @@ impl Connector for HttpConnector {
                 })
             })
             .transpose()?;
-        let (tx, incoming) = mpsc::channel(INCOMING_BUFFER);
+        let (tx, incoming) = incoming_channel(INCOMING_BUFFER);
         let link = HttpLink {
             inner: Arc::new(Inner {
                 shared: self.shared.clone(),
@@ -134,7 +136,7 @@ struct Inner {
     version: RwLock<Option<HeaderValue>>,
     /// The upstream refused the session (404), or the link was closed.
     closed: AtomicBool,
-    incoming: mpsc::Sender<Incoming>,
+    incoming: IncomingTx,
 }
 
 /// The upstream's session id, and as the header that carries it.

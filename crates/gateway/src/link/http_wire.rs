@@ -1,7 +1,8 @@
-//! JSON-RPC as the HTTP links write and read it: request, notification and
-//! response bodies serialized once into bytes, messages read off a body or
-//! an SSE event, and the mapping of reqwest's failures and HTTP error
-//! statuses onto [`LinkError`]. Shared by Streamable HTTP and HTTP+SSE.
+//! JSON-RPC as the links write and read it: request, notification and
+//! response bodies serialized once, from borrowed values, into bytes
+//! (stdio writes the same bytes as a line); messages read off a body or an
+//! SSE event; and the mapping of reqwest's failures and HTTP error statuses
+//! onto [`LinkError`]. Shared by Streamable HTTP, HTTP+SSE and stdio.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -46,6 +47,11 @@ pub(crate) fn encode_request(
     method: &str,
     params: Option<&Value>,
 ) -> Bytes {
+    Bytes::from(request_vec(id, method, params))
+}
+
+/// [`encode_request`] as a vector, to append to.
+pub(crate) fn request_vec(id: Option<OutboundId>, method: &str, params: Option<&Value>) -> Vec<u8> {
     let out = OutRequest {
         jsonrpc: "2.0",
         id,
@@ -53,11 +59,16 @@ pub(crate) fn encode_request(
         params,
     };
     // Serializing borrowed `Value`s into a Vec cannot fail.
-    Bytes::from(serde_json::to_vec(&out).unwrap_or_default())
+    serde_json::to_vec(&out).unwrap_or_default()
 }
 
 /// The body answering an upstream's request.
 pub(crate) fn encode_response(id: &Value, outcome: &Result<Value, RpcError>) -> Bytes {
+    Bytes::from(response_vec(id, outcome))
+}
+
+/// [`encode_response`] as a vector, to append to.
+pub(crate) fn response_vec(id: &Value, outcome: &Result<Value, RpcError>) -> Vec<u8> {
     let out = match outcome {
         Ok(result) => OutResponse {
             jsonrpc: "2.0",
@@ -76,7 +87,7 @@ pub(crate) fn encode_response(id: &Value, outcome: &Result<Value, RpcError>) -> 
             }),
         },
     };
-    Bytes::from(serde_json::to_vec(&out).unwrap_or_default())
+    serde_json::to_vec(&out).unwrap_or_default()
 }
 
 /// Any JSON-RPC message the upstream sends, read in one pass.

@@ -8,6 +8,7 @@ mod http_wire;
 pub mod sse;
 pub mod stdio;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -136,7 +137,59 @@ pub trait Link: Send + Sync + 'static {
 /// A link just opened, and the messages its upstream will send on its own.
 pub struct Opened {
     pub link: Arc<dyn Link>,
-    pub incoming: mpsc::Receiver<Incoming>,
+    pub incoming: IncomingRx,
+}
+
+/// A channel for what an upstream sends on its own, bounded to `buffer`
+/// messages (backpressure, not loss).
+pub fn incoming_channel(buffer: usize) -> (IncomingTx, IncomingRx) {
+    let (tx, rx) = mpsc::channel(buffer);
+    let sent = Arc::new(AtomicU64::new(0));
+    (
+        IncomingTx {
+            tx,
+            sent: sent.clone(),
+        },
+        IncomingRx { rx, sent },
+    )
+}
+
+/// A link's end of [`incoming_channel`]. It counts what it sends, so the
+/// relay can tell, when a response arrives, whether everything the upstream
+/// sent before it was taken: a link sends a message before it delivers a
+/// response that followed it.
+#[derive(Clone)]
+pub struct IncomingTx {
+    tx: mpsc::Sender<Incoming>,
+    sent: Arc<AtomicU64>,
+}
+
+impl IncomingTx {
+    /// Waits for room; fails when the relay let go of the link.
+    pub async fn send(&self, message: Incoming) -> Result<(), mpsc::error::SendError<Incoming>> {
+        // Counted before it is queued, so a count read after a response
+        // includes every message sent ahead of it.
+        self.sent.fetch_add(1, Ordering::Release);
+        self.tx.send(message).await
+    }
+}
+
+/// The relay's end of [`incoming_channel`].
+pub struct IncomingRx {
+    rx: mpsc::Receiver<Incoming>,
+    sent: Arc<AtomicU64>,
+}
+
+impl IncomingRx {
+    /// The next message; `None` once the link is gone.
+    pub async fn recv(&mut self) -> Option<Incoming> {
+        self.rx.recv().await
+    }
+
+    /// How many messages the link has sent (or is sending) so far.
+    pub fn sent(&self) -> Arc<AtomicU64> {
+        self.sent.clone()
+    }
 }
 
 /// Opens links to one configured upstream.

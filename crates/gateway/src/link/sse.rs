@@ -18,12 +18,14 @@ use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::{StatusCode, Url};
 use serde_json::Value;
 use sse_stream::{Sse, SseStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
 use super::http::INCOMING_BUFFER;
 use super::http_wire::{self, HttpConfigError, Message};
-use super::{Connector, Incoming, Link, LinkError, Opened, OutboundId, RpcError};
+use super::{
+    incoming_channel, Connector, IncomingTx, Link, LinkError, Opened, OutboundId, RpcError,
+};
 use crate::config::HttpConfig;
 
 type Events = Pin<Box<dyn Stream<Item = Result<Sse, sse_stream::Error>> + Send>>;
@@ -116,7 +118,7 @@ impl Connector for SseConnector {
             // `sessionId` in the TypeScript SDK, `session_id` in Python's.
             .find(|(k, _)| k == "sessionId" || k == "session_id")
             .map(|(_, v)| v.into_owned());
-        let (tx, incoming) = mpsc::channel(INCOMING_BUFFER);
+        let (tx, incoming) = incoming_channel(INCOMING_BUFFER);
         let state = Arc::new(State {
             pending: DashMap::new(),
             closed: AtomicBool::new(false),
@@ -155,7 +157,7 @@ struct State {
     pending: DashMap<OutboundId, oneshot::Sender<Result<Value, LinkError>>>,
     /// The stream ended, or the link was closed.
     closed: AtomicBool,
-    incoming: mpsc::Sender<Incoming>,
+    incoming: IncomingTx,
 }
 
 impl State {

@@ -20,13 +20,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sessiongate_core::upstream::UpstreamName;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
-use super::{Connector, Incoming, Link, LinkError, Opened, OutboundId, RpcError};
+use super::{
+    http_wire, incoming_channel, Connector, Incoming, IncomingTx, Link, LinkError, Opened,
+    OutboundId, RpcError,
+};
 use crate::config::StdioConfig;
 
 /// The longest line read from a child's stdout or stderr.
@@ -114,7 +117,7 @@ impl Connector for StdioConnector {
         };
         tracing::debug!(upstream = %self.name, pid, "started an upstream child");
 
-        let (incoming_tx, incoming) = mpsc::channel(INCOMING_QUEUED);
+        let (incoming_tx, incoming) = incoming_channel(INCOMING_QUEUED);
         let shared = Arc::new(Shared {
             name: self.name.clone(),
             pid,
@@ -136,7 +139,7 @@ impl Connector for StdioConnector {
         let link = StdioLink {
             shared,
             exited,
-            stdin: tokio::sync::Mutex::new(BufWriter::new(stdin)),
+            stdin: tokio::sync::Mutex::new(stdin),
             timeout: self.config.request_timeout,
         };
         Ok(Opened {
@@ -238,7 +241,7 @@ async fn wait_for_exit(
 async fn read_stdout(
     shared: Arc<Shared>,
     stdout: tokio::process::ChildStdout,
-    incoming: mpsc::Sender<Incoming>,
+    incoming: IncomingTx,
     mut exited: watch::Receiver<Option<Option<ExitStatus>>>,
 ) {
     let mut lines = Lines::new(stdout, MAX_LINE);
@@ -272,7 +275,7 @@ async fn read_stdout(
     shared.fail_all(&shared.gone_reason(status));
 }
 
-async fn route(shared: &Shared, mut message: Value, incoming: &mpsc::Sender<Incoming>) {
+async fn route(shared: &Shared, mut message: Value, incoming: &IncomingTx) {
     let method = message
         .get("method")
         .and_then(Value::as_str)
@@ -443,27 +446,17 @@ struct StdioLink {
     shared: Arc<Shared>,
     /// The child's exit status, once it exited.
     exited: watch::Receiver<Option<Option<ExitStatus>>>,
-    stdin: tokio::sync::Mutex<BufWriter<ChildStdin>>,
+    /// Unbuffered: each message is one write of its whole line.
+    stdin: tokio::sync::Mutex<ChildStdin>,
     timeout: Duration,
 }
 
 impl StdioLink {
-    /// Writes one message and its newline.
-    async fn write(&self, message: &Value) -> Result<(), LinkError> {
-        let mut line = serde_json::to_vec(message).map_err(|e| LinkError::Transport {
-            reason: format!(
-                "cannot encode a message for upstream {}: {e}",
-                self.shared.name
-            ),
-            delivered: false,
-        })?;
+    /// Writes one message (serialized by `http_wire`) and its newline.
+    async fn write(&self, mut line: Vec<u8>) -> Result<(), LinkError> {
         line.push(b'\n');
         let mut stdin = self.stdin.lock().await;
-        let written = async {
-            stdin.write_all(&line).await?;
-            stdin.flush().await
-        }
-        .await;
+        let written = stdin.write_all(&line).await;
         drop(stdin);
         if let Err(e) = written {
             // A closed pipe means the child is exiting: its status and last
@@ -509,11 +502,10 @@ impl Link for StdioLink {
             Some(pending) => pending.insert(id, tx),
             None => return Err(self.gone()),
         };
-        let mut message = json!({ "jsonrpc": "2.0", "id": id, "method": method });
-        if let Some(params) = params {
-            message["params"] = params.clone();
-        }
-        if let Err(e) = self.write(&message).await {
+        if let Err(e) = self
+            .write(http_wire::request_vec(Some(id), method, params))
+            .await
+        {
             self.shared.pending().as_mut().map(|p| p.remove(&id));
             return Err(e);
         }
@@ -535,25 +527,12 @@ impl Link for StdioLink {
         if self.is_closed() {
             return Err(self.gone());
         }
-        let mut message = json!({ "jsonrpc": "2.0", "method": method });
-        if let Some(params) = params {
-            message["params"] = params.clone();
-        }
-        self.write(&message).await
+        self.write(http_wire::request_vec(None, method, params))
+            .await
     }
 
     async fn respond(&self, id: Value, outcome: Result<Value, RpcError>) -> Result<(), LinkError> {
-        let message = match outcome {
-            Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
-            Err(e) => {
-                let mut error = json!({ "code": e.code, "message": e.message });
-                if let Some(data) = e.data {
-                    error["data"] = data;
-                }
-                json!({ "jsonrpc": "2.0", "id": id, "error": error })
-            }
-        };
-        self.write(&message).await
+        self.write(http_wire::response_vec(&id, &outcome)).await
     }
 
     fn session_id(&self) -> Option<String> {

@@ -31,9 +31,8 @@ use sessiongate_mcp::protocol::{
     META_SERVER_INFO,
 };
 use sessiongate_mcp::{Answer, InputRequest, RequestContext};
-use tokio::sync::mpsc;
 
-use super::exchange::{pump, CallError};
+use super::exchange::{pump, Backlog, CallError};
 use super::session::Conn;
 use super::Upstream;
 use crate::link::LinkError;
@@ -124,18 +123,18 @@ impl Upstream {
             .open(None)
             .await
             .map_err(|e| self.start_failed(e.to_string()))?;
-        let (flush, flushes) = mpsc::unbounded_channel();
+        let backlog = Arc::new(Backlog::new(opened.incoming.sent()));
         tokio::spawn(pump(
             self.this.clone(),
             Arc::downgrade(&self.direct),
             Arc::downgrade(&opened.link),
             opened.incoming,
-            flushes,
+            backlog.clone(),
             None,
         ));
         let conn = Arc::new(Conn {
             link: opened.link,
-            flush,
+            backlog,
             answered: Default::default(),
         });
         *current = Some(conn.clone());

@@ -1,23 +1,25 @@
 //! A call in flight and what the upstream sends about it: the gateway's
 //! progress token, the messages relayed to the client's request (progress,
 //! log messages, the upstream's sampling, elicitation and roots requests),
-//! the flush that puts them ahead of the answer, the cancellation of a call
-//! whose handler is dropped, and the pump that reads each upstream
-//! session's own messages.
+//! the backlog count that puts them ahead of the answer, the cancellation
+//! of a call whose handler is dropped, and the pump that reads each
+//! upstream session's own messages.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use rmcp::model::{ErrorCode, ErrorData};
 use serde_json::{json, Value};
 use sessiongate_mcp::context::Caller;
 use sessiongate_mcp::{InputRequest, RequestContext};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::session::{Conn, Slot};
 use super::{Key, Upstream, RELAYED_QUEUED};
-use crate::link::{Incoming, Link, LinkError, OutboundId, RpcError};
+use crate::link::{Incoming, IncomingRx, Link, LinkError, OutboundId, RpcError};
 
 /// What the upstream sent that belongs to a request in flight.
 pub(super) enum Relayed {
@@ -57,15 +59,19 @@ impl Upstream {
         asks: &mut u32,
     ) -> Result<Value, CallError> {
         let id = self.next_id();
-        let mut params = params.clone();
-        if ctx.progress_token.is_some() {
+        let params = match ctx.progress_token {
             // The gateway's own token: the client's could collide with
             // another client's on a shared upstream session.
-            if !params["_meta"].is_object() {
-                params["_meta"] = json!({});
+            Some(_) => {
+                let mut params = params.clone();
+                if !params["_meta"].is_object() {
+                    params["_meta"] = json!({});
+                }
+                params["_meta"]["progressToken"] = json!(id);
+                Cow::Owned(params)
             }
-            params["_meta"]["progressToken"] = json!(id);
-        }
+            None => Cow::Borrowed(params),
+        };
         let (tx, mut relayed) = mpsc::channel(RELAYED_QUEUED);
         self.routes.insert(id, tx);
         slot.in_flight().push(id);
@@ -82,7 +88,7 @@ impl Upstream {
         };
         let request = conn
             .link
-            .request_mirrored(id, method, Some(&params), &mirrored);
+            .request_mirrored(id, method, Some(&*params), &mirrored);
         tokio::pin!(request);
         let outcome = loop {
             tokio::select! {
@@ -98,20 +104,26 @@ impl Upstream {
         // cancels it.
         guard.answered = !matches!(outcome, Err(LinkError::Timeout(_)));
         // What the upstream sent before its answer (progress, log
-        // messages) may still be on its way through the pump: it goes to
-        // the client before the answer does.
-        let (flushed_tx, mut flushed) = oneshot::channel();
-        if conn.flush.send(flushed_tx).is_ok() {
-            loop {
-                tokio::select! {
-                    biased;
-                    Some(message) = relayed.recv() => {
-                        self.relay_back(ctx, &conn.link, message, asks)
-                            .await
-                            .map_err(CallError::Client)?;
-                    }
-                    _ = &mut flushed => break,
+        // messages) goes to the client before the answer does. The link
+        // counted it before delivering the answer, so once the pump has
+        // handled as many messages it is all here; until then (rarely:
+        // only when the upstream sent something) this relays and waits.
+        let sent = conn.backlog.sent();
+        loop {
+            let progressed = conn.backlog.progressed.notified();
+            tokio::pin!(progressed);
+            progressed.as_mut().enable();
+            if conn.backlog.caught_up(sent) {
+                break;
+            }
+            tokio::select! {
+                biased;
+                Some(message) = relayed.recv() => {
+                    self.relay_back(ctx, &conn.link, message, asks)
+                        .await
+                        .map_err(CallError::Client)?;
                 }
+                _ = progressed => {}
             }
         }
         while let Ok(message) = relayed.try_recv() {
@@ -250,176 +262,223 @@ fn notification(method: &str, params: &Value) -> bytes::Bytes {
     ))
 }
 
+/// How far an upstream session's pump has got through what its link sent.
+pub(super) struct Backlog {
+    /// Counted by the link as it sends ([`IncomingRx::sent`]).
+    sent: Arc<AtomicU64>,
+    handled: AtomicU64,
+    /// The pump stopped: nothing more will be handled.
+    ended: AtomicBool,
+    /// Each message handled, and the end.
+    progressed: Notify,
+}
+
+impl Backlog {
+    pub(super) fn new(sent: Arc<AtomicU64>) -> Backlog {
+        Backlog {
+            sent,
+            handled: AtomicU64::new(0),
+            ended: AtomicBool::new(false),
+            progressed: Notify::new(),
+        }
+    }
+
+    fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Acquire)
+    }
+
+    /// Whether the first `sent` messages were handled (handling is in
+    /// order), or never will be.
+    fn caught_up(&self, sent: u64) -> bool {
+        self.handled.load(Ordering::Acquire) >= sent || self.ended.load(Ordering::Acquire)
+    }
+
+    fn handled_one(&self) {
+        self.handled.fetch_add(1, Ordering::Release);
+        self.progressed.notify_waiters();
+    }
+
+    fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        self.progressed.notify_waiters();
+    }
+}
+
 /// Reads what one upstream session sends on its own until it ends: routes
 /// it to the request it belongs to, answers `ping`, follows list changes
-/// and resource updates. A flush is answered once every message queued
-/// before it was handled: a link queues what the upstream sent before a
-/// response ahead of delivering the response. Counts the session out of
-/// `processes` at the end, if it was counted in.
+/// and resource updates, counting each message handled in `backlog`.
+/// Counts the session out of `processes` at the end, if it was counted in.
 pub(super) async fn pump(
     upstream: Weak<Upstream>,
     slot: Weak<Slot>,
     link: Weak<dyn Link>,
-    mut incoming: mpsc::Receiver<Incoming>,
-    mut flushes: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+    mut incoming: IncomingRx,
+    backlog: Arc<Backlog>,
     processes: Option<Arc<AtomicUsize>>,
 ) {
     // The upstream's requests to the client still unanswered, by id: what
     // tells their waiter when the upstream withdraws one.
-    let mut withdrawals: HashMap<String, oneshot::Sender<()>> = HashMap::new();
-    loop {
-        let message = tokio::select! {
-            biased;
-            message = incoming.recv() => match message {
-                Some(message) => message,
-                None => break,
-            },
-            Some(flushed) = flushes.recv() => {
-                let _ = flushed.send(());
-                continue;
-            }
-        };
-        let Some(upstream) = upstream.upgrade() else {
+    let mut withdrawals = HashMap::new();
+    while let Some(message) = incoming.recv().await {
+        let flow = handle(&upstream, &slot, &link, message, &mut withdrawals).await;
+        backlog.handled_one();
+        if flow.is_break() {
             break;
-        };
-        let latest = || slot.upgrade().and_then(|s| s.latest());
-        // The client session this upstream session serves alone, whose
-        // standalone stream carries what relates to no request of its.
-        let session = slot.upgrade().and_then(|s| match s.key {
-            Key::Session(id) => Some(id),
-            _ => None,
-        });
-        match message {
-            Incoming::Notification {
-                method,
-                params,
-                related,
-            } => {
-                let params = params.unwrap_or(json!({}));
-                let target = match method.as_str() {
-                    "notifications/progress" => params["progressToken"].as_u64(),
-                    "notifications/message" => related.or_else(latest),
-                    "notifications/cancelled" => {
-                        let withdrawn = params
-                            .get("requestId")
-                            .and_then(|id| withdrawals.remove(&id.to_string()));
-                        if let Some(withdrawn) = withdrawn {
-                            let _ = withdrawn.send(());
-                        }
-                        None
-                    }
-                    "notifications/tools/list_changed"
-                    | "notifications/prompts/list_changed"
-                    | "notifications/resources/list_changed" => {
-                        if let Some(link) = link.upgrade() {
-                            let sessionless = slot.upgrade().is_some_and(|s| s.key == Key::Direct);
-                            upstream.clone().relist_soon(link, sessionless);
-                        }
-                        None
-                    }
-                    "notifications/resources/updated" => {
-                        if let Some(uri) = params["uri"].as_str() {
-                            match session.and_then(|id| upstream.peers.get(id)) {
-                                // Its own upstream session's update is its
-                                // client session's alone.
-                                Some(peer) if peer.is_subscribed(uri) => {
-                                    peer.send_on_stream(notification(&method, &params));
-                                }
-                                None if session.is_none() => upstream.catalog.resource_updated(uri),
-                                _ => {}
-                            }
-                        }
-                        None
-                    }
-                    _ => None,
-                };
-                let route = target.and_then(|id| upstream.routes.get(&id).map(|r| r.clone()));
-                match route {
-                    Some(route) => {
-                        let _ = route.send(Relayed::Notification { method, params }).await;
-                    }
-                    // A log message between requests (the upstream set its
-                    // level, so it is one the client asked for).
-                    None if method == "notifications/message" => {
-                        if let Some(peer) = session.and_then(|id| upstream.peers.get(id)) {
-                            peer.send_on_stream(notification(&method, &params));
-                        }
-                    }
-                    None => {}
-                }
-            }
-            Incoming::StreamClosed { related } => {
-                if let Some(route) = upstream.routes.get(&related).map(|r| r.clone()) {
-                    let _ = route.send(Relayed::StreamClosed).await;
-                }
-            }
-            Incoming::Request {
-                id,
-                method,
-                params,
-                related,
-            } => {
-                let Some(link) = link.upgrade() else {
-                    break;
-                };
-                if method == "ping" {
-                    let _ = link.respond(id, Ok(json!({}))).await;
-                    continue;
-                }
-                let route = related
-                    .or_else(latest)
-                    .and_then(|r| upstream.routes.get(&r).map(|r| r.clone()));
-                let params = params.unwrap_or(json!({}));
-                let peer = session.and_then(|id| upstream.peers.get(id));
-                let (withdraw, withdrawn) = oneshot::channel();
-                withdrawals.retain(|_, w| !w.is_closed());
-                withdrawals.insert(id.to_string(), withdraw);
-                let unsent = match (route, peer) {
-                    (Some(route), _) => {
-                        let request = Relayed::Request {
-                            id: id.clone(),
-                            method: method.clone(),
-                            params,
-                            withdrawn,
-                        };
-                        route.send(request).await.err().map(|_| (id, method))
-                    }
-                    // Asked between requests (roots after the handshake):
-                    // over the session's standalone stream.
-                    (None, Some(peer)) => {
-                        let link = link.clone();
-                        tokio::spawn(async move {
-                            let outcome = tokio::select! {
-                                outcome = peer.request_on_stream(&method, &params, STREAM_REQUEST_TIMEOUT) => outcome,
-                                _ = withdrawn => return,
-                            };
-                            let outcome = outcome.map_err(|e| RpcError {
-                                code: e.code.0,
-                                message: e.message.to_string(),
-                                data: e.data,
-                            });
-                            let _ = link.respond(id, outcome).await;
-                        });
-                        None
-                    }
-                    (None, None) => Some((id, method)),
-                };
-                if let Some((id, method)) = unsent {
-                    let refusal = RpcError {
-                        code: -32603,
-                        message: format!(
-                            "no client request is in flight on this session to carry {method}"
-                        ),
-                        data: None,
-                    };
-                    let _ = link.respond(id, Err(refusal)).await;
-                }
-            }
         }
     }
+    backlog.end();
     if let Some(processes) = processes {
         processes.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// Handles one message of the upstream's own; `Break` when the gateway or
+/// the link is gone.
+async fn handle(
+    upstream: &Weak<Upstream>,
+    slot: &Weak<Slot>,
+    link: &Weak<dyn Link>,
+    message: Incoming,
+    withdrawals: &mut HashMap<String, oneshot::Sender<()>>,
+) -> ControlFlow<()> {
+    let Some(upstream) = upstream.upgrade() else {
+        return ControlFlow::Break(());
+    };
+    let latest = || slot.upgrade().and_then(|s| s.latest());
+    // The client session this upstream session serves alone, whose
+    // standalone stream carries what relates to no request of its.
+    let session = slot.upgrade().and_then(|s| match s.key {
+        Key::Session(id) => Some(id),
+        _ => None,
+    });
+    match message {
+        Incoming::Notification {
+            method,
+            params,
+            related,
+        } => {
+            let params = params.unwrap_or(json!({}));
+            let target = match method.as_str() {
+                "notifications/progress" => params["progressToken"].as_u64(),
+                "notifications/message" => related.or_else(latest),
+                "notifications/cancelled" => {
+                    let withdrawn = params
+                        .get("requestId")
+                        .and_then(|id| withdrawals.remove(&id.to_string()));
+                    if let Some(withdrawn) = withdrawn {
+                        let _ = withdrawn.send(());
+                    }
+                    None
+                }
+                "notifications/tools/list_changed"
+                | "notifications/prompts/list_changed"
+                | "notifications/resources/list_changed" => {
+                    if let Some(link) = link.upgrade() {
+                        let sessionless = slot.upgrade().is_some_and(|s| s.key == Key::Direct);
+                        upstream.clone().relist_soon(link, sessionless);
+                    }
+                    None
+                }
+                "notifications/resources/updated" => {
+                    if let Some(uri) = params["uri"].as_str() {
+                        match session.and_then(|id| upstream.peers.get(id)) {
+                            // Its own upstream session's update is its
+                            // client session's alone.
+                            Some(peer) if peer.is_subscribed(uri) => {
+                                peer.send_on_stream(notification(&method, &params));
+                            }
+                            None if session.is_none() => upstream.catalog.resource_updated(uri),
+                            _ => {}
+                        }
+                    }
+                    None
+                }
+                _ => None,
+            };
+            let route = target.and_then(|id| upstream.routes.get(&id).map(|r| r.clone()));
+            match route {
+                Some(route) => {
+                    let _ = route.send(Relayed::Notification { method, params }).await;
+                }
+                // A log message between requests (the upstream set its
+                // level, so it is one the client asked for).
+                None if method == "notifications/message" => {
+                    if let Some(peer) = session.and_then(|id| upstream.peers.get(id)) {
+                        peer.send_on_stream(notification(&method, &params));
+                    }
+                }
+                None => {}
+            }
+        }
+        Incoming::StreamClosed { related } => {
+            if let Some(route) = upstream.routes.get(&related).map(|r| r.clone()) {
+                let _ = route.send(Relayed::StreamClosed).await;
+            }
+        }
+        Incoming::Request {
+            id,
+            method,
+            params,
+            related,
+        } => {
+            let Some(link) = link.upgrade() else {
+                return ControlFlow::Break(());
+            };
+            if method == "ping" {
+                let _ = link.respond(id, Ok(json!({}))).await;
+                return ControlFlow::Continue(());
+            }
+            let route = related
+                .or_else(latest)
+                .and_then(|r| upstream.routes.get(&r).map(|r| r.clone()));
+            let params = params.unwrap_or(json!({}));
+            let peer = session.and_then(|id| upstream.peers.get(id));
+            let (withdraw, withdrawn) = oneshot::channel();
+            withdrawals.retain(|_, w| !w.is_closed());
+            withdrawals.insert(id.to_string(), withdraw);
+            let unsent = match (route, peer) {
+                (Some(route), _) => {
+                    let request = Relayed::Request {
+                        id: id.clone(),
+                        method: method.clone(),
+                        params,
+                        withdrawn,
+                    };
+                    route.send(request).await.err().map(|_| (id, method))
+                }
+                // Asked between requests (roots after the handshake):
+                // over the session's standalone stream.
+                (None, Some(peer)) => {
+                    let link = link.clone();
+                    tokio::spawn(async move {
+                        let outcome = tokio::select! {
+                            outcome = peer.request_on_stream(&method, &params, STREAM_REQUEST_TIMEOUT) => outcome,
+                            _ = withdrawn => return,
+                        };
+                        let outcome = outcome.map_err(|e| RpcError {
+                            code: e.code.0,
+                            message: e.message.to_string(),
+                            data: e.data,
+                        });
+                        let _ = link.respond(id, outcome).await;
+                    });
+                    None
+                }
+                (None, None) => Some((id, method)),
+            };
+            if let Some((id, method)) = unsent {
+                let refusal = RpcError {
+                    code: -32603,
+                    message: format!(
+                        "no client request is in flight on this session to carry {method}"
+                    ),
+                    data: None,
+                };
+                let _ = link.respond(id, Err(refusal)).await;
+            }
+        }
+    }
+    ControlFlow::Continue(())
 }
 
 impl Upstream {

@@ -13,9 +13,8 @@ use serde_json::{json, Value};
 use sessiongate_core::upstream::{UpstreamEvent, UpstreamMapping};
 use sessiongate_core::Timestamp;
 use sessiongate_mcp::RequestContext;
-use tokio::sync::{mpsc, oneshot};
 
-use super::exchange::pump;
+use super::exchange::{pump, Backlog};
 use super::{Key, Upstream, UPSTREAM_REVISIONS};
 use crate::link::{Link, LinkError, OutboundId};
 
@@ -52,11 +51,9 @@ pub(super) struct Conn {
     /// Whether it answered a request: losing one that did is no sign of a
     /// crash loop.
     pub(super) answered: AtomicBool,
-    /// Asks its pump to answer once it has handled every message the
-    /// upstream sent so far (see [`Upstream::call`]).
-    /// Unbounded, so a call never waits to ask while the pump waits for it
-    /// to take a message: one entry per call in flight at most.
-    pub(super) flush: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    /// How far its pump has got through what the upstream sent (see
+    /// [`Upstream::call`]).
+    pub(super) backlog: Arc<Backlog>,
 }
 
 impl Slot {
@@ -247,13 +244,13 @@ impl Upstream {
             }
         };
         let link = opened.link;
-        let (flush, flushes) = mpsc::unbounded_channel();
+        let backlog = Arc::new(Backlog::new(opened.incoming.sent()));
         tokio::spawn(pump(
             self.this.clone(),
             Arc::downgrade(slot),
             Arc::downgrade(&link),
             opened.incoming,
-            flushes,
+            backlog.clone(),
             Some(self.processes.clone()),
         ));
         let resumed = match (&resume, stored_version) {
@@ -298,7 +295,7 @@ impl Upstream {
         }
         let conn = Arc::new(Conn {
             link,
-            flush,
+            backlog,
             answered: AtomicBool::new(false),
         });
         *current = Some(conn.clone());
