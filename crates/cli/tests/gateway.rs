@@ -2,7 +2,7 @@
 //! over real HTTP. Tools are listed namespaced (bare for a lone upstream
 //! that takes no built-in's name, for good) and called through; each
 //! session gets its own child, which ends with the session (DELETE, idle
-//! timeout); a child killed between calls or during one is healed without
+//! timeout, an operator's terminate); a child killed between calls or during one is healed without
 //! the client seeing a 404; progress, log messages and elicitation reach
 //! the client; bad upstreams are reported while a good one serves; the
 //! process limit answers a clear error; a 2026-07-28 client calls through.
@@ -150,7 +150,9 @@ async fn each_session_has_its_own_child_which_ends_with_the_session() {
     .await;
     let a = server.initialize("2025-11-25", "client-a").await;
     let b = server.initialize("2025-11-25", "client-b").await;
+    let c = server.initialize("2025-11-25", "client-c").await;
     let (pid_a, pid_b) = (pid(&server, &a).await, pid(&server, &b).await);
+    let pid_c = pid(&server, &c).await;
     assert_ne!(pid_a, pid_b, "a child per session");
     assert_eq!(pid(&server, &a).await, pid_a, "the same child on each call");
     assert!(server
@@ -169,6 +171,18 @@ async fn each_session_has_its_own_child_which_ends_with_the_session() {
             .exists()
     })
     .await;
+    assert!(alive(pid_b));
+
+    // An operator ends a session through the management API.
+    let terminated = server
+        .http
+        .delete(format!("{}/api/mcp/sessions/{c}", server.base))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(terminated.status().is_success(), "{}", terminated.status());
+    gone(pid_c).await;
     assert!(alive(pid_b));
 
     server.clock.advance(Duration::from_secs(61));
