@@ -2,10 +2,11 @@
 //! over real HTTP. Tools are listed namespaced (bare for a lone upstream
 //! that takes no built-in's name, for good) and called through; each
 //! session gets its own child, which ends with the session (DELETE, idle
-//! timeout, an operator's terminate); a child killed between calls or during one is healed without
-//! the client seeing a 404; progress, log messages and elicitation reach
-//! the client; bad upstreams are reported while a good one serves; the
-//! process limit answers a clear error; a 2026-07-28 client calls through.
+//! timeout, an operator's terminate); a child killed between calls or
+//! during one is healed without the client seeing a 404; progress, log
+//! messages and elicitation reach the client; bad upstreams are reported
+//! while a good one serves; the process limit answers a clear error; a
+//! 2026-07-28 client calls through.
 //!
 //! The upstreams are `rmcp-baseline --stdio` (an rmcp echo server, built
 //! with `cargo build -p rmcp-baseline`) and the test server of
