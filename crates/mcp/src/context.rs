@@ -289,16 +289,17 @@ impl RequestContext {
         };
         let (id, answer) = peer.expect_response();
         let frame = jsonrpc::request_bytes(&id, method, &params);
+        // Guarded before it is sent: dropped while the stream has no room,
+        // the request is forgotten too.
+        let asked = Asked::new(&peer, id, |frame| {
+            let _ = out.try_send(frame);
+        });
         if out.send(Bytes::from(frame)).await.is_err() {
-            peer.forget(&id);
             return Err(ErrorData::internal_error(
                 "the client's stream closed",
                 None,
             ));
         }
-        let asked = Asked::new(&peer, id, |frame| {
-            let _ = out.try_send(frame);
-        });
         asked.answer(method, answer, CLIENT_REQUEST_TIMEOUT).await
     }
 }

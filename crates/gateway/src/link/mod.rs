@@ -167,10 +167,17 @@ pub struct IncomingTx {
 impl IncomingTx {
     /// Waits for room; fails when the relay let go of the link.
     pub async fn send(&self, message: Incoming) -> Result<(), mpsc::error::SendError<Incoming>> {
-        // Counted before it is queued, so a count read after a response
-        // includes every message sent ahead of it.
+        // Room first, then counted and queued with no await between: a
+        // count read after a response includes every message sent ahead
+        // of it, and a send dropped while waiting for room (its request
+        // timed out or was cancelled) counts nothing the relay would wait
+        // for in vain.
+        let Ok(permit) = self.tx.reserve().await else {
+            return Err(mpsc::error::SendError(message));
+        };
         self.sent.fetch_add(1, Ordering::Release);
-        self.tx.send(message).await
+        permit.send(message);
+        Ok(())
     }
 }
 

@@ -191,6 +191,7 @@ impl Upstream {
         }
         for _ in 0..MAX_ROUNDS {
             let mut result = self.send_direct(&conn, ctx, method, &params).await?;
+            self.task_outward(&mut result);
             if result["resultType"] != "input_required" {
                 // Who answered is the gateway, as the session's initialize said.
                 if let Some(object) = result.as_object_mut() {

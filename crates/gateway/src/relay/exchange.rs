@@ -90,13 +90,31 @@ impl Upstream {
             .link
             .request_mirrored(id, method, Some(&*params), &mirrored);
         tokio::pin!(request);
+        let mut answered_meanwhile = None;
         let outcome = loop {
             tokio::select! {
                 outcome = &mut request => break outcome,
                 Some(message) = relayed.recv() => {
-                    self.relay_back(ctx, &conn.link, message, asks)
-                        .await
-                        .map_err(CallError::Client)?;
+                    // The request stays polled while this is relayed: over
+                    // HTTP that is what reads the upstream's response
+                    // stream, on which it may withdraw a question the
+                    // client is being asked.
+                    let back = self.relay_back(ctx, &conn.link, message, asks);
+                    tokio::pin!(back);
+                    loop {
+                        tokio::select! {
+                            done = &mut back => {
+                                done.map_err(CallError::Client)?;
+                                break;
+                            }
+                            outcome = &mut request, if answered_meanwhile.is_none() => {
+                                answered_meanwhile = Some(outcome);
+                            }
+                        }
+                    }
+                    if let Some(outcome) = answered_meanwhile.take() {
+                        break outcome;
+                    }
                 }
             }
         };
@@ -106,8 +124,9 @@ impl Upstream {
         // What the upstream sent before its answer (progress, log
         // messages) goes to the client before the answer does. The link
         // counted it before delivering the answer, so once the pump has
-        // handled as many messages it is all here; until then (rarely:
-        // only when the upstream sent something) this relays and waits.
+        // handled as many messages it is all here; until then (only when
+        // the upstream session sent something, for this call or, when
+        // shared, another's) this relays and waits.
         let sent = conn.backlog.sent();
         loop {
             let progressed = conn.backlog.progressed.notified();
