@@ -172,7 +172,8 @@ pub async fn start_with(
         sessiongate_api::auth::REQUEST_STATE_KEY_FILE,
         "request-state",
     )?;
-    transport.request_state_key = Some(StateKey::from_bytes(key.into_bytes()));
+    let state_key = StateKey::from_bytes(key.into_bytes());
+    transport.request_state_key = Some(state_key.clone());
     // An ended session's transport state (streams, pending requests) goes
     // with it.
     let peers = Peers::default();
@@ -189,6 +190,7 @@ pub async fn start_with(
             bare_names: !config.conformance,
             reserved: reserved(builtin.as_ref()),
             pool_idle: config.upstream_idle_timeout,
+            task_key: state_key,
         },
         store.clone(),
         peers.clone(),

@@ -1210,7 +1210,7 @@ async fn a_2026_upstreams_input_requests_pass_through_with_each_requests_capabil
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_upstreams_tasks_are_reached_by_their_id_alone_even_from_another_gateway() {
+async fn an_upstreams_tasks_are_reached_by_their_owner_alone_even_after_a_restart() {
     let (gateway, upstream) = gateway_to_conformance().await;
     let tasks = json!({"extensions": {"io.modelcontextprotocol/tasks": {}}});
     let tool = "conf__slow_compute";
@@ -1232,35 +1232,80 @@ async fn an_upstreams_tasks_are_reached_by_their_id_alone_even_from_another_gate
         "beside the built-ins, the upstream's tasks are named: {id}"
     );
 
-    // A gateway started afresh (as after a restart) finds the task by its id.
-    let again = TestServer::start_with(Settings {
-        upstream: vec![format!("conf={}/mcp", upstream.base)],
+    let get = |n| request_2026(n, "tasks/get", json!({"taskId": id}), tasks.clone());
+    let mut task = post_2026(&gateway, get(2), &id).await;
+    for _ in 0..100 {
+        if task["result"]["status"] != "working" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        task = post_2026(&gateway, get(2), &id).await;
+    }
+    assert_eq!(task["result"]["taskId"], id.as_str(), "{task}");
+    assert_eq!(task["result"]["status"], "completed", "{task}");
+    assert!(
+        task["result"]["result"].to_string().contains("through"),
+        "{task}"
+    );
+
+    // The gateway started again on its data (as after a restart) finds
+    // the task by its id alone.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        gateway.data_dir().join("request-state-key"),
+        dir.path().join("request-state-key"),
+    )
+    .unwrap();
+    let url = format!("conf={}/mcp", upstream.base);
+    let restarted = Gateway::start(
+        common::BIN,
+        free_port(),
+        &[
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--upstream",
+            &url,
+        ],
+    )
+    .await;
+    let found: Value = restarted
+        .http
+        .post(format!("{}/mcp", restarted.base))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tasks/get")
+        .header("mcp-name", &id)
+        .json(&get(3))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["result"]["status"], "completed", "{found}");
+    restarted.stop();
+
+    // The upstream sees every client as the gateway: the gateway keeps
+    // one client from another's task, and a gateway with another key
+    // knows none of them.
+    let mut other = get(4);
+    other["params"]["_meta"]["io.modelcontextprotocol/clientInfo"]["name"] = json!("another");
+    let elsewhere = TestServer::start_with(Settings {
+        upstream: vec![url.clone()],
         ..Settings::default()
     })
     .await;
-    for server in [&gateway, &again] {
-        let get = || {
-            post_2026(
-                server,
-                request_2026(2, "tasks/get", json!({"taskId": id}), tasks.clone()),
-                &id,
-            )
-        };
-        let mut task = get().await;
-        for _ in 0..100 {
-            if task["result"]["status"] != "working" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            task = get().await;
-        }
-        assert_eq!(task["result"]["taskId"], id.as_str(), "{task}");
-        assert_eq!(task["result"]["status"], "completed", "{task}");
-        assert!(
-            task["result"]["result"].to_string().contains("through"),
-            "{task}"
+    for refused in [
+        post_2026(&gateway, other, &id).await,
+        post_2026(&elsewhere, get(5), &id).await,
+    ] {
+        assert_eq!(refused["error"]["code"], -32602, "{refused}");
+        assert_eq!(
+            refused["error"]["message"], "Failed to retrieve task: Task not found",
+            "{refused}"
         );
     }
+    elsewhere.stop().await;
 
     // A task id of the gateway's own is the gateway's to answer.
     let own = "0123456789abcdef0123456789abcdef";
@@ -1278,7 +1323,6 @@ async fn an_upstreams_tasks_are_reached_by_their_id_alone_even_from_another_gate
             .contains("not found"),
         "{missing}"
     );
-    again.stop().await;
     gateway.stop().await;
     upstream.stop().await;
 }

@@ -13,7 +13,7 @@ use sessiongate_core::store::UpstreamMappingStore;
 use sessiongate_core::upstream::{UpstreamEvent, UpstreamMonitor, UpstreamReport};
 use sessiongate_core::SharedClock;
 use sessiongate_mcp::peers::Peers;
-use sessiongate_mcp::Service;
+use sessiongate_mcp::{Service, StateKey};
 use tokio::sync::broadcast;
 
 use crate::config::{HttpProtocol, ProcessMode, Transport, UpstreamConfig};
@@ -37,6 +37,11 @@ pub struct GatewayOptions {
     pub reserved: Reserved,
     /// How long a 2026-07-28 client's upstream session is kept idle.
     pub pool_idle: Duration,
+    /// Signs the owner into the ids of an upstream's tasks the gateway
+    /// hands out: the upstream sees every client as the gateway, so the
+    /// gateway keeps one client from another's tasks. Kept on disk, so
+    /// the ids work after a restart.
+    pub task_key: StateKey,
 }
 
 impl Default for GatewayOptions {
@@ -46,6 +51,7 @@ impl Default for GatewayOptions {
             bare_names: false,
             reserved: Reserved::default(),
             pool_idle: Duration::from_secs(300),
+            task_key: StateKey::generate(),
         }
     }
 }
@@ -80,7 +86,7 @@ impl Gateway {
         }
         let (events, _) = broadcast::channel(EVENTS_QUEUED);
         let bare = options.bare_names && configs.len() == 1;
-        let reserved = Arc::new(options.reserved);
+        let reserved = Arc::new(options.reserved.clone());
         let upstreams: Vec<_> = configs
             .into_iter()
             .map(|config| {
@@ -92,8 +98,7 @@ impl Gateway {
                     },
                     false => NamingRule::Prefixed(prefix),
                 };
-                let (connector, settings) =
-                    connector(&config, &children_dir, naming, options.pool_idle);
+                let (connector, settings) = connector(&config, &children_dir, naming, &options);
                 Upstream::new(
                     config.name,
                     settings,
@@ -143,8 +148,9 @@ fn connector(
     config: &UpstreamConfig,
     children_dir: &Path,
     naming: NamingRule,
-    pool_idle: Duration,
+    options: &GatewayOptions,
 ) -> (Arc<dyn Connector>, UpstreamSettings) {
+    let (pool_idle, task_key) = (options.pool_idle, options.task_key.clone());
     match &config.transport {
         Transport::Stdio(stdio) => (
             Arc::new(StdioConnector::new(
@@ -165,6 +171,7 @@ fn connector(
                 backoff: stdio.backoff,
                 max_backoff: stdio.max_backoff,
                 pool_idle,
+                task_key,
             },
         ),
         // A configuration the connector refuses (a bad URL or header) makes
@@ -186,6 +193,7 @@ fn connector(
                 backoff: Duration::from_millis(100),
                 max_backoff: Duration::from_secs(30),
                 pool_idle,
+                task_key,
             },
         ),
     }

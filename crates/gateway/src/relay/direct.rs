@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::ErrorData;
 use serde_json::{json, Map, Value};
+use sessiongate_mcp::context::Caller;
 use sessiongate_mcp::protocol::{
     META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_LOG_LEVEL, META_PROTOCOL_VERSION,
     META_SERVER_INFO,
@@ -168,10 +169,13 @@ impl Upstream {
     ) -> Result<Answer, ErrorData> {
         let mut params = self.inward(&request)?;
         let method = request.method.as_str();
+        if matches!(method, "tasks/get" | "tasks/update" | "tasks/cancel") {
+            self.task_inward(ctx, &mut params)?;
+        }
         let conn = self.direct().await?;
         if ctx.is_stateless() {
             let mut result = self.send_direct(&conn, ctx, method, &params).await?;
-            self.task_outward(&mut result);
+            self.task_outward(ctx, &mut result);
             return Ok(Answer::Json(result));
         }
         // A sessionful client's: the session's `_meta`, and its rounds of
@@ -191,7 +195,7 @@ impl Upstream {
         }
         for _ in 0..MAX_ROUNDS {
             let mut result = self.send_direct(&conn, ctx, method, &params).await?;
-            self.task_outward(&mut result);
+            self.task_outward(ctx, &mut result);
             if result["resultType"] != "input_required" {
                 // Who answered is the gateway, as the session's initialize said.
                 if let Some(object) = result.as_object_mut() {
@@ -298,13 +302,48 @@ impl Upstream {
     }
 
     /// A task handle or a task's state, with the task's id as clients
-    /// name it.
-    fn task_outward(&self, result: &mut Value) {
+    /// name it: named like a tool, and tagged with its owner. The upstream
+    /// sees every client as the gateway, so the tag is what keeps one
+    /// client from another's task.
+    fn task_outward(&self, ctx: &RequestContext, result: &mut Value) {
         let id = result.get("taskId").and_then(Value::as_str);
         if let (Some(id), Some(naming)) = (id, self.naming()) {
-            let outward = naming.outward(id);
-            result["taskId"] = Value::from(outward);
+            let tag = self
+                .settings
+                .task_key
+                .tag(&[&task_owner(ctx), self.name.as_str(), id]);
+            result["taskId"] = Value::from(format!("{}.{tag}", naming.outward(id)));
         }
+    }
+
+    /// The upstream's id of the task a `tasks/*` request names (already
+    /// un-prefixed), if its tag says the caller owns it; anyone else is
+    /// answered as for a task that does not exist.
+    fn task_inward(&self, ctx: &RequestContext, params: &mut Value) -> Result<(), ErrorData> {
+        let declared = match &ctx.caller {
+            Caller::Client { identity, .. } => identity.client_capabilities["extensions"]
+                [rmcp::model::TASKS_EXTENSION_ID]
+                .is_object(),
+            Caller::Session(_) => false,
+        };
+        if !declared {
+            // The upstream refuses a client without the extension (-32021)
+            // before it looks for any task.
+            return Ok(());
+        }
+        let unknown = || ErrorData::invalid_params("Failed to retrieve task: Task not found", None);
+        let tagged = params["taskId"].as_str().ok_or_else(unknown)?;
+        let (id, tag) = tagged.rsplit_once('.').ok_or_else(unknown)?;
+        let owner = task_owner(ctx);
+        if !self
+            .settings
+            .task_key
+            .verify_tag(&[&owner, self.name.as_str(), id], tag)
+        {
+            return Err(unknown());
+        }
+        params["taskId"] = Value::from(id);
+        Ok(())
     }
 
     /// The `Mcp-Param-*` headers a `tools/call` (the upstream's name in
@@ -401,6 +440,18 @@ async fn listen(upstream: Weak<Upstream>) {
                 wait = (wait * 2).min(LISTEN_BACKOFF_MAX);
             }
         }
+    }
+}
+
+/// Who owns a task a request creates, as the built-in tasks reckon it: the
+/// principal, else the stateless client's key; a session, for one.
+fn task_owner(ctx: &RequestContext) -> String {
+    match &ctx.caller {
+        Caller::Client { key, identity } => match &identity.principal {
+            Some(principal) => format!("principal:{principal}"),
+            None => format!("client:{key}"),
+        },
+        Caller::Session(session) => format!("session:{}", session.id()),
     }
 }
 

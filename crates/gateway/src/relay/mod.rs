@@ -89,6 +89,9 @@ pub struct UpstreamSettings {
     pub max_backoff: Duration,
     /// How long a stateless client's pooled upstream session is kept idle.
     pub pool_idle: Duration,
+    /// Binds the ids of relayed tasks to their owners (see
+    /// [`GatewayOptions::task_key`](crate::GatewayOptions)).
+    pub task_key: sessiongate_mcp::StateKey,
 }
 
 /// Which upstream session a request uses.

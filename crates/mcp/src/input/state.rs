@@ -61,6 +61,31 @@ impl StateKey {
             .expect("the OS random number generator works");
         StateKey::from_bytes(bytes.to_vec())
     }
+
+    /// A tag binding `parts` under this key (128 bits of HMAC-SHA256,
+    /// base64url): what a gateway appends to an id it hands one client so
+    /// another cannot use it.
+    pub fn tag(&self, parts: &[&str]) -> String {
+        URL_SAFE_NO_PAD.encode(&self.mac(parts).finalize().into_bytes()[..DIGEST_BYTES])
+    }
+
+    /// Whether `tag` is [`tag`](Self::tag) of `parts`, compared in
+    /// constant time.
+    pub fn verify_tag(&self, parts: &[&str], tag: &str) -> bool {
+        URL_SAFE_NO_PAD.decode(tag).is_ok_and(|t| {
+            t.len() == DIGEST_BYTES && self.mac(parts).verify_truncated_left(&t).is_ok()
+        })
+    }
+
+    fn mac(&self, parts: &[&str]) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes a key of any length");
+        for part in parts {
+            // Length-prefixed, so no two lists of parts read alike.
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        mac
+    }
 }
 
 impl fmt::Debug for StateKey {
@@ -331,6 +356,21 @@ impl RequestStates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tag_verifies_only_its_own_parts_under_its_own_key() {
+        let key = StateKey::generate();
+        let tag = key.tag(&["client:a", "conf", "task-1"]);
+        assert!(key.verify_tag(&["client:a", "conf", "task-1"], &tag));
+        assert!(!key.verify_tag(&["client:b", "conf", "task-1"], &tag));
+        assert!(!key.verify_tag(&["client:a", "conf", "task-2"], &tag));
+        // Parts are length-prefixed: moving a boundary changes the tag.
+        assert!(!key.verify_tag(&["client:a", "conftask-1", ""], &tag));
+        assert!(!StateKey::generate().verify_tag(&["client:a", "conf", "task-1"], &tag));
+        for garbage in ["", "!!", "AAAA", &tag[..tag.len() - 2]] {
+            assert!(!key.verify_tag(&["client:a", "conf", "task-1"], garbage));
+        }
+    }
 
     fn request(method: &str, params: &str) -> Request {
         Request::new(
