@@ -71,6 +71,34 @@ async fn pid(server: &TestServer, session: &str) -> u32 {
     text(&answer).unwrap().parse().unwrap()
 }
 
+/// A 2025-11-25 session of a client that declares `capabilities`,
+/// initialized as a client does it.
+async fn open_session(server: &TestServer, capabilities: Value, name: &str) -> String {
+    let response = server
+        .post(
+            json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                "protocolVersion":"2025-11-25",
+                "capabilities":capabilities,
+                "clientInfo":{"name":name,"version":"1.0"}}}),
+            &[],
+        )
+        .await;
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    server
+        .post(
+            json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+            &[
+                ("mcp-session-id", session.as_str()),
+                ("mcp-protocol-version", "2025-11-25"),
+            ],
+        )
+        .await;
+    session
+}
+
 /// Whether a process runs (a zombie does not count).
 fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -301,29 +329,11 @@ async fn a_long_run_of_progress_reaches_the_client_before_the_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_log_messages_and_elicitation_reach_the_session() {
     let server = gateway(vec![fixture()]).await;
-    let response = server
-        .post(
-            json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
-                "protocolVersion":"2025-11-25",
-                "capabilities":{"elicitation":{}},
-                "clientInfo":{"name":"inspector","version":"0.9"}}}),
-            &[],
-        )
-        .await;
-    let session = response.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let session = open_session(&server, json!({"elicitation":{}}), "inspector").await;
     let headers = [
         ("mcp-session-id", session.as_str()),
         ("mcp-protocol-version", "2025-11-25"),
     ];
-    server
-        .post(
-            json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
-            &headers,
-        )
-        .await;
 
     let response = server
         .post(
@@ -1352,29 +1362,11 @@ async fn a_2025_session_answers_a_2026_only_upstreams_input_requests_on_its_stre
         ..Settings::default()
     })
     .await;
-    let response = server
-        .post(
-            json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
-                "protocolVersion":"2025-11-25",
-                "capabilities":{"elicitation":{},"sampling":{}},
-                "clientInfo":{"name":"zed-test","version":"0.2"}}}),
-            &[],
-        )
-        .await;
-    let session = response.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let session = open_session(&server, json!({"elicitation":{},"sampling":{}}), "zed-test").await;
     let headers = [
         ("mcp-session-id", session.as_str()),
         ("mcp-protocol-version", "2025-11-25"),
     ];
-    server
-        .post(
-            json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
-            &headers,
-        )
-        .await;
 
     // The session's initialize, as each request's `_meta`.
     let whoami = server.call_tool(&session, "whoami", json!({})).await;
