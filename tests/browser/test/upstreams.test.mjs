@@ -135,6 +135,18 @@ test('upstreams: a real stdio server behind the gateway, its child killed: the r
           { timeout: 5000 },
         );
 
+        // The request log is written in batches: the detail shows what is
+        // written when it opens, so open it once both calls are.
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+          const res = await fetch(`${server.baseUrl}/api/mcp/sessions/${c.sessionId}`, {
+            headers: { authorization: `Bearer ${server.adminToken}` },
+          });
+          const { requests = [] } = await res.json();
+          if (requests.filter((r) => r.method === 'tools/call').length === 2) break;
+          assert.ok(Date.now() < deadline, `both calls logged: ${JSON.stringify(requests)}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
         await row(page, c.sessionId).waitFor({ timeout: 5000 });
         await row(page, c.sessionId).locator('[data-testid="row-client"]').click();
         await byTest(page, 'detail').waitFor({ state: 'visible' });
