@@ -193,27 +193,7 @@ impl HttpLink {
         let inner = &self.inner;
         inner.check_open()?;
         let headers = inner.post_headers(method, None);
-        let exchange = async {
-            let sent_session = headers.contains_key(HEADER_SESSION_ID);
-            let response = inner
-                .shared
-                .client
-                .post(inner.shared.url.clone())
-                .headers(headers)
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| http_wire::send_error(&e))?;
-            let status = response.status();
-            if status == StatusCode::NOT_FOUND && sent_session {
-                return Err(inner.session_gone(false));
-            }
-            if status.is_success() {
-                return Ok(());
-            }
-            let body = response.bytes().await.unwrap_or_default();
-            Err(http_wire::status_error(status, &body))
-        };
+        let exchange = async { inner.post(headers, body).await.map(drop) };
         let timeout = inner.shared.request_timeout;
         tokio::time::timeout(timeout, exchange)
             .await
@@ -321,6 +301,35 @@ impl Link for HttpLink {
 }
 
 impl Inner {
+    /// POSTs `body`; a success's response, else why not: a 404 for the
+    /// session id is the session gone (refused unrun), any other failure
+    /// status its error.
+    async fn post(
+        &self,
+        headers: HeaderMap,
+        body: impl Into<reqwest::Body>,
+    ) -> Result<reqwest::Response, LinkError> {
+        let sent_session = headers.contains_key(HEADER_SESSION_ID);
+        let response = self
+            .shared
+            .client
+            .post(self.shared.url.clone())
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| http_wire::send_error(&e))?;
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND && sent_session {
+            return Err(self.session_gone(false));
+        }
+        if !status.is_success() {
+            let body = response.bytes().await.unwrap_or_default();
+            return Err(http_wire::status_error(status, &body));
+        }
+        Ok(response)
+    }
+
     fn check_open(&self) -> Result<(), LinkError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(LinkError::Gone {
@@ -406,25 +415,8 @@ impl Inner {
                 headers.insert(name, header_text(value));
             }
         }
-        let sent_session = headers.contains_key(HEADER_SESSION_ID);
         let body = http_wire::encode_request(Some(id), method, params);
-        let response = self
-            .shared
-            .client
-            .post(self.shared.url.clone())
-            .headers(headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| http_wire::send_error(&e))?;
-        let status = response.status();
-        if status == StatusCode::NOT_FOUND && sent_session {
-            return Err(self.session_gone(false));
-        }
-        if !status.is_success() {
-            let body = response.bytes().await.unwrap_or_default();
-            return Err(http_wire::status_error(status, &body));
-        }
+        let response = self.post(headers, body).await?;
         if method == "initialize" {
             if let Some(session) = response
                 .headers()
