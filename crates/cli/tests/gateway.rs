@@ -5,8 +5,9 @@
 //! timeout, an operator's terminate); a child killed between calls or
 //! during one is healed without the client seeing a 404; progress, log
 //! messages and elicitation reach the client; bad upstreams are reported
-//! while a good one serves; the process limit answers a clear error; a
-//! 2026-07-28 client calls through.
+//! while a good one serves; the process limit answers a clear error; a 2026-07-28 client
+//! calls through, and one that stops reading holds up no other client of
+//! a shared child.
 //!
 //! The upstreams are `rmcp-baseline --stdio` (an rmcp echo server, built
 //! with `cargo build -p rmcp-baseline`) and the test server of
@@ -1055,6 +1056,77 @@ async fn concurrent_calls_on_a_shared_child_each_get_their_own_answer() {
     });
     futures::future::join_all(calls).await;
     assert_eq!(server.server.upstreams.reports()[0].processes, 1);
+    server.stop().await;
+}
+
+/// A 2026-07-28 client that stops reading while its call streams progress
+/// (its stream, unlike a session's, is not kept to be resumed, so nothing
+/// takes what it does not read) must not hold up another client of the
+/// same shared child: the gateway keeps reading the child, which so gets
+/// to the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_does_not_stall_a_shared_child_for_another() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let script = fixture().trim_start_matches("fx=python3 ").to_string();
+    let upstreams = BTreeMap::from([(
+        "fx".to_string(),
+        serde_json::from_value(json!({
+            "command": "python3", "args": [script], "mode": "shared"
+        }))
+        .unwrap(),
+    )]);
+    let server = TestServer::start_with(Settings {
+        upstreams,
+        no_builtin_tools: true,
+        ..Settings::default()
+    })
+    .await;
+
+    // Far more progress than the sockets between hold, on a connection
+    // read only to see the stream start.
+    let body = stateless(
+        "tools/call",
+        json!({"name": "progress", "arguments": {"steps": 100000}}),
+    );
+    let mut body = body;
+    body["params"]["_meta"]["progressToken"] = json!(1);
+    let body = body.to_string();
+    let host = server.base.trim_start_matches("http://").to_string();
+    let mut socket = tokio::net::TcpStream::connect(&host).await.unwrap();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\nmcp-protocol-version: 2026-07-28\r\n\
+         mcp-method: tools/call\r\nmcp-name: progress\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(body.as_bytes()).await.unwrap();
+    let mut start = [0u8; 512];
+    let read = socket.read(&mut start).await.unwrap();
+    let start = String::from_utf8_lossy(&start[..read]);
+    assert!(
+        start.starts_with("HTTP/1.1 200") && start.contains("text/event-stream"),
+        "{start}"
+    );
+    // Time for the child to get well into its progress.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let answer = tokio::time::timeout(
+        WAIT,
+        post_2026(
+            &server,
+            stateless(
+                "tools/call",
+                json!({"name": "echo", "arguments": {"text": "through"}}),
+            ),
+            "echo",
+        ),
+    )
+    .await
+    .expect("the other client is answered while the first is not read");
+    assert_eq!(text(&answer), Ok("through".into()));
+    drop(socket);
     server.stop().await;
 }
 

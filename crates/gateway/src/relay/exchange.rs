@@ -13,6 +13,7 @@ use std::sync::{Arc, Weak};
 
 use rmcp::model::{ErrorCode, ErrorData};
 use serde_json::{json, Value};
+use sessiongate_core::upstream::UpstreamName;
 use sessiongate_mcp::context::Caller;
 use sessiongate_mcp::{InputRequest, RequestContext};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -37,6 +38,86 @@ pub(super) enum Relayed {
     },
     /// The upstream ended the request's stream for the client to poll.
     StreamClosed,
+}
+
+/// The way from the pump to one request in flight. Unbounded, so that a
+/// call whose client reads slowly never holds up the pump, and with it
+/// the other calls on the same upstream session (a shared child, the
+/// sessionless link); past [`RELAYED_QUEUED`] waiting messages the call's
+/// notifications (progress, log messages) are dropped, while the
+/// upstream's requests to the client always pass.
+#[derive(Clone)]
+pub(super) struct Route {
+    tx: mpsc::UnboundedSender<Relayed>,
+    state: Arc<RouteState>,
+}
+
+#[derive(Default)]
+struct RouteState {
+    queued: AtomicUsize,
+    dropped: AtomicBool,
+}
+
+/// The call's end of a [`Route`].
+struct RouteRx {
+    rx: mpsc::UnboundedReceiver<Relayed>,
+    state: Arc<RouteState>,
+}
+
+fn route() -> (Route, RouteRx) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let state = Arc::new(RouteState::default());
+    (
+        Route {
+            tx,
+            state: state.clone(),
+        },
+        RouteRx { rx, state },
+    )
+}
+
+impl Route {
+    /// Queues `message` for the call; `Err` with it when the call is over.
+    /// A notification past the limit is dropped (`Ok`), with a warning
+    /// the first time.
+    fn send(&self, upstream: &UpstreamName, message: Relayed) -> Result<(), Relayed> {
+        if let Relayed::Notification { method, .. } = &message {
+            if self.state.queued.load(Ordering::Acquire) >= RELAYED_QUEUED {
+                if !self.state.dropped.swap(true, Ordering::AcqRel) {
+                    tracing::warn!(
+                        upstream = %upstream,
+                        "a call's client is not reading what the upstream sends: {method} and \
+                         later notifications past {RELAYED_QUEUED} waiting are dropped"
+                    );
+                }
+                return Ok(());
+            }
+        }
+        self.state.queued.fetch_add(1, Ordering::AcqRel);
+        self.tx.send(message).map_err(|e| {
+            self.state.queued.fetch_sub(1, Ordering::AcqRel);
+            e.0
+        })
+    }
+}
+
+impl RouteRx {
+    async fn recv(&mut self) -> Option<Relayed> {
+        let message = self.rx.recv().await;
+        self.taken(message)
+    }
+
+    fn try_recv(&mut self) -> Option<Relayed> {
+        let message = self.rx.try_recv().ok();
+        self.taken(message)
+    }
+
+    fn taken(&self, message: Option<Relayed>) -> Option<Relayed> {
+        if message.is_some() {
+            self.state.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+        message
+    }
 }
 
 /// Why a relayed call did not answer.
@@ -72,7 +153,7 @@ impl Upstream {
             }
             None => Cow::Borrowed(params),
         };
-        let (tx, mut relayed) = mpsc::channel(RELAYED_QUEUED);
+        let (tx, mut relayed) = route();
         self.routes.insert(id, tx);
         slot.in_flight().push(id);
         let mut guard = InFlight {
@@ -145,7 +226,7 @@ impl Upstream {
                 _ = progressed => {}
             }
         }
-        while let Ok(message) = relayed.try_recv() {
+        while let Some(message) = relayed.try_recv() {
             self.relay_back(ctx, &conn.link, message, asks)
                 .await
                 .map_err(CallError::Client)?;
@@ -417,7 +498,7 @@ async fn handle(
             let route = target.and_then(|id| upstream.routes.get(&id).map(|r| r.clone()));
             match route {
                 Some(route) => {
-                    let _ = route.send(Relayed::Notification { method, params }).await;
+                    let _ = route.send(&upstream.name, Relayed::Notification { method, params });
                 }
                 // A log message between requests (the upstream set its
                 // level, so it is one the client asked for).
@@ -431,7 +512,7 @@ async fn handle(
         }
         Incoming::StreamClosed { related } => {
             if let Some(route) = upstream.routes.get(&related).map(|r| r.clone()) {
-                let _ = route.send(Relayed::StreamClosed).await;
+                let _ = route.send(&upstream.name, Relayed::StreamClosed);
             }
         }
         Incoming::Request {
@@ -463,7 +544,10 @@ async fn handle(
                         params,
                         withdrawn,
                     };
-                    route.send(request).await.err().map(|_| (id, method))
+                    route
+                        .send(&upstream.name, request)
+                        .err()
+                        .map(|_| (id, method))
                 }
                 // Asked between requests (roots after the handshake):
                 // over the session's standalone stream.

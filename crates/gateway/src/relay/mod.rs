@@ -60,19 +60,19 @@ use sessiongate_core::SharedClock;
 use sessiongate_mcp::context::Caller;
 use sessiongate_mcp::peers::Peers;
 use sessiongate_mcp::{Answer, Capabilities, LiveCatalog, RequestContext, Service};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 use crate::link::{Connector, Link, LinkError, OutboundId};
-use exchange::{CallError, Relayed};
+use exchange::{CallError, Route};
 use health::Health;
 use session::{Conn, Slot};
 
 /// Revisions the gateway speaks to upstreams, newest first.
 const UPSTREAM_REVISIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 
-/// Messages for one request in flight that may queue before the upstream
-/// waits.
-const RELAYED_QUEUED: usize = 64;
+/// Notifications for one request in flight that may wait for its client
+/// before more are dropped (see [`exchange::Route`]).
+const RELAYED_QUEUED: usize = 1024;
 
 /// Settings of one upstream the relay needs beyond its connector.
 #[derive(Debug, Clone)]
@@ -131,7 +131,7 @@ pub struct Upstream {
     sessionful: AtomicBool,
     /// The requests in flight, by the gateway's id, for what the upstream
     /// sends about them.
-    routes: DashMap<OutboundId, mpsc::Sender<Relayed>>,
+    routes: DashMap<OutboundId, Route>,
     next_id: AtomicU64,
     /// Upstream sessions open (children running, for stdio); shared with
     /// each session's pump, which counts it down when its session ends.
