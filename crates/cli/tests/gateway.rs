@@ -5,7 +5,8 @@
 //! timeout, an operator's terminate); a child killed between calls or
 //! during one is healed without the client seeing a 404; progress, log
 //! messages and elicitation reach the client; bad upstreams are reported
-//! while a good one serves; the process limit answers a clear error; a 2026-07-28 client
+//! while a good one serves (a silent HTTP one holding the start for one
+//! timeout); the process limit answers a clear error; a 2026-07-28 client
 //! calls through, and one that stops reading holds up no other client of
 //! a shared child.
 //!
@@ -506,6 +507,48 @@ async fn bad_upstreams_are_reported_while_a_good_one_serves() {
     assert_eq!(report("web").status, UpstreamStatus::Down);
     assert!(report("web").last_error.is_some(), "{:?}", report("web"));
     server.stop().await;
+}
+
+/// An HTTP upstream that takes connections and never answers holds the
+/// gateway's start for one `connect_timeout`, not one for each way of
+/// asking it (`server/discover`, then `initialize`), and is reported down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_http_upstream_holds_the_start_for_one_connect_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let connect_timeout = Duration::from_secs(2);
+    let upstreams = BTreeMap::from([(
+        "silent".to_string(),
+        serde_json::from_value(json!({ "url": url, "connect_timeout": "2s" })).unwrap(),
+    )]);
+    let started = std::time::Instant::now();
+    let server = TestServer::start_with(Settings {
+        upstreams,
+        ..Settings::default()
+    })
+    .await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= connect_timeout && waited < connect_timeout * 7 / 4,
+        "the start waited {waited:?}"
+    );
+    let report = &server.server.upstreams.reports()[0];
+    assert_eq!(report.status, UpstreamStatus::Down);
+    assert!(
+        report
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("did not answer server/discover within 2s")),
+        "{report:?}"
+    );
+    server.stop().await;
+    silent.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,6 +45,17 @@ pub(super) const STATELESS_REVISION: &str = "2026-07-28";
 /// gateway gives up on an upstream that keeps asking.
 const MAX_ROUNDS: usize = 16;
 
+/// What asking `server/discover` found.
+pub(super) enum Discovery {
+    /// The upstream speaks 2026-07-28.
+    Speaks(Discovered),
+    /// It does not (or cannot be asked: only Streamable HTTP can).
+    DoesNot,
+    /// It did not answer within the start timeout: it is down, and asking
+    /// again another way would only wait as long again.
+    Silent,
+}
+
 /// What `server/discover` told of the upstream.
 pub(super) struct Discovered {
     /// Whether it speaks a revision the gateway opens sessions with too.
@@ -80,11 +91,11 @@ fn session_meta(ctx: &RequestContext) -> Value {
 }
 
 impl Upstream {
-    /// Asks the upstream which revisions it speaks; `None` if it does not
-    /// speak 2026-07-28 (or cannot be asked: only Streamable HTTP can).
-    pub(super) async fn discover(&self) -> Option<Discovered> {
+    /// Asks the upstream which revisions it speaks. The sessionless link
+    /// opened to ask is kept only for an upstream that speaks 2026-07-28.
+    pub(super) async fn discover(&self) -> Discovery {
         if self.settings.transport != "streamable-http" {
-            return None;
+            return Discovery::DoesNot;
         }
         let asking = async {
             let conn = self.direct().await.ok()?;
@@ -106,10 +117,16 @@ impl Upstream {
                 capabilities: result.get("capabilities").cloned().unwrap_or(json!({})),
             })
         };
-        tokio::time::timeout(self.settings.start_timeout, asking)
-            .await
-            .ok()
-            .flatten()
+        let found = match tokio::time::timeout(self.settings.start_timeout, asking).await {
+            Ok(Some(found)) => return Discovery::Speaks(found),
+            Ok(None) => Discovery::DoesNot,
+            Err(_) => Discovery::Silent,
+        };
+        let conn = self.direct.conn.lock().await.take();
+        if let Some(conn) = conn {
+            conn.link.close().await;
+        }
+        found
     }
 
     /// The sessionless link every 2026-07-28 request goes on, opened on

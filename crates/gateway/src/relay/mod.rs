@@ -63,6 +63,7 @@ use sessiongate_mcp::{Answer, Capabilities, LiveCatalog, RequestContext, Service
 use tokio::sync::broadcast;
 
 use crate::link::{Connector, Link, LinkError, OutboundId};
+use direct::Discovery;
 use exchange::{CallError, Route};
 use health::Health;
 use session::{Conn, Slot};
@@ -217,14 +218,20 @@ impl Upstream {
     /// returned.
     pub async fn probe(&self) -> Result<(), String> {
         let discovered = self.discover().await;
-        self.stateless
-            .store(discovered.is_some(), Ordering::Release);
+        self.stateless.store(
+            matches!(discovered, Discovery::Speaks(_)),
+            Ordering::Release,
+        );
         let listed = match discovered {
-            Some(found) if !found.sessionful => {
+            Discovery::Speaks(found) if !found.sessionful => {
                 self.sessionful.store(false, Ordering::Release);
                 *self.server.write().unwrap_or_else(|e| e.into_inner()) = found.capabilities;
                 self.probe_direct().await
             }
+            Discovery::Silent => Err(self.start_failed(format!(
+                "it did not answer server/discover within {:?}",
+                self.settings.start_timeout
+            ))),
             _ => {
                 self.sessionful.store(true, Ordering::Release);
                 self.probe_sessionful().await
