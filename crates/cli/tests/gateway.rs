@@ -4,7 +4,8 @@
 //! session gets its own child, which ends with the session (DELETE, idle
 //! timeout, an operator's terminate); a child killed between calls or
 //! during one is healed without the client seeing a 404; progress, log
-//! messages and elicitation reach the client; bad upstreams are reported
+//! messages and elicitation reach the client; a relayed tool's failure is
+//! logged as an error; bad upstreams are reported
 //! while a good one serves (a silent HTTP one holding the start for one
 //! timeout); the process limit answers a clear error; a 2026-07-28 client
 //! calls through, and one that stops reading holds up no other client of
@@ -294,6 +295,33 @@ async fn a_child_killed_between_or_during_calls_is_healed_without_a_404() {
             .contains("ready"),
         "the last stderr line is in the error: {report:?}"
     );
+    server.stop().await;
+}
+
+/// A relayed tool that fails as tools do (`isError`) reaches the client as
+/// its upstream answered, and is logged as an error, as a built-in tool's
+/// failure is: in the session's request log, with the text it gave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_tools_failure_is_logged_as_an_error() {
+    let server = gateway(vec![fixture()]).await;
+    let session = server.initialize("2025-11-25", "claude-code").await;
+    let answer = server.call_tool(&session, "fx__fail", json!({})).await;
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+
+    let path = format!("/api/mcp/sessions/{session}");
+    let logged = || async {
+        server.admin_get(&path).await["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["tool_name"] == "fx__fail")
+            .cloned()
+    };
+    eventually(WAIT, || async { logged().await.is_some() }).await;
+    let row = logged().await.unwrap();
+    assert_eq!(row["status"], "error", "{row}");
+    assert_eq!(row["error_message"], "it failed on purpose", "{row}");
+    assert_eq!(row["upstream"], "fx", "{row}");
     server.stop().await;
 }
 

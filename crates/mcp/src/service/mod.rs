@@ -123,16 +123,25 @@ pub enum Answer {
 
 impl Answer {
     /// `Some` when a tool reported failure (`isError`), with the first
-    /// text it gave. Only tools report failure in a result.
+    /// text it gave: a built-in tool's, or a relayed one's as its upstream
+    /// gave it. Only tools report failure in a result.
     pub fn tool_error(&self) -> Option<Option<String>> {
-        let Answer::Tool(r) = self else {
-            return None;
-        };
-        (r.is_error == Some(true)).then(|| {
-            r.content
-                .iter()
-                .find_map(|c| Some(c.as_text()?.text.chars().take(500).collect()))
-        })
+        let first_text = |text: &str| text.chars().take(500).collect();
+        match self {
+            Answer::Tool(r) => (r.is_error == Some(true)).then(|| {
+                r.content
+                    .iter()
+                    .find_map(|c| Some(first_text(&c.as_text()?.text)))
+            }),
+            Answer::Json(v) => (v.get("isError") == Some(&Value::Bool(true))).then(|| {
+                v["content"].as_array().and_then(|content| {
+                    content
+                        .iter()
+                        .find(|c| c["type"] == "text")
+                        .and_then(|c| Some(first_text(c["text"].as_str()?)))
+                })
+            }),
+        }
     }
 
     /// The JSON-RPC response that carries this result.
