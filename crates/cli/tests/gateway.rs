@@ -733,29 +733,54 @@ async fn after_a_gateway_kill_9_no_child_is_left_and_the_session_goes_on() {
     gone(again).await;
 }
 
+/// A session's own child that adds a tool tells its session alone: that
+/// session lists the tool (told by `tools/list_changed`) and calls it;
+/// another session, whose child has no such tool, neither lists nor calls
+/// it. A child started again offers what it starts with.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_upstream_tool_list_change_reaches_the_catalog() {
+async fn an_upstream_tool_list_change_reaches_its_session_alone() {
     let server = gateway(vec![fixture()]).await;
     let session = server.initialize("2025-11-25", "claude-code").await;
+    let other = server.initialize("2025-11-25", "cursor").await;
+    let listed = |session: String| {
+        let server = &server;
+        async move {
+            let listed = request(server, &session, "tools/list", json!({})).await;
+            listed["result"]["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["name"] == "fx__extra")
+        }
+    };
+    // The other session's child runs too.
+    pid(&server, &other).await;
     let answer = server.call_tool(&session, "fx__add_tool", json!({})).await;
     assert_eq!(text(&answer), Ok("added".into()));
-    eventually(WAIT, || async {
-        let listed: Value = server
-            .post(
-                json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}),
-                &[("mcp-session-id", &session)],
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
-        listed["result"]["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["name"] == "fx__extra")
-    })
-    .await;
+    eventually(WAIT, || listed(session.clone())).await;
+    let answer = server
+        .call_tool(&session, "fx__extra", json!({"text": "mine"}))
+        .await;
+    assert_eq!(text(&answer), Ok("mine".into()));
+
+    assert!(
+        !listed(other.clone()).await,
+        "another session's tool is not listed"
+    );
+    let answer = server
+        .call_tool(&other, "fx__extra", json!({"text": "theirs"}))
+        .await;
+    assert_eq!(text(&answer), Err("Unknown tool: fx__extra".into()));
+
+    // Its child killed, the session's next one has no such tool.
+    let child = pid(&server, &session).await;
+    kill_9(child);
+    gone(child).await;
+    assert_ne!(pid(&server, &session).await, child);
+    assert!(
+        !listed(session.clone()).await,
+        "the new child's tools are listed"
+    );
     server.stop().await;
 }
 

@@ -184,7 +184,7 @@ impl Upstream {
         ctx: &RequestContext,
         request: sessiongate_mcp::Request,
     ) -> Result<Answer, ErrorData> {
-        let mut params = self.inward(&request)?;
+        let mut params = self.inward(ctx, &request)?;
         let method = request.method.as_str();
         if matches!(method, "tasks/get" | "tasks/update" | "tasks/cancel") {
             self.task_inward(ctx, &mut params)?;

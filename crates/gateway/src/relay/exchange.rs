@@ -15,6 +15,7 @@ use rmcp::model::{ErrorCode, ErrorData};
 use serde_json::{json, Value};
 use sessiongate_core::upstream::UpstreamName;
 use sessiongate_mcp::context::Caller;
+use sessiongate_mcp::service::ListKind;
 use sessiongate_mcp::{InputRequest, RequestContext};
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -473,9 +474,21 @@ async fn handle(
                 "notifications/tools/list_changed"
                 | "notifications/prompts/list_changed"
                 | "notifications/resources/list_changed" => {
-                    if let Some(link) = link.upgrade() {
-                        let sessionless = slot.upgrade().is_some_and(|s| s.key == Key::Direct);
-                        upstream.clone().relist_soon(link, sessionless);
+                    match (link.upgrade(), slot.upgrade()) {
+                        // A client session's own child changed its lists:
+                        // for that client alone. (An HTTP upstream is one
+                        // server for every session: its changes are its
+                        // catalog's.)
+                        (Some(link), Some(slot))
+                            if session.is_some() && upstream.settings.transport == "stdio" =>
+                        {
+                            upstream.clone().relist_own(slot, link);
+                        }
+                        (Some(link), slot) => {
+                            let sessionless = slot.is_some_and(|s| s.key == Key::Direct);
+                            upstream.clone().relist_soon(link, sessionless);
+                        }
+                        (None, _) => {}
                     }
                     None
                 }
@@ -585,6 +598,41 @@ async fn handle(
 }
 
 impl Upstream {
+    /// Lists a client session's own upstream session's catalog in the
+    /// background, as that client's alone, and tells the client which
+    /// lists changed.
+    pub(super) fn relist_own(self: Arc<Self>, slot: Arc<Slot>, link: Arc<dyn Link>) {
+        tokio::spawn(async move {
+            let mut listed = match self.list(&link, false).await {
+                Ok(listed) => listed,
+                Err(e) => {
+                    tracing::warn!(upstream = %self.name, "cannot list a session's changed catalog: {e}");
+                    return;
+                }
+            };
+            if let Some(naming) = self.naming() {
+                listed.rename(naming);
+            }
+            let before = slot.listing().unwrap_or_else(|| self.catalog.current());
+            let listing = Arc::new(listed.catalog);
+            let changed = before.changes(&listing);
+            slot.set_listing(Some(listing));
+            self.announce(&slot, &changed);
+        });
+    }
+
+    /// Tells a client session that `lists` changed.
+    pub(super) fn announce(&self, slot: &Slot, lists: &[ListKind]) {
+        let Key::Session(id) = slot.key else {
+            return;
+        };
+        if let Some(peer) = self.peers.get(id) {
+            for list in lists {
+                peer.send_on_stream(notification(list.notification(), &json!({})));
+            }
+        }
+    }
+
     /// Lists the catalog again in the background, once at a time.
     pub(super) fn relist_soon(self: Arc<Self>, link: Arc<dyn Link>, sessionless: bool) {
         if self.relist_wanted.fetch_add(1, Ordering::AcqRel) > 0 {

@@ -59,6 +59,7 @@ use sessiongate_core::upstream::{UpstreamEvent, UpstreamName, UpstreamReport};
 use sessiongate_core::SharedClock;
 use sessiongate_mcp::context::Caller;
 use sessiongate_mcp::peers::Peers;
+use sessiongate_mcp::service::Catalog;
 use sessiongate_mcp::{Answer, Capabilities, LiveCatalog, RequestContext, Service};
 use tokio::sync::broadcast;
 
@@ -321,9 +322,13 @@ impl Upstream {
         }
     }
 
-    /// Lists the catalog over `link` and publishes it; over the
-    /// sessionless link, each request says who asks.
-    async fn relist(&self, link: &Arc<dyn Link>, sessionless: bool) -> Result<(), LinkError> {
+    /// Lists the catalog over `link`, as the upstream names things; over
+    /// the sessionless link, each request says who asks.
+    async fn list(
+        &self,
+        link: &Arc<dyn Link>,
+        sessionless: bool,
+    ) -> Result<catalog::Listed, LinkError> {
         let server = self
             .server
             .read()
@@ -331,7 +336,17 @@ impl Upstream {
             .clone();
         let next_id = || self.next_id();
         let meta = sessionless.then(direct::own_meta);
-        let mut listed = catalog::list(link.as_ref(), &next_id, &server, meta.as_ref()).await?;
+        catalog::list(link.as_ref(), &next_id, &server, meta.as_ref()).await
+    }
+
+    /// Lists the catalog over `link` and publishes it.
+    async fn relist(&self, link: &Arc<dyn Link>, sessionless: bool) -> Result<(), LinkError> {
+        let mut listed = self.list(link, sessionless).await?;
+        let server = self
+            .server
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let naming = self.naming.get_or_init(|| self.decide(&listed));
         if *naming == Naming::Bare {
             self.warn_shadowed(self.settings.naming.taken(&listed));
@@ -385,6 +400,13 @@ impl Upstream {
         self.naming.get()
     }
 
+    /// What `ctx`'s client is offered: its own upstream session's lists
+    /// once they changed, else the catalog.
+    fn offered(&self, ctx: &RequestContext) -> Arc<Catalog> {
+        self.catalog_for(ctx)
+            .unwrap_or_else(|| self.catalog.current())
+    }
+
     fn speaks_stateless(&self) -> bool {
         self.stateless.load(Ordering::Acquire)
     }
@@ -421,7 +443,11 @@ impl Upstream {
 
     /// The request as the upstream names things, or why it is not one for
     /// this upstream.
-    fn inward(&self, request: &sessiongate_mcp::Request) -> Result<Value, ErrorData> {
+    fn inward(
+        &self,
+        ctx: &RequestContext,
+        request: &sessiongate_mcp::Request,
+    ) -> Result<Value, ErrorData> {
         let mut params = match &request.raw {
             Some(raw) => serde_json::from_str::<Value>(raw.get())
                 .map_err(|e| ErrorData::invalid_params(format!("invalid params: {e}"), None))?,
@@ -459,7 +485,7 @@ impl Upstream {
             )?,
             "resources/read" => {
                 let uri = params["uri"].as_str().unwrap_or_default();
-                if !catalog::owns_uri(&self.catalog.current(), uri) {
+                if !catalog::owns_uri(&self.offered(ctx), uri) {
                     return Err(ErrorData::new(
                         ErrorCode::RESOURCE_NOT_FOUND,
                         format!("Resource not found: {uri}"),
@@ -502,7 +528,7 @@ impl Upstream {
         if self.goes_direct(ctx) {
             return self.relay_direct(ctx, request).await;
         }
-        let mut params = self.inward(&request)?;
+        let mut params = self.inward(ctx, &request)?;
         if let Some(object) = params.as_object_mut() {
             // On an upstream session, a 2026-07-28 retry's members are the
             // gateway's to read, and the client is the session's.
@@ -669,6 +695,18 @@ impl Service for Upstream {
         &self.catalog
     }
 
+    /// A client session's own child may change its lists for that session
+    /// alone (see [`Upstream::relist_own`]).
+    fn catalog_for(&self, ctx: &RequestContext) -> Option<Arc<Catalog>> {
+        let Caller::Session(session) = &ctx.caller else {
+            return None;
+        };
+        if self.settings.shared {
+            return None;
+        }
+        self.slots.get(&Key::Session(session.id()))?.listing()
+    }
+
     fn upstream(&self) -> Option<&UpstreamName> {
         Some(&self.name)
     }
@@ -715,7 +753,7 @@ impl Service for Upstream {
                 let Some(uri) = params["uri"].as_str() else {
                     return Ok(());
                 };
-                if !catalog::owns_uri(&self.catalog.current(), uri) {
+                if !catalog::owns_uri(&self.offered(ctx), uri) {
                     return Ok(());
                 }
                 {

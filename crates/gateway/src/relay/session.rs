@@ -5,13 +5,14 @@
 //! subscriptions) and saved as an [`UpstreamMapping`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rmcp::model::ErrorData;
 use serde_json::{json, Value};
 use sessiongate_core::upstream::{UpstreamEvent, UpstreamMapping};
 use sessiongate_core::Timestamp;
+use sessiongate_mcp::service::{Catalog, ListKind};
 use sessiongate_mcp::RequestContext;
 
 use super::exchange::{pump, Backlog};
@@ -30,6 +31,10 @@ pub(super) struct Slot {
     pub(super) ended: AtomicBool,
     /// By the lifecycle's clock, for the pool's idle expiry.
     pub(super) last_used: Mutex<Timestamp>,
+    /// What its own upstream session offers, once that changed its lists
+    /// (a client session's own child): its client's catalog, until the
+    /// next upstream session.
+    pub(super) listing: RwLock<Option<Arc<Catalog>>>,
 }
 
 #[derive(Default)]
@@ -65,7 +70,22 @@ impl Slot {
             in_flight: Mutex::new(Vec::new()),
             last_used: Mutex::new(now),
             ended: AtomicBool::new(false),
+            listing: RwLock::new(None),
         }
+    }
+
+    pub(super) fn listing(&self) -> Option<Arc<Catalog>> {
+        self.listing
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Sets (or with `None` forgets) the slot's own listing; whether it
+    /// had one.
+    pub(super) fn set_listing(&self, listing: Option<Arc<Catalog>>) -> bool {
+        let mut current = self.listing.write().unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut *current, listing).is_some()
     }
 
     pub(super) fn state(&self) -> std::sync::MutexGuard<'_, SlotState> {
@@ -275,6 +295,14 @@ impl Upstream {
                 .await;
         }
         slot.state().protocol_version = Some(version.clone());
+        // A new upstream session offers what its server starts with: what
+        // the last one had changed for its client is gone.
+        if resume.is_none() && slot.set_listing(None) {
+            self.announce(
+                slot,
+                &[ListKind::Tools, ListKind::Prompts, ListKind::Resources],
+            );
+        }
         if restart && resume.is_none() {
             self.health.restarts.fetch_add(1, Ordering::Relaxed);
             self.emit(UpstreamEvent::UpstreamRestarted {

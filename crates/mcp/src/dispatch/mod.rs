@@ -190,7 +190,11 @@ impl Dispatcher {
                 None,
             ));
         }
-        let catalog = || self.catalog().current();
+        let catalog = || {
+            self.service
+                .catalog_for(ctx)
+                .unwrap_or_else(|| self.catalog().current())
+        };
         let mut result = match method {
             "ping" => json!({}),
             "server/discover" => self.discover(),

@@ -5,7 +5,8 @@
 //! while the server runs. The union
 //! follows each member's catalog, so a change in any of them reaches the
 //! clients of the whole, as do the resource updates a member announces for
-//! the resources it owns.
+//! the resources it owns. A client that a member offers something else
+//! (its own server's lists) gets a union of its own, routed the same way.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
@@ -76,6 +77,77 @@ impl Composite {
             .expect("composite members poisoned")
             .clone()
     }
+
+    /// The routes and union for the client `ctx` serves, when a member
+    /// offers it something other than its catalog; built for the request,
+    /// as only such clients need them.
+    fn view(&self, ctx: &RequestContext) -> Option<(Arc<Members>, Catalog)> {
+        let members = self.members();
+        let own: Vec<_> = members
+            .services
+            .iter()
+            .map(|s| s.catalog_for(ctx))
+            .collect();
+        if own.iter().all(Option::is_none) {
+            return None;
+        }
+        let (next, union) = union(members.services.clone(), |i, service| {
+            own[i]
+                .clone()
+                .unwrap_or_else(|| service.catalog().current())
+        });
+        Some((Arc::new(next), union))
+    }
+
+    /// The members' routes as `ctx`'s client sees them.
+    fn members_for(&self, ctx: &RequestContext) -> Arc<Members> {
+        match self.view(ctx) {
+            Some((members, _)) => members,
+            None => self.members(),
+        }
+    }
+}
+
+/// The routes and the union of `services`' catalogs, each read with
+/// `catalog_of`.
+fn union(
+    services: Vec<Arc<dyn Service>>,
+    catalog_of: impl Fn(usize, &Arc<dyn Service>) -> Arc<Catalog>,
+) -> (Members, Catalog) {
+    let mut next = Members {
+        services,
+        ..Members::default()
+    };
+    let mut union = Catalog::default();
+    for (i, service) in next.services.iter().enumerate() {
+        next.capabilities = next.capabilities.union(service.capabilities());
+        next.relays |= service.upstream().is_some();
+        let catalog = catalog_of(i, service);
+        for tool in &catalog.tools {
+            if !next.tools.contains_key(tool.name.as_ref()) {
+                next.tools.insert(tool.name.to_string(), i);
+                union.tools.push(tool.clone());
+            }
+        }
+        for prompt in &catalog.prompts {
+            if let Some(name) = prompt["name"].as_str() {
+                if !next.prompts.contains_key(name) {
+                    next.prompts.insert(name.to_string(), i);
+                    union.prompts.push(prompt.clone());
+                }
+            }
+        }
+        for resource in &catalog.resources {
+            if let Some(uri) = resource["uri"].as_str() {
+                if !next.resources.contains_key(uri) {
+                    next.resources.insert(uri.to_string(), i);
+                    union.resources.push(resource.clone());
+                }
+            }
+        }
+        union.templates.extend(catalog.templates.iter().cloned());
+    }
+    (next, union)
 }
 
 /// Rebuilds the union each time a member's catalog changes, until the
@@ -137,39 +209,7 @@ impl Shared {
         let mut members = self.members.write().expect("composite members poisoned");
         let mut services = members.services.clone();
         edit(&mut services);
-        let mut next = Members {
-            services,
-            ..Members::default()
-        };
-        let mut union = Catalog::default();
-        for (i, service) in next.services.iter().enumerate() {
-            next.capabilities = next.capabilities.union(service.capabilities());
-            next.relays |= service.upstream().is_some();
-            let catalog = service.catalog().current();
-            for tool in &catalog.tools {
-                if !next.tools.contains_key(tool.name.as_ref()) {
-                    next.tools.insert(tool.name.to_string(), i);
-                    union.tools.push(tool.clone());
-                }
-            }
-            for prompt in &catalog.prompts {
-                if let Some(name) = prompt["name"].as_str() {
-                    if !next.prompts.contains_key(name) {
-                        next.prompts.insert(name.to_string(), i);
-                        union.prompts.push(prompt.clone());
-                    }
-                }
-            }
-            for resource in &catalog.resources {
-                if let Some(uri) = resource["uri"].as_str() {
-                    if !next.resources.contains_key(uri) {
-                        next.resources.insert(uri.to_string(), i);
-                        union.resources.push(resource.clone());
-                    }
-                }
-            }
-            union.templates.extend(catalog.templates.iter().cloned());
-        }
+        let (next, union) = union(services, |_, service| service.catalog().current());
         *members = Arc::new(next);
         self.catalog.set(union);
     }
@@ -179,6 +219,10 @@ impl Shared {
 impl Service for Composite {
     fn catalog(&self) -> &LiveCatalog {
         &self.shared.catalog
+    }
+
+    fn catalog_for(&self, ctx: &RequestContext) -> Option<Arc<Catalog>> {
+        self.view(ctx).map(|(_, union)| Arc::new(union))
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -250,7 +294,7 @@ impl Service for Composite {
         ctx: &RequestContext,
         request: &Request,
     ) -> Result<(), ErrorData> {
-        let members = self.members();
+        let members = self.members_for(ctx);
         let owner = request
             .uri()
             .ok()
@@ -277,7 +321,7 @@ impl Service for Composite {
     }
 
     async fn serve(&self, ctx: &RequestContext, request: Request) -> Result<Answer, ErrorData> {
-        let members = self.members();
+        let members = self.members_for(ctx);
         let owner = |routes: &HashMap<String, usize>, key: &str| {
             routes.get(key).map(|&i| &members.services[i])
         };

@@ -11,6 +11,8 @@ pub mod composite;
 
 pub use catalog::{Catalog, ListKind, LiveCatalog};
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use rmcp::model::{CallToolResult, ErrorData};
 use serde_json::Value;
@@ -39,6 +41,13 @@ use crate::request::Request;
 pub trait Service: Send + Sync + 'static {
     /// What it offers now; subscribers hear when that changes.
     fn catalog(&self) -> &LiveCatalog;
+
+    /// What it offers the client `ctx` serves, where that differs from
+    /// [`catalog`](Self::catalog): an upstream whose server runs for each
+    /// session alone and changed its lists for one. `None`: the catalog.
+    fn catalog_for(&self, _ctx: &RequestContext) -> Option<Arc<Catalog>> {
+        None
+    }
 
     /// The kinds of request it serves besides tools.
     fn capabilities(&self) -> Capabilities;
