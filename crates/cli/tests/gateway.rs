@@ -860,8 +860,9 @@ async fn a_cancelled_call_is_cancelled_upstream() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_shared_child_serves_every_session_under_bare_names() {
+/// The fixture as the lone upstream `fx`, one child for every session, with
+/// no built-ins (so its names are bare).
+async fn shared_fixture() -> TestServer {
     let script = fixture().trim_start_matches("fx=python3 ").to_string();
     let upstreams = BTreeMap::from([(
         "fx".to_string(),
@@ -870,12 +871,17 @@ async fn a_shared_child_serves_every_session_under_bare_names() {
         }))
         .unwrap(),
     )]);
-    let server = TestServer::start_with(Settings {
+    TestServer::start_with(Settings {
         upstreams,
         no_builtin_tools: true,
         ..Settings::default()
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_child_serves_every_session_under_bare_names() {
+    let server = shared_fixture().await;
     let a = server.initialize("2025-11-25", "client-a").await;
     let b = server.initialize("2025-11-25", "client-b").await;
     let pid_of = |session: &str| {
@@ -1164,20 +1170,7 @@ async fn concurrent_calls_on_a_shared_child_each_get_their_own_answer() {
 async fn a_client_that_stops_reading_does_not_stall_a_shared_child_for_another() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let script = fixture().trim_start_matches("fx=python3 ").to_string();
-    let upstreams = BTreeMap::from([(
-        "fx".to_string(),
-        serde_json::from_value(json!({
-            "command": "python3", "args": [script], "mode": "shared"
-        }))
-        .unwrap(),
-    )]);
-    let server = TestServer::start_with(Settings {
-        upstreams,
-        no_builtin_tools: true,
-        ..Settings::default()
-    })
-    .await;
+    let server = shared_fixture().await;
 
     // Far more progress than the sockets between hold, on a connection
     // read only to see the stream start.
