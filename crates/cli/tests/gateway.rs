@@ -734,7 +734,8 @@ async fn after_a_gateway_kill_9_no_child_is_left_and_the_session_goes_on() {
 }
 
 /// A session's own child that adds a tool tells its session alone: that
-/// session lists the tool (told by `tools/list_changed`) and calls it;
+/// session lists the tool (told by `tools/list_changed`) and calls it,
+/// logged under the upstream;
 /// another session, whose child has no such tool, neither lists nor calls
 /// it. A child started again offers what it starts with.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -762,6 +763,16 @@ async fn an_upstream_tool_list_change_reaches_its_session_alone() {
         .call_tool(&session, "fx__extra", json!({"text": "mine"}))
         .await;
     assert_eq!(text(&answer), Ok("mine".into()));
+    // Logged under its upstream, as the catalog's tools are.
+    let path = format!("/api/mcp/sessions/{session}");
+    eventually(WAIT, || async {
+        server.admin_get(&path).await["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["tool_name"] == "fx__extra" && r["upstream"] == "fx")
+    })
+    .await;
 
     assert!(
         !listed(other.clone()).await,

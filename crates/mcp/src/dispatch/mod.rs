@@ -85,10 +85,10 @@ impl Dispatcher {
     /// only `tools/call`, `prompts/get`, `resources/read` and a relayed
     /// task's `tasks/*` are relayed by what they name, so only they are
     /// looked up.
-    pub fn upstream_of(&self, request: &Request) -> Option<UpstreamName> {
+    pub fn upstream_of(&self, ctx: &RequestContext, request: &Request) -> Option<UpstreamName> {
         match request.method.as_str() {
             "tools/call" | "prompts/get" | "resources/read" | "tasks/get" | "tasks/update"
-            | "tasks/cancel" => self.service.upstream_of(request),
+            | "tasks/cancel" => self.service.upstream_of(ctx, request),
             _ => None,
         }
     }

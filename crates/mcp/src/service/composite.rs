@@ -232,8 +232,8 @@ impl Service for Composite {
     /// The upstream of the member that owns the tool, prompt or listed
     /// resource the request names: one lookup in the routes it is served by.
     /// A resource read through a member's template is not attributed.
-    fn upstream_of(&self, request: &Request) -> Option<UpstreamName> {
-        let members = self.members();
+    fn upstream_of(&self, ctx: &RequestContext, request: &Request) -> Option<UpstreamName> {
+        let members = self.members_for(ctx);
         if !members.relays {
             return None;
         }
@@ -242,11 +242,11 @@ impl Service for Composite {
             "prompts/get" => (&members.prompts, request.name().ok()?),
             "resources/read" => (&members.resources, request.uri().ok()?),
             "tasks/get" | "tasks/update" | "tasks/cancel" => {
-                return members.task_owner(request)?.upstream_of(request)
+                return members.task_owner(request)?.upstream_of(ctx, request)
             }
             _ => return None,
         };
-        members.services[*routes.get(key)?].upstream_of(request)
+        members.services[*routes.get(key)?].upstream_of(ctx, request)
     }
 
     /// As the member that serves the request says; a resource read that

@@ -61,9 +61,9 @@ pub trait Service: Send + Sync + 'static {
     }
 
     /// The upstream that serves `request` (a `tools/call`, `prompts/get` or
-    /// `resources/read`). A service of several members answers for the one
-    /// that owns what the request names.
-    fn upstream_of(&self, _request: &Request) -> Option<UpstreamName> {
+    /// `resources/read`) for the client `ctx` serves. A service of several
+    /// members answers for the one that owns what the request names.
+    fn upstream_of(&self, _ctx: &RequestContext, _request: &Request) -> Option<UpstreamName> {
         self.upstream().cloned()
     }
 

@@ -75,7 +75,7 @@ pub(super) async fn run(
         ctx.received_at,
     )
     .caller(&ctx.caller)
-    .upstream(st.dispatcher.upstream_of(&request));
+    .upstream(st.dispatcher.upstream_of(&ctx, &request));
     let (tx, mut rx) = mpsc::channel::<Bytes>(64);
     if accept.sse {
         ctx.outbound = Some(tx.clone());
