@@ -5,11 +5,12 @@
 //! timeout, an operator's terminate); a child killed between calls or
 //! during one is healed without the client seeing a 404; progress, log
 //! messages and elicitation reach the client; a relayed tool's failure is
-//! logged as an error; bad upstreams are reported
-//! while a good one serves (a silent HTTP one holding the start for one
-//! timeout); the process limit answers a clear error; a 2026-07-28 client
-//! calls through, and one that stops reading holds up no other client of
-//! a shared child.
+//! logged as an error; what a session's own child adds to its lists is
+//! that session's alone; bad upstreams are reported while a good one
+//! serves (a silent HTTP one holding the start for one timeout); the
+//! process limit answers a clear error; a 2026-07-28 client calls
+//! through, and one that stops reading holds up no other client of a
+//! shared child.
 //!
 //! The upstreams are `rmcp-baseline --stdio` (an rmcp echo server, built
 //! with `cargo build -p rmcp-baseline`) and the test server of
@@ -735,9 +736,9 @@ async fn after_a_gateway_kill_9_no_child_is_left_and_the_session_goes_on() {
 
 /// A session's own child that adds a tool tells its session alone: that
 /// session lists the tool (told by `tools/list_changed`) and calls it,
-/// logged under the upstream;
-/// another session, whose child has no such tool, neither lists nor calls
-/// it. A child started again offers what it starts with.
+/// logged under the upstream; another session, whose child has no such
+/// tool, neither lists nor calls it. A child started again offers what it
+/// starts with.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_tool_list_change_reaches_its_session_alone() {
     let server = gateway(vec![fixture()]).await;
@@ -790,7 +791,7 @@ async fn an_upstream_tool_list_change_reaches_its_session_alone() {
     assert_ne!(pid(&server, &session).await, child);
     assert!(
         !listed(session.clone()).await,
-        "the new child's tools are listed"
+        "the killed child's tool is still listed"
     );
     server.stop().await;
 }
