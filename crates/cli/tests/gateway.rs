@@ -343,12 +343,7 @@ async fn a_long_run_of_progress_reaches_the_client_before_the_answer() {
             ],
         )
         .await;
-    let messages: Vec<Value> = SseReader::new(response)
-        .rest()
-        .await
-        .iter()
-        .filter_map(|e| e.message())
-        .collect();
+    let messages = SseReader::new(response).messages().await;
     let steps: Vec<u64> = messages
         .iter()
         .filter(|m| m["method"] == "notifications/progress")
@@ -373,12 +368,7 @@ async fn progress_log_messages_and_elicitation_reach_the_session() {
             &headers,
         )
         .await;
-    let messages: Vec<Value> = SseReader::new(response)
-        .rest()
-        .await
-        .iter()
-        .filter_map(|e| e.message())
-        .collect();
+    let messages = SseReader::new(response).messages().await;
     let progress: Vec<&Value> = messages
         .iter()
         .filter(|m| m["method"] == "notifications/progress")
@@ -417,10 +407,9 @@ async fn progress_log_messages_and_elicitation_reach_the_session() {
         .await;
     assert_eq!(answered.status(), 202);
     let result = events
-        .rest()
+        .messages()
         .await
-        .iter()
-        .filter_map(|e| e.message())
+        .into_iter()
         .find(|m| m["id"] == 6)
         .expect("the call's answer");
     let content: Value = serde_json::from_str(&text(&result).unwrap()).unwrap();
@@ -446,12 +435,9 @@ async fn progress_log_messages_and_elicitation_reach_the_session() {
             &headers,
         )
         .await;
-    let messages: Vec<Value> = tokio::time::timeout(WAIT, SseReader::new(response).rest())
+    let messages = tokio::time::timeout(WAIT, SseReader::new(response).messages())
         .await
-        .expect("answered without the client answering the question")
-        .iter()
-        .filter_map(|e| e.message())
-        .collect();
+        .expect("answered without the client answering the question");
     let ask = messages
         .iter()
         .find(|m| m["method"] == "elicitation/create")
@@ -1293,10 +1279,9 @@ async fn post_2026(server: &TestServer, body: Value, name: &str) -> Value {
         return response.json().await.unwrap();
     }
     SseReader::new(response)
-        .rest()
+        .messages()
         .await
-        .iter()
-        .filter_map(|e| e.message())
+        .into_iter()
         .find(|m| m.get("id").is_some() && m.get("method").is_none())
         .expect("the response")
 }

@@ -82,23 +82,26 @@ async fn call(gw: &Gateway, session: &str, tool: &str, text: &str) -> Result<Str
     }
 }
 
+/// sessiongate on port `port` and data directory `dir`, in front of
+/// `upstream` (`NAME=URL`), with `extra` flags.
+async fn gateway(port: u16, dir: &tempfile::TempDir, upstream: &str, extra: &[&str]) -> Gateway {
+    let mut args = vec![
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--upstream",
+        upstream,
+    ];
+    args.extend_from_slice(extra);
+    Gateway::start(common::BIN, port, &args).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_upstream_restarted_is_healed_without_a_404() {
     let dir = tempfile::tempdir().unwrap();
     let upstream_port = free_port();
     let upstream = Rmcp::start(upstream_port).await;
     let url = format!("up=http://127.0.0.1:{upstream_port}/mcp");
-    let gw = Gateway::start(
-        common::BIN,
-        free_port(),
-        &[
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--upstream",
-            &url,
-        ],
-    )
-    .await;
+    let gw = gateway(free_port(), &dir, &url, &[]).await;
     let session = gw.initialize("claude-code").await.unwrap();
     assert_eq!(
         call(&gw, &session, "up__echo", "before").await,
@@ -144,15 +147,8 @@ async fn after_a_gateway_kill_9_the_stored_upstream_session_is_used_again() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("up={}/mcp", upstream.base);
-    let args = [
-        "--data-dir",
-        dir.path().to_str().unwrap(),
-        "--no-builtin-tools",
-        "--upstream",
-        &url,
-    ];
     let port = free_port();
-    let gw = Gateway::start(common::BIN, port, &args).await;
+    let gw = gateway(port, &dir, &url, &["--no-builtin-tools"]).await;
     let session = gw.initialize("claude-code").await.unwrap();
     // One upstream alone, with the built-ins off: its names go unprefixed.
     assert_eq!(call(&gw, &session, "echo", "one").await, Ok("one".into()));
@@ -160,7 +156,7 @@ async fn after_a_gateway_kill_9_the_stored_upstream_session_is_used_again() {
     assert_eq!(opened.len(), 1, "the client's own upstream session");
 
     gw.kill();
-    let gw = Gateway::start(common::BIN, port, &args).await;
+    let gw = gateway(port, &dir, &url, &["--no-builtin-tools"]).await;
     assert_eq!(call(&gw, &session, "echo", "two").await, Ok("two".into()));
     let after = sessions_of(&upstream, "claude-code").await;
     assert_eq!(
@@ -191,18 +187,7 @@ async fn an_http_upstream_killed_during_a_call_fails_it_clearly_and_serves_the_n
     let upstream = Gateway::start(common::BIN, upstream_port, &upstream_args).await;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("up={}/mcp", upstream.base);
-    let gw = Gateway::start(
-        common::BIN,
-        free_port(),
-        &[
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--no-builtin-tools",
-            "--upstream",
-            &url,
-        ],
-    )
-    .await;
+    let gw = gateway(free_port(), &dir, &url, &["--no-builtin-tools"]).await;
     let session = gw.initialize("claude-code").await.unwrap();
 
     // The tool reports progress three times, 50 ms apart, then answers:
@@ -288,17 +273,7 @@ async fn a_lone_upstream_down_at_start_is_named_by_the_rule_once_it_is_up() {
     let dir = tempfile::tempdir().unwrap();
     let upstream_port = free_port();
     let url = format!("up=http://127.0.0.1:{upstream_port}/mcp");
-    let gw = Gateway::start(
-        common::BIN,
-        free_port(),
-        &[
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--upstream",
-            &url,
-        ],
-    )
-    .await;
+    let gw = gateway(free_port(), &dir, &url, &[]).await;
     let session = gw.initialize("claude-code").await.unwrap();
     let before = tool_names(&gw, &session).await;
     assert!(before.contains(&"echo".to_string()), "{before:?}");

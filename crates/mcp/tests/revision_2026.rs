@@ -426,12 +426,7 @@ async fn messages(response: reqwest::Response) -> Vec<Value> {
     if !sse {
         return vec![response.json().await.unwrap()];
     }
-    common::SseReader::new(response)
-        .rest()
-        .await
-        .iter()
-        .filter_map(|e| e.message())
-        .collect()
+    common::SseReader::new(response).messages().await
 }
 
 #[tokio::test]

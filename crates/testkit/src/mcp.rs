@@ -175,10 +175,5 @@ pub async fn resume(
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    SseReader::new(response)
-        .rest()
-        .await
-        .into_iter()
-        .filter_map(|e| e.message())
-        .collect()
+    SseReader::new(response).messages().await
 }

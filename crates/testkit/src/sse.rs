@@ -73,6 +73,15 @@ impl SseReader {
         }
         events
     }
+
+    /// The messages of the events left, to the stream's end.
+    pub async fn messages(self) -> Vec<Value> {
+        self.rest()
+            .await
+            .iter()
+            .filter_map(SseEvent::message)
+            .collect()
+    }
 }
 
 /// One event's block of lines; `None` when it has no data line, as a client
