@@ -75,34 +75,6 @@ async fn pid(server: &TestServer, session: &str) -> u32 {
     text(&answer).unwrap().parse().unwrap()
 }
 
-/// A 2025-11-25 session of a client that declares `capabilities`,
-/// initialized as a client does it.
-async fn open_session(server: &TestServer, capabilities: Value, name: &str) -> String {
-    let response = server
-        .post(
-            json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
-                "protocolVersion":"2025-11-25",
-                "capabilities":capabilities,
-                "clientInfo":{"name":name,"version":"1.0"}}}),
-            &[],
-        )
-        .await;
-    let session = response.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    server
-        .post(
-            json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
-            &[
-                ("mcp-session-id", session.as_str()),
-                ("mcp-protocol-version", "2025-11-25"),
-            ],
-        )
-        .await;
-    session
-}
-
 /// Whether a process runs (a zombie does not count).
 fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -355,7 +327,9 @@ async fn a_long_run_of_progress_reaches_the_client_before_the_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_log_messages_and_elicitation_reach_the_session() {
     let server = gateway(vec![fixture()]).await;
-    let session = open_session(&server, json!({"elicitation":{}}), "inspector").await;
+    let session = server
+        .initialize_with("2025-11-25", "inspector", json!({"elicitation":{}}))
+        .await;
     let headers = [
         ("mcp-session-id", session.as_str()),
         ("mcp-protocol-version", "2025-11-25"),
@@ -1520,7 +1494,13 @@ async fn a_2025_session_answers_a_2026_only_upstreams_input_requests_on_its_stre
         ..Settings::default()
     })
     .await;
-    let session = open_session(&server, json!({"elicitation":{},"sampling":{}}), "zed-test").await;
+    let session = server
+        .initialize_with(
+            "2025-11-25",
+            "zed-test",
+            json!({"elicitation":{},"sampling":{}}),
+        )
+        .await;
     let headers = [
         ("mcp-session-id", session.as_str()),
         ("mcp-protocol-version", "2025-11-25"),

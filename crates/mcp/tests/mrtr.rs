@@ -420,19 +420,9 @@ async fn input_the_client_did_not_declare_is_never_asked() {
 #[tokio::test]
 async fn a_session_is_asked_on_the_request_stream() {
     let t = start().await;
-    let response = t
-        .post(
-            json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
-                "protocolVersion": "2025-11-25",
-                "capabilities": {"elicitation": {}},
-                "clientInfo": {"name": "session-client", "version": "1"}}}),
-            &[],
-        )
+    let session = t
+        .initialize_with("2025-11-25", "session-client", json!({"elicitation": {}}))
         .await;
-    let session = response.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
     let headers = [
         ("mcp-session-id", session.as_str()),
         ("mcp-protocol-version", "2025-11-25"),

@@ -96,11 +96,23 @@ impl McpEndpoint {
 
     /// Opens a session at `version` and completes the handshake.
     pub async fn initialize(&self, version: &str, client_name: &str) -> String {
+        self.initialize_with(version, client_name, json!({"sampling": {}}))
+            .await
+    }
+
+    /// As [`initialize`](Self::initialize), for a client that declares
+    /// `capabilities`.
+    pub async fn initialize_with(
+        &self,
+        version: &str,
+        client_name: &str,
+        capabilities: Value,
+    ) -> String {
         let response = self
             .post(
                 json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
                     "protocolVersion": version,
-                    "capabilities": {"sampling": {}},
+                    "capabilities": capabilities,
                     "clientInfo": {"name": client_name, "version": "1.2.3"}}}),
                 &[],
             )
