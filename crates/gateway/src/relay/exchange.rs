@@ -599,25 +599,29 @@ async fn handle(
 
 impl Upstream {
     /// Lists a client session's own upstream session's catalog in the
-    /// background, as that client's alone, and tells the client which
-    /// lists changed.
+    /// background, once at a time (see [`rerun`]), as that client's alone,
+    /// and tells the client which lists changed.
     pub(super) fn relist_own(self: Arc<Self>, slot: Arc<Slot>, link: Arc<dyn Link>) {
-        tokio::spawn(async move {
-            let mut listed = match self.list(&link, false).await {
-                Ok(listed) => listed,
-                Err(e) => {
-                    tracing::warn!(upstream = %self.name, "cannot list a session's changed catalog: {e}");
-                    return;
+        let wanted = slot.relist_wanted.clone();
+        rerun(&wanted, move || {
+            let (this, slot, link) = (self.clone(), slot.clone(), link.clone());
+            async move {
+                let mut listed = match this.list(&link, false).await {
+                    Ok(listed) => listed,
+                    Err(e) => {
+                        tracing::warn!(upstream = %this.name, "cannot list a session's changed catalog: {e}");
+                        return;
+                    }
+                };
+                if let Some(naming) = this.naming() {
+                    listed.rename(naming);
                 }
-            };
-            if let Some(naming) = self.naming() {
-                listed.rename(naming);
+                let before = slot.listing().unwrap_or_else(|| this.catalog.current());
+                let listing = Arc::new(listed.catalog);
+                let changed = before.changes(&listing);
+                slot.set_listing(Some(listing));
+                this.announce(&slot, &changed);
             }
-            let before = slot.listing().unwrap_or_else(|| self.catalog.current());
-            let listing = Arc::new(listed.catalog);
-            let changed = before.changes(&listing);
-            slot.set_listing(Some(listing));
-            self.announce(&slot, &changed);
         });
     }
 
@@ -633,27 +637,41 @@ impl Upstream {
         }
     }
 
-    /// Lists the catalog again in the background, once at a time.
+    /// Lists the catalog again in the background, once at a time (see
+    /// [`rerun`]).
     pub(super) fn relist_soon(self: Arc<Self>, link: Arc<dyn Link>, sessionless: bool) {
-        if self.relist_wanted.fetch_add(1, Ordering::AcqRel) > 0 {
-            return;
-        }
-        tokio::spawn(async move {
-            loop {
-                let wanted = self.relist_wanted.load(Ordering::Acquire);
-                if let Err(e) = self.relist(&link, sessionless).await {
-                    tracing::warn!(upstream = %self.name, "cannot list the changed catalog: {e}");
-                }
-                let done = self.relist_wanted.compare_exchange(
-                    wanted,
-                    0,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                );
-                if done.is_ok() {
-                    return;
+        let wanted = self.relist_wanted.clone();
+        rerun(&wanted, move || {
+            let (this, link) = (self.clone(), link.clone());
+            async move {
+                if let Err(e) = this.relist(&link, sessionless).await {
+                    tracing::warn!(upstream = %this.name, "cannot list the changed catalog: {e}");
                 }
             }
         });
     }
+}
+
+/// Runs `run` in the background, one run at a time for `wanted`: asked
+/// again while a run is under way, it runs once more after it, so the last
+/// run starts after the last ask and what it reads is never older.
+fn rerun<F, Fut>(wanted: &Arc<AtomicUsize>, run: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    if wanted.fetch_add(1, Ordering::AcqRel) > 0 {
+        return;
+    }
+    let wanted = wanted.clone();
+    tokio::spawn(async move {
+        loop {
+            let asked = wanted.load(Ordering::Acquire);
+            run().await;
+            let done = wanted.compare_exchange(asked, 0, Ordering::AcqRel, Ordering::Acquire);
+            if done.is_ok() {
+                return;
+            }
+        }
+    });
 }

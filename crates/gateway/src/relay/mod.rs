@@ -145,7 +145,7 @@ pub struct Upstream {
     peers: Peers,
     /// List-changed notifications not yet followed by a listing: a burst
     /// lists once at a time, and one during a listing lists again after it.
-    relist_wanted: AtomicUsize,
+    relist_wanted: Arc<AtomicUsize>,
     /// The gateway stopped: nothing is started in the background any more.
     stopped: AtomicBool,
     /// The `subscriptions/listen` stream to an upstream that speaks
@@ -192,7 +192,7 @@ impl Upstream {
             next_id: AtomicU64::new(1),
             processes: Arc::new(AtomicUsize::new(0)),
             events,
-            relist_wanted: AtomicUsize::new(0),
+            relist_wanted: Arc::default(),
             stopped: AtomicBool::new(false),
             listening: std::sync::Mutex::new(None),
             this: this.clone(),

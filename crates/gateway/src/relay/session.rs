@@ -4,7 +4,7 @@
 //! restart — healed when found closed, restored (log level,
 //! subscriptions) and saved as an [`UpstreamMapping`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -35,6 +35,8 @@ pub(super) struct Slot {
     /// (a client session's own child): its client's catalog, until the
     /// next upstream session.
     pub(super) listing: RwLock<Option<Arc<Catalog>>>,
+    /// Re-reads of `listing` asked for (see `exchange::rerun`).
+    pub(super) relist_wanted: Arc<AtomicUsize>,
 }
 
 #[derive(Default)]
@@ -71,6 +73,7 @@ impl Slot {
             last_used: Mutex::new(now),
             ended: AtomicBool::new(false),
             listing: RwLock::new(None),
+            relist_wanted: Arc::default(),
         }
     }
 
