@@ -5,8 +5,9 @@
 //! timeout, an operator's terminate); a child killed between calls or
 //! during one is healed without the client seeing a 404; progress, log
 //! messages and elicitation reach the client; a relayed tool's failure is
-//! logged as an error; what a session's own child adds to its lists is
-//! that session's alone; bad upstreams are reported while a good one
+//! logged as an error; what a client's own child (a session's, or a
+//! stateless client's pooled one) adds to its lists is that client's
+//! alone, and told to it alone; bad upstreams are reported while a good one
 //! serves (a silent HTTP one holding the start for one timeout); the
 //! process limit answers a clear error; a 2026-07-28 client calls
 //! through, and one that stops reading holds up no other client of a
@@ -752,6 +753,128 @@ async fn an_upstream_tool_list_change_reaches_its_session_alone() {
     assert!(
         !listed(session.clone()).await,
         "the killed child's tool is still listed"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_child_changes_its_lists_for_its_stateless_client_alone() {
+    let server = gateway(vec![fixture()]).await;
+    // Two 2026-07-28 clients (cursor-test and stateless-test), each with
+    // its own pooled upstream session, and each listening for tool list
+    // changes.
+    let mine = |method: &str, params: Value| stateless(method, params);
+    let theirs = |method: &str, params: Value| request_2026(1, method, params, json!({}));
+    let listen = |body: Value| {
+        let server = &server;
+        async move {
+            let response = server
+                .post(
+                    body,
+                    &[
+                        ("mcp-protocol-version", "2026-07-28"),
+                        ("mcp-method", "subscriptions/listen"),
+                    ],
+                )
+                .await;
+            assert_eq!(response.status(), 200);
+            let mut stream = SseReader::new(response);
+            let ack = stream.next().await.and_then(|e| e.message());
+            assert_eq!(
+                ack.as_ref().map(|m| m["method"].clone()),
+                Some(json!("notifications/subscriptions/acknowledged")),
+                "{ack:?}"
+            );
+            stream
+        }
+    };
+    let filter = json!({"notifications": {"toolsListChanged": true}});
+    let mut my_stream = listen(mine("subscriptions/listen", filter.clone())).await;
+    let mut their_stream = listen(theirs("subscriptions/listen", filter)).await;
+    let call = |body: Value| {
+        let server = &server;
+        async move {
+            let name = body["params"]["name"].as_str().unwrap().to_string();
+            post_2026(server, body, &name).await
+        }
+    };
+    let tool = |name: &str, text: &str| json!({"name": name, "arguments": {"text": text}});
+    let listed = |body: Value| {
+        let server = &server;
+        async move {
+            let response = server
+                .post(
+                    body,
+                    &[
+                        ("mcp-protocol-version", "2026-07-28"),
+                        ("mcp-method", "tools/list"),
+                    ],
+                )
+                .await;
+            let listed: Value = response.json().await.unwrap();
+            listed["result"]["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["name"] == "fx__extra")
+        }
+    };
+    // Their pooled child runs too.
+    assert_eq!(
+        text(&call(theirs("tools/call", tool("fx__echo", "up"))).await),
+        Ok("up".into())
+    );
+
+    let answer = call(mine(
+        "tools/call",
+        json!({"name": "fx__add_tool", "arguments": {}}),
+    ))
+    .await;
+    assert_eq!(text(&answer), Ok("added".into()));
+    let told = my_stream.next().await.and_then(|e| e.message());
+    assert_eq!(
+        told.as_ref().map(|m| m["method"].clone()),
+        Some(json!("notifications/tools/list_changed")),
+        "{told:?}"
+    );
+    assert!(
+        listed(mine("tools/list", json!({}))).await,
+        "my tool is listed to me"
+    );
+    assert_eq!(
+        text(&call(mine("tools/call", tool("fx__extra", "mine"))).await),
+        Ok("mine".into())
+    );
+
+    assert!(
+        !listed(theirs("tools/list", json!({}))).await,
+        "another client's tool is listed to them"
+    );
+    assert_eq!(
+        text(&call(theirs("tools/call", tool("fx__extra", "theirs"))).await),
+        Err("Unknown tool: fx__extra".into())
+    );
+    // Announced on one lock with mine: had theirs been told, it would be
+    // queued by now.
+    let heard = tokio::time::timeout(Duration::from_millis(300), their_stream.next()).await;
+    assert!(
+        heard.is_err(),
+        "another client's stream was told: {:?}",
+        heard.ok().flatten().and_then(|e| e.message())
+    );
+
+    // Idle past the pool's five minutes, my child is let go of, and what
+    // it had added with it: I am told.
+    server.clock.advance(Duration::from_secs(301));
+    let told = my_stream.next().await.and_then(|e| e.message());
+    assert_eq!(
+        told.as_ref().map(|m| m["method"].clone()),
+        Some(json!("notifications/tools/list_changed")),
+        "{told:?}"
+    );
+    assert!(
+        !listed(mine("tools/list", json!({}))).await,
+        "the let-go child's tool is still listed"
     );
     server.stop().await;
 }

@@ -34,6 +34,13 @@ pub enum Caller {
     },
 }
 
+/// A stateless client's name: its principal and client key. What is kept
+/// for such a client alone (a gateway's pooled upstream session) is kept
+/// under it, and its listen streams hear of what changed for it under it.
+pub fn stateless_client(key: &str, identity: &ClientIdentity) -> Arc<str> {
+    format!("{}|{key}", identity.principal.as_deref().unwrap_or("")).into()
+}
+
 pub struct RequestContext {
     pub manager: Arc<SessionManager>,
     /// Reconnect tokens, for the tools that issue and redeem them.
@@ -83,6 +90,15 @@ impl RequestContext {
 
     pub fn is_stateless(&self) -> bool {
         matches!(self.caller, Caller::Client { .. })
+    }
+
+    /// Who a stateless caller is, as [`stateless_client`] names it; `None`
+    /// for a session.
+    pub fn stateless_client(&self) -> Option<Arc<str>> {
+        match &self.caller {
+            Caller::Session(_) => None,
+            Caller::Client { key, identity } => Some(stateless_client(key, identity)),
+        }
     }
 
     /// The context the work of `task` runs in, in the background: the same

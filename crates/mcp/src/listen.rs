@@ -49,6 +49,10 @@ const QUEUED: usize = 64;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     List(ListKind),
+    /// A list that changed for one stateless client alone (see
+    /// [`RequestContext::stateless_client`](crate::RequestContext::stateless_client)):
+    /// told only to that client's streams.
+    ClientList(Arc<str>, ListKind),
     ResourceUpdated(Arc<str>),
     /// A task as it now stands (or stood when it last changed).
     Task(Arc<TaskView>),
@@ -134,9 +138,11 @@ impl NotificationFilter {
 
     pub fn wants(&self, change: &Change) -> bool {
         match change {
-            Change::List(ListKind::Tools) => self.tools,
-            Change::List(ListKind::Prompts) => self.prompts,
-            Change::List(ListKind::Resources) => self.resources,
+            Change::List(list) | Change::ClientList(_, list) => match list {
+                ListKind::Tools => self.tools,
+                ListKind::Prompts => self.prompts,
+                ListKind::Resources => self.resources,
+            },
             Change::ResourceUpdated(uri) => self.resource_uris.iter().any(|u| **u == **uri),
             Change::Task(view) => self.task_ids.contains(&view.record.task_id),
         }
@@ -193,7 +199,9 @@ pub fn acknowledgement(subscription: &Id, filter: &NotificationFilter) -> Bytes 
 fn notification(subscription: &Id, change: &Change, poll_interval: Duration) -> Bytes {
     let meta = json!({ META_SUBSCRIPTION_ID: subscription });
     let (method, params) = match change {
-        Change::List(kind) => (kind.notification(), json!({ "_meta": meta })),
+        Change::List(kind) | Change::ClientList(_, kind) => {
+            (kind.notification(), json!({ "_meta": meta }))
+        }
         Change::ResourceUpdated(uri) => (
             "notifications/resources/updated",
             json!({ "_meta": meta, "uri": &**uri }),
@@ -242,6 +250,8 @@ struct Open {
     filter: NotificationFilter,
     /// Who may hear of the filter's tasks: the owner of the caller.
     owner: Option<TaskOwner>,
+    /// The stateless client listening, who alone hears of its own lists.
+    client: Option<Arc<str>>,
     /// How recent the news of each task told so far was
     /// ([`TaskView::recency`]); older or as old news is not told again.
     told: HashMap<TaskId, (bool, u64)>,
@@ -301,13 +311,15 @@ impl Listeners {
     }
 
     /// Opens a stream for `subscription`, from `address`, carrying what
-    /// `filter` wants — of its tasks, those `owner` owns; `last` is the
+    /// `filter` wants — of its tasks, those `owner` owns, and of the lists
+    /// changed for one client alone, those of `client`; `last` is the
     /// response that ends it at shutdown.
     pub fn open(
         &self,
         subscription: Id,
         filter: NotificationFilter,
         owner: Option<TaskOwner>,
+        client: Option<Arc<str>>,
         address: Option<IpAddr>,
         last: Bytes,
     ) -> Result<Listening, Refused> {
@@ -333,6 +345,7 @@ impl Listeners {
                 subscription,
                 filter,
                 owner,
+                client,
                 told: HashMap::new(),
                 address,
                 tx,
@@ -440,8 +453,10 @@ impl Open {
         if !self.filter.wants(change) {
             return false;
         }
-        let Change::Task(view) = change else {
-            return true;
+        let view = match change {
+            Change::Task(view) => view,
+            Change::ClientList(client, _) => return self.client.as_ref() == Some(client),
+            Change::List(_) | Change::ResourceUpdated(_) => return true,
         };
         if self.owner.as_ref() != Some(&view.record.owner) {
             return false;
@@ -547,6 +562,7 @@ mod tests {
                 json!(1),
                 filter.clone(),
                 None,
+                None,
                 Some(address.parse().unwrap()),
                 Bytes::new(),
             )
@@ -594,7 +610,7 @@ mod tests {
         };
         let owner = Some(TaskOwner::Client("mine".into()));
         let listening = listeners
-            .open(json!("s"), filter, owner, None, Bytes::new())
+            .open(json!("s"), filter, owner, None, None, Bytes::new())
             .unwrap();
         let publish = |v| listeners.publish(&Change::Task(v));
         publish(view("theirs", id, TaskStatus::InputRequired, 1));
@@ -627,6 +643,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_list_changed_for_one_client_is_told_to_its_streams_alone() {
+        let listeners = Listeners::new(4, Duration::from_secs(1));
+        let filter = NotificationFilter {
+            tools: true,
+            ..NotificationFilter::default()
+        };
+        let open = |client: Option<&str>| {
+            listeners
+                .open(
+                    json!("s"),
+                    filter.clone(),
+                    None,
+                    client.map(Arc::from),
+                    None,
+                    Bytes::new(),
+                )
+                .unwrap()
+        };
+        let (mine, theirs, session) = (open(Some("|a")), open(Some("|b")), open(None));
+        listeners.publish(&Change::ClientList("|a".into(), ListKind::Tools));
+        // Not asked for: prompts.
+        listeners.publish(&Change::ClientList("|a".into(), ListKind::Prompts));
+        listeners.publish(&Change::List(ListKind::Tools));
+        listeners.close_all();
+        let told = |listening: Listening| async move {
+            listening
+                .into_stream()
+                .map(|m| serde_json::from_slice::<Value>(&m).unwrap_or_default())
+                .filter(|m| std::future::ready(m.get("method").is_some()))
+                .map(|m| m["method"].as_str().unwrap_or_default().to_string())
+                .collect::<Vec<_>>()
+                .await
+        };
+        let tools = "notifications/tools/list_changed";
+        assert_eq!(told(mine).await, [tools, tools]);
+        assert_eq!(told(theirs).await, [tools]);
+        assert_eq!(told(session).await, [tools]);
+    }
+
+    #[tokio::test]
     async fn a_stream_too_far_behind_is_ended() {
         let listeners = Listeners::new(1, Duration::from_secs(1));
         let filter = NotificationFilter {
@@ -634,7 +690,7 @@ mod tests {
             ..NotificationFilter::default()
         };
         let listening = listeners
-            .open(json!("s"), filter, None, None, Bytes::new())
+            .open(json!("s"), filter, None, None, None, Bytes::new())
             .unwrap();
         for _ in 0..=QUEUED {
             listeners.publish(&Change::List(ListKind::Tools));

@@ -475,12 +475,14 @@ async fn handle(
                 | "notifications/prompts/list_changed"
                 | "notifications/resources/list_changed" => {
                     match (link.upgrade(), slot.upgrade()) {
-                        // A client session's own child changed its lists:
-                        // for that client alone. (An HTTP upstream is one
-                        // server for every session: its changes are its
-                        // catalog's.)
+                        // A client's own child (a session's, or a
+                        // stateless client's pooled one) changed its
+                        // lists: for that client alone. (An HTTP upstream
+                        // is one server for every session: its changes are
+                        // its catalog's.)
                         (Some(link), Some(slot))
-                            if session.is_some() && upstream.settings.transport == "stdio" =>
+                            if matches!(slot.key, Key::Session(_) | Key::Client(_))
+                                && upstream.settings.transport == "stdio" =>
                         {
                             upstream.clone().relist_own(slot, link);
                         }
@@ -598,9 +600,9 @@ async fn handle(
 }
 
 impl Upstream {
-    /// Lists a client session's own upstream session's catalog in the
-    /// background, once at a time (see [`rerun`]), as that client's alone,
-    /// and tells the client which lists changed.
+    /// Lists a client's own upstream session's catalog in the background,
+    /// once at a time (see [`rerun`]), as that client's alone, and tells
+    /// the client which lists changed.
     pub(super) fn relist_own(self: Arc<Self>, slot: Arc<Slot>, link: Arc<dyn Link>) {
         let wanted = slot.relist_wanted.clone();
         rerun(&wanted, move || {
@@ -609,7 +611,7 @@ impl Upstream {
                 let mut listed = match this.list(&link, false).await {
                     Ok(listed) => listed,
                     Err(e) => {
-                        tracing::warn!(upstream = %this.name, "cannot list a session's changed catalog: {e}");
+                        tracing::warn!(upstream = %this.name, "cannot list a client's changed catalog: {e}");
                         return;
                     }
                 };
@@ -625,15 +627,19 @@ impl Upstream {
         });
     }
 
-    /// Tells a client session that `lists` changed.
+    /// Tells the client a slot serves alone that `lists` changed: a
+    /// session on its stream, a stateless client on its listen streams.
     pub(super) fn announce(&self, slot: &Slot, lists: &[ListKind]) {
-        let Key::Session(id) = slot.key else {
-            return;
-        };
-        if let Some(peer) = self.peers.get(id) {
-            for list in lists {
-                peer.send_on_stream(notification(list.notification(), &json!({})));
+        match &slot.key {
+            Key::Session(id) => {
+                if let Some(peer) = self.peers.get(*id) {
+                    for list in lists {
+                        peer.send_on_stream(notification(list.notification(), &json!({})));
+                    }
+                }
             }
+            Key::Client(client) => self.catalog.lists_changed_for(client, lists),
+            Key::Shared | Key::Direct => {}
         }
     }
 

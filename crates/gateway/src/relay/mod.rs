@@ -57,9 +57,9 @@ use sessiongate_core::ids::SessionId;
 use sessiongate_core::store::UpstreamMappingStore;
 use sessiongate_core::upstream::{UpstreamEvent, UpstreamName, UpstreamReport};
 use sessiongate_core::SharedClock;
-use sessiongate_mcp::context::Caller;
+use sessiongate_mcp::context::{stateless_client, Caller};
 use sessiongate_mcp::peers::Peers;
-use sessiongate_mcp::service::Catalog;
+use sessiongate_mcp::service::{Catalog, ListKind};
 use sessiongate_mcp::{Answer, Capabilities, LiveCatalog, RequestContext, Service};
 use tokio::sync::broadcast;
 
@@ -428,9 +428,7 @@ impl Upstream {
         }
         match &ctx.caller {
             Caller::Session(session) => Key::Session(session.id()),
-            Caller::Client { key, identity } => {
-                Key::Client(format!("{}|{key}", identity.principal.as_deref().unwrap_or("")).into())
-            }
+            Caller::Client { key, identity } => Key::Client(stateless_client(key, identity)),
         }
     }
 
@@ -631,6 +629,13 @@ impl Upstream {
                 && slot.in_flight().is_empty()
                 && slot.idle_at(now) >= idle;
             if expired {
+                // What its child had changed for the client goes with it.
+                if slot.set_listing(None) {
+                    self.announce(
+                        slot,
+                        &[ListKind::Tools, ListKind::Prompts, ListKind::Resources],
+                    );
+                }
                 let slot = slot.clone();
                 tokio::spawn(async move { slot.close().await });
             }
@@ -695,16 +700,14 @@ impl Service for Upstream {
         &self.catalog
     }
 
-    /// A client session's own child may change its lists for that session
-    /// alone (see [`Upstream::relist_own`]).
+    /// A client's own child (a session's, or a stateless client's pooled
+    /// one) may change its lists for that client alone (see
+    /// [`Upstream::relist_own`]).
     fn catalog_for(&self, ctx: &RequestContext) -> Option<Arc<Catalog>> {
-        let Caller::Session(session) = &ctx.caller else {
-            return None;
-        };
-        if self.settings.shared {
+        if self.settings.shared || self.goes_direct(ctx) {
             return None;
         }
-        self.slots.get(&Key::Session(session.id()))?.listing()
+        self.slots.get(&self.key(ctx))?.listing()
     }
 
     fn upstream(&self) -> Option<&UpstreamName> {

@@ -1,8 +1,10 @@
 //! What a service offers, as one value that can change at run time: the
 //! lists clients read with `tools/list`, `prompts/list`, `resources/list`
 //! and `resources/templates/list`, and a signal each time they change, so
-//! connected clients can be told which list to read again; and the news of
-//! a resource whose contents changed, for the clients subscribed to it.
+//! connected clients can be told which list to read again; the news of a
+//! resource whose contents changed, for the clients subscribed to it; and
+//! the lists that changed for one stateless client alone (a gateway's
+//! pooled upstream session that changed its own).
 
 use std::sync::Arc;
 
@@ -10,7 +12,8 @@ use rmcp::model::Tool;
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
-/// Resource updates a subscriber may fall behind by before it misses some.
+/// Resource updates (or one client's list changes) a subscriber may fall
+/// behind by before it misses some.
 const UPDATES_QUEUED: usize = 256;
 
 /// The lists of a catalog, in the order they are offered.
@@ -81,6 +84,7 @@ impl Catalog {
 pub struct LiveCatalog {
     lists: watch::Sender<Arc<Catalog>>,
     updates: broadcast::Sender<Arc<str>>,
+    client_lists: broadcast::Sender<(Arc<str>, ListKind)>,
 }
 
 impl LiveCatalog {
@@ -88,6 +92,7 @@ impl LiveCatalog {
         LiveCatalog {
             lists: watch::Sender::new(Arc::new(catalog)),
             updates: broadcast::Sender::new(UPDATES_QUEUED),
+            client_lists: broadcast::Sender::new(UPDATES_QUEUED),
         }
     }
 
@@ -127,6 +132,21 @@ impl LiveCatalog {
     /// falls [`UPDATES_QUEUED`] behind misses the oldest.
     pub fn updates(&self) -> broadcast::Receiver<Arc<str>> {
         self.updates.subscribe()
+    }
+
+    /// Announces that `lists` changed for the stateless client `client`
+    /// alone (see `RequestContext::stateless_client`).
+    pub fn lists_changed_for(&self, client: &Arc<str>, lists: &[ListKind]) {
+        for list in lists {
+            // No receiver means nobody listens.
+            let _ = self.client_lists.send((client.clone(), *list));
+        }
+    }
+
+    /// A receiver of the lists changed for one client, announced from now
+    /// on. One that falls [`UPDATES_QUEUED`] behind misses the oldest.
+    pub fn client_lists(&self) -> broadcast::Receiver<(Arc<str>, ListKind)> {
+        self.client_lists.subscribe()
     }
 }
 

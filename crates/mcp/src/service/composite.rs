@@ -6,9 +6,11 @@
 //! follows each member's catalog, so a change in any of them reaches the
 //! clients of the whole, as do the resource updates a member announces for
 //! the resources it owns. A client that a member offers something else
-//! (its own server's lists) gets a union of its own, routed the same way.
+//! (its own server's lists) gets a union of its own, routed the same way,
+//! and hears of the lists a member changed for it alone.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::{Arc, RwLock, Weak};
 
 use async_trait::async_trait;
@@ -18,7 +20,7 @@ use serde_json::{json, Value};
 use sessiongate_core::upstream::UpstreamName;
 use tokio::sync::{broadcast, watch};
 
-use super::catalog::{Catalog, LiveCatalog};
+use super::catalog::{Catalog, ListKind, LiveCatalog};
 use super::{Answer, Capabilities, Service};
 use crate::context::RequestContext;
 use crate::request::Request;
@@ -60,6 +62,7 @@ impl Composite {
     pub fn add(&self, service: Arc<dyn Service>) {
         let changes = service.catalog().subscribe();
         let updates = service.catalog().updates();
+        let client_lists = service.catalog().client_lists();
         let member = Arc::downgrade(&service);
         self.shared.update(|services| services.push(service));
         tokio::spawn(follow(Arc::downgrade(&self.shared), changes));
@@ -67,6 +70,18 @@ impl Composite {
             Arc::downgrade(&self.shared),
             member,
             updates,
+        ));
+        let shared = Arc::downgrade(&self.shared);
+        tokio::spawn(forward(
+            client_lists,
+            "a client's list changes",
+            move |(client, list): (Arc<str>, ListKind)| {
+                let Some(shared) = shared.upgrade() else {
+                    return ControlFlow::Break(());
+                };
+                shared.catalog.lists_changed_for(&client, &[list]);
+                ControlFlow::Continue(())
+            },
         ));
     }
 
@@ -168,22 +183,11 @@ async fn follow(shared: Weak<Shared>, mut changes: watch::Receiver<Arc<Catalog>>
 async fn forward_updates(
     shared: Weak<Shared>,
     member: Weak<dyn Service>,
-    mut updates: broadcast::Receiver<Arc<str>>,
+    updates: broadcast::Receiver<Arc<str>>,
 ) {
-    loop {
-        let uri = match updates.recv().await {
-            Ok(uri) => uri,
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::warn!(
-                    missed,
-                    "resource updates were missed: announcing them fell behind"
-                );
-                continue;
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
+    forward(updates, "resource updates", |uri: Arc<str>| {
         let (Some(shared), Some(member)) = (shared.upgrade(), member.upgrade()) else {
-            return;
+            return ControlFlow::Break(());
         };
         let members = shared
             .members
@@ -196,6 +200,31 @@ async fn forward_updates(
         };
         if owned {
             shared.catalog.resource_updated(&uri);
+        }
+        ControlFlow::Continue(())
+    })
+    .await
+}
+
+/// Hands each of a member's announcements to `each` until the member stops
+/// announcing or `each` breaks; one that falls behind misses the oldest,
+/// with a warning naming `what`.
+async fn forward<T: Clone>(
+    mut announced: broadcast::Receiver<T>,
+    what: &str,
+    mut each: impl FnMut(T) -> ControlFlow<()>,
+) {
+    loop {
+        match announced.recv().await {
+            Ok(item) => {
+                if each(item).is_break() {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "{what} were missed: announcing them fell behind");
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
         }
     }
 }

@@ -4,7 +4,8 @@
 //! standalone GET stream of every session (2025-03-26 .. 2025-11-25; an
 //! update only to the sessions subscribed to the resource), where it is
 //! numbered and logged like any message of the stream, and on every
-//! `subscriptions/listen` stream (2026-07-28) whose filter wants it. A
+//! `subscriptions/listen` stream (2026-07-28) whose filter wants it; a
+//! list changed for one stateless client alone, only on that client's. A
 //! session without a stream open reads the lists again when it next asks.
 //! A task's status change, heard on the lifecycle's broadcast, goes to the
 //! listen streams of its owner that name it (`notifications/tasks`).
@@ -26,6 +27,7 @@ use crate::tasks;
 pub(super) fn announce(catalog: &LiveCatalog, peers: Peers, listeners: Listeners) {
     let mut changes = catalog.subscribe();
     let mut updates = catalog.updates();
+    let mut client_lists = catalog.client_lists();
     tokio::spawn(async move {
         let mut seen = changes.borrow_and_update().clone();
         loop {
@@ -54,6 +56,13 @@ pub(super) fn announce(catalog: &LiveCatalog, peers: Peers, listeners: Listeners
                     }
                     Err(RecvError::Lagged(missed)) => {
                         tracing::warn!(missed, "resource updates were missed: announcing them fell behind");
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+                changed = client_lists.recv() => match changed {
+                    Ok((client, list)) => listeners.publish(&Change::ClientList(client, list)),
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "a client's list changes were missed: announcing them fell behind");
                     }
                     Err(RecvError::Closed) => return,
                 },

@@ -77,9 +77,14 @@ pub(super) async fn listen(
         "_meta": { META_SUBSCRIPTION_ID: &id },
     }));
     let last = bytes::Bytes::from(jsonrpc::result_bytes(&id, &last));
-    let opened = st
-        .listeners
-        .open(id.clone(), filter, owner.clone(), inbound.remote, last);
+    let opened = st.listeners.open(
+        id.clone(),
+        filter,
+        owner.clone(),
+        ctx.stateless_client(),
+        inbound.remote,
+        last,
+    );
     let listening = match opened {
         Ok(listening) => listening,
         Err(refused) => {
