@@ -768,15 +768,7 @@ async fn a_pooled_child_changes_its_lists_for_its_stateless_client_alone() {
     let listen = |body: Value| {
         let server = &server;
         async move {
-            let response = server
-                .post(
-                    body,
-                    &[
-                        ("mcp-protocol-version", "2026-07-28"),
-                        ("mcp-method", "subscriptions/listen"),
-                    ],
-                )
-                .await;
+            let response = send_2026(server, body, None).await;
             assert_eq!(response.status(), 200);
             let mut stream = SseReader::new(response);
             let ack = stream.next().await.and_then(|e| e.message());
@@ -802,16 +794,7 @@ async fn a_pooled_child_changes_its_lists_for_its_stateless_client_alone() {
     let listed = |body: Value| {
         let server = &server;
         async move {
-            let response = server
-                .post(
-                    body,
-                    &[
-                        ("mcp-protocol-version", "2026-07-28"),
-                        ("mcp-method", "tools/list"),
-                    ],
-                )
-                .await;
-            let listed: Value = response.json().await.unwrap();
+            let listed: Value = send_2026(server, body, None).await.json().await.unwrap();
             listed["result"]["tools"]
                 .as_array()
                 .unwrap()
@@ -1354,20 +1337,22 @@ fn request_2026(id: u64, method: &str, params: Value, capabilities: Value) -> Va
     json!({"jsonrpc":"2.0","id":id,"method":method,"params":params})
 }
 
-/// Posts a 2026-07-28 request with the headers that mirror it (`name` is
-/// what `Mcp-Name` carries); its JSON body, read off an SSE answer too.
-async fn post_2026(server: &TestServer, body: Value, name: &str) -> Value {
+/// Posts a 2026-07-28 request with the headers that mirror it (`name`,
+/// if any, is what `Mcp-Name` carries).
+async fn send_2026(server: &TestServer, body: Value, name: Option<&str>) -> reqwest::Response {
     let method = body["method"].as_str().unwrap().to_string();
-    let response = server
-        .post(
-            body,
-            &[
-                ("mcp-protocol-version", "2026-07-28"),
-                ("mcp-method", &method),
-                ("mcp-name", name),
-            ],
-        )
-        .await;
+    let mut headers = vec![
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", method.as_str()),
+    ];
+    headers.extend(name.map(|name| ("mcp-name", name)));
+    server.post(body, &headers).await
+}
+
+/// Posts a 2026-07-28 request as [`send_2026`] does; its JSON body, read
+/// off an SSE answer too.
+async fn post_2026(server: &TestServer, body: Value, name: &str) -> Value {
+    let response = send_2026(server, body, Some(name)).await;
     let sse = response
         .headers()
         .get("content-type")
