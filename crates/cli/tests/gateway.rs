@@ -757,6 +757,12 @@ async fn an_upstream_tool_list_change_reaches_its_session_alone() {
     server.stop().await;
 }
 
+/// The method of a stream's next message.
+async fn next_method(stream: &mut SseReader) -> Option<String> {
+    let message = stream.next().await?.message()?;
+    message["method"].as_str().map(str::to_string)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pooled_child_changes_its_lists_for_its_stateless_client_alone() {
     let server = gateway(vec![fixture()]).await;
@@ -771,11 +777,9 @@ async fn a_pooled_child_changes_its_lists_for_its_stateless_client_alone() {
             let response = send_2026(server, body, None).await;
             assert_eq!(response.status(), 200);
             let mut stream = SseReader::new(response);
-            let ack = stream.next().await.and_then(|e| e.message());
             assert_eq!(
-                ack.as_ref().map(|m| m["method"].clone()),
-                Some(json!("notifications/subscriptions/acknowledged")),
-                "{ack:?}"
+                next_method(&mut stream).await.as_deref(),
+                Some("notifications/subscriptions/acknowledged")
             );
             stream
         }
@@ -814,11 +818,9 @@ async fn a_pooled_child_changes_its_lists_for_its_stateless_client_alone() {
     ))
     .await;
     assert_eq!(text(&answer), Ok("added".into()));
-    let told = my_stream.next().await.and_then(|e| e.message());
     assert_eq!(
-        told.as_ref().map(|m| m["method"].clone()),
-        Some(json!("notifications/tools/list_changed")),
-        "{told:?}"
+        next_method(&mut my_stream).await.as_deref(),
+        Some("notifications/tools/list_changed")
     );
     assert!(
         listed(mine("tools/list", json!({}))).await,
@@ -849,11 +851,9 @@ async fn a_pooled_child_changes_its_lists_for_its_stateless_client_alone() {
     // Idle past the pool's five minutes, my child is let go of, and what
     // it had added with it: I am told.
     server.clock.advance(Duration::from_secs(301));
-    let told = my_stream.next().await.and_then(|e| e.message());
     assert_eq!(
-        told.as_ref().map(|m| m["method"].clone()),
-        Some(json!("notifications/tools/list_changed")),
-        "{told:?}"
+        next_method(&mut my_stream).await.as_deref(),
+        Some("notifications/tools/list_changed")
     );
     assert!(
         !listed(mine("tools/list", json!({}))).await,
