@@ -1594,6 +1594,78 @@ fn only_2026_upstream() -> (std::process::Child, String) {
     (child, format!("http://127.0.0.1:{}/mcp", port.trim()))
 }
 
+/// A resource update on a stream within half a second.
+async fn resource_updated(stream: &mut SseReader) -> Option<Value> {
+    let wait = tokio::time::timeout(Duration::from_millis(500), async {
+        loop {
+            let message = stream.next().await?.message();
+            if let Some(m) = message.filter(|m| m["method"] == "notifications/resources/updated") {
+                return Some(m);
+            }
+        }
+    });
+    wait.await.ok().flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2026_only_upstreams_resource_updates_reach_its_subscribers() {
+    let (mut fixture, url) = only_2026_upstream();
+    let server = TestServer::start_with(Settings {
+        upstream: vec![format!("only={url}")],
+        ..Settings::default()
+    })
+    .await;
+    // A session subscribed, its stream open; a 2026-07-28 client listening.
+    let session = server.initialize("2025-11-25", "zed-test").await;
+    let subscribed = request(
+        &server,
+        &session,
+        "resources/subscribe",
+        json!({"uri": "note://a"}),
+    )
+    .await;
+    assert_eq!(subscribed["result"], json!({}), "{subscribed}");
+    let stream = server
+        .http
+        .get(server.mcp_url())
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    let mut session_stream = SseReader::new(stream);
+    let listen = stateless(
+        "subscriptions/listen",
+        json!({"notifications": {"resourceSubscriptions": ["note://a"]}}),
+    );
+    let mut listen_stream = SseReader::new(send_2026(&server, listen, None).await);
+    assert_eq!(
+        next_method(&mut listen_stream).await.as_deref(),
+        Some("notifications/subscriptions/acknowledged")
+    );
+
+    // The gateway's own listen stream to the upstream opens in the
+    // background: touched until an update comes.
+    let mut heard = None;
+    for _ in 0..40 {
+        let touched = server.call_tool(&session, "touch", json!({})).await;
+        assert_eq!(text(&touched), Ok("touched".into()));
+        heard = resource_updated(&mut session_stream).await;
+        if heard.is_some() {
+            break;
+        }
+    }
+    let heard = heard.expect("the session hears of the update within 20 s");
+    assert_eq!(heard["params"]["uri"], "note://a", "{heard}");
+    let told = resource_updated(&mut listen_stream)
+        .await
+        .expect("the listening client hears of it too");
+    assert_eq!(told["params"]["uri"], "note://a", "{told}");
+    server.stop().await;
+    fixture.kill().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_2025_session_answers_a_2026_only_upstreams_input_requests_on_its_stream() {
     let (mut fixture, url) = only_2026_upstream();

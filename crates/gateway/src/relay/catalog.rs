@@ -226,6 +226,15 @@ async fn pages(
     Ok(entries)
 }
 
+/// The URIs of the resources `catalog` lists.
+pub(crate) fn resource_uris(catalog: &Catalog) -> Vec<&str> {
+    catalog
+        .resources
+        .iter()
+        .filter_map(|r| r["uri"].as_str())
+        .collect()
+}
+
 /// Whether `uri` is one of the resources `catalog` lists or matches one of
 /// its templates.
 pub(crate) fn owns_uri(catalog: &Arc<Catalog>, uri: &str) -> bool {

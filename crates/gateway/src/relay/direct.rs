@@ -27,12 +27,14 @@ use std::time::{Duration, Instant};
 use rmcp::model::ErrorData;
 use serde_json::{json, Map, Value};
 use sessiongate_mcp::context::Caller;
+use sessiongate_mcp::listen::MAX_RESOURCE_SUBSCRIPTIONS;
 use sessiongate_mcp::protocol::{
     META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_LOG_LEVEL, META_PROTOCOL_VERSION,
     META_SERVER_INFO,
 };
 use sessiongate_mcp::{Answer, InputRequest, RequestContext};
 
+use super::catalog;
 use super::exchange::{pump, Backlog, CallError};
 use super::session::Conn;
 use super::Upstream;
@@ -160,15 +162,32 @@ impl Upstream {
     }
 
     /// Keeps a `subscriptions/listen` stream open to the upstream for its
-    /// list changes, which re-read the catalog (the pump follows them):
-    /// requests without a session hear of no change otherwise. Once; until
-    /// the gateway stops, or for good if the upstream offers no such stream.
+    /// list changes, which re-read the catalog (the pump follows them), and
+    /// for the updates of the resources it lists, which go to the clients
+    /// subscribed to them: requests without a session hear of no change
+    /// otherwise. Once; until the gateway stops, or for good if the
+    /// upstream offers no such stream.
     pub(super) fn listen_for_changes(&self) {
         let mut listening = self.listening.lock().unwrap_or_else(|e| e.into_inner());
         if listening.is_some() || self.stopped.load(Ordering::Acquire) {
             return;
         }
         *listening = Some(tokio::spawn(listen(self.this.clone())).abort_handle());
+    }
+
+    /// Opens the `subscriptions/listen` stream anew, if one is open: the
+    /// resources the upstream lists changed, and with them the updates to
+    /// ask for.
+    pub(super) fn listen_anew(&self) {
+        let open = self
+            .listening
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(open) = open {
+            open.abort();
+            self.listen_for_changes();
+        }
     }
 
     /// Whether `ctx`'s requests go without an upstream session: a
@@ -406,16 +425,20 @@ fn mirror(schema: &Value, arguments: Option<&Value>, out: &mut Vec<(String, Stri
     }
 }
 
-/// The list changes a `subscriptions/listen` stream asks for.
-fn change_filter() -> Value {
-    json!({
-        "_meta": own_meta(),
-        "notifications": {
-            "toolsListChanged": true,
-            "promptsListChanged": true,
-            "resourcesListChanged": true,
-        },
-    })
+/// What a `subscriptions/listen` stream asks for: the list changes, and
+/// the updates of the resources `uris` (the first
+/// [`MAX_RESOURCE_SUBSCRIPTIONS`]).
+fn change_filter(uris: &[&str]) -> Value {
+    let mut notifications = json!({
+        "toolsListChanged": true,
+        "promptsListChanged": true,
+        "resourcesListChanged": true,
+    });
+    if !uris.is_empty() {
+        let uris = &uris[..uris.len().min(MAX_RESOURCE_SUBSCRIPTIONS)];
+        notifications["resourceSubscriptions"] = json!(uris);
+    }
+    json!({ "_meta": own_meta(), "notifications": notifications })
 }
 
 /// The first wait before listening again after a stream failed; doubled
@@ -428,8 +451,15 @@ const LISTEN_BACKOFF_MAX: Duration = Duration::from_secs(30);
 async fn listen(upstream: Weak<Upstream>) {
     let mut wait = LISTEN_BACKOFF;
     loop {
-        let Some((link, id)) = (match upstream.upgrade() {
-            Some(u) => u.direct().await.ok().map(|c| (c.link.clone(), u.next_id())),
+        let Some((link, id, filter)) = (match upstream.upgrade() {
+            Some(u) => {
+                let catalog = u.catalog.current();
+                let filter = change_filter(&catalog::resource_uris(&catalog));
+                u.direct()
+                    .await
+                    .ok()
+                    .map(|c| (c.link.clone(), u.next_id(), filter))
+            }
             None => return,
         }) else {
             tokio::time::sleep(wait).await;
@@ -438,7 +468,7 @@ async fn listen(upstream: Weak<Upstream>) {
         };
         let started = Instant::now();
         match link
-            .request(id, "subscriptions/listen", Some(&change_filter()))
+            .request(id, "subscriptions/listen", Some(&filter))
             .await
         {
             Err(LinkError::Rpc(e)) if e.code == -32601 => {

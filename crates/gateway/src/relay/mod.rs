@@ -355,7 +355,14 @@ impl Upstream {
         *self.capabilities.write().unwrap_or_else(|e| e.into_inner()) =
             catalog::capabilities(&server);
         *self.retry_safe.write().unwrap_or_else(|e| e.into_inner()) = listed.retry_safe;
+        let resources_changed = {
+            let before = self.catalog.current();
+            catalog::resource_uris(&before) != catalog::resource_uris(&listed.catalog)
+        };
         self.catalog.set(listed.catalog);
+        if resources_changed && self.speaks_stateless() {
+            self.listen_anew();
+        }
         Ok(())
     }
 
