@@ -1140,16 +1140,7 @@ async fn prompts_resources_completions_and_subscriptions_pass_through() {
         "restored on the new child"
     );
 
-    let stream = server
-        .http
-        .get(server.mcp_url())
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .send()
-        .await
-        .unwrap();
-    let mut events = SseReader::new(stream);
+    let mut events = standalone_stream(&server, &session).await;
     let touched = server
         .call_tool(&session, "fx__touch", json!({"uri": "fx://notes/7"}))
         .await;
@@ -1594,6 +1585,20 @@ fn only_2026_upstream() -> (std::process::Child, String) {
     (child, format!("http://127.0.0.1:{}/mcp", port.trim()))
 }
 
+/// A session's standalone stream (`GET /mcp`).
+async fn standalone_stream(server: &TestServer, session: &str) -> SseReader {
+    let stream = server
+        .http
+        .get(server.mcp_url())
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    SseReader::new(stream)
+}
+
 /// A resource update on a stream within half a second.
 async fn resource_updated(stream: &mut SseReader) -> Option<Value> {
     let wait = tokio::time::timeout(Duration::from_millis(500), async {
@@ -1625,16 +1630,7 @@ async fn a_2026_only_upstreams_resource_updates_reach_its_subscribers() {
     )
     .await;
     assert_eq!(subscribed["result"], json!({}), "{subscribed}");
-    let stream = server
-        .http
-        .get(server.mcp_url())
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .send()
-        .await
-        .unwrap();
-    let mut session_stream = SseReader::new(stream);
+    let mut session_stream = standalone_stream(&server, &session).await;
     let listen = stateless(
         "subscriptions/listen",
         json!({"notifications": {"resourceSubscriptions": ["note://a"]}}),
