@@ -1140,7 +1140,7 @@ async fn prompts_resources_completions_and_subscriptions_pass_through() {
         "restored on the new child"
     );
 
-    let mut events = standalone_stream(&server, &session).await;
+    let mut events = server.open_stream(&session).await;
     let touched = server
         .call_tool(&session, "fx__touch", json!({"uri": "fx://notes/7"}))
         .await;
@@ -1585,20 +1585,6 @@ fn only_2026_upstream() -> (std::process::Child, String) {
     (child, format!("http://127.0.0.1:{}/mcp", port.trim()))
 }
 
-/// A session's standalone stream (`GET /mcp`).
-async fn standalone_stream(server: &TestServer, session: &str) -> SseReader {
-    let stream = server
-        .http
-        .get(server.mcp_url())
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .send()
-        .await
-        .unwrap();
-    SseReader::new(stream)
-}
-
 /// A resource update on a stream within half a second.
 async fn resource_updated(stream: &mut SseReader) -> Option<Value> {
     let wait = tokio::time::timeout(Duration::from_millis(500), async {
@@ -1630,7 +1616,7 @@ async fn a_2026_only_upstreams_resource_updates_reach_its_subscribers() {
     )
     .await;
     assert_eq!(subscribed["result"], json!({}), "{subscribed}");
-    let mut session_stream = standalone_stream(&server, &session).await;
+    let mut session_stream = server.open_stream(&session).await;
     let listen = stateless(
         "subscriptions/listen",
         json!({"notifications": {"resourceSubscriptions": ["note://a"]}}),

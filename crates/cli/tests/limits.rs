@@ -495,15 +495,7 @@ async fn the_management_api_answers_when_mcp_holds_every_slot_it_may() {
     let mut streams = Vec::new();
     for session in &sessions[..15] {
         let http = reqwest::Client::new();
-        let r = http
-            .get(ts.mcp_url())
-            .header("accept", "text/event-stream")
-            .header("mcp-session-id", session)
-            .header("mcp-protocol-version", "2025-11-25")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        let r = ts.get_stream_on(&http, session).await;
         streams.push((http, r));
     }
     let http = reqwest::Client::new();

@@ -1003,16 +1003,7 @@ async fn the_longest_durations_serve() {
         .call_tool(&session, "get_reconnect_token", json!({}))
         .await;
     assert!(token["result"].is_object(), "{token}");
-    let stream = server
-        .http
-        .get(server.mcp_url())
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &session)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stream.status(), 200);
-    drop(stream);
+    drop(server.open_stream(&session).await);
     server.clock.advance(Duration::from_secs(3600));
     for path in ["/api/mcp/sessions/health", "/api/mcp/sessions"] {
         let v = server.admin_get(path).await;

@@ -24,21 +24,6 @@ async fn observed() -> (TestServer, Heard) {
     (t, heard)
 }
 
-/// Opens the session's standalone GET stream.
-async fn standalone(t: &TestServer, session: &str) -> SseReader {
-    let response = t
-        .http
-        .get(t.mcp_url())
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", session)
-        .header("mcp-protocol-version", "2025-06-18")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    SseReader::new(response)
-}
-
 /// The stream ends (instead of waiting for events that cannot come).
 async fn closes(stream: SseReader) {
     tokio::time::timeout(Duration::from_secs(5), stream.rest())
@@ -51,7 +36,7 @@ async fn delete_is_heard_once_and_closes_the_standalone_stream() {
     let (t, heard) = observed().await;
     let session = t.initialize("2025-06-18", "claude-code").await;
     let id: SessionId = session.parse().unwrap();
-    let stream = standalone(&t, &session).await;
+    let stream = t.open_stream(&session).await;
 
     assert_eq!(t.delete(&session).await.status(), 200);
     let ended = EndKind::Ended(DisconnectReason::ClientDisconnect);
@@ -69,7 +54,7 @@ async fn admin_terminate_is_heard_once_and_closes_the_standalone_stream() {
     let session = t.initialize("2025-06-18", "cursor").await;
     let other = t.initialize("2025-06-18", "windsurf").await;
     let id: SessionId = session.parse().unwrap();
-    let stream = standalone(&t, &session).await;
+    let stream = t.open_stream(&session).await;
     let terminate = || {
         t.http
             .delete(format!("{}/api/mcp/sessions/{session}", t.base))

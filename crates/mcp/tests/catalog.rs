@@ -147,16 +147,7 @@ async fn a_service_registered_at_run_time_is_listed_announced_and_called() {
         init["result"]["capabilities"]["tools"]["listChanged"], true,
         "{init}"
     );
-    let get = t
-        .http
-        .get(t.mcp_url())
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &session)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(get.status(), 200);
-    let mut stream = SseReader::new(get);
+    let mut stream = t.open_stream(&session).await;
     // 2025-11-25 primes the stream: once it has, the stream is attached.
     let primed = stream.next().await.unwrap();
     assert!(primed.id.is_some() && primed.data.is_empty(), "{primed:?}");

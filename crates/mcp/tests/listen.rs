@@ -260,15 +260,7 @@ async fn sessions_subscribed_to_a_resource_hear_of_its_updates() {
     let subscribe = json!({"jsonrpc":"2.0","id":2,"method":"resources/subscribe",
                            "params":{"uri":"note://a"}});
     assert_eq!(t.post(subscribe, &sid).await.status(), 200);
-    let get = t
-        .http
-        .get(t.mcp_url())
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &session)
-        .send()
-        .await
-        .unwrap();
-    let mut stream = SseReader::new(get);
+    let mut stream = t.open_stream(&session).await;
     // Primed: the stream is attached.
     assert!(stream.next().await.unwrap().data.is_empty());
 

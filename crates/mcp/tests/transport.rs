@@ -654,21 +654,6 @@ async fn idle_sessions_expire_on_the_driven_clock() {
     t.stop().await;
 }
 
-/// Opens the session's standalone stream; panics unless it is one.
-async fn open_get_stream(t: &TestServer, session: &str) -> reqwest::Response {
-    let stream = t
-        .http
-        .get(t.mcp_url())
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", session)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stream.status(), 200);
-    assert_eq!(stream.headers()["content-type"], "text/event-stream");
-    stream
-}
-
 #[tokio::test]
 async fn an_open_get_stream_keeps_a_session_alive() {
     let t = TestServer::start_with(
@@ -680,7 +665,7 @@ async fn an_open_get_stream_keeps_a_session_alive() {
     )
     .await;
     let id = t.initialize("2025-11-25", "streamer").await;
-    let stream = open_get_stream(&t, &id).await;
+    let stream = t.get_stream_on(&t.http, &id).await;
 
     t.clock.advance(Duration::from_secs(600));
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -765,7 +750,7 @@ async fn resumable_streams_are_primed_with_empty_data_and_kept_alive_while_idle(
     );
 
     // An idle GET stream: primed, then only comments, one per interval.
-    let mut get = open_get_stream(&t, &id).await;
+    let mut get = t.get_stream_on(&t.http, &id).await;
     assert_eq!(get.headers()["cache-control"], "no-cache");
     let text = sse_text_until(&mut get, |text| {
         text.split_once("\n\n")

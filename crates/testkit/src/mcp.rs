@@ -155,6 +155,26 @@ impl McpEndpoint {
             .await
             .unwrap()
     }
+
+    /// Opens the session's standalone stream (`GET /mcp`) on this
+    /// endpoint's client; panics unless it is one.
+    pub async fn open_stream(&self, session: &str) -> SseReader {
+        SseReader::new(self.get_stream_on(&self.http, session).await)
+    }
+
+    /// The same on `http`: a client of its own is a connection of its own.
+    pub async fn get_stream_on(&self, http: &reqwest::Client, session: &str) -> reqwest::Response {
+        let stream = http
+            .get(self.mcp_url())
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stream.status(), 200, "GET /mcp for session {session}");
+        assert_eq!(stream.headers()["content-type"], "text/event-stream");
+        stream
+    }
 }
 
 /// A 2026-07-28 request body with the required `_meta`: a stateless request
