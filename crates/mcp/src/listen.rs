@@ -550,13 +550,27 @@ mod tests {
         }
     }
 
+    /// A filter that asks for the tool list's changes.
+    fn tools_listed() -> NotificationFilter {
+        NotificationFilter {
+            tools: true,
+            ..NotificationFilter::default()
+        }
+    }
+
+    /// What a stream was told, as JSON, once the listeners were closed.
+    async fn told(listening: Listening) -> Vec<Value> {
+        listening
+            .into_stream()
+            .map(|m| serde_json::from_slice::<Value>(&m).unwrap_or_default())
+            .collect()
+            .await
+    }
+
     #[tokio::test]
     async fn streams_are_bounded_per_address_and_freed_when_dropped() {
         let listeners = Listeners::new(2, Duration::from_secs(1));
-        let filter = NotificationFilter {
-            tools: true,
-            ..NotificationFilter::default()
-        };
+        let filter = tools_listed();
         let open = |address: &str| {
             listeners.open(
                 json!(1),
@@ -624,11 +638,7 @@ mod tests {
         publish(view("mine", id, TaskStatus::Completed, 0));
         publish(view("mine", id, TaskStatus::Working, 3));
         listeners.close_all();
-        let told: Vec<Value> = listening
-            .into_stream()
-            .map(|m| serde_json::from_slice::<Value>(&m).unwrap_or_default())
-            .collect()
-            .await;
+        let told = told(listening).await;
         let statuses: Vec<&str> = told
             .iter()
             .filter_map(|m| m["params"]["status"].as_str())
@@ -645,10 +655,7 @@ mod tests {
     #[tokio::test]
     async fn a_list_changed_for_one_client_is_told_to_its_streams_alone() {
         let listeners = Listeners::new(4, Duration::from_secs(1));
-        let filter = NotificationFilter {
-            tools: true,
-            ..NotificationFilter::default()
-        };
+        let filter = tools_listed();
         let open = |client: Option<&str>| {
             listeners
                 .open(
@@ -667,28 +674,23 @@ mod tests {
         listeners.publish(&Change::ClientList("|a".into(), ListKind::Prompts));
         listeners.publish(&Change::List(ListKind::Tools));
         listeners.close_all();
-        let told = |listening: Listening| async move {
-            listening
-                .into_stream()
-                .map(|m| serde_json::from_slice::<Value>(&m).unwrap_or_default())
-                .filter(|m| std::future::ready(m.get("method").is_some()))
-                .map(|m| m["method"].as_str().unwrap_or_default().to_string())
-                .collect::<Vec<_>>()
+        let methods = |listening: Listening| async move {
+            told(listening)
                 .await
+                .iter()
+                .filter_map(|m| m["method"].as_str().map(str::to_string))
+                .collect::<Vec<_>>()
         };
         let tools = "notifications/tools/list_changed";
-        assert_eq!(told(mine).await, [tools, tools]);
-        assert_eq!(told(theirs).await, [tools]);
-        assert_eq!(told(session).await, [tools]);
+        assert_eq!(methods(mine).await, [tools, tools]);
+        assert_eq!(methods(theirs).await, [tools]);
+        assert_eq!(methods(session).await, [tools]);
     }
 
     #[tokio::test]
     async fn a_stream_too_far_behind_is_ended() {
         let listeners = Listeners::new(1, Duration::from_secs(1));
-        let filter = NotificationFilter {
-            tools: true,
-            ..NotificationFilter::default()
-        };
+        let filter = tools_listed();
         let listening = listeners
             .open(json!("s"), filter, None, None, None, Bytes::new())
             .unwrap();
