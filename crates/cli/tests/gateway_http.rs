@@ -294,3 +294,112 @@ async fn a_lone_upstream_down_at_start_is_named_by_the_rule_once_it_is_up() {
     assert_eq!(call(&gw, &session, "up__echo", "up").await, Ok("up".into()));
     gw.stop();
 }
+
+/// A proxy to the local port `backend` that closes a connection the way a
+/// server closing idle connections does at the worst moment: a request
+/// that comes on a connection idle for `idle` or longer finds it closed,
+/// unanswered. Its port.
+async fn closing_idle_proxy(backend: u16, idle: Duration) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await else {
+                continue;
+            };
+            tokio::spawn(relay_until_idle(client, server, idle));
+        }
+    });
+    port
+}
+
+async fn relay_until_idle(
+    client: tokio::net::TcpStream,
+    server: tokio::net::TcpStream,
+    idle: Duration,
+) {
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let last = Arc::new(Mutex::new(tokio::time::Instant::now()));
+    let (mut client_rx, mut client_tx) = client.into_split();
+    let (mut server_rx, mut server_tx) = server.into_split();
+    let seen = last.clone();
+    let answers = async move {
+        let mut buf = vec![0; 16 * 1024];
+        while let Ok(n @ 1..) = server_rx.read(&mut buf).await {
+            *seen.lock().unwrap() = tokio::time::Instant::now();
+            if client_tx.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    };
+    let requests = async move {
+        let mut buf = vec![0; 16 * 1024];
+        while let Ok(n @ 1..) = client_rx.read(&mut buf).await {
+            let idle_for = last.lock().unwrap().elapsed();
+            if idle_for >= idle {
+                break;
+            }
+            *last.lock().unwrap() = tokio::time::Instant::now();
+            if server_tx.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    };
+    // Either side done closes both.
+    tokio::select! {
+        _ = answers => {}
+        _ = requests => {}
+    }
+}
+
+/// sessiongate in front of `rmcp-baseline` behind a proxy that closes
+/// connections idle for 800 ms, keeping its own idle connections for
+/// `idle_timeout`; a call, a pause of a second, and another call: the
+/// second's answer.
+async fn call_after_a_pause(idle_timeout: &str) -> Result<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream_port = free_port();
+    let _upstream = Rmcp::start(upstream_port).await;
+    let proxy = closing_idle_proxy(upstream_port, Duration::from_millis(800)).await;
+    let config = dir.path().join("sessiongate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[upstreams.up]\nurl = \"http://127.0.0.1:{proxy}/mcp\"\n\
+             idle_timeout = \"{idle_timeout}\"\n"
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    let gw = Gateway::start(common::BIN, free_port(), &args).await;
+    let session = gw.initialize("claude-code").await.unwrap();
+    assert_eq!(
+        call(&gw, &session, "up__echo", "first").await,
+        Ok("first".into())
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let second = call(&gw, &session, "up__echo", "after a pause").await;
+    gw.stop();
+    second
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_call_goes_out_on_a_connection_the_upstream_closes_when_idle() {
+    assert_eq!(
+        call_after_a_pause("300ms").await,
+        Ok("after a pause".into()),
+        "an idle connection kept shorter than the upstream keeps it"
+    );
+    // The same kept longer: the call crosses the upstream's close and
+    // fails, which is what `idle_timeout` is there to prevent.
+    let failed = call_after_a_pause("90s").await;
+    assert!(failed.is_err(), "{failed:?}");
+}

@@ -82,6 +82,12 @@ pub struct HttpConfig {
     pub connect_timeout: Duration,
     #[serde(default = "default_request_timeout", with = "duration")]
     pub request_timeout: Duration,
+    /// How long a connection to the upstream is kept idle for the next
+    /// request. Shorter than the upstream's own keep-alive (Node's and
+    /// uvicorn's close idle connections after 5 s), so that no request is
+    /// sent on a connection the upstream is closing, which would fail it.
+    #[serde(default = "default_idle_timeout", with = "duration")]
+    pub idle_timeout: Duration,
 }
 
 /// Which HTTP transport an upstream speaks.
@@ -270,6 +276,9 @@ fn default_request_timeout() -> Duration {
 }
 fn default_connect_timeout() -> Duration {
     Duration::from_secs(10)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(4)
 }
 
 /// Durations as seconds (`30`) or with units (`30s`, `100ms`, `5m`).

@@ -288,6 +288,7 @@ pub(crate) fn client_for(
     let client = reqwest::Client::builder()
         .tcp_nodelay(true)
         .connect_timeout(config.connect_timeout)
+        .pool_idle_timeout(config.idle_timeout)
         .default_headers(headers)
         .build()
         .map_err(|e| HttpConfigError::Client(chain(&e)))?;

@@ -136,6 +136,7 @@ pub fn config(url: &str, protocol: HttpProtocol) -> HttpConfig {
         headers: Default::default(),
         connect_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(4),
     }
 }
 
