@@ -1648,6 +1648,90 @@ async fn a_2026_only_upstreams_resource_updates_reach_its_subscribers() {
     fixture.kill().unwrap();
 }
 
+/// The resources the 2026-only fixture's open listen streams name, once
+/// they are `expected` (within 10 s).
+async fn upstream_listens_for(server: &TestServer, session: &str, expected: &[&str]) {
+    let mut named = Value::Null;
+    for _ in 0..100 {
+        let answer = server.call_tool(session, "named", json!({})).await;
+        named = serde_json::from_str(&text(&answer).unwrap()).unwrap();
+        if named == json!(expected) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the upstream is asked for {named}, not {expected:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2026_only_upstream_is_asked_for_the_template_resources_clients_subscribe_to() {
+    let (mut fixture, url) = only_2026_upstream();
+    let server = TestServer::start_with(Settings {
+        upstream: vec![format!("only={url}")],
+        ..Settings::default()
+    })
+    .await;
+    let session = server.initialize("2025-11-25", "zed-test").await;
+    // Before anyone subscribes: the one resource listed.
+    upstream_listens_for(&server, &session, &["note://a"]).await;
+
+    // A session subscribes to a resource of the template, a 2026-07-28
+    // client listens for another: the upstream is asked for both.
+    let subscribed = request(
+        &server,
+        &session,
+        "resources/subscribe",
+        json!({"uri": "note://b"}),
+    )
+    .await;
+    assert_eq!(subscribed["result"], json!({}), "{subscribed}");
+    let mut session_stream = server.open_stream(&session).await;
+    let listen = stateless(
+        "subscriptions/listen",
+        json!({"notifications": {"resourceSubscriptions": ["note://c"]}}),
+    );
+    let mut listen_stream = SseReader::new(send_2026(&server, listen, None).await);
+    assert_eq!(
+        next_method(&mut listen_stream).await.as_deref(),
+        Some("notifications/subscriptions/acknowledged")
+    );
+    upstream_listens_for(&server, &session, &["note://a", "note://b", "note://c"]).await;
+
+    // Each update reaches the client subscribed to it.
+    server
+        .call_tool(&session, "touch", json!({"uri": "note://b"}))
+        .await;
+    let heard = resource_updated(&mut session_stream)
+        .await
+        .expect("the session hears of its resource's update");
+    assert_eq!(heard["params"]["uri"], "note://b", "{heard}");
+    server
+        .call_tool(&session, "touch", json!({"uri": "note://c"}))
+        .await;
+    let told = resource_updated(&mut listen_stream)
+        .await
+        .expect("the listening client hears of its resource's update");
+    assert_eq!(told["params"]["uri"], "note://c", "{told}");
+    assert!(
+        resource_updated(&mut session_stream).await.is_none(),
+        "the session is not told of a resource it did not subscribe to"
+    );
+
+    // Unsubscribed and closed, neither is asked for any more.
+    let unsubscribed = request(
+        &server,
+        &session,
+        "resources/unsubscribe",
+        json!({"uri": "note://b"}),
+    )
+    .await;
+    assert_eq!(unsubscribed["result"], json!({}), "{unsubscribed}");
+    drop(listen_stream);
+    upstream_listens_for(&server, &session, &["note://a"]).await;
+    server.stop().await;
+    fixture.kill().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_2025_session_answers_a_2026_only_upstreams_input_requests_on_its_stream() {
     let (mut fixture, url) = only_2026_upstream();

@@ -5,7 +5,7 @@
 //! session leaves the lifecycle's registry: [`Peers`] subscribes to the
 //! end-of-session notification.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -18,6 +18,7 @@ use sessiongate_core::SessionId;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::jsonrpc::Id;
+use crate::service::ResourceWatch;
 
 /// The client's answer to a request the server sent it.
 type Reply = Result<Value, ErrorData>;
@@ -28,7 +29,9 @@ pub struct PeerState {
     pending: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
     stream: Mutex<Option<mpsc::Sender<Bytes>>>,
     log_level: Mutex<Option<String>>,
-    subscriptions: Mutex<HashSet<String>>,
+    /// Each held as a watch, so a service that relays to a server asks it
+    /// for the resource's updates while any client is subscribed.
+    subscriptions: Mutex<HashMap<String, ResourceWatch>>,
     /// The client's requests whose handlers run, by id: a registration
     /// number (ids may be reused) and what stops the handler.
     running: Mutex<HashMap<String, (u64, oneshot::Sender<()>)>>,
@@ -180,11 +183,11 @@ impl PeerState {
         *self.log_level.lock().expect("log level poisoned") = Some(level);
     }
 
-    pub fn subscribe(&self, uri: String) {
+    pub fn subscribe(&self, uri: String, watch: ResourceWatch) {
         self.subscriptions
             .lock()
             .expect("subscriptions poisoned")
-            .insert(uri);
+            .insert(uri, watch);
     }
 
     pub fn unsubscribe(&self, uri: &str) {
@@ -198,7 +201,7 @@ impl PeerState {
         self.subscriptions
             .lock()
             .expect("subscriptions poisoned")
-            .contains(uri)
+            .contains_key(uri)
     }
 }
 

@@ -32,7 +32,9 @@ use sessiongate_mcp::protocol::{
     META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_LOG_LEVEL, META_PROTOCOL_VERSION,
     META_SERVER_INFO,
 };
+use sessiongate_mcp::service::{Catalog, Watched};
 use sessiongate_mcp::{Answer, InputRequest, RequestContext};
+use tokio::sync::watch;
 
 use super::catalog;
 use super::exchange::{pump, Backlog, CallError};
@@ -163,9 +165,9 @@ impl Upstream {
 
     /// Keeps a `subscriptions/listen` stream open to the upstream for its
     /// list changes, which re-read the catalog (the pump follows them), and
-    /// for the updates of the resources it lists, which go to the clients
-    /// subscribed to them: requests without a session hear of no change
-    /// otherwise. Once; until the gateway stops, or for good if the
+    /// for the updates of the resources it lists or clients are subscribed
+    /// to (one of its templates'), which go to those clients: requests
+    /// without a session hear of no change otherwise. Once; until the gateway stops, or for good if the
     /// upstream offers no such stream.
     pub(super) fn listen_for_changes(&self) {
         let mut listening = self.listening.lock().unwrap_or_else(|e| e.into_inner());
@@ -425,10 +427,43 @@ fn mirror(schema: &Value, arguments: Option<&Value>, out: &mut Vec<(String, Stri
     }
 }
 
+/// The resources whose updates to ask `catalog`'s upstream for: those
+/// clients are subscribed to that it serves, then those it lists.
+fn resources_to_hear(catalog: &Arc<Catalog>, watched: &Watched) -> Vec<String> {
+    let mut uris: Vec<String> = watched
+        .keys()
+        .filter(|uri| catalog::owns_uri(catalog, uri) && catalog.resource(uri).is_none())
+        .map(|uri| uri.to_string())
+        .collect();
+    uris.extend(
+        catalog::resource_uris(catalog)
+            .into_iter()
+            .map(str::to_string),
+    );
+    uris
+}
+
+/// Resolves once the clients' subscriptions change which resources
+/// `catalog`'s upstream is to be asked for; never if it stays `asked`.
+async fn hear_other_resources(
+    watched: &mut watch::Receiver<Watched>,
+    catalog: &Arc<Catalog>,
+    asked: &[String],
+) {
+    loop {
+        if watched.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        if resources_to_hear(catalog, &watched.borrow_and_update()) != asked {
+            return;
+        }
+    }
+}
+
 /// What a `subscriptions/listen` stream asks for: the list changes, and
 /// the updates of the resources `uris` (the first
 /// [`MAX_RESOURCE_SUBSCRIPTIONS`]).
-fn change_filter(uris: &[&str]) -> Value {
+fn change_filter(uris: &[String]) -> Value {
     let mut notifications = json!({
         "toolsListChanged": true,
         "promptsListChanged": true,
@@ -449,16 +484,19 @@ const LISTEN_BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Listens on the sessionless link for as long as the upstream is there,
 /// listening again when a stream ends (the request timeout ends each).
 async fn listen(upstream: Weak<Upstream>) {
+    let Some(mut watched) = upstream.upgrade().map(|u| u.catalog.watched_resources()) else {
+        return;
+    };
     let mut wait = LISTEN_BACKOFF;
     loop {
-        let Some((link, id, filter)) = (match upstream.upgrade() {
+        let Some((link, id, catalog, asked)) = (match upstream.upgrade() {
             Some(u) => {
                 let catalog = u.catalog.current();
-                let filter = change_filter(&catalog::resource_uris(&catalog));
+                let asked = resources_to_hear(&catalog, &watched.borrow_and_update());
                 u.direct()
                     .await
                     .ok()
-                    .map(|c| (c.link.clone(), u.next_id(), filter))
+                    .map(|c| (c.link.clone(), u.next_id(), catalog, asked))
             }
             None => return,
         }) else {
@@ -467,10 +505,16 @@ async fn listen(upstream: Weak<Upstream>) {
             continue;
         };
         let started = Instant::now();
-        match link
-            .request(id, "subscriptions/listen", Some(&filter))
-            .await
-        {
+        let filter = change_filter(&asked);
+        let listening = link.request(id, "subscriptions/listen", Some(&filter));
+        let outcome = tokio::select! {
+            outcome = listening => outcome,
+            () = hear_other_resources(&mut watched, &catalog, &asked) => {
+                wait = LISTEN_BACKOFF;
+                continue;
+            }
+        };
+        match outcome {
             Err(LinkError::Rpc(e)) if e.code == -32601 => {
                 tracing::debug!("the upstream offers no subscriptions/listen stream");
                 return;

@@ -203,7 +203,7 @@ impl Dispatcher {
             "resources/templates/list" => json!({ "resourceTemplates": catalog().templates }),
             "prompts/list" => json!({ "prompts": catalog().prompts }),
             "resources/subscribe" | "resources/unsubscribe" => {
-                subscription(ctx, &request)?;
+                subscription(ctx, &request, self.service.catalog())?;
                 self.service.client_setting(ctx, &request).await?;
                 json!({})
             }
@@ -320,12 +320,16 @@ const CACHEABLE: [&str; 6] = [
     "resources/read",
 ];
 
-fn subscription(ctx: &RequestContext, request: &Request) -> Result<(), ErrorData> {
+fn subscription(
+    ctx: &RequestContext,
+    request: &Request,
+    catalog: &LiveCatalog,
+) -> Result<(), ErrorData> {
     let uri = request.uri()?;
     let session = ctx.session().expect("sessionful");
     let peer = ctx.peers.get_or_create(session);
     if request.method == "resources/subscribe" {
-        peer.subscribe(uri.to_string());
+        peer.subscribe(uri.to_string(), catalog.watch_resource(uri));
     } else {
         peer.unsubscribe(uri);
     }

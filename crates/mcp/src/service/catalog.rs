@@ -4,9 +4,12 @@
 //! connected clients can be told which list to read again; the news of a
 //! resource whose contents changed, for the clients subscribed to it; and
 //! the lists that changed for one stateless client alone (a gateway's
-//! pooled upstream session that changed its own).
+//! pooled upstream session that changed its own); and, the other way, the
+//! resources clients are subscribed to, for a service that must ask its
+//! own server for their updates.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Weak};
 
 use rmcp::model::Tool;
 use serde_json::Value;
@@ -85,6 +88,38 @@ pub struct LiveCatalog {
     lists: watch::Sender<Arc<Catalog>>,
     updates: broadcast::Sender<Arc<str>>,
     client_lists: broadcast::Sender<(Arc<str>, ListKind)>,
+    watched: Arc<watch::Sender<Watched>>,
+}
+
+/// The resources clients are subscribed to, each with the number of
+/// subscriptions (a session's, a listen stream's) that hold it.
+pub type Watched = BTreeMap<Arc<str>, usize>;
+
+/// One subscription to a resource, counted in its catalog's
+/// [`watched_resources`](LiveCatalog::watched_resources) until dropped.
+#[derive(Debug)]
+pub struct ResourceWatch {
+    watched: Weak<watch::Sender<Watched>>,
+    uri: Arc<str>,
+}
+
+impl Drop for ResourceWatch {
+    fn drop(&mut self) {
+        let Some(watched) = self.watched.upgrade() else {
+            return;
+        };
+        watched.send_if_modified(|watched| match watched.get_mut(&self.uri) {
+            Some(count) if *count > 1 => {
+                *count -= 1;
+                false
+            }
+            Some(_) => {
+                watched.remove(&self.uri);
+                true
+            }
+            None => false,
+        });
+    }
 }
 
 impl LiveCatalog {
@@ -93,6 +128,7 @@ impl LiveCatalog {
             lists: watch::Sender::new(Arc::new(catalog)),
             updates: broadcast::Sender::new(UPDATES_QUEUED),
             client_lists: broadcast::Sender::new(UPDATES_QUEUED),
+            watched: Arc::new(watch::Sender::new(Watched::new())),
         }
     }
 
@@ -147,6 +183,27 @@ impl LiveCatalog {
     /// on. One that falls [`UPDATES_QUEUED`] behind misses the oldest.
     pub fn client_lists(&self) -> broadcast::Receiver<(Arc<str>, ListKind)> {
         self.client_lists.subscribe()
+    }
+
+    /// Counts a client's subscription to the resource at `uri` until the
+    /// returned watch is dropped.
+    pub fn watch_resource(&self, uri: &str) -> ResourceWatch {
+        let uri: Arc<str> = uri.into();
+        self.watched.send_if_modified(|watched| {
+            let count = watched.entry(uri.clone()).or_default();
+            *count += 1;
+            *count == 1
+        });
+        ResourceWatch {
+            watched: Arc::downgrade(&self.watched),
+            uri,
+        }
+    }
+
+    /// The resources clients are subscribed to; the receiver wakes when
+    /// one is first subscribed to or last unsubscribed from.
+    pub fn watched_resources(&self) -> watch::Receiver<Watched> {
+        self.watched.subscribe()
     }
 }
 
@@ -209,5 +266,25 @@ mod tests {
             [ListKind::Prompts, ListKind::Resources]
         );
         assert!(newer.prompt("p").is_some() && newer.resource("x://1").is_none());
+    }
+
+    #[test]
+    fn a_resource_is_watched_while_any_subscription_holds_it() {
+        let live = LiveCatalog::default();
+        let mut watched = live.watched_resources();
+        let keys = |w: &watch::Receiver<Watched>| -> Vec<String> {
+            w.borrow().keys().map(|k| k.to_string()).collect()
+        };
+        let first = live.watch_resource("x://1");
+        assert!(watched.has_changed().unwrap(), "first subscription");
+        watched.mark_unchanged();
+        let second = live.watch_resource("x://1");
+        assert!(!watched.has_changed().unwrap(), "the same resource again");
+        drop(first);
+        assert!(!watched.has_changed().unwrap(), "one subscription holds it");
+        assert_eq!(keys(&watched), ["x://1"]);
+        drop(second);
+        assert!(watched.has_changed().unwrap(), "the last one went");
+        assert!(keys(&watched).is_empty());
     }
 }

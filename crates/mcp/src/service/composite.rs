@@ -7,7 +7,8 @@
 //! clients of the whole, as do the resource updates a member announces for
 //! the resources it owns. A client that a member offers something else
 //! (its own server's lists) gets a union of its own, routed the same way,
-//! and hears of the lists a member changed for it alone.
+//! and hears of the lists a member changed for it alone. Each member
+//! watches the resources the clients of the whole are subscribed to.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -20,7 +21,7 @@ use serde_json::{json, Value};
 use sessiongate_core::upstream::UpstreamName;
 use tokio::sync::{broadcast, watch};
 
-use super::catalog::{Catalog, ListKind, LiveCatalog};
+use super::catalog::{Catalog, ListKind, LiveCatalog, ResourceWatch, Watched};
 use super::{Answer, Capabilities, Service};
 use crate::context::RequestContext;
 use crate::request::Request;
@@ -64,6 +65,10 @@ impl Composite {
         let updates = service.catalog().updates();
         let client_lists = service.catalog().client_lists();
         let member = Arc::downgrade(&service);
+        tokio::spawn(mirror_watches(
+            self.shared.catalog.watched_resources(),
+            member.clone(),
+        ));
         self.shared.update(|services| services.push(service));
         tokio::spawn(follow(Arc::downgrade(&self.shared), changes));
         tokio::spawn(forward_updates(
@@ -173,6 +178,31 @@ async fn follow(shared: Weak<Shared>, mut changes: watch::Receiver<Arc<Catalog>>
             return;
         };
         shared.update(|_| {});
+    }
+}
+
+/// Keeps `member` watching the resources the composite's clients are
+/// subscribed to (a member tells for itself which are its), until the
+/// member or the composite is gone.
+async fn mirror_watches(mut watched: watch::Receiver<Watched>, member: Weak<dyn Service>) {
+    let mut held: HashMap<Arc<str>, ResourceWatch> = HashMap::new();
+    loop {
+        let Some(member) = member.upgrade() else {
+            return;
+        };
+        {
+            let now = watched.borrow_and_update();
+            held.retain(|uri, _| now.contains_key(uri));
+            for uri in now.keys() {
+                if !held.contains_key(uri) {
+                    held.insert(uri.clone(), member.catalog().watch_resource(uri));
+                }
+            }
+        }
+        drop(member);
+        if watched.changed().await.is_err() {
+            return;
+        }
     }
 }
 

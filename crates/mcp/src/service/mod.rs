@@ -9,7 +9,7 @@
 pub mod catalog;
 pub mod composite;
 
-pub use catalog::{Catalog, ListKind, LiveCatalog};
+pub use catalog::{Catalog, ListKind, LiveCatalog, ResourceWatch, Watched};
 
 use std::sync::Arc;
 

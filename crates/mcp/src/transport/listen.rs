@@ -112,7 +112,19 @@ pub(super) async fn listen(
     }
     let ack = listen::acknowledgement(&id, &honoured);
     let _ = finish.complete(Ok(Answer::Json(json!({})))).await;
+    // Held while the stream is open, so a service that relays to a server
+    // asks it for these resources' updates.
+    let watches: Vec<_> = honoured
+        .resource_uris
+        .iter()
+        .map(|uri| st.dispatcher.catalog().watch_resource(uri))
+        .collect();
     // The stream goes with the body: a client that disconnects ends it.
-    let stream = futures::stream::iter([ack]).chain(listening.into_stream());
+    let stream = futures::stream::iter([ack])
+        .chain(listening.into_stream())
+        .map(move |frame| {
+            let _ = &watches;
+            frame
+        });
     sse_response(stream, st.config.keepalive)
 }
