@@ -1570,11 +1570,17 @@ async fn an_upstreams_tasks_are_reached_by_their_owner_alone_even_after_a_restar
 
 /// The 2026-07-28-only fixture server, started; its child and `/mcp` URL.
 fn only_2026_upstream() -> (std::process::Child, String) {
+    http_2026_fixture(&[])
+}
+
+/// The 2026-07-28 fixture, started with `args`; its URL.
+fn http_2026_fixture(args: &[&str]) -> (std::process::Child, String) {
     use std::io::BufRead;
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../testkit/fixtures/http_2026_mcp_server.py");
     let mut child = std::process::Command::new("python3")
         .arg(path)
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("python3 runs the fixture");
@@ -1728,6 +1734,57 @@ async fn a_2026_only_upstream_is_asked_for_the_template_resources_clients_subscr
     assert_eq!(unsubscribed["result"], json!({}), "{unsubscribed}");
     drop(listen_stream);
     upstream_listens_for(&server, &session, &["note://a"]).await;
+    server.stop().await;
+    fixture.kill().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_hears_once_of_an_update_from_an_upstream_of_both_generations() {
+    let (mut fixture, url) = http_2026_fixture(&["--sessions"]);
+    let server = TestServer::start_with(Settings {
+        upstream: vec![format!("both={url}")],
+        ..Settings::default()
+    })
+    .await;
+    // A session subscribed on an upstream session of its own, and a
+    // 2026-07-28 client listening: the gateway's listen stream asks too.
+    let session = server.initialize("2025-11-25", "zed-test").await;
+    let subscribed = request(
+        &server,
+        &session,
+        "resources/subscribe",
+        json!({"uri": "note://b"}),
+    )
+    .await;
+    assert_eq!(subscribed["result"], json!({}), "{subscribed}");
+    let mut session_stream = server.open_stream(&session).await;
+    let listen = stateless(
+        "subscriptions/listen",
+        json!({"notifications": {"resourceSubscriptions": ["note://b"]}}),
+    );
+    let mut listen_stream = SseReader::new(send_2026(&server, listen, None).await);
+    assert_eq!(
+        next_method(&mut listen_stream).await.as_deref(),
+        Some("notifications/subscriptions/acknowledged")
+    );
+    upstream_listens_for(&server, &session, &["note://a", "note://b"]).await;
+
+    server
+        .call_tool(&session, "touch", json!({"uri": "note://b"}))
+        .await;
+    let heard = resource_updated(&mut session_stream)
+        .await
+        .expect("the session hears of the update");
+    assert_eq!(heard["params"]["uri"], "note://b", "{heard}");
+    assert_eq!(
+        resource_updated(&mut session_stream).await,
+        None,
+        "the session is told once, not again from the gateway's listen stream"
+    );
+    let told = resource_updated(&mut listen_stream)
+        .await
+        .expect("the listening client hears of it");
+    assert_eq!(told["params"]["uri"], "note://b", "{told}");
     server.stop().await;
     fixture.kill().unwrap();
 }

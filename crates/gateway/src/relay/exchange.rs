@@ -15,7 +15,7 @@ use rmcp::model::{ErrorCode, ErrorData};
 use serde_json::{json, Value};
 use sessiongate_core::upstream::UpstreamName;
 use sessiongate_mcp::context::Caller;
-use sessiongate_mcp::service::ListKind;
+use sessiongate_mcp::service::{ListKind, ResourceUpdate};
 use sessiongate_mcp::{InputRequest, RequestContext};
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -502,7 +502,19 @@ async fn handle(
                             Some(peer) if peer.is_subscribed(uri) => {
                                 peer.send_on_stream(notification(&method, &params));
                             }
-                            None if session.is_none() => upstream.catalog.resource_updated(uri),
+                            None if session.is_none() => {
+                                // Heard on the sessionless link (its listen
+                                // stream), it is the listen streams' alone
+                                // where each session subscribed on an
+                                // upstream session of its own, which tells it.
+                                let direct = slot.upgrade().is_some_and(|s| s.key == Key::Direct);
+                                let told_apart =
+                                    upstream.speaks_sessionful() && !upstream.settings.shared;
+                                upstream.catalog.announce_update(ResourceUpdate {
+                                    uri: uri.into(),
+                                    sessions: !(direct && told_apart),
+                                })
+                            }
                             _ => {}
                         }
                     }

@@ -86,9 +86,19 @@ impl Catalog {
 #[derive(Debug)]
 pub struct LiveCatalog {
     lists: watch::Sender<Arc<Catalog>>,
-    updates: broadcast::Sender<Arc<str>>,
+    updates: broadcast::Sender<ResourceUpdate>,
     client_lists: broadcast::Sender<(Arc<str>, ListKind)>,
     watched: Arc<watch::Sender<Watched>>,
+}
+
+/// News that the contents of a resource changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceUpdate {
+    pub uri: Arc<str>,
+    /// Whether the sessions subscribed hear of it, besides the listen
+    /// streams that name it. Not when the sessions are told another way: a
+    /// gateway's upstream that has sessions tells each on its own.
+    pub sessions: bool,
 }
 
 /// The resources clients are subscribed to, each with the number of
@@ -160,13 +170,21 @@ impl LiveCatalog {
     /// Announces that the contents of the resource at `uri` changed (a
     /// listed one or one of a template's), for the clients subscribed to it.
     pub fn resource_updated(&self, uri: &str) {
+        self.announce_update(ResourceUpdate {
+            uri: uri.into(),
+            sessions: true,
+        });
+    }
+
+    /// Announces a resource update as `update` says whom to.
+    pub fn announce_update(&self, update: ResourceUpdate) {
         // No receiver means nobody can be subscribed.
-        let _ = self.updates.send(uri.into());
+        let _ = self.updates.send(update);
     }
 
     /// A receiver of the resource updates announced from now on. One that
     /// falls [`UPDATES_QUEUED`] behind misses the oldest.
-    pub fn updates(&self) -> broadcast::Receiver<Arc<str>> {
+    pub fn updates(&self) -> broadcast::Receiver<ResourceUpdate> {
         self.updates.subscribe()
     }
 
@@ -247,7 +265,7 @@ mod tests {
         live.resource_updated("x://before");
         let mut updates = live.updates();
         live.resource_updated("x://1");
-        assert_eq!(&*updates.recv().await.unwrap(), "x://1");
+        assert_eq!(&*updates.recv().await.unwrap().uri, "x://1");
         assert!(
             updates.try_recv().is_err(),
             "nothing announced before it subscribed"

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use sessiongate_core::upstream::UpstreamName;
 use tokio::sync::{broadcast, watch};
 
-use super::catalog::{Catalog, ListKind, LiveCatalog, ResourceWatch, Watched};
+use super::catalog::{Catalog, ListKind, LiveCatalog, ResourceUpdate, ResourceWatch, Watched};
 use super::{Answer, Capabilities, Service};
 use crate::context::RequestContext;
 use crate::request::Request;
@@ -213,9 +213,9 @@ async fn mirror_watches(mut watched: watch::Receiver<Watched>, member: Weak<dyn 
 async fn forward_updates(
     shared: Weak<Shared>,
     member: Weak<dyn Service>,
-    updates: broadcast::Receiver<Arc<str>>,
+    updates: broadcast::Receiver<ResourceUpdate>,
 ) {
-    forward(updates, "resource updates", |uri: Arc<str>| {
+    forward(updates, "resource updates", |update: ResourceUpdate| {
         let (Some(shared), Some(member)) = (shared.upgrade(), member.upgrade()) else {
             return ControlFlow::Break(());
         };
@@ -224,12 +224,12 @@ async fn forward_updates(
             .read()
             .expect("composite members poisoned")
             .clone();
-        let owned = match members.resources.get(&*uri) {
+        let owned = match members.resources.get(&*update.uri) {
             Some(&i) => Arc::ptr_eq(&members.services[i], &member),
             None => true,
         };
         if owned {
-            shared.catalog.resource_updated(&uri);
+            shared.catalog.announce_update(update);
         }
         ControlFlow::Continue(())
     })

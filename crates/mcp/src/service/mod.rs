@@ -9,7 +9,7 @@
 pub mod catalog;
 pub mod composite;
 
-pub use catalog::{Catalog, ListKind, LiveCatalog, ResourceWatch, Watched};
+pub use catalog::{Catalog, ListKind, LiveCatalog, ResourceUpdate, ResourceWatch, Watched};
 
 use std::sync::Arc;
 

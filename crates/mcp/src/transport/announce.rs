@@ -2,7 +2,8 @@
 //! list that changed is announced with its `notifications/…/list_changed`,
 //! and each resource update with `notifications/resources/updated`: on the
 //! standalone GET stream of every session (2025-03-26 .. 2025-11-25; an
-//! update only to the sessions subscribed to the resource), where it is
+//! update only to the sessions subscribed to the resource, unless they are
+//! told another way — see [`ResourceUpdate`]), where it is
 //! numbered and logged like any message of the stream, and on every
 //! `subscriptions/listen` stream (2026-07-28) whose filter wants it; a
 //! list changed for one stateless client alone, only on that client's. A
@@ -20,7 +21,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use crate::jsonrpc;
 use crate::listen::{Change, Listeners};
 use crate::peers::Peers;
-use crate::service::catalog::LiveCatalog;
+use crate::service::catalog::{LiveCatalog, ResourceUpdate};
 use crate::tasks;
 
 /// Follows `catalog` for as long as it exists, telling `peers` and `listeners`.
@@ -46,12 +47,14 @@ pub(super) fn announce(catalog: &LiveCatalog, peers: Peers, listeners: Listeners
                     seen = now;
                 }
                 update = updates.recv() => match update {
-                    Ok(uri) => {
-                        let message = jsonrpc::notification_bytes(
-                            "notifications/resources/updated",
-                            Some(&json!({ "uri": &*uri })),
-                        );
-                        peers.send_to_subscribers(&uri, Bytes::from(message));
+                    Ok(ResourceUpdate { uri, sessions }) => {
+                        if sessions {
+                            let message = jsonrpc::notification_bytes(
+                                "notifications/resources/updated",
+                                Some(&json!({ "uri": &*uri })),
+                            );
+                            peers.send_to_subscribers(&uri, Bytes::from(message));
+                        }
                         listeners.publish(&Change::ResourceUpdated(uri));
                     }
                     Err(RecvError::Lagged(missed)) => {
