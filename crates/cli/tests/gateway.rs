@@ -1604,58 +1604,8 @@ async fn resource_updated(stream: &mut SseReader) -> Option<Value> {
     wait.await.ok().flatten()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_2026_only_upstreams_resource_updates_reach_its_subscribers() {
-    let (mut fixture, url) = only_2026_upstream();
-    let server = TestServer::start_with(Settings {
-        upstream: vec![format!("only={url}")],
-        ..Settings::default()
-    })
-    .await;
-    // A session subscribed, its stream open; a 2026-07-28 client listening.
-    let session = server.initialize("2025-11-25", "zed-test").await;
-    let subscribed = request(
-        &server,
-        &session,
-        "resources/subscribe",
-        json!({"uri": "note://a"}),
-    )
-    .await;
-    assert_eq!(subscribed["result"], json!({}), "{subscribed}");
-    let mut session_stream = server.open_stream(&session).await;
-    let listen = stateless(
-        "subscriptions/listen",
-        json!({"notifications": {"resourceSubscriptions": ["note://a"]}}),
-    );
-    let mut listen_stream = SseReader::new(send_2026(&server, listen, None).await);
-    assert_eq!(
-        next_method(&mut listen_stream).await.as_deref(),
-        Some("notifications/subscriptions/acknowledged")
-    );
-
-    // The gateway's own listen stream to the upstream opens in the
-    // background: touched until an update comes.
-    let mut heard = None;
-    for _ in 0..40 {
-        let touched = server.call_tool(&session, "touch", json!({})).await;
-        assert_eq!(text(&touched), Ok("touched".into()));
-        heard = resource_updated(&mut session_stream).await;
-        if heard.is_some() {
-            break;
-        }
-    }
-    let heard = heard.expect("the session hears of the update within 20 s");
-    assert_eq!(heard["params"]["uri"], "note://a", "{heard}");
-    let told = resource_updated(&mut listen_stream)
-        .await
-        .expect("the listening client hears of it too");
-    assert_eq!(told["params"]["uri"], "note://a", "{told}");
-    server.stop().await;
-    fixture.kill().unwrap();
-}
-
-/// The resources the 2026-only fixture's open listen streams name, once
-/// they are `expected` (within 10 s).
+/// Once the 2026 fixture's open listen streams name `expected` (within
+/// 10 s): what the gateway asks the upstream for.
 async fn upstream_listens_for(server: &TestServer, session: &str, expected: &[&str]) {
     let mut named = Value::Null;
     for _ in 0..100 {
@@ -1669,124 +1619,150 @@ async fn upstream_listens_for(server: &TestServer, session: &str, expected: &[&s
     panic!("the upstream is asked for {named}, not {expected:?}");
 }
 
+/// A gateway in front of the 2026 fixture (started with `args`): a
+/// 2025-11-25 session subscribed to one resource, its stream open, and a
+/// 2026-07-28 client's `subscriptions/listen` stream naming another.
+struct Subscribers {
+    fixture: std::process::Child,
+    server: TestServer,
+    session: String,
+    session_stream: SseReader,
+    listen_stream: SseReader,
+}
+
+impl Subscribers {
+    async fn start(args: &[&str], session_uri: &str, listen_uri: &str) -> Self {
+        let (fixture, url) = http_2026_fixture(args);
+        let server = TestServer::start_with(Settings {
+            upstream: vec![format!("notes={url}")],
+            ..Settings::default()
+        })
+        .await;
+        let session = server.initialize("2025-11-25", "zed-test").await;
+        let subscribed = request(
+            &server,
+            &session,
+            "resources/subscribe",
+            json!({ "uri": session_uri }),
+        )
+        .await;
+        assert_eq!(subscribed["result"], json!({}), "{subscribed}");
+        let session_stream = server.open_stream(&session).await;
+        let listen = stateless(
+            "subscriptions/listen",
+            json!({"notifications": {"resourceSubscriptions": [listen_uri]}}),
+        );
+        let mut listen_stream = SseReader::new(send_2026(&server, listen, None).await);
+        assert_eq!(
+            next_method(&mut listen_stream).await.as_deref(),
+            Some("notifications/subscriptions/acknowledged")
+        );
+        Subscribers {
+            fixture,
+            server,
+            session,
+            session_stream,
+            listen_stream,
+        }
+    }
+
+    async fn upstream_listens_for(&self, expected: &[&str]) {
+        upstream_listens_for(&self.server, &self.session, expected).await;
+    }
+
+    /// Has the upstream tell the streams subscribed that `uri` changed.
+    async fn touch(&self, uri: &str) {
+        let touched = self
+            .server
+            .call_tool(&self.session, "touch", json!({ "uri": uri }))
+            .await;
+        assert_eq!(text(&touched), Ok("touched".into()));
+    }
+
+    async fn stop(mut self) {
+        self.server.stop().await;
+        self.fixture.kill().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2026_only_upstreams_resource_updates_reach_its_subscribers() {
+    let mut on = Subscribers::start(&[], "note://a", "note://a").await;
+    // The gateway's own listen stream to the upstream opens in the
+    // background, asking for the resource listed.
+    on.upstream_listens_for(&["note://a"]).await;
+    on.touch("note://a").await;
+    let heard = resource_updated(&mut on.session_stream)
+        .await
+        .expect("the session hears of the update");
+    assert_eq!(heard["params"]["uri"], "note://a", "{heard}");
+    let told = resource_updated(&mut on.listen_stream)
+        .await
+        .expect("the listening client hears of it too");
+    assert_eq!(told["params"]["uri"], "note://a", "{told}");
+    on.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_2026_only_upstream_is_asked_for_the_template_resources_clients_subscribe_to() {
-    let (mut fixture, url) = only_2026_upstream();
-    let server = TestServer::start_with(Settings {
-        upstream: vec![format!("only={url}")],
-        ..Settings::default()
-    })
-    .await;
-    let session = server.initialize("2025-11-25", "zed-test").await;
-    // Before anyone subscribes: the one resource listed.
-    upstream_listens_for(&server, &session, &["note://a"]).await;
-
-    // A session subscribes to a resource of the template, a 2026-07-28
-    // client listens for another: the upstream is asked for both.
-    let subscribed = request(
-        &server,
-        &session,
-        "resources/subscribe",
-        json!({"uri": "note://b"}),
-    )
-    .await;
-    assert_eq!(subscribed["result"], json!({}), "{subscribed}");
-    let mut session_stream = server.open_stream(&session).await;
-    let listen = stateless(
-        "subscriptions/listen",
-        json!({"notifications": {"resourceSubscriptions": ["note://c"]}}),
-    );
-    let mut listen_stream = SseReader::new(send_2026(&server, listen, None).await);
-    assert_eq!(
-        next_method(&mut listen_stream).await.as_deref(),
-        Some("notifications/subscriptions/acknowledged")
-    );
-    upstream_listens_for(&server, &session, &["note://a", "note://b", "note://c"]).await;
+    // A session subscribed to a resource of the template, a 2026-07-28
+    // client listening for another: the upstream is asked for both.
+    let mut on = Subscribers::start(&[], "note://b", "note://c").await;
+    on.upstream_listens_for(&["note://a", "note://b", "note://c"])
+        .await;
 
     // Each update reaches the client subscribed to it.
-    server
-        .call_tool(&session, "touch", json!({"uri": "note://b"}))
-        .await;
-    let heard = resource_updated(&mut session_stream)
+    on.touch("note://b").await;
+    let heard = resource_updated(&mut on.session_stream)
         .await
         .expect("the session hears of its resource's update");
     assert_eq!(heard["params"]["uri"], "note://b", "{heard}");
-    server
-        .call_tool(&session, "touch", json!({"uri": "note://c"}))
-        .await;
-    let told = resource_updated(&mut listen_stream)
+    on.touch("note://c").await;
+    let told = resource_updated(&mut on.listen_stream)
         .await
         .expect("the listening client hears of its resource's update");
     assert_eq!(told["params"]["uri"], "note://c", "{told}");
     assert!(
-        resource_updated(&mut session_stream).await.is_none(),
+        resource_updated(&mut on.session_stream).await.is_none(),
         "the session is not told of a resource it did not subscribe to"
     );
 
     // Unsubscribed and closed, neither is asked for any more.
     let unsubscribed = request(
-        &server,
-        &session,
+        &on.server,
+        &on.session,
         "resources/unsubscribe",
         json!({"uri": "note://b"}),
     )
     .await;
     assert_eq!(unsubscribed["result"], json!({}), "{unsubscribed}");
-    drop(listen_stream);
-    upstream_listens_for(&server, &session, &["note://a"]).await;
-    server.stop().await;
-    fixture.kill().unwrap();
+    drop(on.listen_stream);
+    upstream_listens_for(&on.server, &on.session, &["note://a"]).await;
+    on.server.stop().await;
+    on.fixture.kill().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_hears_once_of_an_update_from_an_upstream_of_both_generations() {
-    let (mut fixture, url) = http_2026_fixture(&["--sessions"]);
-    let server = TestServer::start_with(Settings {
-        upstream: vec![format!("both={url}")],
-        ..Settings::default()
-    })
-    .await;
     // A session subscribed on an upstream session of its own, and a
     // 2026-07-28 client listening: the gateway's listen stream asks too.
-    let session = server.initialize("2025-11-25", "zed-test").await;
-    let subscribed = request(
-        &server,
-        &session,
-        "resources/subscribe",
-        json!({"uri": "note://b"}),
-    )
-    .await;
-    assert_eq!(subscribed["result"], json!({}), "{subscribed}");
-    let mut session_stream = server.open_stream(&session).await;
-    let listen = stateless(
-        "subscriptions/listen",
-        json!({"notifications": {"resourceSubscriptions": ["note://b"]}}),
-    );
-    let mut listen_stream = SseReader::new(send_2026(&server, listen, None).await);
-    assert_eq!(
-        next_method(&mut listen_stream).await.as_deref(),
-        Some("notifications/subscriptions/acknowledged")
-    );
-    upstream_listens_for(&server, &session, &["note://a", "note://b"]).await;
-
-    server
-        .call_tool(&session, "touch", json!({"uri": "note://b"}))
-        .await;
-    let heard = resource_updated(&mut session_stream)
+    let mut on = Subscribers::start(&["--sessions"], "note://b", "note://b").await;
+    on.upstream_listens_for(&["note://a", "note://b"]).await;
+    on.touch("note://b").await;
+    let heard = resource_updated(&mut on.session_stream)
         .await
         .expect("the session hears of the update");
     assert_eq!(heard["params"]["uri"], "note://b", "{heard}");
     assert_eq!(
-        resource_updated(&mut session_stream).await,
+        resource_updated(&mut on.session_stream).await,
         None,
         "the session is told once, not again from the gateway's listen stream"
     );
-    let told = resource_updated(&mut listen_stream)
+    let told = resource_updated(&mut on.listen_stream)
         .await
         .expect("the listening client hears of it");
     assert_eq!(told["params"]["uri"], "note://b", "{told}");
-    server.stop().await;
-    fixture.kill().unwrap();
+    on.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
