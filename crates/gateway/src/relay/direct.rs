@@ -167,8 +167,8 @@ impl Upstream {
     /// list changes, which re-read the catalog (the pump follows them), and
     /// for the updates of the resources it lists or clients are subscribed
     /// to (one of its templates'), which go to those clients: requests
-    /// without a session hear of no change otherwise. Once; until the gateway stops, or for good if the
-    /// upstream offers no such stream.
+    /// without a session hear of no change otherwise. Once; until the
+    /// gateway stops, or for good if the upstream offers no such stream.
     pub(super) fn listen_for_changes(&self) {
         let mut listening = self.listening.lock().unwrap_or_else(|e| e.into_inner());
         if listening.is_some() || self.stopped.load(Ordering::Acquire) {
