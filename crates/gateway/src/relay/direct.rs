@@ -199,6 +199,14 @@ impl Upstream {
         self.speaks_stateless() && (ctx.is_stateless() || !self.speaks_sessionful())
     }
 
+    /// Whether each client session has an upstream session of its own,
+    /// which gets what it sets (log level, subscriptions) and tells it of
+    /// its resources' updates: not in shared mode, nor with an upstream
+    /// that speaks only 2026-07-28.
+    pub(super) fn sessions_have_own_upstream_session(&self) -> bool {
+        !self.settings.shared && (self.speaks_sessionful() || !self.speaks_stateless())
+    }
+
     /// Serves a request without an upstream session (see the module).
     pub(super) async fn relay_direct(
         &self,

@@ -505,14 +505,13 @@ async fn handle(
                             None if session.is_none() => {
                                 // Heard on the sessionless link (its listen
                                 // stream), it is the listen streams' alone
-                                // where each session subscribed on an
-                                // upstream session of its own, which tells it.
+                                // where each session's own upstream session
+                                // tells it.
                                 let direct = slot.upgrade().is_some_and(|s| s.key == Key::Direct);
-                                let told_apart =
-                                    upstream.speaks_sessionful() && !upstream.settings.shared;
                                 upstream.catalog.announce_update(ResourceUpdate {
                                     uri: uri.into(),
-                                    sessions: !(direct && told_apart),
+                                    sessions: !(direct
+                                        && upstream.sessions_have_own_upstream_session()),
                                 })
                             }
                             _ => {}

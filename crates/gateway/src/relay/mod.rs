@@ -745,7 +745,7 @@ impl Service for Upstream {
     ) -> Result<(), ErrorData> {
         // Without an upstream session there is nothing to set: log
         // messages come with every request and the gateway filters them.
-        if ctx.is_stateless() || self.settings.shared || self.goes_direct(ctx) {
+        if ctx.is_stateless() || !self.sessions_have_own_upstream_session() {
             return Ok(());
         }
         let params = match &request.raw {
